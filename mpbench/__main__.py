@@ -1,0 +1,3 @@
+from mpbench.cli.main import main
+
+main()

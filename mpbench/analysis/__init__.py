@@ -1,0 +1,1 @@
+"""Statistics and claim verdicts shared by the CLI summary, the report and the gate."""

@@ -1,0 +1,89 @@
+"""Group runs by configuration and compare each precision with the fp32 baseline."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from statistics import median
+
+from mpbench.analysis.stats import Ratio, median_ratio
+from mpbench.results.schema import RunRecord
+
+
+@dataclass
+class Group:
+    """All repeats (seeds) of one model x precision x batch x seq-len configuration."""
+
+    model: str
+    precision: str
+    batch_size: int
+    seq_len: int
+    records: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def ok(self) -> list[RunRecord]:
+        return [r for r in self.records if r.status == "ok"]
+
+    @property
+    def status(self) -> str:
+        statuses = sorted({r.status for r in self.records})
+        return statuses[0] if len(statuses) == 1 else "mixed: " + ", ".join(statuses)
+
+    @property
+    def reason(self) -> str | None:
+        reasons = [r.reason for r in self.records if r.reason]
+        return reasons[0] if reasons else None
+
+    @property
+    def family(self) -> str:
+        return str(self.records[0].recipe.get("family", ""))
+
+    @property
+    def numerics_only(self) -> bool:
+        return bool(self.records[0].recipe.get("numerics_only", False))
+
+    @property
+    def step_times_ms(self) -> list[float]:
+        return [t for r in self.ok for t in r.step_times_ms]
+
+    def median_of(self, attr: str) -> float | None:
+        values = [getattr(r, attr) for r in self.ok if getattr(r, attr) is not None]
+        return float(median(values)) if values else None
+
+    @property
+    def peak_memory_bytes(self) -> float | None:
+        values = [r.memory.peak_bytes for r in self.ok if r.memory and r.memory.peak_bytes is not None]
+        return float(median(values)) if values else None
+
+
+def group_runs(records: list[RunRecord]) -> list[Group]:
+    groups: dict[tuple[str, str, int, int], Group] = {}
+    for r in records:
+        key = (r.model, r.precision, r.batch_size, r.seq_len)
+        if key not in groups:
+            groups[key] = Group(*key)
+        groups[key].records.append(r)
+    return list(groups.values())
+
+
+def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> Group | None:
+    for g in groups:
+        if (g.model, g.batch_size, g.seq_len, g.precision) == (
+            group.model, group.batch_size, group.seq_len, baseline
+        ):
+            return g
+    return None
+
+
+def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> Ratio | None:
+    """Throughput ratio group/base = median(base step time) / median(group step time)."""
+    if base is None or not group.step_times_ms or not base.step_times_ms:
+        return None
+    return median_ratio(group.step_times_ms, base.step_times_ms, confidence)
+
+
+def by_model(groups: list[Group]) -> dict[str, list[Group]]:
+    out: dict[str, list[Group]] = defaultdict(list)
+    for g in groups:
+        out[g.model].append(g)
+    return dict(out)

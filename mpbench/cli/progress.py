@@ -1,0 +1,81 @@
+"""Progress for long runs: a live bar on a terminal, plain lines otherwise (or with --quiet)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+from mpbench.results.schema import RunRecord
+from mpbench.train.loop import ProgressFn
+from mpbench.train.spec import RunSpec
+
+
+def outcome_line(record: RunRecord) -> str:
+    if record.status == "ok":
+        tps = f"{record.tokens_per_s:,.0f} tokens/s" if record.tokens_per_s else "no throughput"
+        loss = f", eval loss {record.eval_loss:.4f}" if record.eval_loss is not None else ""
+        return f"ok, {tps}{loss} ({record.duration_s:.1f} s)"
+    return f"{record.status}: {record.reason}"
+
+
+class RunProgress:
+    def __init__(self, console: Console, plain: bool) -> None:
+        self.console, self.plain = console, plain
+        self._bar: Progress | None = None
+        self._task: TaskID | None = None
+
+    @contextmanager
+    def live(self) -> Iterator[RunProgress]:
+        if self.plain:
+            yield self
+            return
+        self._bar = Progress(
+            TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeRemainingColumn(), console=self.console,
+            transient=True,
+        )
+        with self._bar:
+            yield self
+        self._bar = None
+
+    def start(self, spec: RunSpec, index: int, total: int) -> None:
+        label = f"[{index + 1}/{total}] {spec.model_label} {spec.precision.name} seed {spec.seed}"
+        self._label, self._t0 = label, time.perf_counter()
+        if self._bar is None:
+            self.console.print(f"{label}: training", highlight=False)
+            return
+        steps = spec.train.warmup_steps + spec.train.steps
+        self._task = self._bar.add_task(label, total=steps, rate="warm-up")
+
+    def callback(self, spec: RunSpec) -> ProgressFn | None:
+        if self._bar is None:
+            return None
+        bar, task, warm = self._bar, self._task, spec.train.warmup_steps
+
+        def update(phase: str, step: int, total: int, rate: float | None) -> None:
+            assert task is not None
+            done = step if phase == "warmup" else warm + step
+            bar.update(task, completed=done, rate=f"{rate:,.0f} tok/s" if rate else phase)
+
+        return update
+
+    def finish(self, record: RunRecord) -> None:
+        if self._bar is not None and self._task is not None:
+            self._bar.remove_task(self._task)
+            self._task = None
+        self.console.print(f"{self._label}: {outcome_line(record)}", highlight=False)
+
+    def resumed(self, spec: RunSpec, index: int, total: int) -> None:
+        self.console.print(f"[{index + 1}/{total}] {spec.run_id}: already recorded, skipped (--resume)",
+                           highlight=False)

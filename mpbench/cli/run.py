@@ -1,0 +1,119 @@
+"""`mpbench run SUITE`: train every run of a suite, store the records, print a summary."""
+
+from __future__ import annotations
+
+import json
+import sys
+from datetime import datetime
+from pathlib import Path
+
+import click
+from rich.console import Console
+
+from mpbench.cli.progress import RunProgress
+from mpbench.cli.summary import print_summary
+from mpbench.config.loader import load_suite
+from mpbench.errors import UserError
+from mpbench.results.env import environment_card
+from mpbench.results.schema import RunRecord
+from mpbench.results.store import MANIFEST, ResultsDir, check_writable, load_records
+from mpbench.train.runner import expand, resolve_device, run_suite, select
+
+
+def default_out(suite_name: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in suite_name)
+    return Path("reports") / f"{safe}-{stamp}"
+
+
+def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
+    check_writable(out)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"--out: {out} is a file; give a directory")
+    manifest = out / MANIFEST
+    if out.is_dir() and any(out.iterdir()) and not resume:
+        raise UserError(f"--out: {out} already holds results; pass --resume to continue it, "
+                        "or choose another --out")
+    if resume and manifest.is_file():
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+        if meta.get("suite") != suite_name:
+            raise UserError(f"--resume: {out} holds suite '{meta.get('suite')}', not '{suite_name}'; "
+                            "choose the matching --out")
+
+
+@click.command("run")
+@click.argument("suite_file", metavar="SUITE", type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path),
+              help="Results directory (default: reports/<suite>-<time>).")
+@click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
+              show_default=True, help="Where to train; the suite's matching device profile is used.")
+@click.option("--only", multiple=True, metavar="NAME",
+              help="Only runs whose precision, model or run id is NAME (repeatable).")
+@click.option("--resume", is_flag=True, help="Continue an interrupted suite in --out.")
+@click.option("--quiet", "-q", is_flag=True, help="Plain lines instead of progress bars.")
+@click.option("--report/--no-report", default=True, show_default=True,
+              help="Write report.html next to the results.")
+def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], resume: bool,
+        quiet: bool, report: bool) -> None:
+    """Train and measure every run of SUITE (a YAML file); store one record per run.
+
+    \b
+    Examples:
+      mpbench run suites/gpt.yaml
+      mpbench run suites/gpt.yaml --only fp32 --only bf16 -o reports/mine
+      mpbench run suites/gpt.yaml -o reports/mine --resume
+    """
+    dev = resolve_device(device)
+    suite = load_suite(suite_file, dev.type)
+    specs = select(expand(suite), only)
+    if not specs:
+        ids = ", ".join(sorted({s.precision.name for s in expand(suite)} | {m.label for m in suite.models}))
+        raise UserError(f"--only {' '.join(only)}: matches no run; names here: {ids}")
+    out = out or default_out(suite.name)
+    check_out_dir(out, suite.name, resume)
+    results = ResultsDir(out)
+    results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
+
+    console = Console()
+    plain = quiet or not console.is_terminal
+    if not console.is_terminal:
+        console = Console(width=150)  # logs and CI: no wrapping of the summary table
+    env = environment_card()
+    where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
+    console.print(f"suite {suite.name} (profile {suite.profile}) on {dev} ({where}): "
+                  f"{len(specs)} runs -> {out}", highlight=False)
+    records: list[RunRecord] = []
+    progress = RunProgress(console, plain)
+    try:
+        with progress.live():
+            for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
+                                   suite_file.parent):
+                if event.resumed:
+                    progress.resumed(event.spec, event.index, event.total)
+                elif event.record is None:
+                    progress.start(event.spec, event.index, event.total)
+                else:
+                    records.append(event.record)
+                    progress.finish(event.record)
+    except KeyboardInterrupt:
+        done = len(results.recorded_ids())
+        console.print(f"interrupted: {done} of {len(specs)} runs are recorded in {out}; continue with "
+                      f"`mpbench run {suite_file} --out {out} --resume`", highlight=False)
+        sys.exit(130)
+    all_records = load_records(out)
+    print_summary(console, all_records)
+    console.print(f"results: {out.resolve()}", highlight=False, soft_wrap=True)
+    if report:
+        write_report_if_available(console, out)
+
+
+def write_report_if_available(console: Console, out: Path) -> None:
+    try:
+        from mpbench.report import write_report
+    except ImportError:
+        return
+    path = write_report([out], out / "report.html")
+    console.print(f"report:  {path.resolve()}", highlight=False, soft_wrap=True)
+
+
+COMMANDS = [run]

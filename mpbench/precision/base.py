@@ -1,0 +1,111 @@
+"""The precision recipe interface and its registry.
+
+A recipe is one file: a subclass of `Recipe` decorated with `@register`. The training
+loop only talks to this interface, so adding FP8 or another mode edits nothing else.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from mpbench.models.layers import LinearFactory
+
+
+class RecipeOptions(BaseModel):
+    """Options a suite may set for a recipe; subclasses add fields (unknown keys are errors)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Recipe:
+    name: ClassVar[str]
+    summary: ClassVar[str]
+    Options: ClassVar[type[RecipeOptions]] = RecipeOptions
+    compute_dtype: ClassVar[torch.dtype] = torch.float32
+    """Dtype the matmuls run in; used for the peak-FLOP/s lookup and the claims."""
+    family: ClassVar[str] = "fp32"
+    """Claim grouping: fp32, tf32, fp16, bf16 or fp8."""
+    matmul_precision: ClassVar[str] = "highest"
+    """torch.set_float32_matmul_precision for the run: 'highest' keeps fp32 strict (TF32 off)."""
+    numerics_only: ClassVar[bool] = False
+    """True for emulated modes: their speed never counts towards a speed claim."""
+
+    def __init__(self, options: RecipeOptions | None = None) -> None:
+        self.options = options if options is not None else self.Options()
+
+    # -- availability -------------------------------------------------------------
+    def check(self, device: torch.device) -> str | None:
+        """None when the recipe can run on `device`, else the reason it cannot."""
+        return None
+
+    # -- building -------------------------------------------------------------------
+    def linear_factory(self) -> LinearFactory | None:
+        """Linear layers to build the model with; None keeps torch.nn.Linear."""
+        return None
+
+    def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """Move (and, for pure low-precision modes, cast) the model; may convert layers."""
+        return model.to(device)
+
+    # -- the step -------------------------------------------------------------------
+    def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
+        return contextlib.nullcontext()
+
+    def make_scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
+        return None
+
+    def describe(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "family": self.family,
+            "summary": self.summary,
+            "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
+            "matmul_precision": self.matmul_precision,
+            "numerics_only": self.numerics_only,
+            "options": self.options.model_dump(),
+        }
+
+    @contextlib.contextmanager
+    def activated(self) -> Iterator[None]:
+        """Set the process-wide matmul mode for the run and restore it afterwards."""
+        before = torch.get_float32_matmul_precision()
+        torch.set_float32_matmul_precision(self.matmul_precision)
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(before)
+
+
+RECIPES: dict[str, type[Recipe]] = {}
+
+
+def register(cls: type[Recipe]) -> type[Recipe]:
+    if cls.name in RECIPES:
+        raise ValueError(f"recipe {cls.name!r} registered twice")
+    RECIPES[cls.name] = cls
+    return cls
+
+
+def needs_cuda(device: torch.device, what: str) -> str | None:
+    if device.type != "cuda":
+        return f"{what} needs a CUDA GPU; this run is on {device.type}"
+    return None
+
+
+def cuda_capability_at_least(device: torch.device, major: int, minor: int, what: str) -> str | None:
+    if (reason := needs_cuda(device, what)) is not None:
+        return reason
+    cap = torch.cuda.get_device_capability(device)
+    if cap < (major, minor):
+        name = torch.cuda.get_device_name(device)
+        return f"{what} needs compute capability >= {major}.{minor}; {name} has {cap[0]}.{cap[1]}"
+    return None
+
+
+RecipeFactory = Callable[[dict[str, Any]], Recipe]

@@ -1,0 +1,14 @@
+"""Profilers attached to the training loop. Importing this package registers them all."""
+
+from __future__ import annotations
+
+from mpbench.profile.base import (
+    PROFILERS,
+    Profiler,
+    ProfilerOptions,
+    RunContext,
+    StepInfo,
+    register_profiler,
+)
+
+__all__ = ["PROFILERS", "Profiler", "ProfilerOptions", "RunContext", "StepInfo", "register_profiler"]

@@ -1,0 +1,104 @@
+"""The run record: one JSON file per run, one versioned schema for every consumer.
+
+Format history (bump SCHEMA_VERSION and add an upgrader in `upgrade` when it changes):
+  1  first version.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+SCHEMA_VERSION = 1
+RESULTS_FORMAT = "mpbench-results"
+
+Status = Literal["ok", "skipped", "oom", "diverged", "failed"]
+
+
+class StepStats(BaseModel):
+    n: int
+    median_ms: float
+    mean_ms: float
+    stdev_ms: float
+    p10_ms: float
+    p90_ms: float
+    min_ms: float
+    max_ms: float
+
+
+class MemoryStats(BaseModel):
+    kind: Literal["cuda", "cpu-rss"]
+    peak_bytes: int | None = None
+    """Headline peak: CUDA max allocated, or on a CPU the peak RSS above the run's baseline."""
+    peak_reserved_bytes: int | None = None
+    peak_rss_bytes: int | None = None
+    baseline_rss_bytes: int | None = None
+    """RSS before the model was built (the process's torch and data), CPU only."""
+    alloc_retries: int | None = None
+    num_ooms: int | None = None
+
+
+class RunRecord(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+    schema_version: int = SCHEMA_VERSION
+    kind: Literal["train"] = "train"
+    run_id: str
+    suite: str
+    suite_description: str = ""
+    profile: str
+    model: str
+    model_dims: dict[str, Any]
+    n_params: int | None = None
+    precision: str
+    recipe: dict[str, Any]
+    seed: int
+    batch_size: int
+    seq_len: int
+    train: dict[str, Any]
+    data: dict[str, Any] = Field(default_factory=dict)
+    device: str
+    device_name: str
+    status: Status
+    reason: str | None = None
+    diverged_step: int | None = None
+    last_good_loss: float | None = None
+
+    step_times_ms: list[float] = Field(default_factory=list)
+    step_stats: StepStats | None = None
+    tokens_per_step: int
+    tokens_per_s: float | None = None
+    window_s: float | None = None
+    hook_time_s: float = 0.0
+    first_step_s: float | None = None
+    """Wall time of the first warm-up step (includes torch.compile when on)."""
+    memory: MemoryStats | None = None
+    loss_curve: list[tuple[int, float]] = Field(default_factory=list)
+    eval_curve: list[tuple[int, float]] = Field(default_factory=list)
+    final_train_loss: float | None = None
+    eval_loss: float | None = None
+    entropy_floor: float | None = None
+
+    flops_per_token: float | None = None
+    flops_per_token_counter: float | None = None
+    flops_note: str | None = None
+    achieved_tflops: float | None = None
+    peak_tflops: float | None = None
+    peak_source: str | None = None
+    mfu: float | None = None
+
+    profiles: dict[str, Any] = Field(default_factory=dict)
+    """Profiler findings by profiler name (or {'skipped': reason})."""
+    env: dict[str, Any]
+    suite_config: dict[str, Any] = Field(default_factory=dict)
+    started_at: str
+    finished_at: str
+    duration_s: float
+    traceback: str | None = None
+    """For status 'failed': where it broke, for the bug report."""
+
+
+def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
+    """Bring an older record up to SCHEMA_VERSION (no older versions exist yet)."""
+    return raw

@@ -1,0 +1,127 @@
+"""The results directory: a manifest, one record per run, written atomically."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from mpbench.config.errors import first_error
+from mpbench.errors import UserError
+from mpbench.results.schema import RESULTS_FORMAT, SCHEMA_VERSION, RunRecord, upgrade
+
+MANIFEST = "mpbench-results.json"
+RUNS = "runs"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write to a temp file in the same directory, then rename over the target."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def check_writable(directory: Path) -> None:
+    """Fail early, before any training, when the results cannot be written."""
+    probe_parent = directory
+    while not probe_parent.exists():
+        probe_parent = probe_parent.parent
+    if not probe_parent.is_dir():
+        raise UserError(f"--out: {probe_parent} is a file, not a directory; choose another --out")
+    if not os.access(probe_parent, os.W_OK | os.X_OK):
+        raise UserError(f"--out: {probe_parent} is not writable; choose a writable --out directory")
+
+
+class ResultsDir:
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path / RUNS
+
+    def create(self, suite_name: str, suite_config: dict[str, Any], suite_text: str) -> None:
+        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        manifest = self.path / MANIFEST
+        if not manifest.exists():
+            atomic_write_text(manifest, json.dumps({
+                "format": RESULTS_FORMAT,
+                "schema_version": SCHEMA_VERSION,
+                "suite": suite_name,
+                "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            }, indent=2))
+        atomic_write_text(self.path / "suite.yaml", suite_text)
+        atomic_write_text(self.path / "suite.resolved.json", json.dumps(suite_config, indent=2))
+
+    def record_path(self, run_id: str) -> Path:
+        return self.runs_dir / f"{run_id}.json"
+
+    def recorded_ids(self) -> set[str]:
+        if not self.runs_dir.is_dir():
+            return set()
+        return {p.stem for p in self.runs_dir.glob("*.json")}
+
+    def write(self, record: RunRecord) -> Path:
+        path = self.record_path(record.run_id)
+        atomic_write_text(path, record.model_dump_json(indent=1))
+        return path
+
+
+def parse_record(raw: Any, source: Path) -> RunRecord:
+    if not isinstance(raw, dict) or "run_id" not in raw or "schema_version" not in raw:
+        raise UserError(f"{source}: not an mpbench run record (no run_id/schema_version)")
+    version = raw["schema_version"]
+    if not isinstance(version, int) or version > SCHEMA_VERSION:
+        raise UserError(
+            f"{source}: schema_version {version!r} is newer than this mpbench reads "
+            f"({SCHEMA_VERSION}); upgrade mpbench"
+        )
+    try:
+        return RunRecord.model_validate(upgrade(raw))
+    except ValidationError as exc:
+        raise UserError(f"{source}: corrupt run record: {first_error(exc, RunRecord)}") from None
+
+
+def read_record(path: Path) -> RunRecord:
+    try:
+        raw = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: corrupt JSON at line {exc.lineno}, column {exc.colno}; "
+                        "delete the file and re-run that run (mpbench run --resume)") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text JSON file; delete it or restore it") from None
+    return parse_record(raw, path)
+
+
+def load_records(path: str | Path) -> list[RunRecord]:
+    """Every record of a results directory (or one record file), in run order."""
+    path = Path(path)
+    if not path.exists():
+        raise UserError(f"results not found: {path}; give a directory written by `mpbench run`")
+    if path.is_file():
+        return [read_record(path)]
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        raise UserError(f"{path} is not an mpbench results directory (no {MANIFEST}); "
+                        "give the directory that `mpbench run` printed")
+    try:
+        meta = json.loads(manifest.read_text(encoding="utf-8"))
+    except json.JSONDecodeError:
+        raise UserError(f"{manifest}: corrupt manifest; restore it from the run's output") from None
+    if not isinstance(meta, dict) or meta.get("format") != RESULTS_FORMAT:
+        raise UserError(f"{manifest}: not an mpbench results manifest")
+    records = [read_record(p) for p in sorted((path / RUNS).glob("*.json"))]
+    return sorted(records, key=lambda r: r.started_at)

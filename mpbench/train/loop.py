@@ -1,0 +1,214 @@
+"""Train one run and measure it. Failures become records, never exceptions."""
+
+from __future__ import annotations
+
+import math
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+import torch
+
+from mpbench.data.base import TokenSource
+from mpbench.hardware import peak_tflops
+from mpbench.models import build_model, count_parameters
+from mpbench.models.layers import torch_linear
+from mpbench.precision import get_recipe
+from mpbench.precision.base import Recipe
+from mpbench.profile.base import PROFILERS, Profiler, RunContext, StepInfo
+from mpbench.results.schema import RunRecord
+from mpbench.train.flops import flops_summary
+from mpbench.train.measure import Measurement, measure, synchronize
+from mpbench.train.memory import PeakMemory, release_memory
+from mpbench.train.optim import Stepper, lr_factor, make_optimizer
+from mpbench.train.spec import RunSpec
+
+ProgressFn = Callable[[str, int, int, float | None], None]
+"""(phase, step, total, tokens_per_s) -> None"""
+
+
+@dataclass
+class Outcome:
+    status: str = "ok"
+    reason: str | None = None
+    diverged_step: int | None = None
+    last_good_loss: float | None = None
+    tb: str | None = None
+    fields: dict[str, Any] = field(default_factory=dict)
+
+
+def is_oom(exc: BaseException) -> bool:
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    text = str(exc)
+    return isinstance(exc, RuntimeError) and (
+        "can't allocate memory" in text or "not enough memory" in text or "out of memory" in text
+    )
+
+
+def make_profilers(spec: RunSpec, device: torch.device) -> tuple[list[Profiler], dict[str, Any]]:
+    active: list[Profiler] = []
+    skipped: dict[str, Any] = {}
+    for p in spec.suite.profilers:
+        cls = PROFILERS[p.name]
+        prof = cls(cls.Options(**p.options))
+        reason = prof.check(device)
+        if reason is None:
+            active.append(prof)
+        else:
+            skipped[p.name] = {"skipped": reason}
+    return active, skipped
+
+
+@torch.no_grad()
+def eval_loss(model: Callable[..., torch.Tensor], source: TokenSource, spec: RunSpec,
+              recipe: Recipe, device: torch.device) -> float | None:
+    cfg = spec.train
+    if cfg.eval_batches == 0:
+        return None
+    gen = torch.Generator().manual_seed(10_000 + spec.seed)  # same batches for every recipe
+    losses = []
+    for _ in range(cfg.eval_batches):
+        x, y = source.batch("val", cfg.batch_size, cfg.seq_len, gen)
+        with recipe.autocast(device):
+            losses.append(float(model(x.to(device), y.to(device))))
+    return sum(losses) / len(losses)
+
+
+def _mfu_fields(flops_tok: float, tokens_per_s: float | None, recipe: Recipe,
+                device: torch.device) -> dict[str, Any]:
+    if tokens_per_s is None:
+        return {}
+    achieved = flops_tok * tokens_per_s / 1e12
+    out: dict[str, Any] = {"achieved_tflops": achieved}
+    if device.type != "cuda" or recipe.numerics_only:
+        return out
+    key = "tf32" if recipe.matmul_precision == "high" and recipe.family == "tf32" else (
+        "float8" if recipe.family == "fp8" else str(recipe.compute_dtype).removeprefix("torch."))
+    found = peak_tflops(torch.cuda.get_device_name(device), key)
+    if found is None:
+        out["peak_source"] = f"peak {key} TFLOP/s of {torch.cuda.get_device_name(device)} unknown"
+        return out
+    peak, source = found
+    return {**out, "peak_tflops": peak, "peak_source": f"{source}, {key}", "mfu": achieved / peak}
+
+
+def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
+              env: dict[str, Any], progress: ProgressFn | None = None) -> RunRecord:
+    started = datetime.now(timezone.utc)
+    t_start = time.perf_counter()
+    recipe = get_recipe(spec.precision.name, spec.precision.options)
+    cfg = spec.train
+    model_cfg = spec.model_config(source.vocab_size)
+    out = Outcome()
+    flops_tok, flops_counted, flops_note = flops_summary(model_cfg, cfg.seq_len)
+    profiles: dict[str, Any] = {}
+    measurement: Measurement | None = None
+    n_params: int | None = None
+    reason = recipe.check(device)
+    if reason is not None:
+        out.status, out.reason = "skipped", reason
+    else:
+        release_memory(device)
+        try:
+            with recipe.activated():
+                measurement, n_params, profiles = _train(spec, recipe, source, device, progress)
+            out.fields["eval_loss"] = measurement.eval_loss
+            if measurement.diverged_step is not None:
+                out.status, out.diverged_step = "diverged", measurement.diverged_step
+                out.last_good_loss = measurement.last_good_loss
+                out.reason = measurement.diverged_reason
+        except Exception as exc:
+            out.status = "oom" if is_oom(exc) else "failed"
+            out.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
+            out.tb = None if out.status == "oom" else traceback.format_exc(limit=8)
+        finally:
+            release_memory(device)
+    m = measurement
+    tokens_per_s = m.tokens_per_s if m is not None and out.status == "ok" else None
+    losses = m.loss_curve if m else []
+    return RunRecord(
+        run_id=spec.run_id, suite=spec.suite.name, suite_description=spec.suite.description,
+        profile=spec.suite.profile, model=spec.model_label, model_dims=model_cfg.as_dict(),
+        n_params=n_params, precision=spec.precision.name, recipe=recipe.describe(),
+        seed=spec.seed, batch_size=cfg.batch_size, seq_len=cfg.seq_len,
+        train=cfg.model_dump(), data=source.describe(), device=str(device),
+        device_name=(torch.cuda.get_device_name(device) if device.type == "cuda"
+                     else env["cpu"]["model"]),
+        status=out.status, reason=out.reason, diverged_step=out.diverged_step,
+        last_good_loss=out.last_good_loss,
+        step_times_ms=m.step_times_ms if m else [], step_stats=m.stats if m else None,
+        tokens_per_step=cfg.batch_size * cfg.seq_len, tokens_per_s=tokens_per_s,
+        window_s=m.window_s if m else None, hook_time_s=m.hook_time_s if m else 0.0,
+        first_step_s=m.first_step_s if m else None, memory=m.memory if m else None,
+        loss_curve=losses, eval_curve=m.eval_curve if m else [],
+        final_train_loss=losses[-1][1] if losses else None,
+        eval_loss=out.fields.get("eval_loss"), entropy_floor=source.entropy_floor,
+        flops_per_token=flops_tok, flops_per_token_counter=flops_counted, flops_note=flops_note,
+        **_mfu_fields(flops_tok, tokens_per_s, recipe, device),
+        profiles=profiles, env=env, suite_config=spec.suite.model_dump(mode="json"),
+        started_at=started.isoformat(timespec="milliseconds"),
+        finished_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        duration_s=time.perf_counter() - t_start, traceback=out.tb,
+    )
+
+
+def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.device,
+           progress: ProgressFn | None) -> tuple[Measurement, int, dict[str, Any]]:
+    cfg = spec.train
+    torch.manual_seed(spec.seed)
+    peak = PeakMemory(device)  # the CPU baseline RSS is taken before the model exists
+    model_cfg = spec.model_config(source.vocab_size)
+    base = build_model(model_cfg, spec.seed, recipe.linear_factory() or torch_linear)
+    n_params = count_parameters(base)
+    base.activation_checkpointing = cfg.activation_checkpointing  # type: ignore[assignment]
+    model = recipe.prepare(base, device)
+    optimizer = make_optimizer(model, cfg, device)
+    total = cfg.warmup_steps + cfg.steps
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
+    scaler = recipe.make_scaler(device)
+    forward = torch.compile(model) if cfg.compile else model
+    stepper = Stepper(forward, optimizer, scheduler, scaler, lambda: recipe.autocast(device),
+                      [p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
+    gen = torch.Generator().manual_seed(spec.seed)  # same batches for every recipe
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        x, y = source.batch("train", cfg.batch_size, cfg.seq_len, gen)
+        return x.to(device, non_blocking=True), y.to(device, non_blocking=True)
+
+    def train_step(x: torch.Tensor, y: torch.Tensor) -> float:
+        return float(stepper(x, y).loss)
+
+    profilers, profiles = make_profilers(spec, device)
+    ctx = RunContext(spec, device, recipe, model, optimizer, scaler, source, train_step, next_batch)
+    for prof in profilers:
+        prof.on_start(ctx)
+
+    def on_step(info: StepInfo) -> None:
+        for prof in profilers:
+            prof.on_step_end(ctx, info)
+
+    max_loss = cfg.max_loss or 3.0 * math.log(model_cfg.vocab_size)
+    def periodic_eval() -> float | None:
+        model.eval()
+        value = eval_loss(forward, source, spec, recipe, device)
+        model.train()
+        return value
+
+    measurement = measure(stepper, next_batch, cfg, device, max_loss, on_step, peak, progress,
+                          periodic_eval)
+    if measurement.diverged_step is None:
+        for prof in profilers:
+            prof.after_measure(ctx)
+        model.eval()
+        measurement.eval_loss = eval_loss(forward, source, spec, recipe, device)
+        if measurement.eval_loss is not None:
+            measurement.eval_curve.append((total, measurement.eval_loss))
+        model.train()
+    for prof in profilers:
+        profiles[prof.name] = prof.result(ctx)
+    synchronize(device)
+    return measurement, n_params, profiles

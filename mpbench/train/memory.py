@@ -1,0 +1,76 @@
+"""Peak memory: CUDA allocator statistics, or peak RSS (VmHWM) on a CPU."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+from pathlib import Path
+
+import torch
+
+from mpbench.results.schema import MemoryStats
+
+_STATUS = Path("/proc/self/status")
+_CLEAR_REFS = Path("/proc/self/clear_refs")
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in _STATUS.read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def current_rss_bytes() -> int | None:
+    kib = _status_kib("VmRSS")
+    return kib * 1024 if kib is not None else None
+
+
+def release_memory(device: torch.device) -> None:
+    """Give freed memory back before a run, so the next peak starts from a clean floor."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
+    else:
+        try:  # glibc keeps freed heap pages; trimming returns them to the OS
+            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        except OSError:
+            pass
+
+
+class PeakMemory:
+    """Reset the peak at window start; read it at window end."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.device = device
+        self.baseline_rss = current_rss_bytes()
+
+    def reset(self) -> None:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        else:
+            try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
+                _CLEAR_REFS.write_text("5")
+            except OSError:
+                pass
+
+    def read(self) -> MemoryStats:
+        if self.device.type == "cuda":
+            stats = torch.cuda.memory_stats(self.device)
+            return MemoryStats(
+                kind="cuda",
+                peak_bytes=torch.cuda.max_memory_allocated(self.device),
+                peak_reserved_bytes=torch.cuda.max_memory_reserved(self.device),
+                alloc_retries=int(stats.get("num_alloc_retries", 0)),
+                num_ooms=int(stats.get("num_ooms", 0)),
+            )
+        hwm = _status_kib("VmHWM")
+        peak_rss = hwm * 1024 if hwm is not None else None
+        above = peak_rss - self.baseline_rss if peak_rss is not None and self.baseline_rss else None
+        return MemoryStats(
+            kind="cpu-rss", peak_bytes=above, peak_rss_bytes=peak_rss,
+            baseline_rss_bytes=self.baseline_rss,
+        )

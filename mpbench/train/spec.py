@@ -1,0 +1,84 @@
+"""Expand a suite into runs: model x precision x seed, interleaved, with stable ids."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.models.config import MODEL_SIZES, ModelConfig
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str
+    suite: Suite
+    model_label: str
+    model: ModelSpec
+    precision: PrecisionSpec
+    seed: int
+    repeat: int
+
+    @property
+    def train(self) -> TrainConfig:
+        return self.suite.train
+
+    def model_config(self, data_vocab: int) -> ModelConfig:
+        spec = self.model
+        base = MODEL_SIZES[spec.size] if spec.size else None
+        dims = {
+            k: getattr(spec, k)
+            for k in ("n_layer", "n_head", "n_embd", "n_kv_head", "ffn_hidden", "block_size")
+        }
+        vocab = spec.vocab_size or data_vocab
+        if base is not None:
+            return base.with_overrides(**dims, vocab_size=vocab)
+        assert spec.arch is not None  # guaranteed by ModelSpec validation
+        return ModelConfig(
+            arch=spec.arch, n_layer=dims["n_layer"], n_head=dims["n_head"], n_embd=dims["n_embd"],
+            block_size=dims["block_size"] or spec_max_len(self.train.seq_len),
+            vocab_size=vocab, n_kv_head=dims["n_kv_head"], ffn_hidden=dims["ffn_hidden"],
+            bias=spec.arch == "gpt",
+        )
+
+
+def spec_max_len(seq_len: int) -> int:
+    return max(seq_len, 128)
+
+
+def _options_tag(options: dict[str, Any]) -> str:
+    if not options:
+        return ""
+    digest = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:6]
+    return f"-{digest}"
+
+
+def run_id(model: str, precision: PrecisionSpec, train: TrainConfig, seed: int) -> str:
+    tag = _options_tag(precision.options)
+    ckpt = "-ckpt" if train.activation_checkpointing else ""
+    comp = "-compiled" if train.compile else ""
+    return f"{model}__{precision.name}{tag}__b{train.batch_size}-t{train.seq_len}{ckpt}{comp}__seed{seed}"
+
+
+def expand(suite: Suite) -> list[RunSpec]:
+    """Seeds outermost, precisions innermost, so recipes interleave (A B C A B C)."""
+    runs: list[RunSpec] = []
+    labels = [m.label for m in suite.models]
+    dupes = {label for label in labels if labels.count(label) > 1}
+    for repeat, seed in enumerate(suite.seeds):
+        for i, model in enumerate(suite.models):
+            label = f"{model.label}-{i}" if model.label in dupes else model.label
+            for precision in suite.precisions:
+                runs.append(RunSpec(
+                    run_id(label, precision, suite.train, seed), suite, label, model,
+                    precision, seed, repeat,
+                ))
+    seen: set[str] = set()
+    unique = []
+    for run in runs:  # the same precision listed twice with equal options runs once
+        if run.run_id not in seen:
+            seen.add(run.run_id)
+            unique.append(run)
+    return unique
