@@ -10,9 +10,9 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mpbench.config.errors import dotted, first_error
-from mpbench.config.schema import DeviceKind, Suite, unknown_name
+from mpbench.config.schema import DeviceKind, ModelSpec, Suite, unknown_name
 from mpbench.errors import UserError
-from mpbench.models.config import MODEL_SIZES
+from mpbench.models.config import MODEL_SIZES, ModelConfig
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _check_options(
 def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: str) -> None:
     """Checks that need the registries or cross-field knowledge."""
     from mpbench.analysis.claims_index import CLAIM_IDS
-    from mpbench.precision import RECIPES
+    from mpbench.precision import RECIPES, get_recipe
     from mpbench.profile import PROFILERS
 
     def at(key: str) -> str:  # name the device section when the key came from it
@@ -108,6 +108,14 @@ def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: st
             raise UserError(
                 f"{path}: {at('models')}[{i}].n_embd: {n_embd} is not divisible by n_head {n_head}"
             )
+    for i, model in enumerate(suite.models):
+        for j, spec in enumerate(suite.precisions):
+            recipe = get_recipe(spec.name, spec.options)
+            cfg = model_dims(model, suite.train.seq_len)
+            problem = recipe.check_shapes(cfg, suite.train.batch_size, suite.train.seq_len)
+            if problem:
+                raise UserError(f"{path}: {at('models')}[{i}] with {at('precisions')}[{j}] "
+                                f"({spec.name}): {problem}")
     if suite.data.source in ("text", "bin"):
         data_path = Path(suite.data.path or "")
         if not data_path.is_absolute():
@@ -117,6 +125,13 @@ def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: st
     for i, claim in enumerate(suite.claims):
         if claim not in CLAIM_IDS:
             raise UserError(f"{path}: claims[{i}]: {unknown_name('claim id', claim, CLAIM_IDS)}")
+
+
+def model_dims(model: ModelSpec, seq_len: int) -> ModelConfig:
+    """The model's dimensions as far as they are known before the data is read."""
+    from mpbench.train.spec import resolve_model_config
+
+    return resolve_model_config(model, seq_len, model.vocab_size or 256)
 
 
 def load_suite(path: str | Path, device_kind: DeviceKind) -> Suite:

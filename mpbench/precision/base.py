@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from mpbench.models.config import ModelConfig
 from mpbench.models.layers import LinearFactory
 
 
@@ -42,6 +43,13 @@ class Recipe:
     # -- availability -------------------------------------------------------------
     def check(self, device: torch.device) -> str | None:
         """None when the recipe can run on `device`, else the reason it cannot."""
+        return None
+
+    def check_shapes(self, model: ModelConfig, batch_size: int, seq_len: int) -> str | None:
+        """A problem with the suite's shapes for this recipe (checked at load, exit 2), or None.
+
+        The message names the dimension, its value and the nearest valid value.
+        """
         return None
 
     # -- building -------------------------------------------------------------------

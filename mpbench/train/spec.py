@@ -26,26 +26,26 @@ class RunSpec:
         return self.suite.train
 
     def model_config(self, data_vocab: int) -> ModelConfig:
-        spec = self.model
-        base = MODEL_SIZES[spec.size] if spec.size else None
-        dims = {
-            k: getattr(spec, k)
-            for k in ("n_layer", "n_head", "n_embd", "n_kv_head", "ffn_hidden", "block_size")
-        }
-        vocab = spec.vocab_size or data_vocab
-        if base is not None:
-            return base.with_overrides(**dims, vocab_size=vocab)
-        assert spec.arch is not None  # guaranteed by ModelSpec validation
-        return ModelConfig(
-            arch=spec.arch, n_layer=dims["n_layer"], n_head=dims["n_head"], n_embd=dims["n_embd"],
-            block_size=dims["block_size"] or spec_max_len(self.train.seq_len),
-            vocab_size=vocab, n_kv_head=dims["n_kv_head"], ffn_hidden=dims["ffn_hidden"],
-            bias=spec.arch == "gpt",
-        )
+        return resolve_model_config(self.model, self.train.seq_len, data_vocab)
 
 
-def spec_max_len(seq_len: int) -> int:
-    return max(seq_len, 128)
+def resolve_model_config(spec: ModelSpec, seq_len: int, data_vocab: int) -> ModelConfig:
+    """A named size with overrides, or inline dimensions; vocab from the data unless set."""
+    base = MODEL_SIZES[spec.size] if spec.size else None
+    dims = {
+        k: getattr(spec, k)
+        for k in ("n_layer", "n_head", "n_embd", "n_kv_head", "ffn_hidden", "block_size")
+    }
+    vocab = spec.vocab_size or data_vocab
+    if base is not None:
+        return base.with_overrides(**dims, vocab_size=vocab)
+    assert spec.arch is not None  # guaranteed by ModelSpec validation
+    return ModelConfig(
+        arch=spec.arch, n_layer=dims["n_layer"], n_head=dims["n_head"], n_embd=dims["n_embd"],
+        block_size=dims["block_size"] or max(seq_len, 128),
+        vocab_size=vocab, n_kv_head=dims["n_kv_head"], ffn_hidden=dims["ffn_hidden"],
+        bias=spec.arch == "gpt",
+    )
 
 
 def _options_tag(options: dict[str, Any]) -> str:
