@@ -64,7 +64,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
       mpbench run suites/gpt.yaml -o reports/mine --resume
     """
     dev = resolve_device(device)
-    suite = load_suite(suite_file, dev.type)
+    suite = load_suite(suite_file, "cuda" if dev.type == "cuda" else "cpu")
     specs = select(expand(suite), only)
     if not specs:
         ids = ", ".join(sorted({s.precision.name for s in expand(suite)} | {m.label for m in suite.models}))

@@ -65,7 +65,7 @@ class GPT(nn.Module):
         self.lm_head.weight = self.wte.weight  # weight tying, as in GPT-2
 
     def forward(self, idx: torch.Tensor, targets: torch.Tensor | None = None) -> torch.Tensor:
-        B, T = idx.shape
+        _B, T = idx.shape
         pos = torch.arange(T, device=idx.device)
         x = self.wte(idx) + self.wpe(pos)  # (B, T, C)
         for block in self.blocks:

@@ -7,14 +7,13 @@ factory; the embeddings and the LM head are always built as plain torch modules.
 from __future__ import annotations
 
 import math
-from typing import Protocol
+from collections.abc import Callable
 
 import torch
 from torch import nn
 
-
-class LinearFactory(Protocol):
-    def __call__(self, in_features: int, out_features: int, bias: bool) -> nn.Module: ...
+LinearFactory = Callable[[int, int, bool], nn.Module]
+"""(in_features, out_features, bias) -> a module with `weight` (and `bias`) parameters."""
 
 
 def torch_linear(in_features: int, out_features: int, bias: bool) -> nn.Module:

@@ -145,6 +145,7 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
         window_s=m.window_s if m else None, hook_time_s=m.hook_time_s if m else 0.0,
         first_step_s=m.first_step_s if m else None, memory=m.memory if m else None,
         loss_curve=losses, eval_curve=m.eval_curve if m else [],
+        eval_times_s=m.eval_times_s if m else [],
         final_train_loss=losses[-1][1] if losses else None,
         eval_loss=out.fields.get("eval_loss"), entropy_floor=source.entropy_floor,
         flops_per_token=flops_tok, flops_per_token_counter=flops_counted, flops_note=flops_note,
@@ -207,6 +208,7 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
         measurement.eval_loss = eval_loss(forward, source, spec, recipe, device)
         if measurement.eval_loss is not None:
             measurement.eval_curve.append((total, measurement.eval_loss))
+            measurement.eval_times_s.append(measurement.train_time_s)
         model.train()
     for prof in profilers:
         profiles[prof.name] = prof.result(ctx)

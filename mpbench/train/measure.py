@@ -35,6 +35,9 @@ class Measurement:
     memory: MemoryStats | None = None
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
     eval_curve: list[tuple[int, float]] = field(default_factory=list)
+    eval_times_s: list[float] = field(default_factory=list)
+    """Training time (sum of step times, warm-up included) at each eval_curve point."""
+    train_time_s: float = 0.0
     eval_loss: float | None = None
     diverged_step: int | None = None
     diverged_reason: str | None = None
@@ -75,6 +78,7 @@ def measure(
         elif index == 0:
             m.first_step_s = dt
         global_step += 1
+        m.train_time_s += dt
         if not math.isfinite(loss) or loss > max_loss:
             m.diverged_step = global_step
             what = "non-finite" if not math.isfinite(loss) else f"above the bound {max_loss:.3g}"
@@ -90,6 +94,7 @@ def measure(
             value = eval_fn()
             if value is not None:
                 m.eval_curve.append((global_step, value))
+                m.eval_times_s.append(m.train_time_s)
         if phase == "measure":
             synchronize(device)
             m.hook_time_s += time.perf_counter() - h0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
 from pathlib import Path
@@ -35,10 +36,8 @@ def release_memory(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.empty_cache()
     else:
-        try:  # glibc keeps freed heap pages; trimming returns them to the OS
+        with contextlib.suppress(OSError):  # glibc keeps freed heap pages; trim returns them
             ctypes.CDLL("libc.so.6").malloc_trim(0)
-        except OSError:
-            pass
 
 
 class PeakMemory:
@@ -52,10 +51,8 @@ class PeakMemory:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
         else:
-            try:  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
+            with contextlib.suppress(OSError):  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
                 _CLEAR_REFS.write_text("5")
-            except OSError:
-                pass
 
     def read(self) -> MemoryStats:
         if self.device.type == "cuda":

@@ -1,0 +1,94 @@
+"""Harness overhead: mpbench's training loop vs a bare minimal loop on the same model.
+
+Both loops do the same work per step (forward, backward, clip, AdamW, LR schedule, one
+loss.item()); the difference is mpbench's bookkeeping (timing, divergence checks, hooks,
+progress). Runs alternate (bare, harness, bare, harness, ...) and the overhead is the ratio
+of median step times with a bootstrap interval. Target: under 1%.
+
+    python benchmarks/harness_overhead.py [--model gpt-mini] [--repeats 5] [--steps 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+from mpbench.analysis.stats import median_ratio
+from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.data import TokenSource, make_source
+from mpbench.models import build_model
+from mpbench.results.env import environment_card
+from mpbench.train.loop import train_run
+from mpbench.train.optim import lr_factor, make_optimizer
+from mpbench.train.spec import expand
+
+
+def bare_loop(suite: Suite, source: TokenSource, seed: int) -> tuple[list[float], float]:
+    cfg = suite.train
+    (spec,) = expand(suite)
+    model = build_model(spec.model_config(source.vocab_size), seed)
+    opt = make_optimizer(model, cfg, torch.device("cpu"))
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, cfg.warmup_steps + cfg.steps))
+    gen = torch.Generator().manual_seed(seed)
+    times = []
+    for step in range(cfg.warmup_steps + cfg.steps):
+        if step == cfg.warmup_steps:
+            window_start = time.perf_counter()
+        x, y = source.batch("train", cfg.batch_size, cfg.seq_len, gen)
+        t0 = time.perf_counter()
+        opt.zero_grad(set_to_none=True)
+        loss = model(x, y)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip or 1.0)
+        opt.step()
+        sched.step()
+        loss.item()
+        if step >= cfg.warmup_steps:
+            times.append((time.perf_counter() - t0) * 1e3)
+    tokens_per_s = cfg.batch_size * cfg.seq_len * cfg.steps / (time.perf_counter() - window_start)
+    return times, tokens_per_s
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gpt-mini")
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=40)
+    args = parser.parse_args()
+    suite = Suite(
+        name="overhead", models=[ModelSpec(size=args.model)], precisions=[PrecisionSpec(name="fp32")],
+        train=TrainConfig(batch_size=8, seq_len=64, steps=args.steps, warmup_steps=5, eval_batches=0),
+        data=DataConfig(source="synthetic"),
+    )
+    source = make_source(suite.data)
+    env = environment_card()
+    bare: list[float] = []
+    harness: list[float] = []
+    bare_tps: list[float] = []
+    harness_tps: list[float] = []
+    for r in range(args.repeats):
+        times, tps = bare_loop(suite, source, seed=r)
+        bare += times
+        bare_tps.append(tps)
+        (spec,) = expand(suite)
+        record = train_run(spec, source, torch.device("cpu"), env)
+        harness += record.step_times_ms
+        harness_tps.append(record.tokens_per_s or 0.0)
+    ratio = median_ratio(bare, harness)
+    throughput = median_ratio(harness_tps, bare_tps)  # bare tokens/s over harness tokens/s
+    assert ratio is not None and throughput is not None
+    print(f"model {args.model}, {args.repeats} x {args.steps} steps each, CPU {env['cpu']['model']}")
+    print(f"bare loop median step    {sorted(bare)[len(bare) // 2]:.3f} ms")
+    print(f"mpbench loop median step {sorted(harness)[len(harness) // 2]:.3f} ms")
+    print(f"step-time overhead {100 * (ratio.value - 1):+.2f}% "
+          f"(95% CI {100 * (ratio.low - 1):+.2f}% .. {100 * (ratio.high - 1):+.2f}%), target < 1%")
+    print(f"window tokens/s: bare {sorted(bare_tps)[len(bare_tps) // 2]:,.0f}, "
+          f"mpbench {sorted(harness_tps)[len(harness_tps) // 2]:,.0f}; throughput overhead "
+          f"{100 * (throughput.value - 1):+.2f}% (95% CI {100 * (throughput.low - 1):+.2f}% .. "
+          f"{100 * (throughput.high - 1):+.2f}%)")
+
+
+if __name__ == "__main__":
+    main()

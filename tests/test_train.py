@@ -1,0 +1,103 @@
+"""The training loop: real measurements, and failures recorded as results."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from mpbench.config.loader import load_suite
+from mpbench.data import make_source
+from mpbench.precision.base import RECIPES, Recipe
+from mpbench.results.env import environment_card
+from mpbench.train.loop import train_run
+from mpbench.train.spec import expand
+
+SUITE = """\
+name: t
+models: [gpt-tiny]
+precisions: [{precisions}]
+train: {{batch_size: 4, seq_len: 16, steps: 4, warmup_steps: 1, lr: 3.0e-3, eval_batches: 2}}
+data: {{source: synthetic, vocab_size: 32}}
+"""
+
+
+class Exploding(Recipe):
+    name = "test-explode"
+    summary = "raises in prepare"
+
+    def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
+        raise ValueError("boom")
+
+
+class OutOfMemory(Recipe):
+    name = "test-oom"
+    summary = "runs out of memory"
+
+    def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
+        raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+def run_suite_text(tmp_path: Path, precisions: str) -> list:
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(precisions=precisions))
+    suite = load_suite(path, "cpu")
+    source = make_source(suite.data)
+    env = environment_card()
+    return [train_run(spec, source, torch.device("cpu"), env) for spec in expand(suite)]
+
+
+@pytest.mark.integration
+def test_a_real_run_is_measured(tmp_path: Path) -> None:
+    (rec,) = run_suite_text(tmp_path, "fp32")
+    assert rec.status == "ok" and rec.reason is None
+    assert len(rec.step_times_ms) == 4 and all(t > 0 for t in rec.step_times_ms)
+    assert rec.step_stats is not None and rec.step_stats.n == 4
+    window_tps = 4 * 16 * 4 / rec.window_s
+    assert rec.tokens_per_s == pytest.approx(window_tps)
+    # throughput agrees with the per-step times (hooks add nothing here)
+    assert rec.tokens_per_s == pytest.approx(64 / (sum(rec.step_times_ms) / 4 / 1e3), rel=0.25)
+    assert [s for s, _ in rec.loss_curve] == [1, 2, 3, 4, 5]
+    assert rec.final_train_loss == rec.loss_curve[-1][1]
+    assert rec.eval_loss is not None and 0 < rec.eval_loss < 2 * torch.log(torch.tensor(32.0)).item()
+    assert rec.entropy_floor is not None and rec.entropy_floor < rec.eval_loss
+    assert rec.flops_per_token == rec.flops_per_token_counter
+    assert rec.memory is not None and rec.memory.kind == "cpu-rss"
+    assert rec.memory.peak_rss_bytes and rec.memory.peak_rss_bytes > 0
+    assert rec.env["cpu"]["torch_cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "NO AVX")
+    assert rec.mfu is None  # no known peak for a CPU
+
+
+@pytest.mark.integration
+def test_same_seed_same_data_same_losses(tmp_path: Path) -> None:
+    a, b = run_suite_text(tmp_path, "fp32"), run_suite_text(tmp_path, "fp32")
+    assert a[0].loss_curve == b[0].loss_curve  # deterministic on CPU
+
+
+@pytest.mark.integration
+def test_failures_are_records_and_the_suite_goes_on(tmp_path: Path,
+                                                    monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(RECIPES, "test-explode", Exploding)
+    monkeypatch.setitem(RECIPES, "test-oom", OutOfMemory)
+    records = run_suite_text(tmp_path, "test-explode, test-oom, tf32, bf16")
+    by = {r.precision: r for r in records}
+    assert by["test-explode"].status == "failed"
+    assert by["test-explode"].reason == "ValueError: boom"
+    assert "prepare" in (by["test-explode"].traceback or "")
+    assert by["test-oom"].status == "oom" and "out of memory" in (by["test-oom"].reason or "")
+    assert by["tf32"].status == "skipped" and "needs a CUDA GPU" in (by["tf32"].reason or "")
+    assert by["bf16"].status == "ok" and by["bf16"].tokens_per_s
+
+
+@pytest.mark.integration
+def test_huge_learning_rate_diverges(tmp_path: Path) -> None:
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(precisions="fp32").replace("lr: 3.0e-3", "lr: 1.0e+3, grad_clip: null"))
+    suite = load_suite(path, "cpu")
+    (spec,) = expand(suite)
+    rec = train_run(spec, make_source(suite.data), torch.device("cpu"), environment_card())
+    assert rec.status == "diverged"
+    assert rec.diverged_step is not None and rec.diverged_step >= 2
+    assert rec.last_good_loss is not None and rec.tokens_per_s is None
