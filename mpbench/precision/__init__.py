@@ -2,7 +2,17 @@
 
 from __future__ import annotations
 
-from mpbench.precision import standard  # noqa: F401  (registers the recipes)
+# Importing a recipe module registers it (FP8 ones import TE and torchao only when used).
+from mpbench.precision import (  # noqa: F401
+    fp8_ao_rowwise,
+    fp8_ao_tensorwise,
+    fp8_emulated,
+    fp8_te_block,
+    fp8_te_current,
+    fp8_te_delayed,
+    fp8_te_mxfp8,
+    standard,
+)
 from mpbench.precision.base import RECIPES, Recipe, RecipeOptions, register
 
 __all__ = ["RECIPES", "Recipe", "RecipeOptions", "get_recipe", "register"]

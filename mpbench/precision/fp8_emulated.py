@@ -1,0 +1,93 @@
+"""fp8-emulated: FP8 numerics on any device (CPU included); numerics only, never a speed claim.
+
+`implementation: native` (default) runs mpbench's quantize-dequantize linear
+(fp8_emulation.py); `implementation: torchao` runs torchao's Float8Linear with emulate=True
+(tensorwise). Both keep weights, LM head and embeddings exactly as the BF16 recipe has them.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, ClassVar, Literal
+
+import torch
+from pydantic import Field
+from torch import nn
+
+from mpbench.models.layers import LinearFactory
+from mpbench.precision import ao_backend
+from mpbench.precision.base import RecipeOptions, register
+from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, fp8_shape_ok, linear_dims
+from mpbench.precision.fp8_emulation import EmulatedFp8Linear
+
+
+class EmulatedOptions(Fp8Options):
+    implementation: Literal["native", "torchao"] = Field(
+        "native", description="native: mpbench's quantize-dequantize linear; torchao: "
+        "Float8Linear(emulate=True), tensorwise")
+
+
+def emulated_linear(in_features: int, out_features: int, bias: bool) -> nn.Module:
+    if not fp8_shape_ok(in_features, out_features):
+        return nn.Linear(in_features, out_features, bias=bias)
+    return EmulatedFp8Linear(in_features, out_features, bias=bias)
+
+
+@register
+class Fp8Emulated(Fp8Recipe):
+    name = "fp8-emulated"
+    summary = ("FP8 numerics emulated with torch float8 dtypes (E4M3 forward, E5M2 gradients, "
+               "per-tensor current scaling, FP32 accumulation); numerics only, runs on a CPU")
+    numerics_only = True
+    backend = "emulated"
+    scaling = "current per-tensor: scale = fp8_max / amax of the tensor being cast"
+    Options: ClassVar[type[RecipeOptions]] = EmulatedOptions
+    options: EmulatedOptions
+
+    def __init__(self, options: RecipeOptions | None = None) -> None:
+        super().__init__(options)
+        self._ao_config: Any = None
+
+    @property
+    def native(self) -> bool:
+        return self.options.implementation == "native"
+
+    def check(self, device: torch.device) -> str | None:
+        return None if self.native else ao_backend.unavailable("tensorwise")
+
+    def linear_factory(self) -> LinearFactory | None:
+        return emulated_linear if self.native else None
+
+    def convert(self, model: nn.Module, device: torch.device) -> nn.Module:
+        if self.native:
+            return model
+        self._ao_config = ao_backend.make_config("tensorwise", emulate=True)
+        return ao_backend.convert(model, self._ao_config)
+
+    def is_fp8_module(self, module: nn.Module) -> bool:
+        if isinstance(module, EmulatedFp8Linear):
+            return True
+        cls = None if self.native else ao_backend.float8_linear_type()
+        return cls is not None and isinstance(module, cls)
+
+    def weight_cache(self, fp8_modules: list[nn.Module]) -> tuple[int | None, str]:
+        if not self.native:
+            return 0, "torchao emulation: casts in backward again, keeps no FP8 weight copy"
+        elems = sum(math.prod(linear_dims(m)) for m in fp8_modules)
+        return elems, ("the E4M3 weight copy (1 byte/value) the emulation saves from forward to "
+                       "backward, as TE does; the emulation's own fp32 temporaries not counted")
+
+    def telemetry(self, named: list[tuple[str, nn.Module]]) -> dict[str, Any]:
+        layers = {name: module.telemetry() for name, module in named
+                  if isinstance(module, EmulatedFp8Linear) and module.fp8_stats}
+        if not layers:
+            return {"exposed": False}
+        return {"exposed": True, "source": "emulation, last step (amax per operand, "
+                "scale = fp8_max / amax)", "layers": layers}
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        out["fp8"]["implementation"] = self.options.implementation
+        out["fp8"]["note"] = ("emulated: FP8 rounding and range without FP8 tensor cores; its "
+                              "speed and memory say nothing about real FP8")
+        return out
