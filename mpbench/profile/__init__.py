@@ -2,6 +2,14 @@
 
 from __future__ import annotations
 
+from mpbench.profile import (  # noqa: F401  (importing a module registers its profiler)
+    max_batch,
+    memory_breakdown,
+    mfu,
+    numerics,
+    nvml,
+    tensor_cores,
+)
 from mpbench.profile.base import (
     PROFILERS,
     Profiler,

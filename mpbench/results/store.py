@@ -95,14 +95,29 @@ def parse_record(raw: Any, source: Path) -> RunRecord:
         raise UserError(f"{source}: corrupt run record: {first_error(exc, RunRecord)}") from None
 
 
-def read_record(path: Path) -> RunRecord:
+def read_json(path: Path, fix: str) -> Any:
+    """Parse a JSON file; a corrupt one is a UserError naming the file, the place and `fix`."""
     try:
-        raw = json.loads(path.read_text(encoding="utf-8"))
+        return json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as exc:
-        raise UserError(f"{path}: corrupt JSON at line {exc.lineno}, column {exc.colno}; "
-                        "delete the file and re-run that run (mpbench run --resume)") from None
+        raise UserError(f"{path}: corrupt JSON at line {exc.lineno}, column {exc.colno}; {fix}") from None
     except UnicodeDecodeError:
         raise UserError(f"{path}: not a text JSON file; delete it or restore it") from None
+
+
+def check_results_dir(path: Path, command: str) -> None:
+    """`path` must be a directory with a valid mpbench manifest (written by `command`)."""
+    manifest = path / MANIFEST
+    if not manifest.is_file():
+        raise UserError(f"{path} is not an mpbench results directory (no {MANIFEST}); "
+                        f"give the directory that `{command}` printed")
+    meta = read_json(manifest, "restore it from the run's output")
+    if not isinstance(meta, dict) or meta.get("format") != RESULTS_FORMAT:
+        raise UserError(f"{manifest}: not an mpbench results manifest")
+
+
+def read_record(path: Path) -> RunRecord:
+    raw = read_json(path, "delete the file and re-run that run (mpbench run --resume)")
     return parse_record(raw, path)
 
 
@@ -113,15 +128,6 @@ def load_records(path: str | Path) -> list[RunRecord]:
         raise UserError(f"results not found: {path}; give a directory written by `mpbench run`")
     if path.is_file():
         return [read_record(path)]
-    manifest = path / MANIFEST
-    if not manifest.is_file():
-        raise UserError(f"{path} is not an mpbench results directory (no {MANIFEST}); "
-                        "give the directory that `mpbench run` printed")
-    try:
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-    except json.JSONDecodeError:
-        raise UserError(f"{manifest}: corrupt manifest; restore it from the run's output") from None
-    if not isinstance(meta, dict) or meta.get("format") != RESULTS_FORMAT:
-        raise UserError(f"{manifest}: not an mpbench results manifest")
+    check_results_dir(path, "mpbench run")
     records = [read_record(p) for p in sorted((path / RUNS).glob("*.json"))]
     return sorted(records, key=lambda r: r.started_at)

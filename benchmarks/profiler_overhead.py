@@ -1,0 +1,89 @@
+"""Profiler overhead: window tokens/s with profilers on vs off (target: within 1%).
+
+The timed window is what a profiler must not distort. Runs alternate (off on, on off, ...)
+on the same model and data; "on" attaches tensor_cores, memory and mfu (and nvml on a GPU).
+tensor_cores and memory do their work after the window (the torch.profiler window and the
+counted step are extra steps); mfu and nvml hook every measured step (nvml also runs its
+sampler thread through the window). The overhead is the ratio of median window tokens/s and
+of median step times, each with a bootstrap 95% interval.
+
+    python benchmarks/profiler_overhead.py [--model gpt-mini] [--repeats 6] [--steps 40] [--threads 1]
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+
+import torch
+
+from mpbench.analysis.stats import median_ratio
+from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.data import make_source
+from mpbench.results.env import environment_card
+from mpbench.train.loop import train_run
+from mpbench.train.spec import expand
+
+
+def suite_for(model: str, precision: str, steps: int, profilers: list[str]) -> Suite:
+    return Suite(
+        name="profiler-overhead", models=[ModelSpec(size=model)],
+        precisions=[PrecisionSpec(name=precision)],
+        train=TrainConfig(batch_size=8, seq_len=64, steps=steps, warmup_steps=5, eval_batches=0),
+        data=DataConfig(source="synthetic"),
+        profilers=[PrecisionSpec(name=p) for p in profilers],
+    )
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", default="gpt-mini")
+    parser.add_argument("--precision", default="fp32")
+    parser.add_argument("--repeats", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch CPU threads (1 steadies timings on a shared machine)")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    profilers = ["tensor_cores", "memory", "mfu"] + (["nvml"] if device.type == "cuda" else [])
+    off = suite_for(args.model, args.precision, args.steps, [])
+    on = suite_for(args.model, args.precision, args.steps, profilers)
+    source = make_source(off.data)
+    env = environment_card()
+    tps: dict[str, list[float]] = {"off": [], "on": []}
+    steps: dict[str, list[float]] = {"off": [], "on": []}
+    hooks: list[float] = []
+    for r in range(args.repeats):
+        arms = (("off", off), ("on", on))
+        for label, suite in arms if r % 2 == 0 else arms[::-1]:  # ABBA: no order bias
+            (spec,) = expand(suite)
+            record = train_run(spec, source, device, env)
+            assert record.status == "ok", record.reason
+            tps[label].append(record.tokens_per_s or 0.0)
+            steps[label] += record.step_times_ms
+            if label == "on":
+                hooks.append(record.hook_time_s)
+                overhead = record.profiles.get("nvml", {}).get("overhead_fraction")
+                if overhead is not None:
+                    print(f"  nvml sampler CPU time: {100 * overhead:.3f}% of the window")
+    throughput = median_ratio(tps["on"], tps["off"])  # off tokens/s over on tokens/s
+    step_ratio = median_ratio(steps["off"], steps["on"])  # on step time over off step time
+    assert throughput is not None and step_ratio is not None
+    where = env["gpu"]["name"] if device.type == "cuda" and env["gpu"] else env["cpu"]["model"]
+    print(f"{args.model} {args.precision} on {device} ({where}), {args.repeats} x "
+          f"{args.steps} steps per arm; profilers on: {', '.join(profilers)}")
+    print(f"window tokens/s: off {statistics.median(tps['off']):,.0f}, "
+          f"on {statistics.median(tps['on']):,.0f}; throughput cost "
+          f"{100 * (throughput.value - 1):+.2f}% (95% CI {100 * (throughput.low - 1):+.2f}% .. "
+          f"{100 * (throughput.high - 1):+.2f}%), target within 1%")
+    print(f"median step: off {statistics.median(steps['off']):.3f} ms, on "
+          f"{statistics.median(steps['on']):.3f} ms; step-time cost {100 * (step_ratio.value - 1):+.2f}% "
+          f"(95% CI {100 * (step_ratio.low - 1):+.2f}% .. {100 * (step_ratio.high - 1):+.2f}%)")
+    print(f"hook time taken out of the window: median {1e3 * statistics.median(hooks):.2f} ms per run")
+
+
+if __name__ == "__main__":
+    main()

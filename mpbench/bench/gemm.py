@@ -1,0 +1,173 @@
+"""GEMM throughput per dtype: fp32 (strict), tf32, fp16, bf16 and fp8 through torch._scaled_mm."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+
+import torch
+
+from mpbench.bench.dtypes import STORAGE, DtypeKey, numerics_only, skip_reason
+from mpbench.bench.rows import GemmRow
+from mpbench.bench.timing import TimingConfig, time_op
+from mpbench.models.config import MODEL_SIZES
+
+FP8_MAX = 448.0  # largest finite float8_e4m3fn
+NUMERICS_ONLY_NOTE = ("numerics only: torch._scaled_mm on a CPU is a reference path, not FP8 "
+                      "hardware; its time is no FP8 speed figure")
+
+
+@dataclass(frozen=True)
+class GemmShape:
+    label: str
+    m: int
+    n: int
+    k: int
+
+    @property
+    def flops(self) -> int:
+        return 2 * self.m * self.n * self.k
+
+
+def square_shapes(sizes: list[int]) -> list[GemmShape]:
+    return [GemmShape("square", s, s, s) for s in sizes]
+
+
+def transformer_shapes(model: str, tokens: int, backward: bool = False) -> list[GemmShape]:
+    """The linear layers of a named model for `tokens` rows (batch x sequence): C[M,N] = X[M,K] W^T.
+
+    With `backward`, each layer also gives its input-gradient GEMM (M, K, N) and its
+    weight-gradient GEMM (N, K, M), where the token dimension becomes the reduction.
+    """
+    cfg = MODEL_SIZES[model]
+    d, f = cfg.n_embd, cfg.ffn_dim
+    qkv = 3 * d if cfg.arch == "gpt" else d + 2 * cfg.kv_heads * cfg.head_dim
+    layers = {"qkv": (qkv, d), "attn_out": (d, d), "mlp_up": (f, d), "mlp_down": (d, f),
+              "lm_head": (cfg.vocab_size, d)}
+    shapes = []
+    for name, (n, k) in layers.items():
+        shapes.append(GemmShape(f"{model}.{name}", tokens, n, k))
+        if backward:
+            shapes.append(GemmShape(f"{model}.{name}.dgrad", tokens, k, n))
+            shapes.append(GemmShape(f"{model}.{name}.wgrad", n, k, tokens))
+    return shapes
+
+
+@contextmanager
+def matmul_precision(mode: str) -> Iterator[None]:
+    """'highest' = strict fp32, 'high' = TF32 tensor cores on CUDA; restored afterwards."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision(mode)
+    try:
+        yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def quantize_fp8(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Tensorwise e4m3 quantisation: (x / scale) in fp8, and the fp32 scale that undoes it."""
+    amax = x.abs().max().float().clamp(min=1e-12)
+    scale = amax / FP8_MAX
+    # Clamp first: releases before torch 2.12 turn out-of-range casts into NaN.
+    q = (x.float() / scale).clamp(-FP8_MAX, FP8_MAX).to(torch.float8_e4m3fn)
+    return q, scale.reshape(())
+
+
+def fp8_shape_problem(m: int, n: int, k: int) -> str | None:
+    """cuBLASLt's FP8 rule, which the CPU path does not enforce."""
+    bad = [f"{name}={v}" for name, v in (("K", k), ("N", n)) if v % 16]
+    return f"FP8 GEMM needs K and N divisible by 16 ({', '.join(bad)})" if bad else None
+
+
+def gemm_fn(a: torch.Tensor, b: torch.Tensor, key: DtypeKey, fast_accum: bool = False
+            ) -> Callable[[], torch.Tensor]:
+    """A no-argument GEMM of fp32 operands a[M,K] @ b[K,N], in the storage format of `key`."""
+    if key == "fp8":
+        a8, sa = quantize_fp8(a)
+        # _scaled_mm wants mat2 column-major: quantise b^T row-major, then view it transposed.
+        bt8, sb = quantize_fp8(b.t().contiguous())
+        b8 = bt8.t()
+        return lambda: torch._scaled_mm(a8, b8, scale_a=sa, scale_b=sb, out_dtype=torch.bfloat16,
+                                        use_fast_accum=fast_accum)
+    dtype = STORAGE[key]
+    a_c, b_c = a.to(dtype), b.to(dtype)
+    out = torch.empty(a.shape[0], b.shape[1], dtype=dtype, device=a.device)
+    return lambda: torch.matmul(a_c, b_c, out=out)
+
+
+def operands(shape: GemmShape, device: torch.device, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+    gen = torch.Generator(device=device).manual_seed(seed)
+    a = torch.randn(shape.m, shape.k, generator=gen, device=device)
+    b = torch.randn(shape.k, shape.n, generator=gen, device=device)
+    return a, b
+
+
+def relative_error(c: torch.Tensor, ref: torch.Tensor) -> float:
+    return float((c.float() - ref).norm() / ref.norm().clamp(min=1e-30))
+
+
+def measure_gemm(shape: GemmShape, key: DtypeKey, device: torch.device, timing: TimingConfig,
+                 ref: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = None,
+                 fast_accum: bool = False) -> GemmRow:
+    """One GEMM case. `ref` = (a, b, a @ b in strict fp32), shared across the dtypes of a shape."""
+    row = GemmRow(dtype=key, shape=shape.label, m=shape.m, n=shape.n, k=shape.k, flops=shape.flops,
+                  numerics_only=numerics_only(key, device),
+                  variant=("fast_accum" if fast_accum else "exact_accum") if key == "fp8" else None)
+    reason = skip_reason(key, device)
+    shape_problem = fp8_shape_problem(shape.m, shape.n, shape.k) if key == "fp8" else None
+    if reason is None and shape_problem and device.type != "cuda":
+        # The CPU path would run it; mark what CUDA's cuBLASLt rule says instead.
+        return row.model_copy(update={"status": "unsupported",
+                                      "reason": f"{shape_problem} (rule applied by mpbench on a CPU)"})
+    if reason:
+        return row.model_copy(update={"status": "skipped", "reason": reason})
+    try:
+        if ref is None:
+            a, b = operands(shape, device)
+            with matmul_precision("highest"):
+                ref = (a, b, a @ b)
+        a, b, c_ref = ref
+        with matmul_precision("high" if key == "tf32" else "highest"):
+            fn = gemm_fn(a, b, key, fast_accum)
+            t = time_op(fn, device, timing)
+            err = relative_error(fn(), c_ref) if key != "fp32" else None
+    except torch.OutOfMemoryError as exc:
+        torch.cuda.empty_cache()
+        return row.model_copy(update={"status": "oom", "reason": str(exc).splitlines()[0]})
+    except RuntimeError as exc:
+        message = str(exc).splitlines()[0]
+        if shape_problem:  # torch refused the misaligned FP8 GEMM, as the alignment claim says
+            return row.model_copy(update={"status": "unsupported",
+                                          "reason": f"{shape_problem}; torch: {message}"})
+        return row.model_copy(update={"status": "failed", "reason": message})
+    tflops = shape.flops / (t.median_ms * 1e-3) / 1e12
+    return row.model_copy(update={
+        "time_ms": t.median_ms, "time_min_ms": t.min_ms, "spread": t.spread, "reps": t.reps,
+        "rel_error": err,
+        # No TFLOP/s for a numerics-only path, so that no table or ceiling can take it for FP8 speed.
+        "tflops": None if row.numerics_only else tflops,
+        "reason": NUMERICS_ONLY_NOTE if row.numerics_only else None,
+    })
+
+
+def run_gemm(shapes: list[GemmShape], dtypes: list[DtypeKey], device: torch.device,
+             timing: TimingConfig, fast_accum: bool = False,
+             on_row: Callable[[GemmRow], None] | None = None) -> list[GemmRow]:
+    """Every (shape, dtype) case; the fp32 reference of a shape is computed once."""
+    rows = []
+    for shape in shapes:
+        try:
+            a, b = operands(shape, device)
+            with matmul_precision("highest"):
+                ref: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = (a, b, a @ b)
+        except torch.OutOfMemoryError:
+            ref = None  # each case then tries (and records) on its own
+            torch.cuda.empty_cache()
+        for key in dtypes:
+            row = measure_gemm(shape, key, device, timing, ref, fast_accum)
+            rows.append(row)
+            if on_row:
+                on_row(row)
+        del ref
+    return rows

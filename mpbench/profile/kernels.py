@@ -1,0 +1,199 @@
+"""Sort GPU kernel names (and CPU op names) into buckets: where does the step's time go?
+
+Pure functions on names and durations, so they can be tested on recorded kernel names.
+Names are matched case-insensitively; the order of the checks matters and is explained
+at each step. Facts the rules rest on:
+- Hopper cuBLAS GEMMs are `nvjet_*` (no "gemm" in the name). After `nvjet_[smNN_]` comes a
+  type code: `hsh`/`hss` fp16, `tst`/`tss` bf16, `sss_tf32` tf32, and two extra leading
+  letters for FP8 inputs (`qqtst`, `qqhsh`).
+- `xmma_gemm_<A><B>_<compute>...`: `f32f32_tf32f32` is TF32 on tensor cores, while
+  `f32f32_f32f32` (often ending in `ffma`) is strict FP32 on CUDA cores.
+- Tensor cores have no IEEE FP32 mode: SIMT `sgemm`, `ffma` and `gemv` kernels are
+  CUDA-core work even though their names say "gemm".
+- Attention kernels (flash, fmha, cuDNN sdpa) run their matmuls on tensor cores.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any
+
+GEMM_FP8 = "gemm_fp8"
+GEMM_BF16 = "gemm_bf16"
+GEMM_FP16 = "gemm_fp16"
+GEMM_TF32 = "gemm_tf32"
+GEMM_TC = "gemm_tensor_core"
+"""A tensor-core GEMM whose input dtype the name does not tell."""
+GEMM_SIMT = "gemm_simt"
+"""FP32 (or FP64) GEMM/GEMV on CUDA cores: not tensor-core work."""
+ATTENTION = "attention"
+FP8_CAST = "fp8_cast"
+"""FP8 quantisation work: casts, amax reductions, scale updates, cast+transpose."""
+NORMALIZATION = "normalization"
+ELEMENTWISE = "elementwise"
+"""Elementwise, reductions, copies, indexing, softmax: memory-bound kernels."""
+OPTIMIZER = "optimizer"
+"""Optimizer step, gradient clipping and loss-scaling bookkeeping."""
+COMMUNICATION = "communication"
+OTHER = "other"
+
+GPU_BUCKETS = (GEMM_FP8, GEMM_BF16, GEMM_FP16, GEMM_TF32, GEMM_TC, GEMM_SIMT, ATTENTION,
+               FP8_CAST, NORMALIZATION, ELEMENTWISE, OPTIMIZER, COMMUNICATION, OTHER)
+TENSOR_CORE_BUCKETS = frozenset({GEMM_FP8, GEMM_BF16, GEMM_FP16, GEMM_TF32, GEMM_TC, ATTENTION})
+
+MATMUL = "matmul"
+CPU_BUCKETS = (MATMUL, ATTENTION, NORMALIZATION, OPTIMIZER, OTHER)
+
+_COMM = re.compile(r"nccl|all_?reduce|all_?gather|reduce_?scatter|sendrecv|alltoall", re.I)
+_ATTENTION = re.compile(r"flash|fmha|sdpa|attention|attn_", re.I)
+_GEMM = re.compile(r"nvjet|gemm|xmma|wgmma|tensorop|s16816|s1688|h16816|h1688|h884|matmul|"
+                   r"_scaled_mm|gemv", re.I)
+_NVJET_CODE = re.compile(r"nvjet_(?:sm\d+_)?([a-z]+)", re.I)
+_XMMA_TYPES = re.compile(r"xmma_\w*?gemm_([a-z0-9]+)_([a-z0-9]+)_", re.I)
+_FP8_HINT = re.compile(r"e4m3|e5m2|fp8|float8|f8f8|__nv_fp8|_f8_|qqtst|qqhsh|qqtss|qqhss", re.I)
+_BF16_HINT = re.compile(r"bf16|bfloat16", re.I)
+_FP16_HINT = re.compile(r"fp16|f16|half|h884|h1688|h16816|hgemm", re.I)
+_SIMT_HINT = re.compile(r"sgemm|dgemm|ffma|simt|gemv|f32f32_f32f32|f64", re.I)
+_FP8_WORK = re.compile(r"fp8|float8|e4m3|e5m2|amax|casttranspose|computescale|scaleupdate|"
+                       r"delayedscaling|quantize|fp8cast|mxfp8", re.I)
+_NORM = re.compile(r"layer_?norm|rms_?norm|ln_fwd|ln_bwd|gammabeta|cucomputegradinput|"
+                   r"cuapplylayernorm|cuapplyrmsnorm|batch_?norm|group_?norm|normalization", re.I)
+_OPTIMIZER = re.compile(r"multi_tensor_apply|adam|sgd|lamb|lpnorm|_amp_|amp_update_scale|"
+                        r"non_finite_check|unscale", re.I)
+_ELEMENTWISE = re.compile(r"elementwise|vectorized|unrolled|reduce_kernel|reduction|triton_|"
+                          r"softmax|at::native|copy|fill|index|gather|scatter|embedding|"
+                          r"gelu|silu|dropout|cross_entropy|nll_loss|cat_|catarray|where|"
+                          r"transpose|arange|rope|rotary", re.I)
+
+
+def classify_kernel(name: str) -> str:
+    """The bucket of one GPU kernel name."""
+    flat = name.replace("_", "").replace(" ", "")
+    if _COMM.search(name):  # NCCL kernels first: their names can contain dtype words
+        return COMMUNICATION
+    if _ATTENTION.search(name):  # before GEMM: cuDNN sdpa names contain "wgmma"
+        return ATTENTION
+    if _GEMM.search(name):
+        return _gemm_bucket(name)
+    if _NORM.search(name):  # before FP8: TE fuses the FP8 cast into its norm kernels
+        return NORMALIZATION
+    if _FP8_WORK.search(flat):
+        return FP8_CAST
+    if _OPTIMIZER.search(name):
+        return OPTIMIZER
+    if _ELEMENTWISE.search(name):
+        return ELEMENTWISE
+    return OTHER
+
+
+def _gemm_bucket(name: str) -> str:
+    nvjet = _NVJET_CODE.search(name)
+    if nvjet:
+        return _nvjet_bucket(nvjet.group(1).lower(), name)
+    xmma = _XMMA_TYPES.search(name)
+    if xmma:  # A/B types, then the compute types: the second group says TF32 vs FP32
+        inputs, compute = xmma.group(1).lower(), xmma.group(2).lower()
+        if _FP8_HINT.search(inputs):
+            return GEMM_FP8
+        if "bf16" in inputs:
+            return GEMM_BF16
+        if "f16" in inputs:
+            return GEMM_FP16
+        if "tf32" in compute or "tf32" in inputs:
+            return GEMM_TF32
+        return GEMM_SIMT if "f32" in inputs or "f64" in inputs else GEMM_TC
+    if _FP8_HINT.search(name):
+        return GEMM_FP8
+    if "tf32" in name.lower():
+        return GEMM_TF32
+    if _SIMT_HINT.search(name):
+        return GEMM_SIMT
+    if _BF16_HINT.search(name):
+        return GEMM_BF16
+    if _FP16_HINT.search(name):
+        return GEMM_FP16
+    if re.search(r"s1688gemm|tensorop_s1688", name, re.I):  # FP32 accumulate, TF32 inputs
+        return GEMM_TF32
+    return GEMM_TC
+
+
+def _nvjet_bucket(code: str, name: str) -> str:
+    """`hsh` fp16, `tst` bf16, `sss` + `_tf32` tf32; five letters: two FP8 input types first."""
+    if len(code) >= 5 or _FP8_HINT.search(name):
+        return GEMM_FP8
+    first = code[:1]
+    if first == "t":
+        return GEMM_BF16
+    if first == "h":
+        return GEMM_FP16
+    if first == "s":
+        return GEMM_TF32 if "tf32" in name.lower() else GEMM_TC
+    return GEMM_TC
+
+
+_CPU_MATMUL = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|linear|matmul|_scaled_mm|addmv|mv|dot|"
+                         r"_addmm_activation|mkldnn_\w*linear|_weight_int8pack_mm)$")
+_CPU_ATTENTION = re.compile(r"scaled_dot_product|flash_attention|efficient_attention|"
+                            r"_cudnn_attention|attention", re.I)
+_CPU_NORM = re.compile(r"layer_norm|rms_norm|group_norm|batch_norm", re.I)
+_CPU_OPTIMIZER = re.compile(r"^Optimizer\.|_fused_adam|_foreach_|adamw?_|_amp_", re.I)
+
+
+def classify_cpu_op(name: str, in_optimizer: bool = False) -> str:
+    """The bucket of one CPU operator (self time), given whether it ran inside optimizer.step."""
+    if in_optimizer or _CPU_OPTIMIZER.search(name):
+        return OPTIMIZER
+    if _CPU_ATTENTION.search(name):
+        return ATTENTION
+    if _CPU_MATMUL.match(name):
+        return MATMUL
+    if _CPU_NORM.search(name):
+        return NORMALIZATION
+    return OTHER
+
+
+@dataclass(frozen=True)
+class Timed:
+    name: str
+    time_us: float
+    bucket: str
+
+
+_FP32_ATTENTION = re.compile(r"_f32_|float32|cutlassF_f32|cutlassB_f32", re.I)
+
+
+def uses_tensor_cores(item: Timed) -> bool:
+    """Tensor-core buckets, less FP32 attention (the memory-efficient kernel's f32 variant
+    runs on CUDA cores; flash and cuDNN attention have no FP32 path)."""
+    if item.bucket not in TENSOR_CORE_BUCKETS:
+        return False
+    return not (item.bucket == ATTENTION and _FP32_ATTENTION.search(item.name))
+
+
+def summarize(items: Iterable[Timed], buckets: tuple[str, ...], top: int = 10) -> dict[str, Any]:
+    """Shares of total time per bucket, the top entries by time (names merged), and the
+    tensor-core share (time in tensor-core kernels over all kernel time)."""
+    per_name: dict[str, list[float | str]] = {}
+    totals = dict.fromkeys(buckets, 0.0)
+    tensor_core = 0.0
+    for item in items:
+        totals[item.bucket] = totals.get(item.bucket, 0.0) + item.time_us
+        tensor_core += item.time_us if uses_tensor_cores(item) else 0.0
+        entry = per_name.setdefault(item.name, [0.0, item.bucket])
+        entry[0] = float(entry[0]) + item.time_us
+    total = sum(totals.values())
+    shares = {b: (t / total if total > 0 else 0.0) for b, t in totals.items()}
+    ranked = sorted(per_name.items(), key=lambda kv: -float(kv[1][0]))[:top]
+    return {
+        "buckets": shares,
+        "bucket_time_us": totals,
+        "tensor_core_share": tensor_core / total if total > 0 else 0.0,
+        "top_kernels": [
+            {"name": name[:300], "bucket": str(bucket), "time_us": float(t),
+             "share": float(t) / total if total > 0 else 0.0}
+            for name, (t, bucket) in ranked
+        ],
+        "total_time_us": total,
+    }

@@ -1,0 +1,135 @@
+"""Tensor Core share: a short torch.profiler window after the measured window.
+
+The profiled steps are extra steps (never timed; the weights are restored after them).
+On a GPU every kernel is sorted into a bucket (profile/kernels.py) and each bucket's
+share of summed kernel time is recorded; on a CPU the operators' self times are sorted
+the same way, and the result says plainly that a CPU has no tensor cores.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from pydantic import Field
+from torch.autograd import DeviceType
+from torch.autograd.profiler_util import FunctionEvent
+from torch.profiler import ProfilerActivity, profile, schedule
+
+from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profile.kernels import (
+    CPU_BUCKETS,
+    GPU_BUCKETS,
+    Timed,
+    classify_cpu_op,
+    classify_kernel,
+    summarize,
+)
+from mpbench.profile.restore import weights_restored
+
+
+class TensorCoreOptions(ProfilerOptions):
+    steps: int = Field(3, gt=0, le=50, description="profiled steps (after one untimed warm step)")
+    top: int = Field(12, gt=0, le=200, description="how many kernels to list by time")
+    trace: bool | str = Field(
+        False, description="export a Chrome trace (opens in Perfetto): true, or a directory")
+
+
+GPU_NOTE = ("shares of summed GPU kernel time over {steps} profiled steps (kernels on other "
+            "streams may overlap); tensor-core buckets: GEMMs in fp8/bf16/fp16/tf32 and "
+            "attention; gemm_simt is CUDA-core FP32 work. gpu_busy_fraction: kernel time over "
+            "the wall time of the profiled steps (under the profiler's own overhead; well below "
+            "1 means the GPU waits for the host: launch-bound)")
+CPU_NOTE = ("CPU run: a CPU has no tensor cores. Shares are of operator self time over "
+            "{steps} profiled steps; 'matmul' is the share spent in matrix multiplies")
+
+
+@register_profiler
+class TensorCoreProfiler(Profiler):
+    name = "tensor_cores"
+    summary = "share of GPU kernel time in tensor-core GEMMs per dtype, attention, FP8 casts, ..."
+    Options = TensorCoreOptions
+
+    def __init__(self, options: ProfilerOptions | None = None) -> None:
+        super().__init__(options)
+        self.found: dict[str, Any] = {}
+
+    @property
+    def opts(self) -> TensorCoreOptions:
+        assert isinstance(self.options, TensorCoreOptions)
+        return self.options
+
+    def after_measure(self, ctx: RunContext) -> None:
+        cuda = ctx.device.type == "cuda"
+        activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
+        steps = self.opts.steps
+        with weights_restored(ctx.model), profile(
+            activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
+        ) as prof:
+            t0 = time.perf_counter()
+            for i in range(steps + 1):
+                if i == 1:  # the warm step is done: time the recorded ones
+                    t0 = time.perf_counter()
+                ctx.train_step(*ctx.next_batch())
+                if cuda:
+                    torch.cuda.synchronize(ctx.device)
+                prof.step()
+            wall_us = (time.perf_counter() - t0) * 1e6
+        events = list(prof.events() or [])
+        if cuda:
+            found = summarize(gpu_kernels(events), GPU_BUCKETS, self.opts.top)
+            found.update(device_kind="cuda", note=GPU_NOTE.format(steps=steps),
+                         gpu_busy_fraction=found["total_time_us"] / wall_us)
+        else:
+            found = summarize(cpu_ops(events), CPU_BUCKETS, self.opts.top)
+            found.update(device_kind="cpu", tensor_core_share=None,
+                         note=CPU_NOTE.format(steps=steps))
+        found["steps"] = steps
+        if self.opts.trace:
+            found["trace_path"] = str(export_trace(prof, self.opts.trace, ctx))
+        self.found = found
+
+    def result(self, ctx: RunContext) -> dict[str, Any]:
+        return self.found
+
+
+def gpu_kernels(events: list[FunctionEvent]) -> list[Timed]:
+    out = []
+    for e in events:
+        if e.device_type == DeviceType.CUDA:
+            out.append(Timed(e.name, float(e.time_range.elapsed_us()), classify_kernel(e.name)))
+    return out
+
+
+def _inside_optimizer(e: FunctionEvent) -> bool:
+    parent = e.cpu_parent
+    while parent is not None:
+        if parent.name.startswith("Optimizer."):
+            return True
+        parent = parent.cpu_parent
+    return False
+
+
+def cpu_ops(events: list[FunctionEvent]) -> list[Timed]:
+    """Operator self times, so nested ops are not counted twice. Profiler step markers
+    (ProfilerStep#n) are left out: their self time is the Python between operators."""
+    out = []
+    for e in events:
+        if e.device_type != DeviceType.CPU or e.is_async or e.name.startswith("ProfilerStep"):
+            continue
+        t = float(e.self_cpu_time_total)
+        if t > 0:
+            out.append(Timed(e.name, t, classify_cpu_op(e.name, _inside_optimizer(e))))
+    return out
+
+
+def export_trace(prof: profile, where: bool | str, ctx: RunContext) -> Path:
+    """Chrome trace JSON (opens in Perfetto and chrome://tracing), one file per run."""
+    results = ctx.extra.get("results_dir")  # set by the runner when it knows --out
+    base = Path(where) if isinstance(where, str) else Path(results or "reports") / "traces"
+    base.mkdir(parents=True, exist_ok=True)
+    path = base / f"{ctx.spec.run_id}.trace.json"
+    prof.export_chrome_trace(str(path))
+    return path.resolve()
