@@ -1,0 +1,255 @@
+"""Every read of optional record data goes through here (profiler output, bench rows, env card).
+
+Profilers, the bench command and the distributed work fill these keys; when a key is
+missing the accessors return None, and the claims and the report say "not measured".
+Keeping the key names in one module makes a renamed key a one-line fix.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from mpbench.results.schema import RunRecord
+
+# Suite lines that turn each profiler on (names as registered in mpbench/profile/).
+ADD_PROFILER = {
+    "memory": "profilers: [memory]",
+    "tensor_cores": "profilers: [tensor_cores]",
+    "nvml": "profilers: [nvml]",
+    "numerics": "profilers: [numerics]",
+    "max_batch": "profilers: [max_batch]",
+}
+
+MEMORY_PARTS = ("params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes",
+                "fp8_cache_bytes", "other_bytes")
+
+
+def _profile(r: RunRecord, name: str) -> dict[str, Any] | None:
+    p = r.profiles.get(name)
+    if not isinstance(p, dict) or "skipped" in p:
+        return None
+    return p
+
+
+def profile_skip_reason(r: RunRecord, name: str) -> str | None:
+    p = r.profiles.get(name)
+    return str(p["skipped"]) if isinstance(p, dict) and "skipped" in p else None
+
+
+# -- recipe ------------------------------------------------------------------------------
+def family(r: RunRecord) -> str:
+    return str(r.recipe.get("family", r.precision))
+
+
+def numerics_only(r: RunRecord) -> bool:
+    """Emulated modes: their speed never counts towards a speed claim."""
+    return bool(r.recipe.get("numerics_only", False))
+
+
+def fp8_details(r: RunRecord) -> dict[str, Any] | None:
+    d = r.recipe.get("fp8")
+    return d if isinstance(d, dict) else None
+
+
+def activation_checkpointing(r: RunRecord) -> bool:
+    return bool(r.train.get("activation_checkpointing", False))
+
+
+def compiled(r: RunRecord) -> bool:
+    return bool(r.train.get("compile", False))
+
+
+def config_key(r: RunRecord) -> tuple[str, int, int, bool, bool]:
+    """Runs with equal keys differ only in precision and seed, so they can be compared."""
+    return (r.model, r.batch_size, r.seq_len, activation_checkpointing(r), compiled(r))
+
+
+def config_label(key: tuple[str, int, int, bool, bool]) -> str:
+    model, b, t, ckpt, comp = key
+    extra = (" ckpt" if ckpt else "") + (" compiled" if comp else "")
+    return f"{model} b{b}×t{t}{extra}"
+
+
+# -- memory ------------------------------------------------------------------------------
+def peak_memory(r: RunRecord) -> float | None:
+    if r.memory is not None and r.memory.peak_bytes is not None:
+        return float(r.memory.peak_bytes)
+    m = memory_breakdown(r)
+    if m and m.get("measured_peak_bytes") is not None:
+        return float(m["measured_peak_bytes"])
+    return None
+
+
+def memory_kind(r: RunRecord) -> str | None:
+    return r.memory.kind if r.memory is not None else None
+
+
+def memory_breakdown(r: RunRecord) -> dict[str, Any] | None:
+    m = _profile(r, "memory")
+    if m is None or not any(m.get(k) is not None for k in MEMORY_PARTS):
+        return None
+    return m
+
+
+def model_state_bytes(r: RunRecord) -> float | None:
+    """Parameters + gradients + optimizer state (what Adam's 16 bytes/param counts)."""
+    m = memory_breakdown(r)
+    if m is None:
+        return None
+    parts = [m.get(k) for k in ("params_bytes", "grads_bytes", "optimizer_bytes")]
+    if any(p is None for p in parts):
+        return None
+    return float(sum(parts))  # type: ignore[arg-type]
+
+
+def activation_bytes(r: RunRecord) -> float | None:
+    m = memory_breakdown(r)
+    v = m.get("activations_bytes") if m else None
+    return float(v) if v is not None else None
+
+
+def max_batch(r: RunRecord) -> tuple[int, str] | None:
+    p = _profile(r, "max_batch")
+    if p is None or p.get("max_batch_size") is None:
+        return None
+    return int(p["max_batch_size"]), str(p.get("limit", ""))
+
+
+# -- tensor cores, energy -----------------------------------------------------------------
+def tensor_core_profile(r: RunRecord) -> dict[str, Any] | None:
+    p = _profile(r, "tensor_cores")
+    return p if p and isinstance(p.get("buckets"), dict) else None
+
+
+def mfu_profile(r: RunRecord) -> dict[str, Any] | None:
+    """MFU against the measured GEMM ceiling of the run's dtype (and the spec peak)."""
+    return _profile(r, "mfu")
+
+
+def nvml_profile(r: RunRecord) -> dict[str, Any] | None:
+    return _profile(r, "nvml")
+
+
+def joules_per_token(r: RunRecord) -> float | None:
+    p = nvml_profile(r)
+    v = p.get("joules_per_token") if p else None
+    return float(v) if v is not None else None
+
+
+# -- numerics ----------------------------------------------------------------------------
+def numerics_profile(r: RunRecord) -> dict[str, Any] | None:
+    return _profile(r, "numerics")
+
+
+def loss_scale_history(r: RunRecord) -> list[tuple[int, float]]:
+    p = numerics_profile(r)
+    return [(int(s), float(v)) for s, v in (p.get("loss_scale") or [])] if p else []
+
+
+def skipped_steps(r: RunRecord) -> int | None:
+    """Overflowed (skipped) optimizer steps: the profiler lists their step numbers."""
+    p = numerics_profile(r)
+    v = p.get("skipped_steps") if p else None
+    if v is None:
+        return None
+    return len(v) if isinstance(v, list) else int(v)
+
+
+def underflow(r: RunRecord) -> dict[str, float | None] | None:
+    """Activation-gradient underflow of a 16-bit run, from the numerics profiler.
+
+    fraction: share at or below FP16's smallest subnormal in the run; reference: the same
+    share in an FP32 reference pass; lost: non-zero in the reference but zero in the run.
+    """
+    p = numerics_profile(r)
+    u = p.get("underflow") if p else None
+    if not isinstance(u, dict) or u.get("fraction") is None:
+        return None
+
+    def f(key: str) -> float | None:
+        return float(u[key]) if u.get(key) is not None else None
+
+    return {"fraction": f("fraction"), "reference": f("fp32_reference_fraction"),
+            "lost": f("lost_fraction")}
+
+
+def overflow(r: RunRecord) -> dict[str, Any] | None:
+    p = numerics_profile(r)
+    o = p.get("overflow") if p else None
+    return o if isinstance(o, dict) else None
+
+
+# -- distributed (from the torchrun work; absent on single-process runs) ------------------
+def comm_profile(r: RunRecord) -> dict[str, Any] | None:
+    """Gradient communication per step: {'dtype', 'bytes_per_step', 'time_ms'}.
+
+    Read from the distributed probe (profiles["parallel"]): the comm dtype of the run,
+    the bytes its collectives moved in a typical step, and the gradient collective's time
+    when replayed alone.
+    """
+    par = _profile(r, "parallel")
+    if not par:
+        return None
+    per_step = par.get("comm_per_step") or {}
+    if per_step.get("bytes") is None or not par.get("grad_comm_dtype"):
+        return None
+    alone = (par.get("probe") or {}).get("comm_alone_ms") or {}
+    op = "all_reduce" if par.get("strategy") == "ddp" else "reduce_scatter"
+    return {"dtype": par["grad_comm_dtype"], "bytes_per_step": per_step["bytes"],
+            "time_ms": alone.get(op)}
+
+
+# -- environment card --------------------------------------------------------------------
+def device_kind(r: RunRecord) -> str:
+    return "cuda" if r.device.startswith("cuda") else "cpu"
+
+
+def capabilities(r: RunRecord) -> dict[str, Any]:
+    """What the device can do for each format, from the environment card.
+
+    GPU: tensor-core support by compute capability. CPU: no tensor cores; whether bf16/fp16
+    matmuls have a native ISA path (avx512_bf16/AMX) is what decides their speed.
+    """
+    env = r.env or {}
+    if device_kind(r) == "cuda":
+        gpu = env.get("gpu") or {}
+        tc = gpu.get("tensor_cores") or {}
+        return {"kind": "cuda", "name": gpu.get("name") or r.device_name,
+                "capability": gpu.get("capability"), "tensor_cores": bool(tc.get("fp16")),
+                "fp16": tc.get("fp16"), "bf16": tc.get("bf16"), "tf32": tc.get("tf32"),
+                "fp8": tc.get("fp8"), "mxfp8": tc.get("mxfp8"), "isa_flags": []}
+    cpu = env.get("cpu") or {}
+    overridden = bool(cpu.get("isa_env_overrides"))
+    return {"kind": "cpu", "name": cpu.get("model") or r.device_name, "capability":
+            cpu.get("torch_cpu_capability"), "tensor_cores": False,
+            "fp16": bool(cpu.get("fast_fp16")) and not overridden,
+            "bf16": bool(cpu.get("fast_bf16")) and not overridden,
+            "tf32": False, "fp8": False, "mxfp8": False,
+            "isa_flags": list(cpu.get("isa_flags") or []),
+            "isa_env_overrides": dict(cpu.get("isa_env_overrides") or {})}
+
+
+# -- bench records (written by `mpbench bench`) ---------------------------------------------
+def load_bench_dir(results_dir: Path) -> list[dict[str, Any]]:
+    """The bench records of a results directory (`mpbench bench`), as dicts; [] when none."""
+    if not (results_dir / "bench").is_dir():
+        return []
+    from mpbench.bench.store import load_bench  # validates each file (UserError if corrupt)
+
+    return [r.model_dump(mode="json") for r in load_bench(results_dir)]
+
+
+def bench_rows(bench: list[dict[str, Any]], benchmark: str, ok_only: bool = True
+               ) -> list[dict[str, Any]]:
+    rows: list[dict[str, Any]] = []
+    for b in bench:
+        if b.get("benchmark") != benchmark:
+            continue
+        for row in b.get("rows") or []:
+            if not isinstance(row, dict):
+                continue
+            if ok_only and row.get("status", "ok") != "ok":
+                continue
+            rows.append(row)
+    return rows

@@ -1,0 +1,44 @@
+"""The claims engine, shared by the report and the gate: a verdict for every id in CLAIMS.md.
+
+`evaluate_claims(records, bench)` returns one ClaimVerdict per claim id, in CLAIMS.md order.
+Each claim's bound (the quoted figure, its source and how it is read) lives next to its
+evaluator in the modules below.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+# Importing the evaluator modules registers them.
+from mpbench.analysis.claims import kernels, memory, numerics, platform, speed
+from mpbench.analysis.claims.evidence import Evidence
+from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec
+from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimVerdict, Row, Verdict
+from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.results.schema import RunRecord
+
+__all__ = ["CLAIMS", "VERDICTS", "Bound", "ClaimSpec", "ClaimVerdict", "Row", "Verdict",
+           "evaluate_claim", "evaluate_claims"]
+_MODULES = (kernels, memory, numerics, platform, speed)
+
+
+def evaluate_claim(spec: ClaimSpec, ev: Evidence) -> ClaimVerdict:
+    if not ev.records:
+        return ClaimVerdict(spec.claim_id, spec.statement, "not measured", "-", "no run records",
+                            spec.bound)
+    out = spec.evaluate(ev, spec.bound)
+    return ClaimVerdict(
+        spec.claim_id, spec.statement, out.verdict, out.measured, out.reason, spec.bound,
+        out.value, out.low, out.high, n=out.n, paired=out.paired, rows=out.rows,
+        targeted=spec.claim_id in ev.targeted,
+    )
+
+
+def evaluate_claims(records: list[RunRecord], bench: list[dict[str, Any]] | None = None
+                    ) -> list[ClaimVerdict]:
+    """A verdict for every claim id of CLAIMS.md from one device's run (and bench) records."""
+    ev = Evidence(records, list(bench or []))
+    missing = [c for c in CLAIM_IDS if c not in CLAIMS]
+    if missing:
+        raise RuntimeError(f"claims without an evaluator: {', '.join(missing)}")
+    return [evaluate_claim(CLAIMS[c], ev) for c in CLAIM_IDS]

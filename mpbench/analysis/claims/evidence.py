@@ -1,0 +1,74 @@
+"""The records a claim is judged on, grouped once: configurations x precisions, the device."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from mpbench.analysis import access
+from mpbench.results.schema import RunRecord
+
+BASELINE = "fp32"
+MIXED = ("fp16", "bf16")
+"""The mixed-precision (autocast, FP32 master weights) recipes the speed and memory claims name."""
+NOT_DONE_RIGHT = {
+    "fp16-noscale": "FP16 without loss scaling (broken on purpose to show underflow)",
+    "bf16-pure": "no FP32 master weights",
+}
+"""Recipes shown for context in quality claims but not counted as mixed precision done right."""
+
+ConfigKey = tuple[str, int, int, bool, bool]
+
+
+@dataclass
+class Evidence:
+    records: list[RunRecord]
+    bench: list[dict[str, Any]] = field(default_factory=list)
+
+    @cached_property
+    def ok(self) -> list[RunRecord]:
+        return [r for r in self.records if r.status == "ok"]
+
+    @cached_property
+    def configs(self) -> dict[ConfigKey, dict[str, list[RunRecord]]]:
+        """ok runs by configuration (model, batch, seq, ckpt, compile), then by precision."""
+        out: dict[ConfigKey, dict[str, list[RunRecord]]] = {}
+        for r in self.ok:
+            out.setdefault(access.config_key(r), {}).setdefault(r.precision, []).append(r)
+        return out
+
+    @cached_property
+    def device(self) -> str:
+        """'cuda' or 'cpu' (the device of the first record; a results dir has one device)."""
+        return access.device_kind(self.records[0]) if self.records else "cpu"
+
+    @cached_property
+    def caps(self) -> dict[str, Any]:
+        return access.capabilities(self.records[0]) if self.records else {}
+
+    @property
+    def device_label(self) -> str:
+        name = self.caps.get("name") or "unknown device"
+        return f"{name} ({'GPU' if self.device == 'cuda' else 'CPU'})"
+
+    @cached_property
+    def targeted(self) -> set[str]:
+        out: set[str] = set()
+        for r in self.records:
+            out.update(str(c) for c in r.suite_config.get("claims", []))
+        return out
+
+    def precisions_present(self) -> set[str]:
+        return {r.precision for r in self.records}
+
+    def not_ok(self, precisions: set[str] | tuple[str, ...]) -> list[RunRecord]:
+        return [r for r in self.records if r.precision in precisions and r.status != "ok"]
+
+    def why_missing(self, precisions: tuple[str, ...] | set[str]) -> str:
+        """'add X to precisions', or the reason the listed runs did not complete."""
+        failed = self.not_ok(precisions)
+        if failed:
+            r = failed[0]
+            return f"{r.precision} runs ended {r.status}: {r.reason or 'no reason recorded'}"
+        return f"add {' or '.join(sorted(precisions))} to the suite's precisions"

@@ -1,0 +1,137 @@
+"""Micro-benchmark claims (rows written by `mpbench bench`): GEMM speed, bandwidth, alignment.
+
+Bench rows carry a median time per case, not the samples, so the interval here is over
+cases (shapes, ops): it says how typical the median speedup is, not the timing noise.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpbench.analysis import access
+from mpbench.analysis.claims.common import judged_row
+from mpbench.analysis.claims.estimate import Estimate, median_interval
+from mpbench.analysis.claims.evidence import Evidence
+from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
+from mpbench.analysis.claims.verdict import Bound, Outcome, Row
+
+GEMM_TC = Bound(
+    "at_least", 2.0, None, "×", ("002",), "2-8x faster",
+    "the low end of '2-8x': median FP16/BF16 GEMM TFLOP/s over FP32 across shapes ≥ 2.0×")
+BANDWIDTH = Bound(
+    "at_least", 2.0 * (1 - APPROX), None, "×", ("002",), "twice as many values",
+    "'nearly double' read with 10% slack: 16-bit elements/s at least 1.8× fp32's")
+ALIGNMENT = Bound(
+    "at_least", 1.05, None, "×", ("002",), "multiples of 8 (FP16/BF16) or 16 (FP8)",
+    "'to use tensor cores fully' read as: off-multiple K/N lose ≥ 5% of aligned TFLOP/s "
+    "(aligned over misaligned ≥ 1.05×)")
+BENCH_HINT = "run `mpbench bench` (suites/microbench.yaml) into this results directory"
+SIXTEEN = ("fp16", "bf16")
+
+
+def _no_tensor_cores(ev: Evidence) -> str | None:
+    if ev.device == "cpu":
+        return "tensor cores: a CPU has none (the figure is about NVIDIA tensor-core GEMMs)"
+    if not ev.caps.get("tensor_cores"):
+        return f"tensor cores: {ev.caps.get('name')} has none"
+    return None
+
+
+def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
+                  missing: str | None) -> Outcome:
+    """The median ratio over cases; `noun` is singular ("GEMM shape")."""
+    n = len(per_case)
+    what = f"{noun}{'s' if n != 1 else ''}"
+    rows = [Row(label, v, n=1, verdict=None, note="one case") for label, v in per_case]
+    value, low, high = median_interval([v for _, v in per_case])
+    est = Estimate(value, low, high, n, False, f"median over {n} {what}")
+    head = judged_row(f"median over {n} {what}", est, bound)
+    measured = f"{head.text} (median over {n} {what})"
+    if missing is not None:
+        return not_applicable(missing, measured + " — measured here for context")
+    return Outcome(head.verdict or "inconclusive", measured,
+                   f"median {noun} ratio against {bound.text}; {head.note}",
+                   value, low, high, len(per_case), False, [head, *rows])
+
+
+def _gemm_table(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, float]]:
+    table: dict[tuple[Any, ...], dict[str, float]] = {}
+    for r in rows:
+        if r.get("tflops") and not r.get("numerics_only"):
+            key = (r.get("shape"), r.get("m"), r.get("n"), r.get("k"), r.get("variant"))
+            table.setdefault(key, {})[str(r.get("dtype"))] = float(r["tflops"])
+    return table
+
+
+@claim("gemm-tensor-core", "FP16/BF16 tensor-core matrix multiplies are 2-8x faster than FP32",
+       GEMM_TC, "the GEMM micro-benchmark")
+def gemm_tensor_core(ev: Evidence, bound: Bound) -> Outcome:
+    table = _gemm_table(access.bench_rows(ev.bench, "gemm"))
+    per_case = []
+    for (shape, m, n, k, _), d in table.items():
+        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
+        if fast:
+            ratio, dtype = max(fast)
+            per_case.append((f"{shape} {m}×{n}×{k}: {dtype}/fp32", ratio))
+    if not per_case:
+        return not_measured(f"no GEMM rows with fp32 and fp16/bf16: {BENCH_HINT}")
+    return _case_outcome(per_case, bound, "GEMM shape",
+                         _no_tensor_cores(ev))
+
+
+@claim("bandwidth-halving", "Half the bytes moves twice the values: bandwidth-bound work nearly "
+       "doubles in throughput", BANDWIDTH, "the bandwidth micro-benchmark")
+def bandwidth_halving(ev: Evidence, bound: Bound) -> Outcome:
+    by_case: dict[tuple[Any, ...], dict[str, float]] = {}
+    for r in access.bench_rows(ev.bench, "bandwidth"):
+        if r.get("elements_per_s"):
+            by_case.setdefault((r.get("op"), r.get("elements")), {})[str(r.get("dtype"))] = float(
+                r["elements_per_s"])
+    per_case = []
+    for (op, elements), d in by_case.items():
+        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
+        if fast:
+            ratio, dtype = max(fast)
+            per_case.append((f"{op} {elements:,} elements: {dtype}/fp32", ratio))
+    if not per_case:
+        return not_measured(f"no bandwidth rows with fp32 and fp16/bf16: {BENCH_HINT}")
+    return _case_outcome(per_case, bound, "bandwidth-bound op", None)
+
+
+def _aligned_multiple(dtype: str) -> int:
+    return 16 if dtype == "fp8" else 8
+
+
+@claim("alignment", "Dimensions must be multiples of 8 (FP16/BF16) or 16 (FP8) to use tensor "
+       "cores fully", ALIGNMENT, "the alignment micro-benchmark")
+def alignment(ev: Evidence, bound: Bound) -> Outcome:
+    rows = [r for r in access.bench_rows(ev.bench, "alignment", ok_only=False)
+            if not r.get("numerics_only")]
+    aligned = {(r.get("dtype"), r.get("base")): float(r["tflops"]) for r in rows
+               if r.get("offset") == 0 and r.get("tflops")}
+    per_case: list[tuple[str, float]] = []
+    refused: list[str] = []
+    for r in rows:
+        dtype = str(r.get("dtype"))
+        if dtype not in (*SIXTEEN, "fp8") or r.get("offset") in (0, None):
+            continue
+        if int(r.get("multiple_of") or 1) >= _aligned_multiple(dtype):
+            continue  # off the base size but still a multiple: not a misaligned case
+        label = f"{dtype} K=N={r.get('k')} (multiple of {r.get('multiple_of')})"
+        if r.get("status") in ("unsupported", "failed") and dtype == "fp8":
+            refused.append(label)
+            continue
+        ref = aligned.get((r.get("dtype"), r.get("base")))
+        if r.get("tflops") and ref:
+            per_case.append((f"{label}: aligned/misaligned", ref / float(r["tflops"])))
+    if not per_case and not refused:
+        return not_measured(f"no alignment rows with an aligned and a misaligned case: {BENCH_HINT}")
+    missing = _no_tensor_cores(ev)
+    if not per_case:
+        text = f"FP8 refused {len(refused)} misaligned shapes"
+        return not_applicable(missing, text) if missing else Outcome(
+            "holds", text, "FP8 GEMMs refuse K/N not divisible by 16: " + "; ".join(refused))
+    out = _case_outcome(per_case, bound, "misaligned GEMM", missing)
+    if refused:
+        out.reason += f"; FP8 refused {len(refused)} misaligned shapes (supports the claim)"
+    return out

@@ -1,0 +1,96 @@
+"""Platform claims: what the device supports, and gradient communication in 16-bit."""
+
+from __future__ import annotations
+
+from mpbench.analysis import access
+from mpbench.analysis.claims.common import judged_row, outcome_from_rows
+from mpbench.analysis.claims.estimate import compare_runs
+from mpbench.analysis.claims.evidence import Evidence
+from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
+from mpbench.analysis.claims.verdict import Bound, Outcome, Row, Verdict, fmt
+from mpbench.results.schema import RunRecord
+
+BF16_HW = Bound(
+    "condition", None, None, "", ("002",), "pre-Ampere: no BF16 tensor cores",
+    "on a GPU of compute capability below 8.0, BF16 tensor cores are absent (and a bf16 GEMM, "
+    "where benchmarked, runs well below fp16's)")
+COMM = Bound(
+    "at_most", None, 0.5 * (1 + APPROX), "×", ("002",), "halve communication bandwidth",
+    "'halve' read with 10% slack: 16-bit gradient all-reduce bytes per step at most 0.55× fp32's")
+EMULATED = 0.5
+"""A bf16 GEMM below half of fp16's TFLOP/s is taken as running without BF16 tensor cores."""
+
+
+def support_line(caps: dict[str, object]) -> str:
+    marks = [f"{k.upper()} {'yes' if caps.get(k) else 'no'}" for k in ("fp16", "bf16", "tf32", "fp8")]
+    where = "tensor cores" if caps.get("kind") == "cuda" else "native CPU paths"
+    return f"{where}: " + ", ".join(marks)
+
+
+def _bf16_fp16_gemm(ev: Evidence) -> float | None:
+    best: dict[str, float] = {}
+    for r in access.bench_rows(ev.bench, "gemm"):
+        d, t = str(r.get("dtype")), r.get("tflops")
+        if d in ("bf16", "fp16") and t:
+            best[d] = max(best.get(d, 0.0), float(t))
+    return best["bf16"] / best["fp16"] if "bf16" in best and "fp16" in best else None
+
+
+@claim("bf16-hardware", "Pre-Ampere GPUs have no BF16 tensor cores", BF16_HW,
+       "nothing: the environment card records the device's capabilities")
+def bf16_hardware(ev: Evidence, bound: Bound) -> Outcome:
+    if not ev.records:
+        return not_measured("no run records")
+    caps = ev.caps
+    line = support_line(caps)
+    if caps.get("kind") != "cuda":
+        flags = ", ".join(caps.get("isa_flags") or []) or "none recorded"
+        return not_applicable(f"a pre-Ampere NVIDIA GPU: this is a CPU ({caps.get('name')}, ISA "
+                              f"flags {flags}) with no tensor cores", line)
+    cc = str(caps.get("capability") or "0.0")
+    major = int(cc.split(".")[0])
+    if major >= 8:
+        return not_applicable(f"a pre-Ampere GPU: {caps.get('name')} is compute capability {cc} "
+                              "(Ampere or newer) and has BF16 tensor cores", line)
+    ratio = _bf16_fp16_gemm(ev)
+    if ratio is None:
+        detected: Verdict = "holds" if not caps.get("bf16") else "fails"
+        return Outcome(detected, line,
+                       f"compute capability {cc}: BF16 tensor cores "
+                       f"{'absent' if not caps.get('bf16') else 'reported'} by the capability "
+                       "table; run `mpbench bench` to confirm with a bf16 vs fp16 GEMM")
+    verdict: Verdict = "holds" if ratio < EMULATED else "fails"
+    return Outcome(verdict, f"{line}; bf16/fp16 GEMM {fmt(ratio)}×",
+                   f"compute capability {cc}; best bf16 GEMM TFLOP/s over fp16's is {fmt(ratio)} "
+                   f"(below {EMULATED} means no BF16 tensor cores)", ratio, n=1)
+
+
+def _comm_dtype(r: RunRecord) -> str | None:
+    c = access.comm_profile(r)
+    return str(c["dtype"]) if c and c.get("dtype") else None
+
+
+def _comm_bytes(r: RunRecord) -> float | None:
+    c = access.comm_profile(r)
+    return float(c["bytes_per_step"]) if c else None
+
+
+@claim("comm-halving", "All-reduce in FP16/BF16 halves gradient communication", COMM,
+       "data-parallel runs (torchrun) with fp32 and 16-bit gradient communication")
+def comm_halving(ev: Evidence, bound: Bound) -> Outcome:
+    rows: list[Row] = []
+    for key, by_p in ev.configs.items():
+        runs = [r for rs in by_p.values() for r in rs if _comm_dtype(r)]
+        by_dtype: dict[str, list[RunRecord]] = {}
+        for r in runs:
+            by_dtype.setdefault(_comm_dtype(r) or "", []).append(r)
+        base = by_dtype.get("fp32") or by_dtype.get("float32")
+        for d, group in by_dtype.items():
+            if base and d in ("fp16", "bf16", "float16", "bfloat16"):
+                est = compare_runs(base, group, _comm_bytes)
+                if est is not None:
+                    rows.append(judged_row(f"{access.config_label(key)}: {d}/fp32 bytes", est, bound))
+    if not rows:
+        return not_measured("run data-parallel under torchrun with gradient communication in "
+                            "fp32 and in bf16/fp16 (the suite's parallel section)")
+    return outcome_from_rows(rows, bound, "configurations (16-bit over fp32 gradient bytes)")

@@ -1,0 +1,45 @@
+"""`mpbench report RESULTS...`: the HTML comparison page, or a Markdown verdict table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mpbench.errors import UserError
+from mpbench.report import FORMATS, write_report
+
+
+@click.command("report")
+@click.argument("results", nargs=-1, required=True, type=click.Path(path_type=Path))
+@click.option("--out", "-o", type=click.Path(path_type=Path),
+              help="Output file (default: report.html, or report.md with --format md, in the "
+                   "first results directory).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True,
+              help="html: the full self-contained page; md: the verdict table for CI logs.")
+def report(results: tuple[Path, ...], out: Path | None, fmt: str) -> None:
+    """Write a report comparing one or more results directories side by side.
+
+    \b
+    Examples:
+      mpbench report reports/gpt-20261123-1200 -o report.html
+      mpbench report before/ after/ -o upgrade.html      # two result sets side by side
+      mpbench report reports/gpt-20261123-1200 --format md -o - >> "$GITHUB_STEP_SUMMARY"
+    """
+    for r in results:
+        if not r.exists():
+            raise UserError(f"results not found: {r}; give a directory written by `mpbench run`")
+    if out is not None and str(out) == "-":
+        import sys
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            path = write_report(list(results), Path(tmp) / f"report.{fmt}", fmt)
+            sys.stdout.write(path.read_text(encoding="utf-8"))
+        return
+    target = out or (results[0] if results[0].is_dir() else results[0].parent) / f"report.{fmt}"
+    path = write_report(list(results), target, fmt)
+    click.echo(f"report: {path.resolve()}")
+
+
+COMMANDS = [report]

@@ -1,0 +1,104 @@
+"""Build the page: load each results directory, evaluate the claims, render the template."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, StrictUndefined
+
+import mpbench
+from mpbench.analysis import access
+from mpbench.analysis.claims import CLAIMS
+from mpbench.analysis.claims.estimate import throughput_ratio
+from mpbench.analysis.claims.verdict import POINT_MARGIN
+from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.report.blocks import Cell, Section, Table, text
+from mpbench.report.resultset import ResultSet
+from mpbench.report.sections_kernels import microbench_section, tensor_core_section
+from mpbench.report.sections_meta import (
+    VERDICT_CLASS,
+    claim_details,
+    env_section,
+    failures_section,
+    verdict_counts,
+    verdict_table,
+)
+from mpbench.report.sections_perf import comparison_section, memory_section, throughput_section
+from mpbench.report.sections_quality import energy_section, loss_section, numerics_section
+
+
+def environment() -> Environment:
+    # autoescape for every template: user strings (suite names, paths, reasons) are escaped
+    return Environment(loader=PackageLoader("mpbench.report", "templates"), autoescape=True,
+                       undefined=StrictUndefined, trim_blocks=False, lstrip_blocks=False)
+
+
+def headline(s: ResultSet) -> str:
+    """One sentence: the fastest precision against fp32, per the first configuration measured."""
+    best: tuple[float, str, str] | None = None
+    for key in s.groups:
+        if key[5] == "fp32":
+            continue
+        ok = [r for r in s.ok(key) if not access.numerics_only(r)]
+        base = s.baseline(key)
+        est = throughput_ratio(base, ok) if ok and base else None
+        if est is not None and (best is None or est.value > best[0]):
+            best = (est.value, key[5], key[0])
+    if best is None:
+        return "No precision could be compared with an fp32 baseline."
+    value, precision, model = best
+    if value < 1:
+        return (f"No precision beat strict fp32 here: the fastest, {precision} on {model}, ran at "
+                f"{value:.2f}× fp32's throughput.")
+    return f"Fastest against strict fp32: {precision} on {model}, {value:.2f}× fp32's throughput."
+
+
+def card(s: ResultSet) -> dict[str, Any]:
+    r = s.first
+    caps = access.capabilities(r) if r else {}
+    ok = sum(x.status == "ok" for x in s.records)
+    return {"label": s.label, "device": caps.get("name", "-"), "suite": s.suite,
+            "profile": r.profile if r else "-", "runs": f"{ok} of {len(s.records)} runs ok",
+            "headline": headline(s), "counts": verdict_counts(s)}
+
+
+def bounds_table() -> Table:
+    rows = []
+    for cid in CLAIM_IDS:
+        b = CLAIMS[cid].bound
+        rows.append([Cell(cid, cid, "claim"), text(f"“{b.figure}”"), text(b.source_text),
+                     text(b.reading)])
+    return Table(["claim", "quoted figure", "source", "read as"], rows)
+
+
+def sections(sets: list[ResultSet]) -> list[Section]:
+    out = [env_section(sets), throughput_section(sets)]
+    cmp = comparison_section(sets)
+    if cmp is not None:
+        out.append(cmp)
+    out += [memory_section(sets), tensor_core_section(sets), microbench_section(sets),
+            loss_section(sets), numerics_section(sets), energy_section(sets),
+            failures_section(sets)]
+    return out
+
+
+def render_html(sets: list[ResultSet]) -> str:
+    suites = sorted({s.suite for s in sets})
+    devices = [access.capabilities(s.first).get("name", "?") for s in sets if s.first]
+    context = {
+        "title": ", ".join(suites) or "no results",
+        "subtitle": f"{len(sets)} result set{'s' if len(sets) != 1 else ''} · "
+                    f"{sum(len(s.records) for s in sets)} runs · " + " | ".join(devices),
+        "cards": [card(s) for s in sets],
+        "verdict_table": verdict_table(sets),
+        "claim_details": claim_details(sets),
+        "verdict_class": VERDICT_CLASS,
+        "sections": sections(sets),
+        "bounds_table": bounds_table(),
+        "point_margin": f"{POINT_MARGIN:.0%}",
+        "version": mpbench.__version__,
+        "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
+        "paths": ", ".join(str(s.path) for s in sets),
+    }
+    return environment().get_template("report.html.j2").render(**context)

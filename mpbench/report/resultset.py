@@ -1,0 +1,70 @@
+"""One results directory as the report sees it: its records, bench rows, groups and verdicts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from statistics import median
+from typing import Any
+
+from mpbench.analysis import access
+from mpbench.analysis.claims import ClaimVerdict, evaluate_claims
+from mpbench.results.schema import RunRecord
+from mpbench.results.store import load_records
+
+GroupKey = tuple[str, int, int, bool, bool, str]
+"""(model, batch, seq, checkpointing, compiled, precision)."""
+
+
+@dataclass
+class ResultSet:
+    label: str
+    path: Path
+    records: list[RunRecord]
+    bench: list[dict[str, Any]] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path, label: str | None = None) -> ResultSet:
+        records = load_records(path)
+        bench = access.load_bench_dir(path) if path.is_dir() else []
+        return cls(label or path.name or str(path), path, records, bench)
+
+    @cached_property
+    def verdicts(self) -> list[ClaimVerdict]:
+        return evaluate_claims(self.records, self.bench)
+
+    @cached_property
+    def groups(self) -> dict[GroupKey, list[RunRecord]]:
+        """All runs (any status) by configuration and precision, in run order."""
+        out: dict[GroupKey, list[RunRecord]] = {}
+        for r in self.records:
+            out.setdefault((*access.config_key(r), r.precision), []).append(r)
+        return out
+
+    def ok(self, key: GroupKey) -> list[RunRecord]:
+        return [r for r in self.groups.get(key, []) if r.status == "ok"]
+
+    def baseline(self, key: GroupKey, precision: str = "fp32") -> list[RunRecord]:
+        return self.ok((*key[:5], precision))
+
+    @property
+    def first(self) -> RunRecord | None:
+        return self.records[0] if self.records else None
+
+    @property
+    def suite(self) -> str:
+        return self.first.suite if self.first else "-"
+
+    @property
+    def device_kind(self) -> str:
+        return access.device_kind(self.first) if self.first else "cpu"
+
+
+def group_label(key: GroupKey) -> str:
+    return f"{access.config_label(key[:5])} {key[5]}"
+
+
+def median_of(values: list[float | None]) -> float | None:
+    vals = [v for v in values if v is not None]
+    return float(median(vals)) if vals else None

@@ -1,0 +1,216 @@
+"""Report sections on the hardware's side: Tensor Core share, MFU, micro-benchmarks."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from mpbench.analysis import access
+from mpbench.analysis.claims.estimate import throughput_ratio
+from mpbench.report import plots
+from mpbench.report.blocks import (
+    Block,
+    Cell,
+    Note,
+    Plot,
+    Section,
+    SetBlocks,
+    Table,
+    missing,
+    num,
+    pct,
+    text,
+)
+from mpbench.report.resultset import ResultSet, group_label, median_of
+from mpbench.results.schema import RunRecord
+
+BENCH_ADD = "run `mpbench bench` (suites/microbench.yaml) with -o pointing at this results directory"
+_DTYPE_KEY = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
+
+
+def compute_key(r: RunRecord) -> str:
+    """The GEMM dtype a run's matmuls use, in the micro-benchmark's names."""
+    if access.family(r) == "fp8":
+        return "fp8"
+    key = _DTYPE_KEY.get(str(r.recipe.get("compute_dtype")), "fp32")
+    return "tf32" if key == "fp32" and r.recipe.get("matmul_precision") == "high" else key
+
+
+def gemm_ceiling(bench: list[dict[str, Any]]) -> dict[str, float]:
+    """Best measured GEMM TFLOP/s per dtype: the device's achievable ceiling."""
+    best: dict[str, float] = {}
+    for row in access.bench_rows(bench, "gemm"):
+        if row.get("tflops") and not row.get("numerics_only"):
+            d = str(row.get("dtype"))
+            best[d] = max(best.get(d, 0.0), float(row["tflops"]))
+    return best
+
+
+def tensor_core_blocks(s: ResultSet) -> list[Block]:
+    share_rows, kernel_rows, buckets = [], [], []
+    for key in s.groups:
+        ok = s.ok(key)
+        prof = next((p for r in ok if (p := access.tensor_core_profile(r))), None)
+        if prof is None:
+            continue
+        b = {str(k): float(v) for k, v in prof["buckets"].items()}
+        buckets.append((key, b, prof.get("device_kind")))
+        for k in sorted(prof.get("top_kernels") or [], key=lambda k: -float(k.get("share", 0)))[:3]:
+            kernel_rows.append([text(group_label(key)), Cell(str(k.get("name")), str(k.get("name")),
+                                                             "kernel"),
+                                text(k.get("bucket")), num(k.get("time_us"), 0), pct(k.get("share"))])
+    blocks: list[Block] = []
+    if buckets:
+        names = sorted({n for _, b, _ in buckets for n in b}, key=lambda n: -sum(
+            b.get(n, 0.0) for _, b, _ in buckets))
+        share_rows = [[text(group_label(k)), *[pct(b.get(n)) for n in names]] for k, b, _ in buckets]
+        blocks.append(Table(["run", *names], share_rows, "Share of device time by kernel bucket",
+                            numeric=set(range(1, len(names) + 1))))
+        if kernel_rows:
+            blocks.append(Table(["run", "top kernel", "bucket", "time µs", "share"], kernel_rows,
+                                numeric={3, 4}))
+    else:
+        blocks.append(missing("the Tensor Core share of device time",
+                              f"add {access.ADD_PROFILER['tensor_cores']} to the suite"))
+    if s.device_kind == "cpu":
+        blocks.append(Note("A CPU has no tensor cores: on a CPU the buckets split CPU time into "
+                           "matmul and the rest."))
+    return blocks
+
+
+def mfu_blocks(s: ResultSet) -> list[Block]:
+    ceiling = gemm_ceiling(s.bench)
+    rows = []
+    for key in s.groups:
+        ok = s.ok(key)
+        if not ok or any(access.numerics_only(r) for r in ok):
+            continue
+        r = ok[0]
+        achieved = median_of([x.achieved_tflops for x in ok])
+        prof = access.mfu_profile(r) or {}
+        # the bench's best GEMM of this dtype, else the one the mfu profiler measured
+        ceil = ceiling.get(compute_key(r)) or prof.get("ceiling_tflops")
+        flops_note = ""
+        if r.flops_per_token and r.flops_per_token_counter:
+            diff = r.flops_per_token_counter / r.flops_per_token - 1
+            flops_note = f"counter {diff:+.1%} vs formula"
+        rows.append([text(group_label(key)), num(achieved, 3), num(r.peak_tflops, 1),
+                     pct(median_of([x.mfu for x in ok])),
+                     text(r.peak_source or prof.get("spec_note") or "unknown device: no spec peak"),
+                     num(ceil, 2), pct(achieved / ceil if achieved and ceil else None),
+                     text(flops_note or r.flops_note)])
+    if not rows:
+        return [missing("MFU", "add completed runs")]
+    blocks: list[Block] = [Table(
+        ["run", "achieved TFLOP/s", "spec peak", "MFU (spec)", "peak source", "measured ceiling",
+         "MFU (ceiling)", "FLOPs/token check"], rows, numeric={1, 2, 3, 5, 6})]
+    if not any(row[5].sort is not None for row in rows):
+        blocks.append(missing("the measured GEMM ceiling per dtype",
+                              f"{BENCH_ADD}, or add profilers: [mfu]"))
+    return blocks
+
+
+def _bench_table(rows: list[dict[str, Any]], cols: list[tuple[str, str]], caption: str) -> Table:
+    body = []
+    for row in rows:
+        cells = []
+        for key, _ in cols:
+            v = row.get(key)
+            if isinstance(v, bool) or not isinstance(v, (int, float)):
+                cells.append(text(v if v is not None else "-"))
+            else:  # sizes and counts stay integers
+                cells.append(num(float(v), 0 if isinstance(v, int) else 2))
+        body.append(cells)
+    numeric = {i for i, (k, _) in enumerate(cols) if any(isinstance(r.get(k), (int, float))
+                                                         for r in rows)}
+    return Table([label for _, label in cols], body, caption, numeric)
+
+
+def _measured_gain(s: ResultSet, dtype: str, baseline: str) -> float | None:
+    for key in s.groups:
+        ok = [r for r in s.ok(key) if not access.numerics_only(r)]
+        if ok and compute_key(ok[0]) == dtype:
+            base = [r for r in s.baseline(key, baseline) if not access.numerics_only(r)]
+            est = throughput_ratio(base, ok) if base else None
+            if est is not None:
+                return est.value
+    return None
+
+
+def microbench_blocks(s: ResultSet) -> list[Block]:
+    if not s.bench:
+        return [missing("micro-benchmarks (GEMM, alignment, bandwidth, predicted gain)", BENCH_ADD)]
+    blocks: list[Block] = []
+    gemm = access.bench_rows(s.bench, "gemm", ok_only=False)
+    if gemm:
+        blocks.append(_bench_table(gemm, [("dtype", "dtype"), ("shape", "shape"), ("m", "M"),
+                                          ("n", "N"), ("k", "K"), ("tflops", "TFLOP/s"),
+                                          ("rel_error", "rel. error"), ("status", "status"),
+                                          ("reason", "note")], "GEMM"))
+        best = gemm_ceiling(s.bench)
+        if best:
+            names = list(best)
+            blocks.append(Plot(plots.bars_with_ci(names, [best[n] for n in names],
+                                                  [None] * len(names), [None] * len(names),
+                                                  [plots.color(n) for n in names], "TFLOP/s",
+                                                  "Best GEMM TFLOP/s per dtype (the ceiling)")))
+    for name, cols in (
+        ("alignment", [("dtype", "dtype"), ("k", "K = N"), ("multiple_of", "multiple of"),
+                       ("tflops", "TFLOP/s"), ("relative_to_aligned", "vs aligned"),
+                       ("status", "status"), ("reason", "note")]),
+        ("bandwidth", [("dtype", "dtype"), ("op", "op"), ("elements", "elements"),
+                       ("gbps", "GB/s"), ("elements_per_s", "elements/s"), ("vs_fp32", "vs fp32"),
+                       ("status", "status")]),
+    ):
+        rows = access.bench_rows(s.bench, name, ok_only=False)
+        if rows:
+            blocks.append(_bench_table(rows, cols, name.capitalize()))
+    pred = access.bench_rows(s.bench, "prediction", ok_only=False)
+    if pred:
+        pred = [{**p, "measured_speedup": p.get("measured_speedup") or _measured_gain(
+            s, str(p.get("dtype")), str(p.get("baseline")))} for p in pred]
+        blocks.append(_bench_table(pred, [
+            ("dtype", "dtype"), ("baseline", "over"), ("gemm_speedup", "GEMM speedup"),
+            ("gemm_share", "GEMM share"), ("predicted_amdahl", "predicted (Amdahl)"),
+            ("predicted_roofline", "predicted (roofline)"), ("measured_speedup", "measured"),
+            ("share_source", "share from")], "Predicted vs measured end-to-end gain"))
+    else:
+        blocks.append(missing("the predicted vs measured gain", BENCH_ADD))
+    return blocks
+
+
+def fp8_blocks(s: ResultSet) -> list[Block]:
+    """How each FP8 recipe ran: backend, formats, scaling, which layers went to FP8."""
+    rows = []
+    seen: set[str] = set()
+    for r in s.records:
+        d = access.fp8_details(r)
+        if d is None or r.precision in seen:
+            continue
+        seen.add(r.precision)
+        layers = d.get("layers_in_fp8")
+        kept = d.get("layers_kept_bf16")
+        frac = d.get("fp8_weight_fraction")
+        rows.append([Cell(r.precision, r.precision, "prec"), text(d.get("backend")),
+                     text(d.get("formats")), text(d.get("scaling")),
+                     text(f"{len(layers)} FP8, {len(kept or [])} kept BF16" if layers is not None
+                          else "-"), pct(frac if isinstance(frac, (int, float)) else None),
+                     text("numerics only" if access.numerics_only(r) else r.status)])
+    if not rows:
+        return []
+    return [Table(["FP8 recipe", "backend", "formats", "scaling", "linear layers",
+                   "weights in FP8", "runs"], rows, "FP8 recipes as they ran", numeric={5})]
+
+
+def tensor_core_section(sets: list[ResultSet]) -> Section:
+    parts = [SetBlocks(s.label, tensor_core_blocks(s) + mfu_blocks(s) + fp8_blocks(s))
+             for s in sets]
+    return Section("tensor-cores", "Tensor Core share and MFU",
+                   "Where the device time goes, and model FLOP utilisation against the dtype's "
+                   "spec peak and against the best GEMM measured on this device.", parts)
+
+
+def microbench_section(sets: list[ResultSet]) -> Section:
+    return Section("microbench", "Micro-benchmarks",
+                   "GEMM throughput per dtype, the alignment penalty, bandwidth-bound ops, and the "
+                   "end-to-end gain predicted from them next to the measured one.",
+                   [SetBlocks(s.label, microbench_blocks(s)) for s in sets])

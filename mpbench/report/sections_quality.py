@@ -1,0 +1,177 @@
+"""Report sections on what precision does to training: loss curves, numerics, energy."""
+
+from __future__ import annotations
+
+from statistics import median
+
+from mpbench.analysis import access
+from mpbench.report import plots
+from mpbench.report.blocks import (
+    Block,
+    Cell,
+    Note,
+    Plot,
+    Section,
+    SetBlocks,
+    Table,
+    missing,
+    num,
+    pct,
+    text,
+)
+from mpbench.report.resultset import ResultSet, median_of
+from mpbench.results.schema import RunRecord
+
+MAX_LOSS_PLOTS = 6
+MAX_SCALE_LINES = 8
+
+
+def median_curve(runs: list[RunRecord]) -> list[tuple[int, float]]:
+    by_step: dict[int, list[float]] = {}
+    for r in runs:
+        for step, v in r.loss_curve:
+            by_step.setdefault(int(step), []).append(float(v))
+    return [(s, float(median(v))) for s, v in sorted(by_step.items())]
+
+
+def seed_band(runs: list[RunRecord]) -> dict[int, tuple[float, float, float]]:
+    by_step: dict[int, list[float]] = {}
+    for r in runs:
+        for step, v in r.loss_curve:
+            by_step.setdefault(int(step), []).append(float(v))
+    return {s: (min(v), float(median(v)), max(v)) for s, v in sorted(by_step.items())}
+
+
+def held_to_end(r: RunRecord) -> list[tuple[int, float]]:
+    """The scale history records changes only: hold the last value to the run's last step."""
+    hist = access.loss_scale_history(r)
+    last_step = max((int(step) for step, _ in r.loss_curve), default=0)
+    return [*hist, (last_step, hist[-1][1])] if hist and last_step > hist[-1][0] else hist
+
+
+def loss_blocks(s: ResultSet) -> list[Block]:
+    configs: dict[tuple[str, int, int, bool, bool], dict[str, list[RunRecord]]] = {}
+    for key in s.groups:
+        ok = [r for r in s.ok(key) if r.loss_curve]
+        if ok:
+            configs.setdefault(key[:5], {})[key[5]] = ok
+    if not configs:
+        return [missing("loss curves", "add completed runs")]
+    blocks: list[Block] = []
+    rows = []
+    for n, (cfg, by_p) in enumerate(configs.items()):
+        base = by_p.get("fp32", [])
+        base_eval = median_of([r.eval_loss for r in base])
+        seeds = len({r.seed for r in base})
+        if n < MAX_LOSS_PLOTS:
+            band = seed_band(base) if base else None
+            floor = next((r.entropy_floor for rs in by_p.values() for r in rs if r.entropy_floor),
+                         None)
+            lines = {p: median_curve(rs) for p, rs in by_p.items() if p != "fp32"}
+            blocks.append(Plot(plots.loss_curves(
+                band, lines, floor, f"{access.config_label(cfg)}: training loss",
+                f"fp32 seed band ({seeds} seed{'s' if seeds != 1 else ''})")))
+        for p, rs in by_p.items():
+            ev = [r.eval_loss for r in rs if r.eval_loss is not None]
+            delta = median(ev) - base_eval if ev and base_eval is not None and p != "fp32" else None
+            rows.append([text(access.config_label(cfg)), Cell(p, p, "prec"),
+                         num(float(len(rs)), 0), num(median_of([r.final_train_loss for r in rs]), 4),
+                         num(median(ev) if ev else None, 4),
+                         text(f"{min(ev):.4f}-{max(ev):.4f}" if len(ev) > 1 else "-"),
+                         num(delta, 4), num(rs[0].entropy_floor, 4)])
+    if len(configs) > MAX_LOSS_PLOTS:
+        blocks.append(Note(f"{len(configs) - MAX_LOSS_PLOTS} more configurations are in the "
+                           "table but not plotted."))
+    blocks.append(Table(["configuration", "precision", "seeds", "final train loss", "eval loss",
+                         "eval range", "Δ eval vs fp32", "entropy floor"], rows,
+                        numeric={2, 3, 4, 6, 7}))
+    if all(len({r.seed for r in by_p.get("fp32", [])}) < 2 for by_p in configs.values()):
+        blocks.append(missing("the fp32 seed-to-seed band", "give the suite seeds: [0, 1, 2]"))
+    return blocks
+
+
+def numerics_blocks(s: ResultSet) -> list[Block]:
+    runs = [r for r in s.records if access.numerics_profile(r) is not None]
+    if not runs:
+        return [missing("loss scale, underflow and overflow telemetry",
+                        f"add {access.ADD_PROFILER['numerics']} with fp16, fp16-noscale and bf16")]
+    blocks: list[Block] = []
+    series = {f"{r.precision} {r.model} seed {r.seed}": held_to_end(r) for r in runs
+              if access.loss_scale_history(r)}
+    if series:
+        shown = dict(list(series.items())[:MAX_SCALE_LINES])
+        blocks.append(Plot(plots.step_lines(shown, "loss scale", "FP16 loss scale", log=True)))
+    rows = []
+    for r in runs:
+        u = access.underflow(r) or {}
+        o = access.overflow(r) or {}
+        events = o.get("events") or []
+        first = events[0] if events and isinstance(events[0], dict) else None
+        first_text = (f"step {first.get('step')}: {first.get('kind') or ''} "
+                      f"{first.get('layer') or ''}".strip() if first else "-")
+        scale = access.loss_scale_history(r)
+        skipped = access.skipped_steps(r)
+        rows.append([text(f"{r.model} {r.batch_size}×{r.seq_len} seed {r.seed}"),
+                     Cell(r.precision, r.precision, "prec"), num(float(skipped) if skipped is not None else None, 0),
+                     num(scale[-1][1] if scale else None, 0),
+                     pct(u.get("fraction"), 2), pct(u.get("reference"), 2), pct(u.get("lost"), 2),
+                     num(o.get("act_amax"), 3), num(o.get("grad_amax"), 3),
+                     num(float(len(events)), 0), text(first_text)])
+    blocks.append(Table(["run", "precision", "skipped steps", "final scale",
+                         "below fp16 subnormal", "fp32 reference", "flushed to zero", "act amax",
+                         "grad amax", "overflow events", "first event"], rows,
+                        numeric={2, 3, 4, 5, 6, 7, 8, 9}))
+    blocks.append(Note("FP16's largest finite value is 65,504: amax above it overflows to inf. "
+                       "Underflow, over sampled activation gradients: the share at or below "
+                       "FP16's smallest subnormal (2⁻²⁴) in the run and in an FP32 reference "
+                       "pass on the same batch, and the share the reference has non-zero but "
+                       "the run flushed to zero. The gradient amax of a loss-scaled run is "
+                       "the scaled value."))
+    return blocks
+
+
+def energy_blocks(s: ResultSet) -> list[Block]:
+    rows = []
+    for key in s.groups:
+        ok = s.ok(key)
+        profs = [p for r in ok if (p := access.nvml_profile(r))]
+        if not profs:
+            continue
+        p = profs[0]
+        gpm = p.get("gpm")
+        gpm_text = (", ".join(f"{k} {v:.0%}" if isinstance(v, float) and v <= 1 else f"{k} {v}"
+                              for k, v in gpm.items()) if isinstance(gpm, dict)
+                    else f"unsupported: {p.get('gpm_unsupported')}" if p.get("gpm_unsupported")
+                    else "-")
+        rows.append([text(f"{key[0]} {key[1]}×{key[2]}"), Cell(key[5], key[5], "prec"),
+                     num(median_of([x.get("joules_per_token") for x in profs]), 4),
+                     num(median_of([x.get("energy_j") for x in profs]), 1),
+                     num(median_of([x.get("power_w_mean") for x in profs]), 0),
+                     num(median_of([x.get("sm_clock_mhz_mean") for x in profs]), 0),
+                     text(gpm_text)])
+    if not rows:
+        where = ("NVML reads NVIDIA GPUs only and these runs were on a CPU" if
+                 s.device_kind == "cpu" else "no NVML sampler ran")
+        return [missing(f"energy per token ({where})",
+                        f"run on an NVIDIA GPU with {access.ADD_PROFILER['nvml']}")]
+    return [Table(["configuration", "precision", "J/token", "energy J", "power W", "SM MHz",
+                   "GPM"], rows, numeric={2, 3, 4, 5})]
+
+
+def loss_section(sets: list[ResultSet]) -> Section:
+    return Section("loss", "Loss curves and quality",
+                   "Training loss per step: FP32's band over seeds (min to max) with its median, "
+                   "and the median curve of every other precision; final and eval losses.",
+                   [SetBlocks(s.label, loss_blocks(s)) for s in sets])
+
+
+def numerics_section(sets: list[ResultSet]) -> Section:
+    return Section("numerics", "Numerics",
+                   "Loss-scale history, skipped steps, gradient underflow and overflow.",
+                   [SetBlocks(s.label, numerics_blocks(s)) for s in sets])
+
+
+def energy_section(sets: list[ResultSet]) -> Section:
+    return Section("energy", "Energy per token",
+                   "GPU energy over the measured window (NVML), per token trained.",
+                   [SetBlocks(s.label, energy_blocks(s)) for s in sets])
