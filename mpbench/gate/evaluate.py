@@ -1,0 +1,96 @@
+"""Compare current results with a baseline and decide: pass, regression, or bad input."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mpbench.gate.matching import changed_settings, check_platforms, match_runs
+from mpbench.gate.rules import Finding, Limits, check_pair
+from mpbench.gate.runs import GateRun, load_runs
+
+EXIT_PASS, EXIT_REGRESSION = 0, 1
+
+
+@dataclass
+class GateReport:
+    current: str
+    baseline: str
+    limits: Limits
+    strict: bool
+    findings: list[Finding]
+    only_current: list[str] = field(default_factory=list)
+    only_baseline: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def with_verdict(self, verdict: str) -> list[Finding]:
+        return [f for f in self.findings if f.verdict == verdict]
+
+    @property
+    def failures(self) -> list[Finding]:
+        """Regressions, and with --strict also inconclusive findings."""
+        bad = {"regression", "inconclusive"} if self.strict else {"regression"}
+        return [f for f in self.findings if f.verdict in bad]
+
+    @property
+    def exit_code(self) -> int:
+        dropped = self.strict and bool(self.only_baseline)
+        return EXIT_REGRESSION if self.failures or dropped else EXIT_PASS
+
+    def headline(self) -> str:
+        if self.exit_code == EXIT_PASS:
+            n_inc = len(self.with_verdict("inconclusive"))
+            extra = f" ({n_inc} inconclusive; --strict would fail them)" if n_inc else ""
+            return f"gate PASSED: no regression in {len(self.findings)} checks{extra}"
+        parts = [f"{f.config} {f.metric} ({f.verdict}: {f.detail})" for f in self.failures]
+        if self.strict and self.only_baseline:
+            parts.append(f"{len(self.only_baseline)} baseline runs missing from current (--strict)")
+        return f"gate FAILED: {len(parts)} problem(s): " + "; ".join(parts)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "current": self.current, "baseline": self.baseline, "strict": self.strict,
+            "limits": vars(self.limits), "exit_code": self.exit_code, "headline": self.headline(),
+            "findings": [f.as_dict() for f in self.findings],
+            "only_current": self.only_current, "only_baseline": self.only_baseline,
+            "notes": self.notes,
+        }
+
+
+def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits,
+                 allow_mismatch: bool = False, strict: bool = False,
+                 labels: tuple[str, str] = ("current", "baseline")) -> GateReport:
+    mismatch = check_platforms(current, baseline, allow_mismatch)
+    matching = match_runs(current, baseline, ignore_platform=bool(mismatch))
+    notes = [f"compared despite a mismatch (--allow-mismatch): {mismatch}"] if mismatch else []
+    software = changed_settings(baseline, current, "software")
+    if software:
+        notes.append("software changed: " + "; ".join(software))
+    findings: list[Finding] = []
+    for pair in matching.pairs:
+        findings.extend(check_pair(pair, limits))
+        train = changed_settings(pair.baseline, pair.current, "train")
+        if train:
+            notes.append(f"{pair.config_id}: train settings changed: " + "; ".join(train))
+        seeds_b = {r.seed for r in pair.baseline}
+        seeds_c = {r.seed for r in pair.current}
+        if seeds_b != seeds_c:
+            notes.append(f"{pair.config_id}: seeds differ (baseline {sorted(seeds_b)}, "
+                         f"current {sorted(seeds_c)}); step times are pooled over seeds")
+    return GateReport(labels[0], labels[1], limits, strict, findings,
+                      matching.only_current, matching.only_baseline, notes)
+
+
+def run_gate(current: Path, baselines: list[Path], limits: Limits, allow_mismatch: bool = False,
+             strict: bool = False) -> GateReport:
+    """Load both sides (raising UserError on bad input) and apply every rule.
+
+    Several baselines (say, the last few runs of the main branch) are pooled: their runs
+    count as repeats, so the spread between them becomes the noise the current run must
+    exceed (see slowdown_test_runs).
+    """
+    cur = load_runs(current, "CURRENT")
+    base = [r for path in baselines for r in load_runs(path, "--baseline")]
+    label = ", ".join(str(p) for p in baselines)
+    return compare_runs(cur, base, limits, allow_mismatch, strict, (str(current), label))

@@ -1,0 +1,95 @@
+"""The gate's view of a run, read from a results directory, a record, or an exported file."""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from mpbench.errors import UserError
+from mpbench.interop.pytest_benchmark import exported_runs, is_pytest_benchmark, run_summary
+from mpbench.results.store import load_records, parse_record
+
+_SEED_SUFFIX = re.compile(r"__seed-?\d+$")
+
+
+@dataclass(frozen=True)
+class GateRun:
+    run_id: str
+    model: str
+    precision: str
+    batch_size: int
+    seq_len: int
+    seed: int
+    profile: str
+    device_kind: str
+    """'cpu' or 'cuda' (the device's type, without an index)."""
+    device_name: str
+    status: str
+    reason: str | None
+    step_times_ms: tuple[float, ...]
+    peak_bytes: int | None
+    memory_kind: str | None
+    eval_loss: float | None
+    train: dict[str, Any] = field(default_factory=dict, compare=False)
+    software: dict[str, Any] = field(default_factory=dict, compare=False)
+
+    @property
+    def config_id(self) -> str:
+        """The run id without its seed: model, precision (+options), batch, seq len, variants."""
+        stripped = _SEED_SUFFIX.sub("", self.run_id)
+        if stripped != self.run_id:
+            return stripped
+        return f"{self.model}__{self.precision}__b{self.batch_size}-t{self.seq_len}"
+
+
+def from_summary(s: dict[str, Any]) -> GateRun:
+    return GateRun(
+        run_id=str(s["run_id"]), model=str(s["model"]), precision=str(s["precision"]),
+        batch_size=int(s["batch_size"]), seq_len=int(s["seq_len"]), seed=int(s["seed"]),
+        profile=str(s["profile"]), device_kind=str(s["device"]).split(":")[0],
+        device_name=str(s["device_name"]), status=str(s["status"]), reason=s.get("reason"),
+        step_times_ms=tuple(float(t) for t in s.get("step_times_ms", [])),
+        peak_bytes=s.get("peak_bytes"), memory_kind=s.get("memory_kind"),
+        eval_loss=s.get("eval_loss"), train=dict(s.get("train") or {}),
+        software={**(s.get("software") or {}), "gpu driver": s.get("gpu_driver")},
+    )
+
+
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: corrupt JSON at line {exc.lineno}, column {exc.colno}; "
+                        "restore the file or produce it again") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text JSON file") from None
+
+
+def _summaries(path: Path) -> list[dict[str, Any]]:
+    if path.is_dir():
+        return [{**run_summary(r), "step_times_ms": r.step_times_ms} for r in load_records(path)]
+    raw = _read_json(path)
+    if is_pytest_benchmark(raw):
+        return exported_runs(raw, path)
+    record = parse_record(raw, path)
+    return [{**run_summary(record), "step_times_ms": record.step_times_ms}]
+
+
+def load_runs(path: Path, flag: str) -> list[GateRun]:
+    """All runs at PATH: a results directory, one run record, or a `mpbench export` file."""
+    if not path.exists():
+        raise UserError(f"{flag}: {path} not found; give a results directory written by "
+                        "`mpbench run` or a file written by `mpbench export`")
+    try:
+        summaries = _summaries(path)
+    except UserError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+    if not summaries:
+        raise UserError(f"{flag}: {path} holds no runs; run the suite first")
+    try:
+        return [from_summary(s) for s in summaries]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{flag}: {path}: run entry lacks a valid {exc}") from None

@@ -1,0 +1,1 @@
+"""Formats other tools read: pytest-benchmark JSON."""

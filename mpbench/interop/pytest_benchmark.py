@@ -1,0 +1,173 @@
+"""Convert mpbench records to pytest-benchmark's JSON (and back, for `mpbench gate`).
+
+One benchmark per run that has step times; each round is one measured training step, in
+seconds, as pytest-benchmark stores them. The run's configuration and its memory, loss and
+status travel in `extra_info["mpbench"]`, so the exported file can serve as a gate baseline.
+Runs without step times (skipped, oom, failed) go to the top-level "mpbench" section, which
+pytest-benchmark ignores.
+"""
+
+from __future__ import annotations
+
+import platform
+import statistics
+from bisect import bisect_left, bisect_right
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from mpbench.errors import UserError
+from mpbench.results.schema import RunRecord
+
+EXPORT_FORMAT = "mpbench-pytest-benchmark"
+EXPORT_VERSION = 1
+PYTEST_BENCHMARK_VERSION = "5.1.0"
+"""The file-format generation we write; any pytest-benchmark >= 3.1 reads it."""
+
+SOFTWARE_KEYS = ("torch", "cuda", "cudnn", "transformer_engine", "torchao", "mpbench",
+                 "mpbench_commit", "python")
+
+
+def _quartiles(data: list[float]) -> tuple[float, float]:
+    """Q1 and Q3 computed the way pytest-benchmark computes them (Wikipedia methods 2 and 3)."""
+    n = len(data)
+    if n == 1:
+        return data[0], data[0]
+    if n % 2 == 0:
+        return statistics.median(data[: n // 2]), statistics.median(data[n // 2:])
+    k, r = n // 4, n % 4
+    if r == 1:
+        return (0.25 * data[k - 1] + 0.75 * data[k],
+                0.75 * data[3 * k] + 0.25 * data[3 * k + 1])
+    return (0.75 * data[k] + 0.25 * data[k + 1],
+            0.25 * data[3 * k + 1] + 0.75 * data[3 * k + 2])
+
+
+def benchmark_stats(times_s: Sequence[float]) -> dict[str, Any]:
+    """pytest-benchmark's `stats` block for these round times (seconds, one per round)."""
+    data = [float(t) for t in times_s]
+    if not data:
+        raise ValueError("benchmark_stats needs at least one time")
+    ordered = sorted(data)
+    mean = statistics.mean(data)
+    stddev = statistics.stdev(data) if len(data) > 1 else 0.0
+    q1, q3 = _quartiles(ordered)
+    iqr = q3 - q1
+    total = sum(data)
+    std_out = sum(1 for v in data if v < mean - stddev or v > mean + stddev)
+    iqr_out = sum(1 for v in data if v < q1 - 1.5 * iqr or v > q3 + 1.5 * iqr)
+    return {
+        "min": ordered[0], "max": ordered[-1], "mean": mean, "stddev": stddev,
+        "rounds": len(data), "median": statistics.median(data), "iqr": iqr, "q1": q1, "q3": q3,
+        "iqr_outliers": iqr_out, "stddev_outliers": std_out, "outliers": f"{std_out};{iqr_out}",
+        "ld15iqr": ordered[bisect_left(ordered, q1 - 1.5 * iqr)],
+        "hd15iqr": ordered[bisect_right(ordered, q3 + 1.5 * iqr) - 1],
+        "ops": len(data) / total if total else 0.0, "total": total,
+        "data": data, "iterations": 1,
+    }
+
+
+def run_summary(r: RunRecord) -> dict[str, Any]:
+    """What the gate needs to know about a run, without its curves and traces."""
+    return {
+        "run_id": r.run_id, "suite": r.suite, "profile": r.profile, "model": r.model,
+        "precision": r.precision, "batch_size": r.batch_size, "seq_len": r.seq_len,
+        "seed": r.seed, "device": r.device, "device_name": r.device_name, "status": r.status,
+        "reason": r.reason, "tokens_per_s": r.tokens_per_s,
+        "peak_bytes": r.memory.peak_bytes if r.memory else None,
+        "memory_kind": r.memory.kind if r.memory else None,
+        "eval_loss": r.eval_loss, "final_train_loss": r.final_train_loss,
+        "train": r.train, "software": {k: r.env.get(k) for k in SOFTWARE_KEYS},
+        "gpu_driver": ((r.env.get("gpu") or {}).get("nvml") or {}).get("driver"),
+        "schema_version": r.schema_version,
+    }
+
+
+def machine_info(records: list[RunRecord]) -> dict[str, Any]:
+    env = records[0].env if records else {}
+    cpu = env.get("cpu") or {}
+    return {
+        "node": env.get("hostname", ""), "processor": cpu.get("arch", ""),
+        "machine": cpu.get("arch", platform.machine()), "python_implementation": "CPython",
+        "python_version": env.get("python", platform.python_version()),
+        "system": platform.system(), "release": env.get("os", ""),
+        "cpu": {"brand_raw": cpu.get("model", ""), "count": cpu.get("logical_cores"),
+                "arch": cpu.get("arch", "")},
+        "mpbench_device": records[0].device_name if records else "",
+        "mpbench_env": env,
+    }
+
+
+def commit_info(records: list[RunRecord]) -> dict[str, Any]:
+    commit = records[0].env.get("mpbench_commit") if records else None
+    return {"id": commit or "unversioned", "time": None, "author_time": None, "dirty": False,
+            "project": "mpbench", "branch": "(unknown)"}
+
+
+def to_pytest_benchmark(records: list[RunRecord]) -> dict[str, Any]:
+    benchmarks, untimed = [], []
+    for r in records:
+        summary = run_summary(r)
+        if r.status != "ok" or not r.step_times_ms:
+            untimed.append(summary)
+            continue
+        benchmarks.append({
+            "group": f"{r.suite} {r.model} b{r.batch_size} t{r.seq_len}",
+            "name": r.run_id,
+            "fullname": f"{r.suite}::{r.run_id}",
+            "params": {"model": r.model, "precision": r.precision, "batch_size": r.batch_size,
+                       "seq_len": r.seq_len, "seed": r.seed, "profile": r.profile},
+            "param": r.run_id,
+            "extra_info": {"mpbench": summary, "tokens_per_s": r.tokens_per_s},
+            "options": {"timer": "perf_counter (mpbench measured window)", "warmup":
+                        r.train.get("warmup_steps"), "min_rounds": len(r.step_times_ms)},
+            "stats": benchmark_stats([t / 1e3 for t in r.step_times_ms]),
+        })
+    return {
+        "machine_info": machine_info(records),
+        "commit_info": commit_info(records),
+        "benchmarks": benchmarks,
+        "datetime": datetime.now(timezone.utc).isoformat(),
+        "version": PYTEST_BENCHMARK_VERSION,
+        "mpbench": {"format": EXPORT_FORMAT, "version": EXPORT_VERSION,
+                    "runs_without_timings": untimed},
+    }
+
+
+def is_pytest_benchmark(data: Any) -> bool:
+    return isinstance(data, dict) and "benchmarks" in data and "machine_info" in data
+
+
+def exported_runs(data: dict[str, Any], source: Path) -> list[dict[str, Any]]:
+    """Run summaries (with step_times_ms) from `mpbench export`, or from a pytest-benchmark
+    JSON written by tests that use mpbench.pytest_plugin (benchmarks carrying extra_info)."""
+    meta = data.get("mpbench")
+    meta = meta if isinstance(meta, dict) else {}
+    if meta and meta.get("format") != EXPORT_FORMAT:
+        raise UserError(f"{source}: unknown 'mpbench' section format {meta.get('format')!r}")
+    version = meta.get("version", EXPORT_VERSION)
+    if not isinstance(version, int) or version > EXPORT_VERSION:
+        raise UserError(f"{source}: export version {version!r} is newer than this mpbench reads "
+                        f"({EXPORT_VERSION}); upgrade mpbench")
+    runs: list[dict[str, Any]] = []
+    try:
+        for bench in data["benchmarks"]:
+            summary = (bench.get("extra_info") or {}).get("mpbench")
+            if summary is None:
+                continue  # an ordinary pytest benchmark next to mpbench's
+            if "data" not in bench["stats"]:
+                raise UserError(f"{source}: benchmark {bench.get('name')!r} has no per-round "
+                                "data; save with --benchmark-save-data or --benchmark-json")
+            runs.append({**summary, "step_times_ms": [float(t) * 1e3 for t in
+                                                      bench["stats"]["data"]]})
+        for summary in meta.get("runs_without_timings", []):
+            runs.append({**summary, "step_times_ms": []})
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise UserError(f"{source}: corrupt mpbench export (missing or bad {exc}); "
+                        "export the results again") from None
+    if not runs:
+        raise UserError(f"{source}: a pytest-benchmark file without mpbench runs; the gate "
+                        "needs `mpbench export RESULTS --format pytest-benchmark` output (or "
+                        "--benchmark-json from tests using mpbench.pytest_plugin, with data)")
+    return runs
