@@ -18,6 +18,8 @@ class Group:
     precision: str
     batch_size: int
     seq_len: int
+    variant: str = ""
+    """Parallel combination (e.g. ddp-bf16comm-w2), empty for single-process runs."""
     records: list[RunRecord] = field(default_factory=list)
 
     @property
@@ -56,10 +58,21 @@ class Group:
         return float(median(values)) if values else None
 
 
+def precision_label(record: RunRecord) -> str:
+    """The recipe name, plus the options tag of the run id when the suite set options."""
+    parts = record.run_id.split("__")
+    return parts[1] if len(parts) >= 4 and parts[1].startswith(record.precision) else record.precision
+
+
+def variant_of(record: RunRecord) -> str:
+    parts = record.run_id.split("__")
+    return parts[3] if len(parts) >= 5 else ""
+
+
 def group_runs(records: list[RunRecord]) -> list[Group]:
-    groups: dict[tuple[str, str, int, int], Group] = {}
+    groups: dict[tuple[str, str, int, int, str], Group] = {}
     for r in records:
-        key = (r.model, r.precision, r.batch_size, r.seq_len)
+        key = (r.model, precision_label(r), r.batch_size, r.seq_len, variant_of(r))
         if key not in groups:
             groups[key] = Group(*key)
         groups[key].records.append(r)
@@ -68,8 +81,8 @@ def group_runs(records: list[RunRecord]) -> list[Group]:
 
 def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> Group | None:
     for g in groups:
-        if (g.model, g.batch_size, g.seq_len, g.precision) == (
-            group.model, group.batch_size, group.seq_len, baseline
+        if (g.model, g.batch_size, g.seq_len, g.variant, g.precision) == (
+            group.model, group.batch_size, group.seq_len, group.variant, baseline
         ):
             return g
     return None

@@ -51,6 +51,8 @@ class RunProgress:
 
     def start(self, spec: RunSpec, index: int, total: int) -> None:
         label = f"[{index + 1}/{total}] {spec.model_label} {spec.precision.name} seed {spec.seed}"
+        if spec.parallel is not None:  # the strategy x comm-dtype matrix of a parallel suite
+            label += f" {spec.parallel.tag}"
         self._label, self._t0 = label, time.perf_counter()
         if self._bar is None:
             self.console.print(f"{label}: training", highlight=False)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -13,6 +14,7 @@ from rich.console import Console
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.summary import print_summary
 from mpbench.config.loader import load_suite
+from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.errors import UserError
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
@@ -24,6 +26,15 @@ def default_out(suite_name: str) -> Path:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in suite_name)
     return Path("reports") / f"{safe}-{stamp}"
+
+
+def with_trace(suite: Suite) -> Suite:
+    """Turn on the tensor_cores profiler's trace export (adding the profiler if absent)."""
+    profilers = [p for p in suite.profilers if p.name != "tensor_cores"]
+    current = next((p for p in suite.profilers if p.name == "tensor_cores"), None)
+    options = {**(current.options if current else {}), "trace": True}
+    profilers.append(PrecisionSpec(name="tensor_cores", options=options))
+    return suite.model_copy(update={"profilers": profilers})
 
 
 def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
@@ -53,8 +64,13 @@ def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="Plain lines instead of progress bars.")
 @click.option("--report/--no-report", default=True, show_default=True,
               help="Write report.html next to the results.")
+@click.option("--trace", is_flag=True,
+              help="Export a Chrome/Perfetto trace of a few profiled steps per run "
+                   "(adds the tensor_cores profiler); traces go to <out>/traces/.")
+@click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
+              help="Data-parallel: start N processes with torchrun (needs a parallel: section).")
 def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], resume: bool,
-        quiet: bool, report: bool) -> None:
+        quiet: bool, report: bool, trace: bool = False, nproc: int | None = None) -> None:
     """Train and measure every run of SUITE (a YAML file); store one record per run.
 
     \b
@@ -62,9 +78,17 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
       mpbench run suites/gpt.yaml
       mpbench run suites/gpt.yaml --only fp32 --only bf16 -o reports/mine
       mpbench run suites/gpt.yaml -o reports/mine --resume
+      mpbench run suites/smoke.yaml --trace      # open <out>/traces/*.json in Perfetto
+      mpbench run suites/parallel.yaml --nproc 2   # or: torchrun --nproc-per-node 2 -m mpbench run ...
     """
     dev = resolve_device(device)
     suite = load_suite(suite_file, "cuda" if dev.type == "cuda" else "cpu")
+    if trace:
+        suite = with_trace(suite)
+    if suite.parallel is not None or nproc is not None or "TORCHELASTIC_RUN_ID" in os.environ:
+        from mpbench.distributed.command import run_parallel  # torchrun launch or one rank
+
+        return run_parallel(suite, suite_file, out, dev, only, resume, quiet, report, nproc)
     specs = select(expand(suite), only)
     if not specs:
         ids = ", ".join(sorted({s.precision.name for s in expand(suite)} | {m.label for m in suite.models}))

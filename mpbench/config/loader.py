@@ -122,6 +122,13 @@ def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: st
             data_path = (path.parent / data_path) if (path.parent / data_path).exists() else data_path
         if not data_path.is_file():
             raise UserError(f"{path}: {at('data')}.path: file not found: {suite.data.path}; give an existing file")
+    if suite.parallel is not None and suite.parallel.world_size is not None:
+        from mpbench.distributed.config import batch_problem
+
+        problem = batch_problem(suite.train.batch_size, suite.parallel.world_size)
+        if problem:
+            raise UserError(f"{path}: {at('train')}.batch_size (the global batch): {problem} "
+                            f"({at('parallel')}.world_size)")
     for i, claim in enumerate(suite.claims):
         if claim not in CLAIM_IDS:
             raise UserError(f"{path}: claims[{i}]: {unknown_name('claim id', claim, CLAIM_IDS)}")

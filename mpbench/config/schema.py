@@ -6,6 +6,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mpbench.distributed.config import ParallelConfig
 from mpbench.models.config import MODEL_SIZES
 
 DeviceKind = Literal["cpu", "cuda"]
@@ -104,6 +105,8 @@ class Suite(Strict):
     extensions: dict[str, Any] = Field(
         default_factory=dict, description="sections owned by optional components (parallel, ...)"
     )
+    parallel: ParallelConfig | None = None
+    """Data-parallel training under torchrun (DDP / FSDP2); None: one process."""
     devices: dict[DeviceKind, dict[str, Any]] = Field(default_factory=dict)
     profile: str = "default"
     """Which device profile was merged in (set by the loader, not by the file)."""

@@ -77,8 +77,9 @@ class RunRecord(BaseModel):
     loss_curve: list[tuple[int, float]] = Field(default_factory=list)
     eval_curve: list[tuple[int, float]] = Field(default_factory=list)
     eval_times_s: list[float] = Field(default_factory=list)
-    """Training time at each eval_curve point: summed step times, warm-up included, eval and
-    profiler hooks excluded (the time-to-target clock)."""
+    """Training time at each eval_curve point: summed step times, warm-up included but the
+    first step (one-off costs) left out, eval and profiler hooks excluded (the time-to-target
+    clock)."""
     final_train_loss: float | None = None
     eval_loss: float | None = None
     entropy_floor: float | None = None

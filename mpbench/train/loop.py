@@ -8,7 +8,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
@@ -25,6 +25,9 @@ from mpbench.train.measure import Measurement, measure, synchronize
 from mpbench.train.memory import PeakMemory, release_memory
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
 from mpbench.train.spec import RunSpec
+
+if TYPE_CHECKING:
+    from mpbench.distributed.session import ParallelSession
 
 ProgressFn = Callable[[str, int, int, float | None], None]
 """(phase, step, total, tokens_per_s) -> None"""
@@ -97,7 +100,11 @@ def _mfu_fields(flops_tok: float, tokens_per_s: float | None, recipe: Recipe,
 
 
 def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
-              env: dict[str, Any], progress: ProgressFn | None = None) -> RunRecord:
+              env: dict[str, Any], progress: ProgressFn | None = None,
+              parallel: ParallelSession | None = None,
+              extra: dict[str, Any] | None = None) -> RunRecord:
+    """Train and measure one run. `extra` reaches profilers as RunContext.extra
+    (results_dir for traces, bench_results for measured GEMM ceilings, trace)."""
     started = datetime.now(timezone.utc)
     t_start = time.perf_counter()
     recipe = get_recipe(spec.precision.name, spec.precision.options)
@@ -108,14 +115,15 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     profiles: dict[str, Any] = {}
     measurement: Measurement | None = None
     n_params: int | None = None
-    reason = recipe.check(device)
+    reason = recipe.check(device) or (parallel.check(recipe) if parallel else None)
     if reason is not None:
         out.status, out.reason = "skipped", reason
     else:
         release_memory(device)
         try:
             with recipe.activated():
-                measurement, n_params, profiles = _train(spec, recipe, source, device, progress)
+                measurement, n_params, profiles = _train(spec, recipe, source, device, progress,
+                                                         parallel, extra)
             out.fields["eval_loss"] = measurement.eval_loss
             if measurement.diverged_step is not None:
                 out.status, out.diverged_step = "diverged", measurement.diverged_step
@@ -158,7 +166,9 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
 
 
 def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.device,
-           progress: ProgressFn | None) -> tuple[Measurement, int, dict[str, Any]]:
+           progress: ProgressFn | None,
+           parallel: ParallelSession | None = None,
+           extra: dict[str, Any] | None = None) -> tuple[Measurement, int, dict[str, Any]]:
     cfg = spec.train
     torch.manual_seed(spec.seed)
     peak = PeakMemory(device)  # the CPU baseline RSS is taken before the model exists
@@ -167,6 +177,8 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
     n_params = count_parameters(base)
     base.activation_checkpointing = cfg.activation_checkpointing  # type: ignore[assignment]
     model = recipe.prepare(base, device)
+    if parallel is not None:  # DDP / FSDP2, before the optimizer sees the parameters
+        model = parallel.wrap(model, recipe)
     optimizer = make_optimizer(model, cfg, device)
     total = cfg.warmup_steps + cfg.steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
@@ -174,6 +186,8 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
     forward = torch.compile(model) if cfg.compile else model
     stepper = Stepper(forward, optimizer, scheduler, scaler, lambda: recipe.autocast(device),
                       [p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
+    if parallel is not None:  # averages the loss over ranks, counts comm per step
+        stepper = parallel.wrap_stepper(stepper)
     gen = torch.Generator().manual_seed(spec.seed)  # same batches for every recipe
 
     def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
@@ -184,7 +198,10 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
         return float(stepper(x, y).loss)
 
     profilers, profiles = make_profilers(spec, device)
-    ctx = RunContext(spec, device, recipe, model, optimizer, scaler, source, train_step, next_batch)
+    if parallel is not None:
+        profilers.append(parallel.profiler())
+    ctx = RunContext(spec, device, recipe, model, optimizer, scaler, source, train_step, next_batch,
+                     dict(extra or {}))
     for prof in profilers:
         prof.on_start(ctx)
 

@@ -36,7 +36,8 @@ class Measurement:
     loss_curve: list[tuple[int, float]] = field(default_factory=list)
     eval_curve: list[tuple[int, float]] = field(default_factory=list)
     eval_times_s: list[float] = field(default_factory=list)
-    """Training time (sum of step times, warm-up included) at each eval_curve point."""
+    """Training time at each eval_curve point: the sum of step times, warm-up included,
+    the first step (one-off costs) left out."""
     train_time_s: float = 0.0
     eval_loss: float | None = None
     diverged_step: int | None = None
@@ -78,7 +79,8 @@ def measure(
         elif index == 0:
             m.first_step_s = dt
         global_step += 1
-        m.train_time_s += dt
+        if global_step > 1:  # the first step carries one-off costs (lazy init, compile)
+            m.train_time_s += dt
         if not math.isfinite(loss) or loss > max_loss:
             m.diverged_step = global_step
             what = "non-finite" if not math.isfinite(loss) else f"above the bound {max_loss:.3g}"

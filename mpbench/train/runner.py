@@ -66,7 +66,10 @@ def run_suite(
             source = make_source(suite.data, suite_dir)
         if suite.train.threads:
             torch.set_num_threads(suite.train.threads)
-        record = train_run(spec, source, device, env, progress_for(spec))
+        extra = {"results_dir": str(results.path)}
+        if (results.path / "bench").is_dir():  # measured GEMM ceilings for MFU
+            extra["bench_results"] = str(results.path)
+        record = train_run(spec, source, device, env, progress_for(spec), extra=extra)
         results.write(record)
         yield RunEvent(spec, i, len(specs), record=record)
 

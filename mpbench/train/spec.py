@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.distributed.config import ParallelRun
 from mpbench.models.config import MODEL_SIZES, ModelConfig
 
 
@@ -20,6 +21,8 @@ class RunSpec:
     precision: PrecisionSpec
     seed: int
     repeat: int
+    parallel: ParallelRun | None = None
+    """The data-parallel combination of this run (None: one process)."""
 
     @property
     def train(self) -> TrainConfig:
@@ -55,11 +58,13 @@ def _options_tag(options: dict[str, Any]) -> str:
     return f"-{digest}"
 
 
-def run_id(model: str, precision: PrecisionSpec, train: TrainConfig, seed: int) -> str:
+def run_id(model: str, precision: PrecisionSpec, train: TrainConfig, seed: int,
+           parallel: ParallelRun | None = None) -> str:
     tag = _options_tag(precision.options)
     ckpt = "-ckpt" if train.activation_checkpointing else ""
     comp = "-compiled" if train.compile else ""
-    return f"{model}__{precision.name}{tag}__b{train.batch_size}-t{train.seq_len}{ckpt}{comp}__seed{seed}"
+    par = f"__{parallel.tag}" if parallel is not None else ""
+    return f"{model}__{precision.name}{tag}__b{train.batch_size}-t{train.seq_len}{ckpt}{comp}{par}__seed{seed}"
 
 
 def expand(suite: Suite) -> list[RunSpec]:
@@ -71,10 +76,11 @@ def expand(suite: Suite) -> list[RunSpec]:
         for i, model in enumerate(suite.models):
             label = f"{model.label}-{i}" if model.label in dupes else model.label
             for precision in suite.precisions:
-                runs.append(RunSpec(
-                    run_id(label, precision, suite.train, seed), suite, label, model,
-                    precision, seed, repeat,
-                ))
+                for par in suite.parallel.runs() if suite.parallel else [None]:
+                    runs.append(RunSpec(
+                        run_id(label, precision, suite.train, seed, par), suite, label, model,
+                        precision, seed, repeat, par,
+                    ))
     seen: set[str] = set()
     unique = []
     for run in runs:  # the same precision listed twice with equal options runs once
