@@ -244,6 +244,12 @@ def test_fp16_range_against_65504() -> None:
     calm = {"overflow": {"act_amax": 100.0, "grad_amax": 1.0, "events": []}}
     v = verdicts([record("fp16", profiles={"numerics": calm})])["fp16-range"]
     assert v.verdict == "inconclusive" and "655" in v.reason  # 65504 / 100 below the limit
+    # an inf gradient leaves only finite amaxes below the limit; the event's FP32 reference
+    # (x loss scale) shows the value was over 65504, so the claim holds
+    inf_event = {"overflow": {"act_amax": 30.0, "grad_amax": 900.0,
+                              "events": [{"step": 5, "kind": "inf", "fp32_scaled_amax": 1.2e5}]}}
+    v = verdicts([record("fp16", profiles={"numerics": inf_event})])["fp16-range"]
+    assert v.verdict == "holds" and v.value == pytest.approx(1.2e5)
 
 
 # -- kernels and platform -------------------------------------------------------------------

@@ -302,7 +302,11 @@ def test_cpu_run_with_profilers(tmp_path: Path) -> None:
     mfu = with_profs.profiles["mfu"]
     assert mfu["flops_per_token"] == with_profs.flops_per_token
     assert 1e-4 < mfu["ceiling_tflops"] < 50  # a CPU core does GFLOP/s to a few TFLOP/s
-    assert mfu["mfu_vs_ceiling"] == pytest.approx(mfu["achieved_tflops"] / mfu["ceiling_tflops"])
+    ratio = mfu["achieved_tflops"] / mfu["ceiling_tflops"]
+    if ratio <= 1.0:
+        assert mfu["mfu_vs_ceiling"] == pytest.approx(ratio)
+    else:  # the quick GEMM was no ceiling for this model's shapes: no MFU is claimed
+        assert mfu["mfu_vs_ceiling"] is None and "not this device's best case" in mfu["ceiling_note"]
     assert mfu["mfu_vs_spec"] is None and "warning" not in mfu  # formula and counter agree
 
     found = with_profs.profiles["max_batch"]

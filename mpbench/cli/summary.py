@@ -27,6 +27,8 @@ def summary_table(records: list[RunRecord]) -> Table:
         table.add_column(col, justify="right" if col not in ("model", "precision", "status") else "left")
     groups = group_runs(records)
     for g in groups:
+        if g.status == "skipped":
+            continue  # listed once per recipe under the table (skipped_lines)
         tps = g.median_of("tokens_per_s")
         ratio = speedup(g, baseline_for(g, groups))
         if ratio is None:
@@ -49,6 +51,16 @@ def summary_table(records: list[RunRecord]) -> Table:
     return table
 
 
+def skipped_lines(records: list[RunRecord]) -> list[str]:
+    """One line per skipped recipe and reason, instead of a table row per model and seed."""
+    by_reason: dict[tuple[str, str], set[str]] = {}
+    for r in records:
+        if r.status == "skipped":
+            by_reason.setdefault((r.precision, r.reason or ""), set()).add(r.model)
+    return [f"skipped {name} ({', '.join(sorted(models))}): {reason}"
+            for (name, reason), models in by_reason.items()]
+
+
 def machine_note(records: list[RunRecord]) -> str | None:
     """What the numbers mean on this device (the CPU's ISA decides 16-bit speed)."""
     if not records:
@@ -63,6 +75,8 @@ def machine_note(records: list[RunRecord]) -> str | None:
 
 def print_summary(console: Console, records: list[RunRecord]) -> None:
     console.print(summary_table(records))
+    for line in skipped_lines(records):
+        console.print(line, highlight=False, soft_wrap=True)
     note = machine_note(records)
     if note:
         console.print(note, soft_wrap=True)

@@ -194,8 +194,13 @@ def fp16_range(ev: Evidence, bound: Bound) -> Outcome:
         if access.family(r) != "fp16" or o is None:
             continue
         amaxes = [float(o[k]) for k in ("act_amax", "grad_amax") if o.get(k) is not None]
+        # An inf in fp16 leaves no finite amax; the FP32 reference says what the value
+        # would have been (x loss scale), which is what the claim is about.
+        event_list = o.get("events") or []
+        amaxes += [float(e["fp32_scaled_amax"]) for e in event_list
+                   if isinstance(e, dict) and e.get("fp32_scaled_amax") is not None]
         amax = max(amaxes) if amaxes else None
-        events = len(o.get("events") or [])
+        events = len(event_list)
         if amax is None:
             continue
         v: Verdict
