@@ -128,3 +128,37 @@ def test_bundled_suites_validate_on_both_devices() -> None:
             continue  # a micro-benchmark suite, not a training suite
         for kind in ("cpu", "cuda"):
             assert expand(load_suite(path, kind)), f"{path.name} ({kind}) expands to no runs"
+
+
+def test_extension_sections_are_validated_at_load(tmp_path: Path) -> None:
+    msg = error_of(write(tmp_path, BASE + "extensions: {convergence: {tolerence: 0.1}}\n"))
+    assert "extensions.convergence.tolerence: unknown key; did you mean 'tolerance'?" in msg
+    msg = error_of(write(tmp_path, BASE + "extensions: {convergence: {tolerance: -1}}\n"))
+    assert "extensions.convergence.tolerance: input should be greater than 0 (got -1)" in msg
+    assert "unknown extension 'convergnce'" in error_of(
+        write(tmp_path, BASE + "extensions: {convergnce: {}}\n"))
+
+
+def test_matrix_expands_train_settings_into_runs(tmp_path: Path) -> None:
+    text = BASE + "matrix: {batch_size: [2, 4], activation_checkpointing: [false, true]}\n"
+    runs = expand(load_suite(write(tmp_path, text), "cpu"))
+    assert len(runs) == 2 * 2 * 2  # batch x checkpointing x precision
+    ids = {r.run_id for r in runs}
+    assert "gpt-tiny__fp32__b4-t16-ckpt__seed0" in ids and "gpt-tiny__bf16__b2-t16__seed0" in ids
+    by_id = {r.run_id: r for r in runs}
+    assert by_id["gpt-tiny__fp32__b4-t16-ckpt__seed0"].train.activation_checkpointing is True
+    assert by_id["gpt-tiny__fp32__b4-t16-ckpt__seed0"].train.batch_size == 4
+    lr = expand(load_suite(write(tmp_path, BASE + "matrix: {lr: [0.001, 0.01]}\n"), "cpu"))
+    assert {r.run_id for r in lr} >= {"gpt-tiny-lr0.001__fp32__b2-t16__seed0",
+                                     "gpt-tiny-lr0.01__fp32__b2-t16__seed0"}
+
+
+def test_matrix_errors_name_the_setting(tmp_path: Path) -> None:
+    assert "matrix.batch: not a train setting; did you mean 'batch_size'?" in error_of(
+        write(tmp_path, BASE + "matrix: {batch: [2]}\n"))
+    assert "matrix.steps: give a non-empty list" in error_of(
+        write(tmp_path, BASE + "matrix: {steps: []}\n"))
+    assert "matrix.batch_size: input should be greater than 0 (got 0)" in error_of(
+        write(tmp_path, BASE + "matrix: {batch_size: [2, 0]}\n"))
+    assert "seq_len: 512 is over the maximum 256" in error_of(
+        write(tmp_path, BASE + "matrix: {seq_len: [16, 512]}\n"))

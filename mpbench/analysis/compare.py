@@ -20,6 +20,8 @@ class Group:
     seq_len: int
     variant: str = ""
     """Parallel combination (e.g. ddp-bf16comm-w2), empty for single-process runs."""
+    setting: str = ""
+    """The run id's train part (e.g. b8-t64-ckpt): separates matrix variants."""
     records: list[RunRecord] = field(default_factory=list)
 
     @property
@@ -69,10 +71,22 @@ def variant_of(record: RunRecord) -> str:
     return parts[3] if len(parts) >= 5 else ""
 
 
+def model_label(record: RunRecord) -> str:
+    """The model name with any matrix tag of the run id (e.g. gpt-tiny-lr0.01)."""
+    head = record.run_id.split("__")[0]
+    return head if head.startswith(record.model) else record.model
+
+
+def setting_of(record: RunRecord) -> str:
+    parts = record.run_id.split("__")
+    return parts[2] if len(parts) >= 4 else ""
+
+
 def group_runs(records: list[RunRecord]) -> list[Group]:
-    groups: dict[tuple[str, str, int, int, str], Group] = {}
+    groups: dict[tuple[str, str, int, int, str, str], Group] = {}
     for r in records:
-        key = (r.model, precision_label(r), r.batch_size, r.seq_len, variant_of(r))
+        key = (model_label(r), precision_label(r), r.batch_size, r.seq_len, variant_of(r),
+               setting_of(r))
         if key not in groups:
             groups[key] = Group(*key)
         groups[key].records.append(r)
@@ -81,8 +95,8 @@ def group_runs(records: list[RunRecord]) -> list[Group]:
 
 def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> Group | None:
     for g in groups:
-        if (g.model, g.batch_size, g.seq_len, g.variant, g.precision) == (
-            group.model, group.batch_size, group.seq_len, group.variant, baseline
+        if (g.model, g.setting, g.variant, g.precision) == (
+            group.model, group.setting, group.variant, baseline
         ):
             return g
     return None

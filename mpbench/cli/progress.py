@@ -53,6 +53,8 @@ class RunProgress:
         label = f"[{index + 1}/{total}] {spec.model_label} {spec.precision.name} seed {spec.seed}"
         if spec.parallel is not None:  # the strategy x comm-dtype matrix of a parallel suite
             label += f" {spec.parallel.tag}"
+        if spec.suite.matrix:  # which combination of the suite's matrix
+            label += f" {spec.run_id.split('__')[2]}"
         self._label, self._t0 = label, time.perf_counter()
         if self._bar is None:
             self.console.print(f"{label}: training", highlight=False)

@@ -22,9 +22,9 @@ def human_bytes(n: float | None) -> str:
 
 def summary_table(records: list[RunRecord]) -> Table:
     table = Table(title="mpbench summary (medians over repeats; speedup = tokens/s over fp32, 95% CI)")
-    for col in ("model", "precision", "tokens/s", "speedup vs fp32", "peak mem", "train loss",
+    for col in ("model", "precision", "batch x seq", "tokens/s", "speedup vs fp32", "peak mem", "train loss",
                 "eval loss", "status"):
-        table.add_column(col, justify="right" if col not in ("model", "precision", "status") else "left")
+        table.add_column(col, justify="right" if col not in ("model", "precision", "batch x seq", "status") else "left")
     groups = group_runs(records)
     for g in groups:
         if g.status == "skipped":
@@ -44,7 +44,8 @@ def summary_table(records: list[RunRecord]) -> Table:
         status = g.status if g.status == "ok" else f"{g.status}: {g.reason or ''}"
         train_loss, eval_loss = g.median_of("final_train_loss"), g.median_of("eval_loss")
         table.add_row(
-            g.model, f"{g.precision} ({g.variant})" if g.variant else g.precision, f"{tps:,.0f}" if tps else "-", sp, human_bytes(g.peak_memory_bytes),
+            g.model, f"{g.precision} ({g.variant})" if g.variant else g.precision,
+            g.setting.replace("-t", " x ").removeprefix("b").replace("-", " "), f"{tps:,.0f}" if tps else "-", sp, human_bytes(g.peak_memory_bytes),
             f"{train_loss:.4f}" if train_loss is not None else "-",
             f"{eval_loss:.4f}" if eval_loss is not None else "-", status,
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -10,7 +11,8 @@ import yaml
 from pydantic import BaseModel, ValidationError
 
 from mpbench.config.errors import dotted, first_error
-from mpbench.config.schema import DeviceKind, ModelSpec, Suite, unknown_name
+from mpbench.config.matrix import train_variants
+from mpbench.config.schema import DeviceKind, ModelSpec, Suite, TrainConfig, unknown_name
 from mpbench.errors import UserError
 from mpbench.models.config import MODEL_SIZES, ModelConfig
 
@@ -79,7 +81,7 @@ def _check_options(
 def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: str) -> None:
     """Checks that need the registries or cross-field knowledge."""
     from mpbench.analysis.claims_index import CLAIM_IDS
-    from mpbench.precision import RECIPES, get_recipe
+    from mpbench.precision import RECIPES
     from mpbench.profile import PROFILERS
 
     def at(key: str) -> str:  # name the device section when the key came from it
@@ -93,7 +95,43 @@ def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: st
         if spec.name not in PROFILERS:
             raise UserError(f"{path}: {at('profilers')}[{i}]: {unknown_name('profiler', spec.name, PROFILERS)}")
         _check_options(f"{at('profilers')}[{i}]", spec.name, spec.options, PROFILERS[spec.name].Options, path)
-    seq_len = suite.train.seq_len
+    for train in train_variants(suite, path):
+        check_shapes(suite, train, path, at)
+    if suite.data.source in ("text", "bin"):
+        data_path = Path(suite.data.path or "")
+        if not data_path.is_absolute():
+            data_path = (path.parent / data_path) if (path.parent / data_path).exists() else data_path
+        if not data_path.is_file():
+            raise UserError(f"{path}: {at('data')}.path: file not found: {suite.data.path}; give an existing file")
+    if suite.parallel is not None and suite.parallel.world_size is not None:
+        from mpbench.distributed.config import batch_problem
+
+        problem = batch_problem(suite.train.batch_size, suite.parallel.world_size)
+        if problem:
+            raise UserError(f"{path}: {at('train')}.batch_size (the global batch): {problem} "
+                            f"({at('parallel')}.world_size)")
+    # Sections owned by optional components are validated by their owners' schemas.
+    from mpbench.analysis.convergence import ConvergenceOptions
+
+    owners: dict[str, type[BaseModel]] = {"convergence": ConvergenceOptions}
+    for key, section in suite.extensions.items():
+        if key not in owners:
+            raise UserError(f"{path}: {at('extensions')}.{key}: "
+                            f"{unknown_name('extension', key, owners)}")
+        try:
+            owners[key].model_validate(section or {})
+        except ValidationError as exc:
+            raise UserError(f"{path}: {first_error(exc, owners[key], ('extensions', key))}") from None
+    for i, claim in enumerate(suite.claims):
+        if claim not in CLAIM_IDS:
+            raise UserError(f"{path}: claims[{i}]: {unknown_name('claim id', claim, CLAIM_IDS)}")
+
+
+def check_shapes(suite: Suite, train: TrainConfig, path: Path, at: Callable[[str], str]) -> None:
+    """Model dimensions against one train setting (sequence length, FP8 divisibility)."""
+    from mpbench.precision import get_recipe
+
+    seq_len = train.seq_len
     for i, model in enumerate(suite.models):
         base = MODEL_SIZES[model.size] if model.size else None
         block = model.block_size or (base.block_size if base else seq_len)
@@ -111,27 +149,11 @@ def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: st
     for i, model in enumerate(suite.models):
         for j, spec in enumerate(suite.precisions):
             recipe = get_recipe(spec.name, spec.options)
-            cfg = model_dims(model, suite.train.seq_len)
-            problem = recipe.check_shapes(cfg, suite.train.batch_size, suite.train.seq_len)
+            cfg = model_dims(model, train.seq_len)
+            problem = recipe.check_shapes(cfg, train.batch_size, train.seq_len)
             if problem:
                 raise UserError(f"{path}: {at('models')}[{i}] with {at('precisions')}[{j}] "
                                 f"({spec.name}): {problem}")
-    if suite.data.source in ("text", "bin"):
-        data_path = Path(suite.data.path or "")
-        if not data_path.is_absolute():
-            data_path = (path.parent / data_path) if (path.parent / data_path).exists() else data_path
-        if not data_path.is_file():
-            raise UserError(f"{path}: {at('data')}.path: file not found: {suite.data.path}; give an existing file")
-    if suite.parallel is not None and suite.parallel.world_size is not None:
-        from mpbench.distributed.config import batch_problem
-
-        problem = batch_problem(suite.train.batch_size, suite.parallel.world_size)
-        if problem:
-            raise UserError(f"{path}: {at('train')}.batch_size (the global batch): {problem} "
-                            f"({at('parallel')}.world_size)")
-    for i, claim in enumerate(suite.claims):
-        if claim not in CLAIM_IDS:
-            raise UserError(f"{path}: claims[{i}]: {unknown_name('claim id', claim, CLAIM_IDS)}")
 
 
 def model_dims(model: ModelSpec, seq_len: int) -> ModelConfig:

@@ -102,6 +102,9 @@ class Suite(Strict):
     profilers: list[PrecisionSpec] = Field(
         default_factory=list, description="profilers to attach by name, with options"
     )
+    matrix: dict[str, list[Any]] = Field(
+        default_factory=dict, description="train settings to vary: every combination is run"
+    )
     extensions: dict[str, Any] = Field(
         default_factory=dict, description="sections owned by optional components (parallel, ...)"
     )

@@ -7,6 +7,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from mpbench.config.matrix import train_variants, variant_tag
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.distributed.config import ParallelRun
 from mpbench.models.config import MODEL_SIZES, ModelConfig
@@ -23,10 +24,12 @@ class RunSpec:
     repeat: int
     parallel: ParallelRun | None = None
     """The data-parallel combination of this run (None: one process)."""
+    train_config: TrainConfig | None = None
+    """This run's train settings when the suite has a matrix (None: suite.train)."""
 
     @property
     def train(self) -> TrainConfig:
-        return self.suite.train
+        return self.train_config or self.suite.train
 
     def model_config(self, data_vocab: int) -> ModelConfig:
         return resolve_model_config(self.model, self.train.seq_len, data_vocab)
@@ -72,15 +75,18 @@ def expand(suite: Suite) -> list[RunSpec]:
     runs: list[RunSpec] = []
     labels = [m.label for m in suite.models]
     dupes = {label for label in labels if labels.count(label) > 1}
+    variants = train_variants(suite)
     for repeat, seed in enumerate(suite.seeds):
         for i, model in enumerate(suite.models):
             label = f"{model.label}-{i}" if model.label in dupes else model.label
-            for precision in suite.precisions:
-                for par in suite.parallel.runs() if suite.parallel else [None]:
-                    runs.append(RunSpec(
-                        run_id(label, precision, suite.train, seed, par), suite, label, model,
-                        precision, seed, repeat, par,
-                    ))
+            for train in variants:
+                tagged = label + variant_tag(train, suite)
+                for precision in suite.precisions:
+                    for par in suite.parallel.runs() if suite.parallel else [None]:
+                        runs.append(RunSpec(
+                            run_id(tagged, precision, train, seed, par), suite, label, model,
+                            precision, seed, repeat, par, train if suite.matrix else None,
+                        ))
     seen: set[str] = set()
     unique = []
     for run in runs:  # the same precision listed twice with equal options runs once
