@@ -20,6 +20,7 @@ from torch import nn
 
 from mpbench.cli.main import cli
 from mpbench.config.loader import load_suite
+from mpbench.config.schema import TrainConfig
 from mpbench.data import make_source
 from mpbench.errors import UserError
 from mpbench.models import MODEL_SIZES, build_model
@@ -411,10 +412,15 @@ def test_te_record_lists_layers_and_weight_copy_estimate(monkeypatch: pytest.Mon
     assert info["fp8_weight_fraction"] == pytest.approx(weights / (weights + 64 * 64))
     assert info["telemetry"]["persistent_fp8_weight_cache_bytes"] == 0
     assert info["te_version"] == "2.9.0" and info["params_dtype"] == "float32"
-    # torch.utils.checkpoint would replay te.Linear outside TE's autocast: refused, with the fix
-    model.activation_checkpointing = True  # type: ignore[assignment]
-    with pytest.raises(RuntimeError, match="activation_checkpointing is not supported"):
-        get_recipe("fp8-te-current").prepare(model, torch.device("cpu"))
+    # torch.utils.checkpoint would replay te.Linear outside TE's autocast: the run is skipped
+    # with the fix; DelayedScaling also refuses torch.compile
+    ckpt = TrainConfig(activation_checkpointing=True)
+    assert "activation_checkpointing is not supported" in (
+        get_recipe("fp8-te-current").check_train(ckpt) or "")
+    assert get_recipe("fp8-te-current").check_train(TrainConfig(compile=True)) is None
+    assert "does not run under torch.compile" in (
+        get_recipe("fp8-te-delayed").check_train(TrainConfig(compile=True)) or "")
+    assert get_recipe("fp8-emulated").check_train(ckpt) is None
     assert math.isclose(te_backend.weight_copy_bytes([model.get_submodule("blocks.0.mlp.fc")], "mxfp8")[0],
                         2 * 64 * 256 * (1 + 1 / 32))
 

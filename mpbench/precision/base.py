@@ -14,6 +14,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from mpbench.config.schema import TrainConfig
 from mpbench.models.config import ModelConfig
 from mpbench.models.layers import LinearFactory
 
@@ -50,6 +51,10 @@ class Recipe:
 
         The message names the dimension, its value and the nearest valid value.
         """
+        return None
+
+    def check_train(self, train: TrainConfig) -> str | None:
+        """A train setting this recipe cannot honour (the run is skipped with it), or None."""
         return None
 
     # -- building -------------------------------------------------------------------

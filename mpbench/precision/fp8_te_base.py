@@ -11,6 +11,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
+from mpbench.config.schema import TrainConfig
 from mpbench.models.layers import LinearFactory
 from mpbench.precision import te_backend
 from mpbench.precision.base import RecipeOptions, cuda_capability_at_least
@@ -80,14 +81,13 @@ class TERecipe(Fp8Recipe):
         dtype = torch.float32 if self.options.params_dtype == "float32" else torch.bfloat16
         return te_backend.linear_factory(self._te(), dtype)
 
-    def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
-        if getattr(model, "activation_checkpointing", False):
+    def check_train(self, train: TrainConfig) -> str | None:
+        if train.activation_checkpointing:
             # torch.utils.checkpoint replays the forward in backward, outside TE's FP8
             # autocast, so the recomputed te.Linear would not match the FP8 forward.
-            raise RuntimeError(
-                f"{self.name}: train.activation_checkpointing is not supported with "
-                "TransformerEngine here (it needs te.distributed.checkpoint); set it to false")
-        return super().prepare(model, device)
+            return (f"{self.name}: train.activation_checkpointing is not supported with "
+                    "TransformerEngine here (it needs te.distributed.checkpoint); set it to false")
+        return None
 
     def is_fp8_module(self, module: nn.Module) -> bool:
         te, _ = te_backend.import_te()

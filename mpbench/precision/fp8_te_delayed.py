@@ -7,6 +7,7 @@ from typing import Any, ClassVar, Literal
 from pydantic import Field
 from torch import nn
 
+from mpbench.config.schema import TrainConfig
 from mpbench.precision import te_backend
 from mpbench.precision.base import RecipeOptions, register
 from mpbench.precision.fp8_te_base import TEOptions, TERecipe
@@ -30,6 +31,12 @@ class TEDelayed(TERecipe):
     scaling = "delayed per-tensor: scale from the amax history of earlier steps"
     Options: ClassVar[type[RecipeOptions]] = DelayedOptions
     options: DelayedOptions
+
+    def check_train(self, train: TrainConfig) -> str | None:
+        if train.compile:
+            return (f"{self.name}: TransformerEngine's DelayedScaling does not run under "
+                    "torch.compile (train.compile: true); use fp8-te-current or set compile false")
+        return super().check_train(train)
 
     def fp8_format(self) -> str:
         return self.options.fp8_format

@@ -115,7 +115,8 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     profiles: dict[str, Any] = {}
     measurement: Measurement | None = None
     n_params: int | None = None
-    reason = recipe.check(device) or (parallel.check(recipe) if parallel else None)
+    reason = (recipe.check(device) or recipe.check_train(cfg)
+              or (parallel.check(recipe) if parallel else None))
     if reason is not None:
         out.status, out.reason = "skipped", reason
     else:
