@@ -106,7 +106,10 @@ class ParallelProbe(Profiler):
                         steps: int) -> dict[str, Any]:
         from torch.profiler import ProfilerActivity, profile
 
-        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        from mpbench.profile.stderr_filter import without_profiler_chatter
+
+        with without_profiler_chatter(), profile(
+                activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
             for _ in range(steps):
                 self._fwd_bwd(ctx, x, y, sync=True)
         return kernel_overlap(prof.events(), steps)

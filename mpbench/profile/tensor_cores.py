@@ -28,6 +28,7 @@ from mpbench.profile.kernels import (
     summarize,
 )
 from mpbench.profile.restore import weights_restored
+from mpbench.profile.stderr_filter import without_profiler_chatter
 
 
 class TensorCoreOptions(ProfilerOptions):
@@ -65,7 +66,7 @@ class TensorCoreProfiler(Profiler):
         cuda = ctx.device.type == "cuda"
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         steps = self.opts.steps
-        with weights_restored(ctx.model), profile(
+        with without_profiler_chatter(), weights_restored(ctx.model), profile(
             activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
         ) as prof:
             t0 = time.perf_counter()
