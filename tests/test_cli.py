@@ -127,3 +127,19 @@ def test_unwritable_output_is_refused_before_training(tmp_path: Path) -> None:
         locked.mkdir(mode=0o500)
         code, _, stderr = invoke("run", SMOKE, "-o", str(locked / "sub"))
         assert code == 2 and "is not writable" in stderr
+
+
+@pytest.mark.integration
+def test_a_report_failure_keeps_the_results(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import mpbench.report
+
+    def broken(*args: object, **kwargs: object) -> Path:
+        raise RuntimeError("template exploded")
+
+    monkeypatch.setattr(mpbench.report, "write_report", broken)
+    out = tmp_path / "o"
+    code, _, stderr = invoke("run", SMOKE, "-o", str(out), "--only", "fp32", "-q")
+    assert code == 1
+    assert "the report could not be written (RuntimeError: template exploded)" in stderr
+    assert "Traceback" not in stderr
+    assert len(list((out / "runs").glob("*.json"))) == 1

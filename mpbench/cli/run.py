@@ -136,7 +136,12 @@ def write_report_if_available(console: Console, out: Path) -> None:
         from mpbench.report import write_report
     except ImportError:
         return
-    path = write_report([out], out / "report.html")
+    try:
+        path = write_report([out], out / "report.html")
+    except Exception as exc:  # the results are saved; a report bug must not hide that
+        click.echo(f"error: the report could not be written ({type(exc).__name__}: {exc}); the "
+                   f"results in {out} are complete: retry with `mpbench report {out}`", err=True)
+        sys.exit(1)
     console.print(f"report:  {path.resolve()}", highlight=False, soft_wrap=True)
 
 
