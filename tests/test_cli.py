@@ -143,3 +143,13 @@ def test_a_report_failure_keeps_the_results(tmp_path: Path, monkeypatch: pytest.
     assert "the report could not be written (RuntimeError: template exploded)" in stderr
     assert "Traceback" not in stderr
     assert len(list((out / "runs").glob("*.json"))) == 1
+
+
+@pytest.mark.unit
+def test_resume_with_a_corrupt_manifest_is_a_clean_error(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    out.mkdir()
+    (out / "mpbench-results.json").write_text("{not json")
+    code, stdout, stderr = invoke("run", SMOKE, "-o", str(out), "--resume")
+    assert code == 2 and "mpbench-results.json: corrupt JSON at line 1" in stderr
+    assert "Traceback" not in stderr + stdout

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
@@ -55,7 +54,7 @@ class RunProgress:
             label += f" {spec.parallel.tag}"
         if spec.suite.matrix:  # which combination of the suite's matrix
             label += f" {spec.run_id.split('__')[2]}"
-        self._label, self._t0 = label, time.perf_counter()
+        self._label = label
         if self._bar is None:
             self.console.print(f"{label}: training", highlight=False)
             return

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 from datetime import datetime
@@ -18,7 +17,7 @@ from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.errors import UserError
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
-from mpbench.results.store import MANIFEST, ResultsDir, check_writable, load_records
+from mpbench.results.store import MANIFEST, ResultsDir, check_writable, load_records, read_json
 from mpbench.train.runner import expand, resolve_device, run_suite, select
 
 
@@ -38,16 +37,14 @@ def with_trace(suite: Suite) -> Suite:
 
 
 def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
-    check_writable(out)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"--out: {out} is a file; give a directory")
+    check_writable(out)  # also refuses an --out that is a file
     manifest = out / MANIFEST
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise UserError(f"--out: {out} already holds results; pass --resume to continue it, "
                         "or choose another --out")
     if resume and manifest.is_file():
-        meta = json.loads(manifest.read_text(encoding="utf-8"))
-        if meta.get("suite") != suite_name:
+        meta = read_json(manifest, "restore it or choose another --out")
+        if not isinstance(meta, dict) or meta.get("suite") != suite_name:
             raise UserError(f"--resume: {out} holds suite '{meta.get('suite')}', not '{suite_name}'; "
                             "choose the matching --out")
 

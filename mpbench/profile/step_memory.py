@@ -10,8 +10,6 @@ freed pages first (malloc_trim), so the rise is not hidden by reuse of cached fr
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
 from collections.abc import Sequence
 
 import torch
@@ -19,13 +17,7 @@ from torch import nn
 
 from mpbench.profile.saved_tensors import storages
 from mpbench.results.schema import MemoryStats
-from mpbench.train.memory import PeakMemory, current_rss_bytes
-
-
-def trim_heap() -> None:
-    """Return glibc's free pages to the OS, so RSS growth is not hidden by reused free memory."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: the rise is a lower bound
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+from mpbench.train.memory import PeakMemory, current_rss_bytes, trim_heap
 
 
 class StepMemory:

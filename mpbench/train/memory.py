@@ -30,14 +30,19 @@ def current_rss_bytes() -> int | None:
     return kib * 1024 if kib is not None else None
 
 
+def trim_heap() -> None:
+    """Return glibc's free pages to the OS, so RSS growth is not hidden by reused free memory."""
+    with contextlib.suppress(OSError, AttributeError):  # not glibc: RSS rises are lower bounds
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+
+
 def release_memory(device: torch.device) -> None:
     """Give freed memory back before a run, so the next peak starts from a clean floor."""
     gc.collect()
     if device.type == "cuda":
         torch.cuda.empty_cache()
     else:
-        with contextlib.suppress(OSError):  # glibc keeps freed heap pages; trim returns them
-            ctypes.CDLL("libc.so.6").malloc_trim(0)
+        trim_heap()
 
 
 class PeakMemory:
