@@ -1,0 +1,59 @@
+"""Issue 14, profilers: GPU-side user annotations are not kernels, TE scaling state is
+restored, energy per token leaves hook work out, NVML follows CUDA_VISIBLE_DEVICES."""
+
+from __future__ import annotations
+
+import pytest
+from torch.autograd import DeviceType
+from torch.autograd.profiler_util import FunctionEvent
+
+from mpbench.distributed.overlap import kernel_overlap
+from mpbench.profile.kernels import GPU_BUCKETS, summarize
+from mpbench.profile.tensor_cores import busy_time_us, gpu_kernels
+
+pytestmark = pytest.mark.unit
+
+
+def gpu_event(i: int, name: str, start: float, end: float, annotation: bool = False) -> FunctionEvent:
+    return FunctionEvent(id=i, name=name, thread=7, start_us=start, end_us=end,
+                         device_type=DeviceType.CUDA, is_user_annotation=annotation)
+
+
+def cpu_event(i: int, name: str, start: float, end: float) -> FunctionEvent:
+    return FunctionEvent(id=i, name=name, thread=1, start_us=start, end_us=end)
+
+
+def profiled_step() -> list[FunctionEvent]:
+    """One FSDP2 step as torch >= 2.5 lists it: kernels plus GPU copies of the ranges."""
+    return [
+        cpu_event(0, "ProfilerStep#1", 0, 400),
+        gpu_event(1, "ProfilerStep#1", 0, 300, annotation=True),
+        gpu_event(2, "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTT", 0, 100),
+        gpu_event(3, "vectorized_elementwise_kernel", 100, 150),
+        gpu_event(4, "FSDP::all_gather", 150, 250, annotation=True),
+        gpu_event(5, "ncclDevKernel_AllGather_RING_LL(ncclDevKernelArgsStorage<4096ul>)", 150, 250),
+        gpu_event(6, "Optimizer.step#AdamW.step", 250, 300, annotation=True),
+        gpu_event(7, "multi_tensor_apply_kernel", 250, 300),
+    ]
+
+
+def test_user_annotations_are_not_counted_as_kernels() -> None:
+    kernels = gpu_kernels(profiled_step())
+    assert [t.name.split("(")[0] for t in kernels] == [
+        "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTT", "vectorized_elementwise_kernel",
+        "ncclDevKernel_AllGather_RING_LL", "multi_tensor_apply_kernel"]
+    out = summarize(kernels, GPU_BUCKETS)
+    assert out["total_time_us"] == pytest.approx(300.0)  # not 750 with the annotations
+    assert out["tensor_core_share"] == pytest.approx(100 / 300)
+
+
+def test_gpu_busy_is_the_union_of_kernel_spans() -> None:
+    events = [*profiled_step(), gpu_event(8, "vectorized_elementwise_kernel", 50, 120)]
+    assert busy_time_us(events) == pytest.approx(300.0)  # never above the wall time
+
+
+def test_fsdp_annotations_do_not_hide_exposed_communication() -> None:
+    out = kernel_overlap(profiled_step(), steps=1)
+    assert out["comm_ms"] == pytest.approx(0.1)
+    assert out["exposed_comm_ms"] == pytest.approx(0.1)  # nothing computes while it gathers
+    assert out["compute_ms"] == pytest.approx(0.2)
