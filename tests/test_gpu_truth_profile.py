@@ -4,11 +4,13 @@ restored, energy per token leaves hook work out, NVML follows CUDA_VISIBLE_DEVIC
 from __future__ import annotations
 
 import pytest
+import torch
 from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
 from mpbench.distributed.overlap import kernel_overlap
 from mpbench.profile.kernels import GPU_BUCKETS, summarize
+from mpbench.profile.restore import weights_restored
 from mpbench.profile.tensor_cores import busy_time_us, gpu_kernels
 
 pytestmark = pytest.mark.unit
@@ -57,3 +59,44 @@ def test_fsdp_annotations_do_not_hide_exposed_communication() -> None:
     assert out["comm_ms"] == pytest.approx(0.1)
     assert out["exposed_comm_ms"] == pytest.approx(0.1)  # nothing computes while it gathers
     assert out["compute_ms"] == pytest.approx(0.2)
+
+
+class ScalingStateModule(torch.nn.Module):
+    """Like a TE module: the FP8 metadata lives outside parameters and buffers, and
+    get_extra_state serializes it into a fresh tensor on every call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.linear = torch.nn.Linear(4, 4)
+        self.amax_history = torch.zeros(8)
+        self.scale = torch.ones(1)
+
+    def get_extra_state(self) -> torch.Tensor:
+        return torch.cat([self.amax_history, self.scale]).clone()
+
+    def set_extra_state(self, state: torch.Tensor) -> None:
+        self.amax_history.copy_(state[:8])
+        self.scale.copy_(state[8:])
+
+
+def test_weights_restored_puts_te_scaling_state_back() -> None:
+    model = torch.nn.Sequential(ScalingStateModule(), ScalingStateModule())
+    first = model[0]
+    assert isinstance(first, ScalingStateModule)
+    first.amax_history[0] = 3.0
+    weight = first.linear.weight.detach().clone()
+    with weights_restored(model):
+        first.amax_history.fill_(1e4)  # what max_batch's huge batches do to the history
+        first.scale.fill_(0.01)
+        with torch.no_grad():
+            first.linear.weight.add_(1.0)
+    assert first.amax_history.tolist() == [3.0] + [0.0] * 7
+    assert first.scale.item() == 1.0
+    assert torch.equal(first.linear.weight, weight)
+
+
+def test_extra_state_of_the_root_module_is_restored() -> None:
+    model = ScalingStateModule()
+    with weights_restored(model):
+        model.scale.fill_(5.0)
+    assert model.scale.item() == 1.0
