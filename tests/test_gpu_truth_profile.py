@@ -3,6 +3,8 @@ restored, energy per token leaves hook work out, NVML follows CUDA_VISIBLE_DEVIC
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 import torch
 from torch.autograd import DeviceType
@@ -10,8 +12,10 @@ from torch.autograd.profiler_util import FunctionEvent
 
 from mpbench.distributed.overlap import kernel_overlap
 from mpbench.profile.kernels import GPU_BUCKETS, summarize
+from mpbench.profile.nvml import device_handle
 from mpbench.profile.restore import weights_restored
 from mpbench.profile.tensor_cores import busy_time_us, gpu_kernels
+from mpbench.results.env import nvml_card, nvml_handle
 
 pytestmark = pytest.mark.unit
 
@@ -100,3 +104,68 @@ def test_extra_state_of_the_root_module_is_restored() -> None:
     with weights_restored(model):
         model.scale.fill_(5.0)
     assert model.scale.item() == 1.0
+
+
+class FakeNvml:
+    """Four GPUs as NVML numbers them; CUDA_VISIBLE_DEVICES=3 shows torch only the last."""
+
+    UUIDS: ClassVar[list[str]] = [f"GPU-0000000{i}-aaaa-bbbb-cccc-dddddddddddd" for i in range(4)]
+
+    class NVMLError(Exception):
+        pass
+
+    NVML_CLOCK_SM = 1
+
+    def nvmlInit(self) -> None:
+        pass
+
+    def nvmlShutdown(self) -> None:
+        pass
+
+    def nvmlDeviceGetHandleByIndex(self, i: int) -> int:
+        return i
+
+    def nvmlDeviceGetHandleByUUID(self, uuid: str) -> int:
+        if uuid not in self.UUIDS:
+            raise self.NVMLError(f"NVML_ERROR_NOT_FOUND {uuid}")
+        return self.UUIDS.index(uuid)
+
+    def nvmlDeviceGetUUID(self, h: int) -> str:
+        return self.UUIDS[h]
+
+    def nvmlDeviceGetName(self, h: int) -> str:
+        return f"NVIDIA H100 80GB HBM3 #{h}"
+
+    def nvmlSystemGetDriverVersion(self) -> str:
+        return "570.86.15"
+
+    def nvmlDeviceGetPowerManagementLimit(self, h: int) -> int:
+        return 700_000
+
+    def nvmlDeviceGetMaxClockInfo(self, h: int, clock: int) -> int:
+        return 1980
+
+
+class _Props:
+    def __init__(self, uuid: str) -> None:
+        self.uuid = uuid  # torch prints the bare 8-4-4-4-12 form
+
+
+def test_environment_card_reads_the_runs_gpu_not_nvml_device_0(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(torch.cuda, "get_device_properties",
+                        lambda i: _Props(FakeNvml.UUIDS[3].removeprefix("GPU-")))
+    card = nvml_card(0, nvml=FakeNvml())
+    assert card["nvml_uuid"] == FakeNvml.UUIDS[3] and card["nvml_matched_by"] == "uuid"
+    assert device_handle(FakeNvml(), torch.device("cuda", 0)) == 3
+
+
+def test_without_a_uuid_match_cuda_visible_devices_is_parsed(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    def no_props(i: int) -> _Props:
+        raise RuntimeError("no CUDA")
+
+    monkeypatch.setattr(torch.cuda, "get_device_properties", no_props)
+    monkeypatch.setattr(torch.cuda, "_get_nvml_device_index", lambda i: 2)
+    handle, how = nvml_handle(FakeNvml(), 0)
+    assert (handle, how) == (2, "CUDA_VISIBLE_DEVICES")

@@ -10,7 +10,6 @@ as a fraction of the window (it must stay under 1%).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from types import ModuleType
@@ -21,6 +20,7 @@ from pydantic import Field
 
 from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, StepInfo, register_profiler
 from mpbench.profile.nvml_gpm import GpmWindow
+from mpbench.results.env import nvml_handle
 
 # nvmlClocksEventReason* bits (nvml.h); the older API calls them ClocksThrottleReason*.
 THROTTLE_BITS = {
@@ -49,13 +49,10 @@ def load_nvml() -> ModuleType:
     return pynvml
 
 
-def nvml_handle(nvml: Any, device: torch.device) -> Any:
+def device_handle(nvml: Any, device: torch.device) -> Any:
     """The NVML handle of a torch device (CUDA_VISIBLE_DEVICES taken into account)."""
     index = device.index if device.index is not None else torch.cuda.current_device()
-    # a private helper; without CUDA_VISIBLE_DEVICES the plain index is already right
-    with contextlib.suppress(Exception):
-        index = torch.cuda._get_nvml_device_index(index)
-    return nvml.nvmlDeviceGetHandleByIndex(index)
+    return nvml_handle(nvml, index)[0]
 
 
 class Sampler:
@@ -195,7 +192,7 @@ class NvmlProfiler(Profiler):
         self.nvml.nvmlInit()
         opts = self.options
         assert isinstance(opts, NvmlOptions)
-        self.window = NvmlWindow(self.nvml, nvml_handle(self.nvml, ctx.device), opts.interval_s,
+        self.window = NvmlWindow(self.nvml, device_handle(self.nvml, ctx.device), opts.interval_s,
                                  opts.gpm)
         if ctx.spec.train.warmup_steps == 0:  # no warm-up step to open the window after
             self.found["note"] = "no warm-up: the window opens after measured step 0"
