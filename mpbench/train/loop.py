@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mpbench.data.base import TokenSource
-from mpbench.hardware import peak_tflops
+from mpbench.hardware import peak_tflops, unknown_peak_note
 from mpbench.models import build_model, count_parameters
 from mpbench.models.layers import torch_linear
 from mpbench.precision import get_recipe
@@ -93,7 +93,7 @@ def _mfu_fields(flops_tok: float, tokens_per_s: float | None, recipe: Recipe,
         "float8" if recipe.family == "fp8" else str(recipe.compute_dtype).removeprefix("torch."))
     found = peak_tflops(torch.cuda.get_device_name(device), key)
     if found is None:
-        out["peak_source"] = f"peak {key} TFLOP/s of {torch.cuda.get_device_name(device)} unknown"
+        out["peak_source"] = unknown_peak_note(torch.cuda.get_device_name(device), key)
         return out
     peak, source = found
     return {**out, "peak_tflops": peak, "peak_source": f"{source}, {key}", "mfu": achieved / peak}
