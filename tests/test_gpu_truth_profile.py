@@ -3,7 +3,8 @@ restored, energy per token leaves hook work out, NVML follows CUDA_VISIBLE_DEVIC
 
 from __future__ import annotations
 
-from typing import ClassVar
+from types import SimpleNamespace
+from typing import Any, ClassVar
 
 import pytest
 import torch
@@ -12,7 +13,7 @@ from torch.autograd.profiler_util import FunctionEvent
 
 from mpbench.distributed.overlap import kernel_overlap
 from mpbench.profile.kernels import GPU_BUCKETS, summarize
-from mpbench.profile.nvml import device_handle
+from mpbench.profile.nvml import NvmlProfiler, NvmlWindow, device_handle
 from mpbench.profile.restore import weights_restored
 from mpbench.profile.tensor_cores import busy_time_us, gpu_kernels
 from mpbench.results.env import nvml_card, nvml_handle
@@ -169,3 +170,55 @@ def test_without_a_uuid_match_cuda_visible_devices_is_parsed(
     monkeypatch.setattr(torch.cuda, "_get_nvml_device_index", lambda i: 2)
     handle, how = nvml_handle(FakeNvml(), 0)
     assert (handle, how) == (2, "CUDA_VISIBLE_DEVICES")
+
+
+class EnergyNvml:
+    """An energy counter the test moves by hand (mJ); reads do not advance it."""
+
+    NVML_CLOCK_SM = 1
+
+    def __init__(self) -> None:
+        self.mj = 0
+
+    def nvmlDeviceGetTotalEnergyConsumption(self, h: object) -> int:
+        return self.mj
+
+    def nvmlDeviceGetPowerUsage(self, h: object) -> int:
+        return 300_000
+
+    def nvmlDeviceGetClockInfo(self, h: object, kind: int) -> int:
+        return 1980
+
+    def nvmlDeviceGetMemoryInfo(self, h: object) -> SimpleNamespace:
+        return SimpleNamespace(used=0)
+
+    def nvmlDeviceGetCurrentClocksEventReasons(self, h: object) -> int:
+        return 0
+
+
+def test_energy_per_token_leaves_hook_work_out() -> None:
+    """Eval and other profilers' hooks inside the window spend energy but train no tokens."""
+    fake = EnergyNvml()
+    prof = NvmlProfiler(nvml=fake)
+    train = SimpleNamespace(warmup_steps=2, steps=2, batch_size=4, seq_len=8)
+    ctx: Any = SimpleNamespace(spec=SimpleNamespace(train=train), device=torch.device("cuda", 0))
+    prof.window = NvmlWindow(fake, "gpu0", 0.01, gpm=False)  # what on_start builds on a GPU
+
+    def step(phase: str, i: int, train_j: int, before_j: int, after_j: int) -> None:
+        fake.mj += train_j * 1000  # the training step itself
+        prof.on_hooks(ctx, "start")
+        fake.mj += before_j * 1000  # profilers that run before nvml's hook
+        prof.on_step_end(ctx, SimpleNamespace(phase=phase, step=i))  # type: ignore[arg-type]
+        fake.mj += after_j * 1000  # later profilers, periodic eval with its FP32 reference
+        prof.on_hooks(ctx, "end")
+
+    step("warmup", 0, 100, 5, 5)
+    step("warmup", 1, 100, 5, 10)  # the window opens inside this step's hooks
+    step("measure", 0, 100, 7, 50)
+    step("measure", 1, 100, 20, 30)  # ... and closes inside this one's
+    out = prof.found
+    assert out["window_energy_j"] == pytest.approx(10 + 100 + 57 + 100 + 20)
+    assert out["hook_energy_j"] == pytest.approx(10 + 57 + 20)
+    assert out["energy_j"] == pytest.approx(200.0)  # the two measured steps' own energy
+    assert out["joules_per_token"] == pytest.approx(200.0 / (2 * 4 * 8))
+    assert 0 <= out["hook_s"] <= out["window_s"]

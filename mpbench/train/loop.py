@@ -217,8 +217,12 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
         model.train()
         return value
 
+    def on_hooks(edge: str) -> None:
+        for prof in profilers:
+            prof.on_hooks(ctx, edge)
+
     measurement = measure(stepper, next_batch, cfg, device, max_loss, on_step, peak, progress,
-                          periodic_eval)
+                          periodic_eval, on_hooks)
     if measurement.diverged_step is None:
         for prof in profilers:
             prof.after_measure(ctx)
