@@ -18,7 +18,7 @@ import torch
 from mpbench.analysis.stats import step_stats
 from mpbench.config.schema import TrainConfig
 from mpbench.profile.base import StepInfo
-from mpbench.results.schema import MemoryStats, StepStats
+from mpbench.results.schema import CompileInfo, MemoryStats, StepStats
 from mpbench.train.memory import PeakMemory
 from mpbench.train.optim import Stepper
 
@@ -44,6 +44,7 @@ class Measurement:
     diverged_step: int | None = None
     diverged_reason: str | None = None
     last_good_loss: float | None = None
+    compile: CompileInfo | None = None
 
 
 def synchronize(device: torch.device) -> None:
