@@ -1,4 +1,11 @@
-"""Dense (no sparsity) peak TFLOP/s of known GPUs, per compute dtype, with their sources."""
+"""Dense (no 2:4 sparsity) peak TFLOP/s of known GPUs per compute dtype, each from its datasheet.
+
+Matched by the exact name torch.cuda.get_device_name() reports (case and spacing aside),
+never by substring: "NVIDIA H100 NVL" must not get the SXM peaks of "NVIDIA H100 80GB HBM3".
+Where a datasheet prints only the sparse figure (marked "with sparsity"), the dense peak is
+half of it. float32 is the non-tensor-core FP32 rate (MI300X: its FP32 matrix rate). A GPU
+missing here gets no spec MFU; its runs are measured against the measured GEMM ceiling only.
+"""
 
 from __future__ import annotations
 
@@ -7,28 +14,88 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class PeakTable:
-    match: str
-    """Substring of torch.cuda.get_device_name()."""
+    names: tuple[str, ...]
+    """Exact torch.cuda.get_device_name() strings of this model."""
     tflops: dict[str, float]
     source: str
 
 
-_HOPPER_SXM = "NVIDIA H100 SXM5 / H200 datasheets (dense)"
+def _peaks(fp32: float, tf32: float | None, bf16: float | None, fp16: float,
+           fp8: float | None = None, fp4: float | None = None) -> dict[str, float]:
+    out = {"float32": fp32, "tf32": tf32, "bfloat16": bf16, "float16": fp16, "float8": fp8,
+           "float4": fp4}
+    return {k: v for k, v in out.items() if v is not None}
+
+
+_HOPPER_SXM = _peaks(66.9, 494.7, 989.4, 989.4, 1978.9)
+_HOPPER_NVL = _peaks(60.0, 417.5, 835.5, 835.5, 1670.5)
+_A100 = _peaks(19.5, 156.0, 312.0, 312.0)
+
 PEAKS: tuple[PeakTable, ...] = (
-    PeakTable("H200", {"float32": 66.9, "tf32": 494.7, "bfloat16": 989.4, "float16": 989.4,
-                       "float8": 1978.9}, _HOPPER_SXM),
-    PeakTable("H100 PCIe", {"float32": 51.2, "tf32": 378.0, "bfloat16": 756.0, "float16": 756.0,
-                            "float8": 1513.0}, "NVIDIA H100 PCIe datasheet (dense)"),
-    PeakTable("H100", {"float32": 66.9, "tf32": 494.7, "bfloat16": 989.4, "float16": 989.4,
-                       "float8": 1978.9}, _HOPPER_SXM),
-    PeakTable("A100", {"float32": 19.5, "tf32": 156.0, "bfloat16": 312.0, "float16": 312.0},
-              "NVIDIA A100 datasheet (dense)"),
+    PeakTable(("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-32GB", "Tesla V100-SXM3-32GB"),
+              _peaks(15.7, None, None, 125.0), "NVIDIA V100 datasheet, SXM2 column"),
+    PeakTable(("Tesla V100-PCIE-16GB", "Tesla V100-PCIE-32GB"),
+              _peaks(14.0, None, None, 112.0), "NVIDIA V100 datasheet, PCIe column"),
+    PeakTable(("NVIDIA A100-SXM4-40GB", "NVIDIA A100-SXM4-80GB"), _A100,
+              "NVIDIA A100 datasheet, SXM columns (dense)"),
+    PeakTable(("NVIDIA A100-PCIE-40GB", "NVIDIA A100 80GB PCIe"), _A100,
+              "NVIDIA A100 datasheet, PCIe columns (dense; same peaks as SXM)"),
+    PeakTable(("NVIDIA A10",), _peaks(31.2, 62.5, 125.0, 125.0),
+              "NVIDIA A10 datasheet (dense)"),
+    PeakTable(("NVIDIA L4",), _peaks(30.3, 60.0, 121.0, 121.0, 242.5),
+              "NVIDIA L4 datasheet (sparse figures halved)"),
+    PeakTable(("NVIDIA L40S",), _peaks(91.6, 183.0, 366.5, 366.5, 733.0),
+              "NVIDIA L40S datasheet (sparse figures halved)"),
+    PeakTable(("NVIDIA GeForce RTX 4090",), _peaks(82.6, 82.6, 165.2, 165.2, 330.3),
+              "NVIDIA Ada GPU architecture whitepaper, RTX 4090, FP32-accumulate rows (dense)"),
+    PeakTable(("NVIDIA H100 80GB HBM3",), _HOPPER_SXM,
+              "NVIDIA H100 datasheet, SXM column (sparse figures halved)"),
+    PeakTable(("NVIDIA H100 PCIe",), _peaks(51.2, 378.0, 756.0, 756.0, 1513.0),
+              "NVIDIA H100 datasheet, PCIe column (sparse figures halved)"),
+    PeakTable(("NVIDIA H100 NVL",), _HOPPER_NVL,
+              "NVIDIA H100 datasheet, H100 NVL column, per GPU (sparse figures halved)"),
+    PeakTable(("NVIDIA H200",), _HOPPER_SXM,
+              "NVIDIA H200 datasheet, H200 SXM column (sparse figures halved)"),
+    PeakTable(("NVIDIA H200 NVL",), _HOPPER_NVL,
+              "NVIDIA H200 datasheet, H200 NVL column (sparse figures halved)"),
+    PeakTable(("NVIDIA GH200 480GB", "NVIDIA GH200 120GB", "NVIDIA GH200 144G HBM3e"),
+              _HOPPER_SXM, "NVIDIA GH200 Grace Hopper Superchip datasheet, GPU (sparse halved)"),
+    PeakTable(("NVIDIA B200",), _peaks(75.0, 1100.0, 2250.0, 2250.0, 4500.0, 9000.0),
+              "NVIDIA HGX B200 datasheet, per-GPU column (sparse figures halved)"),
+    PeakTable(("NVIDIA B300 SXM6 AC", "NVIDIA B300"),
+              _peaks(75.0, 1125.0, 2250.0, 2250.0, 4500.0, 13500.0),
+              "NVIDIA HGX B300 datasheet, 8-GPU totals / 8 (FP4 dense as printed, others halved)"),
+    PeakTable(("NVIDIA GB200",), _peaks(80.0, 1250.0, 2500.0, 2500.0, 5000.0, 10000.0),
+              "NVIDIA GB200 NVL72 datasheet, 72-GPU totals / 72 (sparse figures halved)"),
+    PeakTable(("AMD Instinct MI300X",), _peaks(163.4, 653.7, 1307.4, 1307.4, 2614.9),
+              "AMD Instinct MI300X datasheet (dense; FP32 = its FP32 matrix rate)"),
 )
 
 
+def _norm(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+_BY_NAME = {_norm(n): t for t in PEAKS for n in t.names}
+
+
+def gpu_peaks(device_name: str) -> PeakTable | None:
+    """The peak table of the GPU with this exact name, or None when it is not known."""
+    return _BY_NAME.get(_norm(device_name))
+
+
 def peak_tflops(device_name: str, dtype_key: str) -> tuple[float, str] | None:
-    """(peak, source) for a GPU name and dtype key, or None when the GPU is unknown."""
-    for table in PEAKS:
-        if table.match in device_name and dtype_key in table.tflops:
-            return table.tflops[dtype_key], table.source
-    return None
+    """(peak, source) for a GPU name and dtype key, or None when either is unknown."""
+    table = gpu_peaks(device_name)
+    if table is None or dtype_key not in table.tflops:
+        return None
+    return table.tflops[dtype_key], table.source
+
+
+def unknown_peak_note(device_name: str, dtype_key: str) -> str:
+    """Why a run has no spec MFU (it still has MFU against the measured ceiling)."""
+    if gpu_peaks(device_name) is None:
+        return (f"GPU {device_name!r} is unknown to mpbench.hardware's datasheet table (exact "
+                "names only): no spec MFU; MFU is against the measured GEMM ceiling only")
+    return (f"{dtype_key} peak of {device_name} unknown (its datasheet gives none): no spec "
+            "MFU; MFU is against the measured GEMM ceiling only")

@@ -375,8 +375,8 @@ def test_cli_bench_writes_records_and_summary(tmp_path: Path) -> None:
     gemm = [GemmRow.model_validate(r) for r in records["gemm"].rows]
     assert {(r.dtype, r.status) for r in gemm} >= {("fp32", "ok"), ("tf32", "skipped"), ("bf16", "ok")}
     # One square and gpt-tiny's five layers, of which mlp_up and lm_head (vocab 256 = ffn 256)
-    # share their dims and are measured once.
-    assert len({(r.m, r.n, r.k) for r in gemm}) == 1 + 4 and len(gemm) == 5 * 4
+    # share their dims and are measured once; fp8 twice (with and without fast accumulation).
+    assert len({(r.m, r.n, r.k) for r in gemm}) == 1 + 4 and len(gemm) == 5 * 5
     assert [r["n"] for r in records["alignment"].rows] == [32, 31]
     pred = {(r["dtype"], r["baseline"]): r for r in records["prediction"].rows}
     assert pred[("bf16", "fp32")]["status"] == "ok"
@@ -455,9 +455,12 @@ def test_cuda_fp8_scaled_mm() -> None:
         row = measure_gemm(GemmShape("square", 1024, 1024, 1024), "fp8", dev, FAST)
         assert row.status == "skipped" and "8.9" in (row.reason or "")
         return
-    rows = {r.dtype: r for r in run_gemm([GemmShape("square", 8192, 8192, 8192)], ["bf16", "fp8"], dev,
-                                          TimingConfig(min_time_s=0.1))}
-    fp8 = rows["fp8"]
+    listed = run_gemm([GemmShape("square", 8192, 8192, 8192)], ["bf16", "fp8"], dev,
+                      TimingConfig(min_time_s=0.1))
+    rows = {(r.dtype, r.variant): r for r in listed}
+    fast, fp8 = rows[("fp8", "fast_accum")], rows[("fp8", "exact_accum")]
+    assert fast.status == "ok" and fast.tflops and fast.tflops > 0.9 * (fp8.tflops or 0)
+    rows = {r.dtype: r for r in listed if r.variant != "fast_accum"}
     assert fp8.status == "ok" and not fp8.numerics_only and fp8.tflops
     assert fp8.rel_error is not None and fp8.rel_error < 0.1
     assert fp8.tflops > rows["bf16"].tflops  # type: ignore[operator]

@@ -413,13 +413,15 @@ def test_te_record_lists_layers_and_weight_copy_estimate(monkeypatch: pytest.Mon
     assert info["telemetry"]["persistent_fp8_weight_cache_bytes"] == 0
     assert info["te_version"] == "2.9.0" and info["params_dtype"] == "float32"
     # torch.utils.checkpoint would replay te.Linear outside TE's autocast: the run is skipped
-    # with the fix; DelayedScaling also refuses torch.compile
+    # with the fix; DelayedScaling runs eager under train.compile and says why
     ckpt = TrainConfig(activation_checkpointing=True)
     assert "activation_checkpointing is not supported" in (
         get_recipe("fp8-te-current").check_train(ckpt) or "")
     assert get_recipe("fp8-te-current").check_train(TrainConfig(compile=True)) is None
+    delayed = get_recipe("fp8-te-delayed")
+    assert delayed.check_train(TrainConfig(compile=True)) is None
     assert "does not run under torch.compile" in (
-        get_recipe("fp8-te-delayed").check_train(TrainConfig(compile=True)) or "")
+        delayed.compile_refusal(TrainConfig(compile=True)) or "")
     assert get_recipe("fp8-emulated").check_train(ckpt) is None
     assert math.isclose(te_backend.weight_copy_bytes([model.get_submodule("blocks.0.mlp.fc")], "mxfp8")[0],
                         2 * 64 * 256 * (1 + 1 / 32))

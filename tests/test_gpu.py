@@ -9,6 +9,7 @@ import torch
 
 from mpbench.config.loader import load_suite
 from mpbench.data import make_source
+from mpbench.hardware import gpu_peaks
 from mpbench.results.env import environment_card
 from mpbench.train.loop import train_run
 from mpbench.train.spec import expand
@@ -51,7 +52,7 @@ def test_env_card_reports_tensor_cores() -> None:
 def test_mfu_is_computed_for_known_gpus(records: dict) -> None:
     rec = records["bf16"]
     name = torch.cuda.get_device_name()
-    if any(k in name for k in ("H100", "H200", "A100")):
+    if gpu_peaks(name) is not None:
         assert rec.peak_tflops and 0 < rec.mfu < 1
     else:
         assert rec.mfu is None and "unknown" in (rec.peak_source or "")

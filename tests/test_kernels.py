@@ -133,14 +133,20 @@ def test_summarize_shares_top_and_tensor_core_share() -> None:
     assert out["top_kernels"][0]["share"] == pytest.approx(0.60)
 
 
-def test_fp32_attention_is_attention_but_not_tensor_core_time() -> None:
+def test_fp32_attention_runs_on_tensor_cores_from_sm80() -> None:
+    """torch's mem-efficient f32 kernels are 3xTF32 tensor-core GEMMs on arch tags >= 80."""
     f32 = k.Timed("fmha_cutlassF_f32_aligned_64x64_rf_sm80", 30.0, k.ATTENTION)
+    bwd = k.Timed("fmha_cutlassB_f32_aligned_64x64_k64_sm80", 30.0, k.ATTENTION)
+    old = k.Timed("fmha_cutlassF_f32_aligned_64x64_rf_sm75", 30.0, k.ATTENTION)
     bf16 = k.Timed("fmha_cutlassF_bf16_aligned_64x128_rf_sm80", 10.0, k.ATTENTION)
     assert k.classify_kernel(f32.name) == k.ATTENTION
-    assert not k.uses_tensor_cores(f32) and k.uses_tensor_cores(bf16)
-    out = k.summarize([f32, bf16], k.GPU_BUCKETS)
-    assert out["buckets"][k.ATTENTION] == pytest.approx(1.0)
-    assert out["tensor_core_share"] == pytest.approx(0.25)
+    assert k.uses_tensor_cores(f32) and k.uses_tensor_cores(bwd) and k.uses_tensor_cores(bf16)
+    assert not k.uses_tensor_cores(old)  # Turing: SIMT fallback
+    assert k.summarize([f32, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(1.0)
+    assert k.summarize([old, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(0.25)
+    untagged = k.Timed("fmha_f32_kernel", 30.0, k.ATTENTION)  # no arch tag: the device decides
+    assert k.uses_tensor_cores(untagged, sm=90) and not k.uses_tensor_cores(untagged, sm=70)
+    assert not k.uses_tensor_cores(untagged)
 
 
 def test_summarize_of_nothing_is_all_zero() -> None:

@@ -95,7 +95,7 @@ def average_power_w(record: RunRecord) -> float | None:
     energy = nvml.get("energy_j") if isinstance(nvml, dict) else None
     if not energy:
         return None
-    window = nvml.get("window_s") or (
+    window = nvml.get("train_s") or nvml.get("window_s") or (
         (record.window_s or 0.0) + record.hook_time_s if record.window_s else None)
     return float(energy) / float(window) if window else None
 

@@ -11,7 +11,7 @@ from pathlib import Path
 import torch
 
 from mpbench.bench.dtypes import DtypeKey, device_name, dtype_key
-from mpbench.bench.gemm import GemmShape, measure_gemm
+from mpbench.bench.gemm import GemmShape, fp8_variants, measure_gemm
 from mpbench.bench.rows import GemmRow
 from mpbench.bench.store import BenchRecord, load_bench
 from mpbench.bench.timing import TimingConfig
@@ -39,14 +39,20 @@ def best_tflops(records: list[BenchRecord], dtype: DtypeKey, name: str | None = 
 
 
 def quick_ceiling(device: torch.device, dtype: DtypeKey) -> float | None:
-    """One square GEMM, cached per (device name, dtype) for the life of the process."""
+    """One square GEMM (fp8: with and without fast accumulation, the better one: training's
+    forward GEMMs use it), cached per (device name, dtype) for the life of the process."""
     key = (device_name(device), dtype)
     if key not in _measured:
         size = QUICK_SIZES["cuda" if device.type == "cuda" else "cpu"]
         if device.type != "cuda" and dtype == "fp16":
             size = QUICK_SIZE_CPU_FP16
-        row = measure_gemm(GemmShape("square", size, size, size), dtype, device, QUICK_TIMING)
-        _measured[key] = row.tflops if row.status == "ok" and not row.numerics_only else None
+        found: list[float] = []
+        for fast in fp8_variants(None) if dtype == "fp8" else [False]:
+            row = measure_gemm(GemmShape("square", size, size, size), dtype, device,
+                               QUICK_TIMING, fast_accum=fast)
+            if row.status == "ok" and not row.numerics_only and row.tflops:
+                found.append(row.tflops)
+        _measured[key] = max(found) if found else None
     return _measured[key]
 
 

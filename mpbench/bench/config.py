@@ -32,8 +32,9 @@ class GemmConfig(Strict):
     tokens: int = Field(2048, gt=0, description="M of the transformer shapes (batch x sequence)")
     backward_shapes: bool = False
     """Also the input- and weight-gradient GEMMs of each layer."""
-    fp8_fast_accum: bool = False
-    """torch._scaled_mm use_fast_accum (torchao's forward setting); off = exact accumulation."""
+    fp8_fast_accum: bool | None = None
+    """torch._scaled_mm use_fast_accum. None (default): both variants, fast (the forward GEMM
+    of TE and torchao) and exact (their backward GEMMs); true / false: only that one."""
 
     @field_validator("square")
     @classmethod

@@ -151,10 +151,19 @@ def measure_gemm(shape: GemmShape, key: DtypeKey, device: torch.device, timing: 
     })
 
 
+def fp8_variants(fast_accum: bool | None) -> list[bool]:
+    """use_fast_accum values to time: both by default. Training runs both: TE's forward GEMM
+    (module/base.py _2X_ACC_FPROP = False: no split accumulator) and torchao's output GEMM
+    (Float8LinearConfig.gemm_config_output = Float8GemmConfig(use_fast_accum=True)) use fast
+    accumulation, their backward GEMMs do not (both read upstream)."""
+    return [False, True] if fast_accum is None else [fast_accum]
+
+
 def run_gemm(shapes: list[GemmShape], dtypes: list[DtypeKey], device: torch.device,
-             timing: TimingConfig, fast_accum: bool = False,
+             timing: TimingConfig, fast_accum: bool | None = None,
              on_row: Callable[[GemmRow], None] | None = None) -> list[GemmRow]:
-    """Every (shape, dtype) case; the fp32 reference of a shape is computed once."""
+    """Every (shape, dtype) case, fp8 in each accumulation variant; the fp32 reference of a
+    shape is computed once."""
     rows = []
     for shape in shapes:
         try:
@@ -165,9 +174,10 @@ def run_gemm(shapes: list[GemmShape], dtypes: list[DtypeKey], device: torch.devi
             ref = None  # each case then tries (and records) on its own
             torch.cuda.empty_cache()
         for key in dtypes:
-            row = measure_gemm(shape, key, device, timing, ref, fast_accum)
-            rows.append(row)
-            if on_row:
-                on_row(row)
+            for fast in fp8_variants(fast_accum) if key == "fp8" else [False]:
+                row = measure_gemm(shape, key, device, timing, ref, fast)
+                rows.append(row)
+                if on_row:
+                    on_row(row)
         del ref
     return rows

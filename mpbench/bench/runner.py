@@ -93,7 +93,7 @@ def _run(suite: MicrobenchSuite, device: torch.device, env: dict[str, Any], quic
         clock = _Clock()
         a = suite.alignment
         align_rows = run_alignment(a.base, list(a.offsets), list(a.dtypes), device, suite.timing,
-                                   suite.gemm.fp8_fast_accum, emit("alignment"))
+                                   bool(suite.gemm.fp8_fast_accum), emit("alignment"))
         gemm_rows += align_rows  # the prediction may use them when no square shape matches
         yield record("alignment", align_rows, clock, [
             "M is fixed at base; K = N = base + offset; relative_to_aligned compares TFLOP/s."])

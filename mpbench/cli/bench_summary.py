@@ -60,7 +60,7 @@ def gemm_table(rows: list[GemmRow]) -> Table:
             continue
         assert b.tflops is not None
         sp = f"{b.tflops / fp32.tflops:.2f}x" if fp32 and fp32.tflops else "-"
-        table.add_row(dtype, f"{b.tflops:.3g}", f"{b.m}x{b.n}x{b.k}", sp, err, "")
+        table.add_row(dtype, f"{b.tflops:.3g}", f"{b.m}x{b.n}x{b.k}", sp, err, b.variant or "")
     return table
 
 

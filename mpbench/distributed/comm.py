@@ -15,6 +15,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from mpbench.distributed.compat import all_gather_tensor, reduce_scatter_tensor
+
 
 def bus_factor(op: str, world_size: int) -> float:
     n = world_size
@@ -133,8 +135,8 @@ def fsdp_counting_comms(counter: CommCounter) -> tuple[Any, Any]:
                      group: dist.ProcessGroup, async_op: bool = False) -> Any:
             counter.record("all_gather", output_tensor.dtype, output_tensor.numel(),
                            "FSDP2 parameter all-gather")
-            return dist.all_gather_single(output_tensor, input_tensor, group=group,
-                                          async_op=async_op)
+            return all_gather_tensor(output_tensor, input_tensor, group=group,
+                                     async_op=async_op)
 
     class CountingReduceScatter(ReduceScatter):
         def allocate(self, size: Any, *, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
@@ -144,8 +146,8 @@ def fsdp_counting_comms(counter: CommCounter) -> tuple[Any, Any]:
                      group: dist.ProcessGroup, op: Any, async_op: bool = False) -> Any:
             counter.record("reduce_scatter", input_tensor.dtype, input_tensor.numel(),
                            "FSDP2 gradient reduce-scatter")
-            return dist.reduce_scatter_single(output_tensor, input_tensor, op=op, group=group,
-                                              async_op=async_op)
+            return reduce_scatter_tensor(output_tensor, input_tensor, op=op, group=group,
+                                         async_op=async_op)
 
     return CountingAllGather(), CountingReduceScatter()
 
@@ -170,6 +172,6 @@ def replay(buffers: list[tuple[Collective, torch.Tensor, torch.Tensor]],
         if call.op == "all_reduce":
             dist.all_reduce(full, group=group)
         elif call.op == "all_gather":
-            dist.all_gather_single(full, part, group=group)
+            all_gather_tensor(full, part, group=group)
         else:
-            dist.reduce_scatter_single(part, full, group=group)
+            reduce_scatter_tensor(part, full, group=group)

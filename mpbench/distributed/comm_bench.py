@@ -21,7 +21,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from mpbench.distributed.comm import bus_factor, dtype_name
+from mpbench.distributed.comm import (
+    all_gather_tensor,
+    bus_factor,
+    dtype_name,
+    reduce_scatter_tensor,
+)
 from mpbench.distributed.config import COMM_DTYPES
 from mpbench.train.measure import synchronize
 
@@ -54,9 +59,9 @@ def issue(op: str, inp: torch.Tensor, out: torch.Tensor) -> None:
     if op == "all_reduce":
         dist.all_reduce(inp)
     elif op == "reduce_scatter":
-        dist.reduce_scatter_single(out, inp)
+        reduce_scatter_tensor(out, inp)
     else:
-        dist.all_gather_single(out, inp)
+        all_gather_tensor(out, inp)
 
 
 def check(op: str, world: int, dtype: torch.dtype, device: torch.device) -> bool:

@@ -62,13 +62,13 @@ def split_exposed(comm: list[Interval], compute: list[Interval]) -> dict[str, fl
 
 def kernel_overlap(events: Any, steps: int) -> dict[str, Any]:
     """From torch.profiler events: per-step milliseconds of NCCL and compute kernels."""
-    from torch.autograd import DeviceType
+    from mpbench.profile.tensor_cores import is_kernel
 
     comm: list[Interval] = []
     compute: list[Interval] = []
     names: set[str] = set()
     for e in events:
-        if e.device_type != DeviceType.CUDA:
+        if not is_kernel(e):  # user annotations (FSDP::all_gather ...) would hide exposure
             continue
         span = (e.time_range.start, e.time_range.end)
         if is_comm_kernel(e.name):

@@ -9,6 +9,7 @@ import torch
 from torch import nn
 
 from mpbench.distributed.comm import CommCounter
+from mpbench.distributed.compat import dtensor_reduces_found_inf, fsdp2_unsupported
 from mpbench.distributed.config import ParallelRun
 from mpbench.distributed.faults import FaultInjection
 from mpbench.distributed.probe import ParallelProbe
@@ -33,10 +34,15 @@ class ParallelSession:
         """Why this recipe cannot run with this strategy, or None."""
         if self.skip_reason:
             return self.skip_reason
-        if self.run.strategy == "fsdp2" and recipe.make_scaler(self.device) is not None:
-            return (f"{recipe.name} needs a loss scaler; torch's GradScaler does not combine "
-                    "found-inf across FSDP2 shards, so mpbench does not run it with fsdp2; "
-                    "use ddp or a recipe without loss scaling (bf16)")
+        if self.run.strategy != "fsdp2":
+            return None
+        unsupported = fsdp2_unsupported()
+        if unsupported:
+            return unsupported
+        if recipe.make_scaler(self.device) is not None and not dtensor_reduces_found_inf():
+            return (f"{recipe.name} needs a loss scaler, and torch {torch.__version__}'s DTensor "
+                    "does not combine GradScaler's found-inf across FSDP2 shards; use ddp, a "
+                    "newer torch, or a recipe without loss scaling (bf16)")
         return None
 
     def wrap(self, model: nn.Module, recipe: Recipe) -> nn.Module:

@@ -8,20 +8,16 @@ from typing import Any
 
 import torch
 
+from mpbench.results.env import nvml_handle
+
 # nvmlGpuTopologyLevel_t (nvml.h): how far apart two GPUs sit on the PCIe tree.
 _LEVELS = {0: "same board", 10: "one PCIe switch", 20: "several PCIe switches",
            30: "PCIe host bridge", 40: "same NUMA node", 50: "across NUMA nodes (SMP link)"}
 
 
 def _nvml_handles(nvml: Any) -> list[Any]:
-    handles = []
-    for i in range(torch.cuda.device_count()):
-        try:  # CUDA_VISIBLE_DEVICES may renumber: ask torch for the NVML index
-            index = torch.cuda._get_nvml_device_index(i)
-        except Exception:
-            index = i
-        handles.append(nvml.nvmlDeviceGetHandleByIndex(index))
-    return handles
+    # CUDA_VISIBLE_DEVICES may renumber: match each torch device to its NVML device
+    return [nvml_handle(nvml, i)[0] for i in range(torch.cuda.device_count())]
 
 
 def _active_nvlinks(nvml: Any, handle: Any) -> int | None:

@@ -57,6 +57,10 @@ class Recipe:
         """A train setting this recipe cannot honour (the run is skipped with it), or None."""
         return None
 
+    def compile_refusal(self, train: TrainConfig) -> str | None:
+        """Why this recipe runs eager although train.compile is on (said in its record)."""
+        return None
+
     # -- building -------------------------------------------------------------------
     def linear_factory(self) -> LinearFactory | None:
         """Linear layers to build the model with; None keeps torch.nn.Linear."""

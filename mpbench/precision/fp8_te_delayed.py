@@ -32,11 +32,9 @@ class TEDelayed(TERecipe):
     Options: ClassVar[type[RecipeOptions]] = DelayedOptions
     options: DelayedOptions
 
-    def check_train(self, train: TrainConfig) -> str | None:
-        if train.compile:
-            return (f"{self.name}: TransformerEngine's DelayedScaling does not run under "
-                    "torch.compile (train.compile: true); use fp8-te-current or set compile false")
-        return super().check_train(train)
+    def compile_refusal(self, train: TrainConfig) -> str | None:
+        return (f"{self.name}: TransformerEngine's DelayedScaling does not run under "
+                "torch.compile, so this run is eager (fp8-te-current compiles)")
 
     def fp8_format(self) -> str:
         return self.options.fp8_format

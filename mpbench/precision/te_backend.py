@@ -35,6 +35,7 @@ RECIPE_SINCE = {
     "MXFP8BlockScaling": "2.0",
     "Float8CurrentScaling": "2.2",
     "Float8BlockScaling": "2.3",
+    "NVFP4BlockScaling": "2.8",
 }
 """First TransformerEngine release that has each recipe class."""
 
@@ -42,6 +43,7 @@ SUPPORT_CHECKS = {  # kind -> (TE >= 2.9 name, older transformer_engine.pytorch.
     "fp8": ("is_fp8_available", "check_fp8_support"),
     "block": ("is_fp8_block_scaling_available", "check_fp8_block_scaling_support"),
     "mxfp8": ("is_mxfp8_available", "check_mxfp8_support"),
+    "nvfp4": ("is_nvfp4_available", "check_nvfp4_support"),
 }
 
 

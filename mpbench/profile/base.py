@@ -72,6 +72,10 @@ class Profiler:
     def on_step_end(self, ctx: RunContext, info: StepInfo) -> None:
         """After every step (warm-up and measured)."""
 
+    def on_hooks(self, ctx: RunContext, edge: str) -> None:
+        """'start' before the hooks of a step run (on_step_end of every profiler, periodic
+        eval), 'end' after them, the device synchronized: brackets work that is not training."""
+
     def after_measure(self, ctx: RunContext) -> None:
         """After the measured window, before eval: the place for a torch.profiler window,
         which may call ctx.train_step for extra steps that are never timed."""

@@ -10,7 +10,8 @@ at each step. Facts the rules rest on:
   `f32f32_f32f32` (often ending in `ffma`) is strict FP32 on CUDA cores.
 - Tensor cores have no IEEE FP32 mode: SIMT `sgemm`, `ffma` and `gemv` kernels are
   CUDA-core work even though their names say "gemm".
-- Attention kernels (flash, fmha, cuDNN sdpa) run their matmuls on tensor cores.
+- Attention kernels (flash, fmha, cuDNN sdpa) run their matmuls on tensor cores; FP32
+  memory-efficient attention does so as 3xTF32 from SM 8.0 on (see uses_tensor_cores).
 """
 
 from __future__ import annotations
@@ -162,17 +163,29 @@ class Timed:
 
 
 _FP32_ATTENTION = re.compile(r"_f32_|float32|cutlassF_f32|cutlassB_f32", re.I)
+_KERNEL_ARCH = re.compile(r"_sm(\d{2,3})(?![0-9])", re.I)
 
 
-def uses_tensor_cores(item: Timed) -> bool:
-    """Tensor-core buckets, less FP32 attention (the memory-efficient kernel's f32 variant
-    runs on CUDA cores; flash and cuDNN attention have no FP32 path)."""
+def uses_tensor_cores(item: Timed, sm: int | None = None) -> bool:
+    """Tensor-core buckets; FP32 attention only from SM 8.0 on.
+
+    torch's memory-efficient attention (`fmha_cutlassF/B_f32_..._smNN`) picks its GEMM in
+    mem_eff_attention/gemm_kernel_utils.h (DefaultGemmType): for float on an arch tag >= 80
+    it is OpClassTensorOp with OpMultiplyAddFastF32, CUTLASS's 3xTF32 on tensor cores; on
+    older tags it falls back to SIMT FMA on CUDA cores. The tag is in the kernel name (the
+    sm80 kernel also runs on Hopper); without one, `sm` (the device's major*10+minor) decides.
+    """
     if item.bucket not in TENSOR_CORE_BUCKETS:
         return False
-    return not (item.bucket == ATTENTION and _FP32_ATTENTION.search(item.name))
+    if item.bucket != ATTENTION or not _FP32_ATTENTION.search(item.name):
+        return True
+    tag = _KERNEL_ARCH.search(item.name)
+    arch = int(tag.group(1)) if tag else sm
+    return arch is not None and arch >= 80
 
 
-def summarize(items: Iterable[Timed], buckets: tuple[str, ...], top: int = 10) -> dict[str, Any]:
+def summarize(items: Iterable[Timed], buckets: tuple[str, ...], top: int = 10,
+              sm: int | None = None) -> dict[str, Any]:
     """Shares of total time per bucket, the top entries by time (names merged), and the
     tensor-core share (time in tensor-core kernels over all kernel time)."""
     per_name: dict[str, list[float | str]] = {}
@@ -180,7 +193,7 @@ def summarize(items: Iterable[Timed], buckets: tuple[str, ...], top: int = 10) -
     tensor_core = 0.0
     for item in items:
         totals[item.bucket] = totals.get(item.bucket, 0.0) + item.time_us
-        tensor_core += item.time_us if uses_tensor_cores(item) else 0.0
+        tensor_core += item.time_us if uses_tensor_cores(item, sm) else 0.0
         entry = per_name.setdefault(item.name, [0.0, item.bucket])
         entry[0] = float(entry[0]) + item.time_us
     total = sum(totals.values())

@@ -14,7 +14,7 @@ import torch
 
 from mpbench.bench.ceiling import measured_ceiling_tflops
 from mpbench.bench.dtypes import PEAK_KEY, DtypeKey, dtype_key
-from mpbench.hardware import peak_tflops
+from mpbench.hardware import peak_tflops, unknown_peak_note
 from mpbench.profile.base import Profiler, RunContext, StepInfo, register_profiler
 from mpbench.train.flops import flops_summary
 
@@ -77,7 +77,7 @@ class MfuProfiler(Profiler):
             out["spec_peak_tflops"] = found[0] if found else None
             out["mfu_vs_spec"] = _ratio(achieved, found[0]) if found else None
             if found is None:
-                out["spec_note"] = f"peak {PEAK_KEY[key]} TFLOP/s of {name} unknown"
+                out["spec_note"] = unknown_peak_note(name, PEAK_KEY[key])
         else:
             out.update(spec_peak_tflops=None, mfu_vs_spec=None,
                        spec_note="no spec peak table for CPUs; the measured ceiling is the reference")

@@ -10,7 +10,6 @@ as a fraction of the window (it must stay under 1%).
 
 from __future__ import annotations
 
-import contextlib
 import threading
 import time
 from types import ModuleType
@@ -21,6 +20,7 @@ from pydantic import Field
 
 from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, StepInfo, register_profiler
 from mpbench.profile.nvml_gpm import GpmWindow
+from mpbench.results.env import nvml_handle
 
 # nvmlClocksEventReason* bits (nvml.h); the older API calls them ClocksThrottleReason*.
 THROTTLE_BITS = {
@@ -49,13 +49,10 @@ def load_nvml() -> ModuleType:
     return pynvml
 
 
-def nvml_handle(nvml: Any, device: torch.device) -> Any:
+def device_handle(nvml: Any, device: torch.device) -> Any:
     """The NVML handle of a torch device (CUDA_VISIBLE_DEVICES taken into account)."""
     index = device.index if device.index is not None else torch.cuda.current_device()
-    # a private helper; without CUDA_VISIBLE_DEVICES the plain index is already right
-    with contextlib.suppress(Exception):
-        index = torch.cuda._get_nvml_device_index(index)
-    return nvml.nvmlDeviceGetHandleByIndex(index)
+    return nvml_handle(nvml, index)[0]
 
 
 class Sampler:
@@ -124,37 +121,72 @@ class NvmlWindow:
         self.energy_mj: list[int] = []
         self.energy_error: str | None = None
         self.times: list[float] = []
+        self.hook_mj = 0
+        self.hook_s = 0.0
+        self._hook: tuple[float, int | None] | None = None
+        """(start time, energy counter) of the hook work under way inside the window."""
 
-    def _energy(self) -> None:
+    def _read(self) -> int | None:
         try:
-            self.energy_mj.append(int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle)))
+            return int(self.nvml.nvmlDeviceGetTotalEnergyConsumption(self.handle))
         except Exception as exc:  # NotSupported before Volta, or no permission
             self.energy_error = f"{type(exc).__name__}: {exc}"
+            return None
 
-    def open(self) -> None:
+    def _energy(self) -> int | None:
+        value = self._read()
+        if value is not None:
+            self.energy_mj.append(value)
+        return value
+
+    def open(self, in_hook: bool = False) -> None:
+        """Start the window; `in_hook`: it opens inside hook work, which is not training."""
         self.times.append(time.perf_counter())
-        self._energy()
+        value = self._energy()
+        if in_hook:
+            self._hook = (self.times[-1], value)
         if self.gpm is not None:
             self.gpm.open()
         self.sampler.start()
 
+    def hook_start(self) -> None:
+        if self.times and len(self.times) == 1 and self._hook is None:
+            self._hook = (time.perf_counter(), self._read())
+
+    def hook_end(self, value: int | None = None) -> None:
+        if self._hook is None:
+            return
+        t0, e0 = self._hook
+        e1 = self._read() if value is None else value
+        self.hook_s += time.perf_counter() - t0
+        if e0 is not None and e1 is not None:
+            self.hook_mj += e1 - e0
+        self._hook = None
+
     def close(self, tokens: int) -> dict[str, Any]:
-        self._energy()
+        value = self._energy()
+        self.hook_end(value)  # closed inside hook work: count it up to here
         if self.gpm is not None:
             self.gpm.close()
         self.times.append(time.perf_counter())
         self.sampler.stop()
         window = self.times[-1] - self.times[0]
-        out: dict[str, Any] = {"window_s": window, "tokens": tokens,
-                               **summarize_samples(self.sampler.samples)}
+        train_s = window - self.hook_s
+        out: dict[str, Any] = {"window_s": window, "hook_s": self.hook_s, "train_s": train_s,
+                               "tokens": tokens, **summarize_samples(self.sampler.samples)}
         if len(self.energy_mj) == 2:
-            energy = (self.energy_mj[1] - self.energy_mj[0]) / 1000.0
+            total = (self.energy_mj[1] - self.energy_mj[0]) / 1000.0
+            energy = total - self.hook_mj / 1000.0
+            out.update(window_energy_j=total, hook_energy_j=self.hook_mj / 1000.0,
+                       energy_j=energy, joules_per_token=energy / tokens if tokens else None,
+                       energy_source=("nvmlDeviceGetTotalEnergyConsumption over the window, "
+                                      "less the energy read across hook work (eval, probes, "
+                                      "other profilers)"))
+        elif out.get("samples"):  # fall back to mean sampled power x training time
+            energy = out["power_w_mean"] * train_s
             out.update(energy_j=energy, joules_per_token=energy / tokens if tokens else None,
-                       energy_source="nvmlDeviceGetTotalEnergyConsumption")
-        elif out.get("samples"):  # fall back to mean sampled power x time
-            energy = out["power_w_mean"] * window
-            out.update(energy_j=energy, joules_per_token=energy / tokens if tokens else None,
-                       energy_source=f"mean sampled power x window ({self.energy_error})")
+                       energy_source=("mean sampled power x (window - hook time) "
+                                      f"({self.energy_error})"))
         if self.gpm is not None:
             out.update(self.gpm.result())
         else:
@@ -176,6 +208,7 @@ class NvmlProfiler(Profiler):
         self.window: NvmlWindow | None = None
         self.found: dict[str, Any] = {}
         self.steps = 0
+        self.in_hooks = False
 
     def check(self, device: torch.device) -> str | None:
         if device.type != "cuda":
@@ -195,7 +228,7 @@ class NvmlProfiler(Profiler):
         self.nvml.nvmlInit()
         opts = self.options
         assert isinstance(opts, NvmlOptions)
-        self.window = NvmlWindow(self.nvml, nvml_handle(self.nvml, ctx.device), opts.interval_s,
+        self.window = NvmlWindow(self.nvml, device_handle(self.nvml, ctx.device), opts.interval_s,
                                  opts.gpm)
         if ctx.spec.train.warmup_steps == 0:  # no warm-up step to open the window after
             self.found["note"] = "no warm-up: the window opens after measured step 0"
@@ -206,7 +239,7 @@ class NvmlProfiler(Profiler):
         opens = (info.phase == "warmup" and info.step == cfg.warmup_steps - 1) or (
             info.phase == "measure" and info.step == 0 and cfg.warmup_steps == 0)
         if opens:  # the loop synchronizes after every step, so the GPU is idle here
-            self.window.open()
+            self.window.open(in_hook=self.in_hooks)
             self.steps = 0
             return
         if info.phase == "measure" and self.window.times:
@@ -215,6 +248,17 @@ class NvmlProfiler(Profiler):
                 tokens = self.steps * cfg.batch_size * cfg.seq_len
                 self.found.update(self.window.close(tokens))
                 self.found["steps"] = self.steps
+
+    def on_hooks(self, ctx: RunContext, edge: str) -> None:
+        """Hook work (eval, numerics probes, other profilers) is bracketed by energy reads
+        and its energy taken out, as the loop takes its time out of throughput."""
+        self.in_hooks = edge == "start"
+        if self.window is None:
+            return
+        if edge == "start":
+            self.window.hook_start()
+        else:
+            self.window.hook_end()
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
         if self.window is not None and self.nvml is not None:

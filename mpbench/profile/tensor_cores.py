@@ -40,8 +40,9 @@ class TensorCoreOptions(ProfilerOptions):
 
 GPU_NOTE = ("shares of summed GPU kernel time over {steps} profiled steps (kernels on other "
             "streams may overlap); tensor-core buckets: GEMMs in fp8/bf16/fp16/tf32 and "
-            "attention; gemm_simt is CUDA-core FP32 work. gpu_busy_fraction: kernel time over "
-            "the wall time of the profiled steps (under the profiler's own overhead; well below "
+            "attention; gemm_simt is CUDA-core FP32 work; record_function ranges (user "
+            "annotations) are not kernels and are left out. gpu_busy_fraction: time any kernel "
+            "runs over the wall time of the profiled steps (under the profiler's own overhead; well below "
             "1 means the GPU waits for the host: launch-bound)")
 CPU_NOTE = ("CPU run: a CPU has no tensor cores. Shares are of operator self time over "
             "{steps} profiled steps; 'matmul' is the share spent in matrix multiplies")
@@ -80,9 +81,11 @@ class TensorCoreProfiler(Profiler):
             wall_us = (time.perf_counter() - t0) * 1e6
         events = list(prof.events() or [])
         if cuda:
-            found = summarize(gpu_kernels(events), GPU_BUCKETS, self.opts.top)
+            major, minor = torch.cuda.get_device_capability(ctx.device)
+            found = summarize(gpu_kernels(events), GPU_BUCKETS, self.opts.top,
+                              sm=major * 10 + minor)
             found.update(device_kind="cuda", note=GPU_NOTE.format(steps=steps),
-                         gpu_busy_fraction=found["total_time_us"] / wall_us)
+                         gpu_busy_fraction=busy_time_us(events) / wall_us)
         else:
             found = summarize(cpu_ops(events), CPU_BUCKETS, self.opts.top)
             found.update(device_kind="cpu", tensor_core_share=None,
@@ -96,12 +99,34 @@ class TensorCoreProfiler(Profiler):
         return self.found
 
 
+def is_kernel(e: FunctionEvent) -> bool:
+    """A GPU kernel (or memcpy/memset), not a GPU-side copy of a record_function range.
+
+    Since torch 2.5 the profiler's events also hold GPU-side copies of user annotations
+    (ProfilerStep#N, Optimizer.step, nccl:all_reduce, FSDP::all_gather, DDP forward) with
+    device_type CUDA and is_user_annotation set; torch's own table (profiler_util.py
+    `_build_table`, checked in torch 2.13) leaves them out of device time, and so do we.
+    """
+    return e.device_type == DeviceType.CUDA and not getattr(e, "is_user_annotation", False)
+
+
 def gpu_kernels(events: list[FunctionEvent]) -> list[Timed]:
     out = []
     for e in events:
-        if e.device_type == DeviceType.CUDA:
+        if is_kernel(e):
             out.append(Timed(e.name, float(e.time_range.elapsed_us()), classify_kernel(e.name)))
     return out
+
+
+def busy_time_us(events: list[FunctionEvent]) -> float:
+    """Time at least one kernel runs (the union of kernel spans: streams may overlap)."""
+    busy, end = 0.0, float("-inf")
+    for start, stop in sorted((e.time_range.start, e.time_range.end)
+                              for e in events if is_kernel(e)):
+        if stop > end:
+            busy += stop - max(start, end)
+            end = stop
+    return busy
 
 
 def _inside_optimizer(e: FunctionEvent) -> bool:

@@ -10,6 +10,7 @@ import os
 import platform
 import socket
 import subprocess
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -72,9 +73,32 @@ def cpu_16bit_note(cpu: dict[str, Any]) -> str:
     return f"CPU {cpu.get('torch_cpu_capability')}: {bf16}; {fp16}. No tensor cores on a CPU."
 
 
-def gpu_card(index: int = 0) -> dict[str, Any] | None:
+def nvml_handle(nvml: Any, cuda_index: int) -> tuple[Any, str]:
+    """(NVML handle, how it was matched) of torch's CUDA device `cuda_index`.
+
+    torch numbers the devices CUDA_VISIBLE_DEVICES lets it see; NVML numbers all of them,
+    so index 0 is the wrong GPU under CUDA_VISIBLE_DEVICES=3. First by UUID: torch's
+    `str(props.uuid)` is the bare 8-4-4-4-12 hex (torch/csrc/cuda/Module.cpp), NVML's
+    nvmlDeviceGetHandleByUUID wants it with the "GPU-" prefix nvmlDeviceGetUUID prints.
+    Then torch's own CUDA_VISIBLE_DEVICES parser (a private helper); then the plain index.
+    """
+    with suppress(Exception):
+        uuid = str(torch.cuda.get_device_properties(cuda_index).uuid)
+        if uuid and not uuid.startswith(("GPU-", "MIG-")):
+            uuid = f"GPU-{uuid}"
+        return nvml.nvmlDeviceGetHandleByUUID(uuid), "uuid"
+    with suppress(Exception):
+        index = torch.cuda._get_nvml_device_index(cuda_index)
+        return nvml.nvmlDeviceGetHandleByIndex(index), "CUDA_VISIBLE_DEVICES"
+    return nvml.nvmlDeviceGetHandleByIndex(cuda_index), "index (unmapped)"
+
+
+def gpu_card(index: int | None = None) -> dict[str, Any] | None:
+    """The card of torch's CUDA device `index` (default: the current device)."""
     if not torch.cuda.is_available():
         return None
+    if index is None:
+        index = torch.cuda.current_device()
     props = torch.cuda.get_device_properties(index)
     major, minor = props.major, props.minor
     card: dict[str, Any] = {
@@ -83,6 +107,7 @@ def gpu_card(index: int = 0) -> dict[str, Any] | None:
         "memory_bytes": props.total_memory,
         "multiprocessors": props.multi_processor_count,
         "count": torch.cuda.device_count(),
+        "torch_index": index,
         "tensor_cores": {
             "fp16": major >= 7,
             "tf32": major >= 8,
@@ -95,20 +120,25 @@ def gpu_card(index: int = 0) -> dict[str, Any] | None:
     return card
 
 
-def nvml_card(index: int) -> dict[str, Any]:
+def nvml_card(index: int, nvml: Any = None) -> dict[str, Any]:
     try:
-        import pynvml
+        if nvml is None:
+            import pynvml
 
-        pynvml.nvmlInit()
+            nvml = pynvml
+        nvml.nvmlInit()
         try:
-            handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+            handle, how = nvml_handle(nvml, index)
             return {
-                "driver": pynvml.nvmlSystemGetDriverVersion(),
-                "power_limit_w": pynvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000.0,
-                "max_sm_clock_mhz": pynvml.nvmlDeviceGetMaxClockInfo(handle, pynvml.NVML_CLOCK_SM),
+                "driver": nvml.nvmlSystemGetDriverVersion(),
+                "nvml_name": nvml.nvmlDeviceGetName(handle),
+                "nvml_uuid": nvml.nvmlDeviceGetUUID(handle),
+                "nvml_matched_by": how,
+                "power_limit_w": nvml.nvmlDeviceGetPowerManagementLimit(handle) / 1000.0,
+                "max_sm_clock_mhz": nvml.nvmlDeviceGetMaxClockInfo(handle, nvml.NVML_CLOCK_SM),
             }
         finally:
-            pynvml.nvmlShutdown()
+            nvml.nvmlShutdown()
     except Exception as exc:  # NVML missing or refused: the card says so
         return {"driver": None, "nvml_error": str(exc)}
 

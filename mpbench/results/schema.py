@@ -39,6 +39,17 @@ class MemoryStats(BaseModel):
     num_ooms: int | None = None
 
 
+class CompileInfo(BaseModel):
+    """torch.compile for this run: asked for by the suite, used, or refused by the recipe."""
+
+    requested: bool
+    used: bool
+    reason: str | None = None
+    """Why the recipe ran eager although train.compile asked for torch.compile."""
+    compile_s: float | None = None
+    """One-off compile cost: the first step's time less the median measured step."""
+
+
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -72,6 +83,7 @@ class RunRecord(BaseModel):
     window_s: float | None = None
     hook_time_s: float = 0.0
     first_step_s: float | None = None
+    compile: CompileInfo | None = None
     """Wall time of the first warm-up step (includes torch.compile when on)."""
     memory: MemoryStats | None = None
     loss_curve: list[tuple[int, float]] = Field(default_factory=list)

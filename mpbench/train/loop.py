@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import statistics
 import time
 import traceback
 from collections.abc import Callable
@@ -13,13 +14,13 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mpbench.data.base import TokenSource
-from mpbench.hardware import peak_tflops
+from mpbench.hardware import peak_tflops, unknown_peak_note
 from mpbench.models import build_model, count_parameters
 from mpbench.models.layers import torch_linear
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profile.base import PROFILERS, Profiler, RunContext, StepInfo
-from mpbench.results.schema import RunRecord
+from mpbench.results.schema import CompileInfo, RunRecord
 from mpbench.train.flops import flops_summary
 from mpbench.train.measure import Measurement, measure, synchronize
 from mpbench.train.memory import PeakMemory, release_memory
@@ -93,10 +94,19 @@ def _mfu_fields(flops_tok: float, tokens_per_s: float | None, recipe: Recipe,
         "float8" if recipe.family == "fp8" else str(recipe.compute_dtype).removeprefix("torch."))
     found = peak_tflops(torch.cuda.get_device_name(device), key)
     if found is None:
-        out["peak_source"] = f"peak {key} TFLOP/s of {torch.cuda.get_device_name(device)} unknown"
+        out["peak_source"] = unknown_peak_note(torch.cuda.get_device_name(device), key)
         return out
     peak, source = found
     return {**out, "peak_tflops": peak, "peak_source": f"{source}, {key}", "mfu": achieved / peak}
+
+
+def compile_info(requested: bool, used: bool, refusal: str | None,
+                 m: Measurement) -> CompileInfo:
+    """Compile time apart from the steps: the first step less the median measured step."""
+    cost = None
+    if used and m.first_step_s is not None and m.step_times_ms:
+        cost = max(0.0, m.first_step_s - statistics.median(m.step_times_ms) / 1e3)
+    return CompileInfo(requested=requested, used=used, reason=refusal, compile_s=cost)
 
 
 def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
@@ -152,7 +162,8 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
         step_times_ms=m.step_times_ms if m else [], step_stats=m.stats if m else None,
         tokens_per_step=cfg.batch_size * cfg.seq_len, tokens_per_s=tokens_per_s,
         window_s=m.window_s if m else None, hook_time_s=m.hook_time_s if m else 0.0,
-        first_step_s=m.first_step_s if m else None, memory=m.memory if m else None,
+        first_step_s=m.first_step_s if m else None, compile=m.compile if m else None,
+        memory=m.memory if m else None,
         loss_curve=losses, eval_curve=m.eval_curve if m else [],
         eval_times_s=m.eval_times_s if m else [],
         final_train_loss=losses[-1][1] if losses else None,
@@ -184,7 +195,9 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
     total = cfg.warmup_steps + cfg.steps
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
     scaler = recipe.make_scaler(device)
-    forward = torch.compile(model) if cfg.compile else model
+    refusal = recipe.compile_refusal(cfg) if cfg.compile else None
+    compiled = cfg.compile and refusal is None
+    forward = torch.compile(model) if compiled else model
     stepper = Stepper(forward, optimizer, scheduler, scaler, lambda: recipe.autocast(device),
                       [p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
     if parallel is not None:  # averages the loss over ranks, counts comm per step
@@ -217,8 +230,13 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
         model.train()
         return value
 
+    def on_hooks(edge: str) -> None:
+        for prof in profilers:
+            prof.on_hooks(ctx, edge)
+
     measurement = measure(stepper, next_batch, cfg, device, max_loss, on_step, peak, progress,
-                          periodic_eval)
+                          periodic_eval, on_hooks)
+    measurement.compile = compile_info(cfg.compile, compiled, refusal, measurement)
     if measurement.diverged_step is None:
         for prof in profilers:
             prof.after_measure(ctx)

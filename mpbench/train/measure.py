@@ -2,7 +2,8 @@
 
 Every recipe reads loss.item() once per step, so host syncs are equal across recipes
 (GradScaler's found_inf check syncs anyway). Work done by profiler hooks inside the
-window is timed and taken out of the throughput window.
+window is timed and taken out of the throughput window; `on_hooks` brackets that work
+('start' / 'end'), so energy counters can take it out too.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import torch
 from mpbench.analysis.stats import step_stats
 from mpbench.config.schema import TrainConfig
 from mpbench.profile.base import StepInfo
-from mpbench.results.schema import MemoryStats, StepStats
+from mpbench.results.schema import CompileInfo, MemoryStats, StepStats
 from mpbench.train.memory import PeakMemory
 from mpbench.train.optim import Stepper
 
@@ -43,6 +44,7 @@ class Measurement:
     diverged_step: int | None = None
     diverged_reason: str | None = None
     last_good_loss: float | None = None
+    compile: CompileInfo | None = None
 
 
 def synchronize(device: torch.device) -> None:
@@ -60,6 +62,7 @@ def measure(
     peak: PeakMemory,
     progress: ProgressFn | None = None,
     eval_fn: Callable[[], float | None] | None = None,
+    on_hooks: Callable[[str], None] | None = None,
 ) -> Measurement:
     m = Measurement()
     tokens = cfg.batch_size * cfg.seq_len
@@ -89,6 +92,8 @@ def measure(
         m.last_good_loss = loss
         m.loss_curve.append((global_step, loss))
         h0 = time.perf_counter()
+        if on_hooks is not None:
+            on_hooks("start")
         scale = stepper.scaler.get_scale() if stepper.scaler is not None else None
         norm = float(result.grad_norm) if result.grad_norm is not None else None
         on_step(StepInfo(index, phase, loss, norm, scale, dt, (x, y)))
@@ -97,8 +102,11 @@ def measure(
             if value is not None:
                 m.eval_curve.append((global_step, value))
                 m.eval_times_s.append(m.train_time_s)
-        if phase == "measure":
+        if phase == "measure" or on_hooks is not None:
             synchronize(device)
+        if on_hooks is not None:
+            on_hooks("end")
+        if phase == "measure":
             m.hook_time_s += time.perf_counter() - h0
         if progress is not None:
             rate = tokens / (sum(m.step_times_ms[-5:]) / 1e3 / len(m.step_times_ms[-5:])) if (

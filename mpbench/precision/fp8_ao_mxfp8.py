@@ -1,0 +1,46 @@
+"""fp8-ao-mxfp8: torchao MXFP8 training (OCP microscaling E4M3, Blackwell SM100, torchao >= 0.14)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from mpbench.precision import ao_backend, ao_mx_backend
+from mpbench.precision.base import cuda_capability_at_least, register
+from mpbench.precision.fp8_ao_base import AORecipe
+
+
+@register
+class AOMXFP8(AORecipe):
+    name = "fp8-ao-mxfp8"
+    summary = ("torchao MXFP8 training (E4M3 values, one E8M0 scale per 32, RCEIL rounding), "
+               "BF16 autocast elsewhere; needs Blackwell SM100 and torchao >= 0.14")
+    ao_recipe = "mxfp8"
+    scaling = "MXFP8 block: one E8M0 (power-of-2) scale per 32 consecutive values"
+
+    def check(self, device: torch.device) -> str | None:
+        what = f"{self.name} (torchao MXFP8 training)"
+        reason = cuda_capability_at_least(device, 10, 0, what)
+        return reason if reason is not None else ao_mx_backend.make_config()[1]
+
+    def convert(self, model: nn.Module, device: torch.device) -> nn.Module:
+        config, reason = ao_mx_backend.make_config()
+        if config is None:
+            raise RuntimeError(reason)
+        self._config = config
+        return ao_mx_backend.convert(model, config, ao_backend.module_filter)
+
+    def is_fp8_module(self, module: nn.Module) -> bool:
+        return ao_mx_backend.is_mx_module(module)
+
+    def formats(self) -> dict[str, str]:
+        return {"forward": "e4m3", "weight": "e4m3", "backward": "e4m3",
+                "scales": "e8m0 per 32"}
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        if self._config is not None:
+            out["fp8"]["scaling"] = f"{self.scaling} ({type(self._config).__name__})"
+        return out
