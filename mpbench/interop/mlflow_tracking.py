@@ -14,7 +14,9 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
+import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -96,6 +98,7 @@ class MlflowTracker:
                             "pip install 'mpbench[mlflow]'") from None
         for name in ("mlflow", "alembic"):  # migrations and store notices are not our output
             logging.getLogger(name).setLevel(logging.WARNING)
+        os.environ.setdefault("MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT", "true")
         self.uri, self.results = uri, results
         store = local_store_dir(uri)
         if store is not None:
@@ -189,12 +192,21 @@ class MlflowTracker:
         points = [(k, v, t.end_ms, s) for k, pts in t.series.items() for s, v in pts]
         points += [(k, v, t.end_ms, t.step) for k, v in t.summary.items()]
         self._log_batch(mid, points, t.params)
-        path = self.results / RUNS / f"{t.run_id}.json"
-        if path.is_file():
-            self.client.log_artifact(mid, str(path))
+        self._log_record(mid, record)
         self.client.set_terminated(mid, STATUS[t.status], end_time=t.end_ms)
         self.client.set_tag(mid, TAG_DIGEST, t.digest)  # last: a half-logged run is redone
         self.children[t.run_id] = _Child(mid, t.digest, dict(t.summary))
+
+    def _log_record(self, mlflow_id: str, record: RunRecord) -> None:
+        """The record file itself; a copy named by the run id where the file is named otherwise."""
+        path = self.results / RUNS / f"{record.run_id}.json"
+        if path.is_file():
+            self.client.log_artifact(mlflow_id, str(path))
+            return
+        with tempfile.TemporaryDirectory() as tmp:
+            copy = Path(tmp) / (re.sub(r"[^\w.-]", "_", record.run_id) + ".json")
+            copy.write_text(record.model_dump_json(indent=1), encoding="utf-8")
+            self.client.log_artifact(mlflow_id, str(copy))
 
     def finish(self, records: list[RunRecord]) -> None:
         parent = self.parent()

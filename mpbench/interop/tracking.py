@@ -15,7 +15,7 @@ import json
 import math
 import re
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -25,7 +25,6 @@ from mpbench.analysis.access import (
     loss_scale_history,
     peak_memory,
 )
-from mpbench.errors import UserError
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import MANIFEST, check_results_dir, read_json
 
@@ -189,8 +188,9 @@ def suite_info(results: Path) -> SuiteInfo:
     check_results_dir(results, "mpbench run")
     meta = read_json(results / MANIFEST, "restore it from the run's output")
     name, created = str(meta.get("suite", "")), str(meta.get("created_at", ""))
-    if not created:
-        raise UserError(f"{results / MANIFEST}: no created_at; restore it from the run's output")
+    if not created:  # a hand-made manifest: the file's time stands in for the suite's start
+        mtime = datetime.fromtimestamp((results / MANIFEST).stat().st_mtime, timezone.utc)
+        created = mtime.isoformat(timespec="seconds")
     resolved_path = results / "suite.resolved.json"
     resolved = read_json(resolved_path, "restore it") if resolved_path.is_file() else {}
     params: dict[str, str] = {}
