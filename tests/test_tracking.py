@@ -8,9 +8,15 @@ store and log directory; the tests read both back with MlflowClient and EventAcc
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
+import signal
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -310,3 +316,39 @@ def test_comparisons_are_the_summary_tables_speedups() -> None:
     assert next(v for k, v in comp.items() if "fp32" in k) == {"speedup_vs_fp32": 1.0}
     skipped = tracked_run(records[-1])
     assert skipped.series == {} and skipped.tags["mpbench.reason"] == "no fp16 here"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not os.environ.get("MPBENCH_TEST_MLFLOW_SERVER"),
+                    reason="starts a real `mlflow server` on 127.0.0.1 (~20 s on 2 cores); "
+                           "set MPBENCH_TEST_MLFLOW_SERVER=1 to run it")
+def test_export_to_a_live_mlflow_server_over_http(small_results: Path, tmp_path: Path) -> None:
+    port = closed_port()
+    server = subprocess.Popen(
+        [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+         "--workers", "1", "--backend-store-uri", f"sqlite:///{tmp_path}/server.db",
+         "--artifacts-destination", str(tmp_path / "server-artifacts")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    uri = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                with urllib.request.urlopen(f"{uri}/health", timeout=2):
+                    break
+            except OSError:
+                assert server.poll() is None and time.monotonic() < deadline, "no server"
+                time.sleep(0.5)
+        for expected in ("(2 logged, 0 unchanged)", "(0 logged, 2 unchanged)"):
+            code, stdout, stderr = invoke("export", str(small_results), "--format", "mlflow",
+                                          "--tracking-uri", uri)
+            assert code == 0 and expected in stdout, stderr
+        snap = mlflow_snapshot(uri, tmp_path / "dl", "mpbench-fixture")
+        assert snap["nesting"] == {"gpt-tiny__fp32__b8-t64__seed0": True,
+                                   "gpt-tiny__bf16__b8-t64__seed0": True}
+        bf16 = snap["gpt-tiny__bf16__b8-t64__seed0"]
+        assert bf16["metrics"]["speedup_vs_fp32"][0][1] == pytest.approx(2.0, rel=0.05)
+        assert list(bf16["artifacts"]) == ["gpt-tiny__bf16__b8-t64__seed0.json"]
+    finally:
+        os.killpg(server.pid, signal.SIGTERM)
+        server.wait(timeout=30)
