@@ -41,7 +41,7 @@ from mpbench.results.store import RUNS
 
 STATUS = {"ok": "FINISHED", "skipped": "FINISHED", "oom": "FAILED", "diverged": "FAILED",
           "failed": "FAILED"}
-FIX = "give sqlite:///PATH.db, a directory, or http(s)://HOST:PORT of a tracking server"
+FIX = "give sqlite:///PATH.db or http(s)://HOST:PORT of a tracking server"
 
 
 def default_uri(results: Path) -> str:
@@ -103,28 +103,31 @@ class MlflowTracker:
         store = local_store_dir(uri)
         if store is not None:
             store.mkdir(parents=True, exist_ok=True)
+        sqlite_dir = store if uri.startswith("sqlite:") else None
         try:
             self.client = MlflowClient(tracking_uri=uri)
-            self.experiment_id = self._experiment(experiment, store)
+            self.experiment_id = self._experiment(experiment, sqlite_dir)
         except UserError:
             raise
         except Exception as exc:  # the store's own error: a bad URI, a foreign file, a refusal
-            first = (str(exc).strip().splitlines() or [""])[0][:300]
+            first = (str(exc).strip().splitlines() or [""])[0][:500]
             raise UserError(f"{option} {uri}: MLflow cannot use this store "
                             f"({type(exc).__name__}: {first}); {FIX}") from None
         self._parent: str | None = None
         self._suite: SuiteInfo | None = None
         self.children: dict[str, _Child] = {}
 
-    def _experiment(self, name: str, store: Path | None) -> str:
+    def _experiment(self, name: str, sqlite_dir: Path | None) -> str:
+        """The experiment's id, created when new; an SQLite store keeps artifacts next to it
+        (MLflow's default would be ./mlruns of whatever directory the command ran in)."""
         exp = self.client.get_experiment_by_name(name)
         if exp is None:
-            location = (store / "mlartifacts").resolve().as_uri() if store is not None else None
+            location = (sqlite_dir / "mlartifacts").resolve().as_uri() if sqlite_dir else None
             return str(self.client.create_experiment(name, artifact_location=location))
         if exp.lifecycle_stage == "deleted":
-            raise UserError(f"--experiment {name}: deleted in {self.uri}; restore it "
+            raise UserError(f"experiment '{name}' is deleted in {self.uri}; restore it "
                             f"(mlflow experiments restore --experiment-id {exp.experiment_id}) "
-                            "or choose another name")
+                            "or choose another experiment name")
         return str(exp.experiment_id)
 
     def _search(self, filter_string: str) -> list[Any]:

@@ -45,9 +45,7 @@ def _writer_class(option: str) -> Any:
 
 class TensorBoardTracker:
     def __init__(self, logdir: Path, results: Path, option: str = "--output"):
-        check_dir_writable(logdir, option)
-        if logdir.exists() and not logdir.is_dir():
-            raise UserError(f"{option}: {logdir} is a file; give a directory for the event files")
+        check_dir_writable(logdir, option)  # also refuses a file
         self.writer = _writer_class(option)
         self.logdir, self.results = logdir, results
         self._subdir: str | None = None
