@@ -28,7 +28,7 @@ from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.cli.main import cli
 from mpbench.interop.tracking import comparisons, tracked_run
 from mpbench.results.store import load_records
-from tests.fixture_records import record, write_results
+from tests.fixture_records import gpu_env, record, write_results
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -352,3 +352,20 @@ def test_export_to_a_live_mlflow_server_over_http(small_results: Path, tmp_path:
     finally:
         os.killpg(server.pid, signal.SIGTERM)
         server.wait(timeout=30)
+
+
+@pytest.mark.unit
+def test_summary_metrics_carry_mfu_energy_and_leave_out_what_was_not_measured() -> None:
+    gpu = record("bf16", env=gpu_env(), profiles={
+        "mfu": {"mfu_vs_ceiling": 0.41}, "nvml": {"joules_per_token": 0.0125},
+        "numerics": {"loss_scale": [], "grad_norm": [[1, 0.5], [2, None], [3, 0.25]]}},
+    ).model_copy(update={"mfu": 0.35})
+    t = tracked_run(gpu)
+    assert (t.summary["mfu"], t.summary["mfu_vs_measured_ceiling"],
+            t.summary["joules_per_token"]) == (0.35, 0.41, 0.0125)
+    assert t.series["numerics/grad_norm"] == [(1, 0.5), (3, 0.25)]  # a non-finite norm is left out
+    assert "numerics/loss_scale" not in t.series
+    assert t.params["gpu.name"] == "NVIDIA H100 80GB HBM3" and t.params["env.cuda"] == "12.8"
+    cpu = tracked_run(record("fp32"))
+    assert not {"mfu", "mfu_vs_measured_ceiling", "joules_per_token"} & set(cpu.summary)
+    assert "env.cuda" not in cpu.params and "gpu.name" not in cpu.params

@@ -23,6 +23,7 @@ from mpbench.analysis.access import (
     grad_norm_history,
     joules_per_token,
     loss_scale_history,
+    mfu_profile,
     peak_memory,
 )
 from mpbench.results.schema import RunRecord
@@ -120,11 +121,12 @@ def run_series(r: RunRecord) -> dict[str, list[tuple[int, float]]]:
 
 def run_summary_metrics(r: RunRecord) -> dict[str, float]:
     peak = peak_memory(r)
+    ceiling = (mfu_profile(r) or {}).get("mfu_vs_ceiling")
     values = {
         "tokens_per_s": r.tokens_per_s,
         "step_time_median_ms": r.step_stats.median_ms if r.step_stats else None,
         "peak_memory_mib": peak / 2**20 if peak is not None else None,
-        "mfu": r.mfu, "achieved_tflops": r.achieved_tflops,
+        "mfu": r.mfu, "mfu_vs_measured_ceiling": ceiling, "achieved_tflops": r.achieved_tflops,
         "joules_per_token": joules_per_token(r),
         "eval_loss": r.eval_loss, "final_train_loss": r.final_train_loss,
         "first_step_s": r.first_step_s, "duration_s": r.duration_s,
