@@ -216,6 +216,7 @@ def test_tensorboard_events_read_back_and_equal_the_live_log(logged: Logged) -> 
     assert scalars["speedup_vs_fp32"][0][1] == pytest.approx(expected, rel=1e-6)
     assert scalars["speedup_vs_fp32"][0][0] == tracked_run(fp16).step
     assert tb_snapshot(logged.live_tb) == exported
+    assert not [p for p in logged.export_tb.rglob(".mpbench-tmp-*")]  # atomic writes cleaned up
 
     files = sorted(p.name for p in logged.export_tb.rglob("*") if p.is_file())
     code, stdout, _ = invoke("export", str(logged.out), "--format", "tensorboard", "-o",
