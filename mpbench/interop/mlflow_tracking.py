@@ -236,7 +236,7 @@ def _quote(value: str) -> str:
 @register
 class MlflowExporter(Exporter):
     name = "mlflow"
-    summary = ("MLflow: one run per mpbench run under a parent run for the suite "
+    summary = ("one MLflow run per mpbench run under a parent run for the suite "
                "(--tracking-uri, --experiment)")
 
     def export(self, request: ExportRequest) -> str:

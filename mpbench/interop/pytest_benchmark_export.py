@@ -13,7 +13,7 @@ from mpbench.results.store import atomic_write_text
 @register
 class PytestBenchmarkExporter(Exporter):
     name = "pytest-benchmark"
-    summary = ("pytest-benchmark JSON to -o FILE.json: one benchmark per run, one round per "
+    summary = ("JSON to -o FILE.json, one benchmark per run and one round per "
                "measured step (also a `mpbench gate --baseline`)")
 
     def export(self, request: ExportRequest) -> str:

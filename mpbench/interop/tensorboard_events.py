@@ -114,7 +114,7 @@ class TensorBoardTracker:
 @register
 class TensorBoardExporter(Exporter):
     name = "tensorboard"
-    summary = "TensorBoard: event files per run under -o DIR (tensorboard --logdir DIR)"
+    summary = "event files per run under -o DIR (tensorboard --logdir DIR)"
 
     def export(self, request: ExportRequest) -> str:
         request.refuse(self.name, tracking_uri=request.tracking_uri,
