@@ -147,6 +147,12 @@ def loss_scale_history(r: RunRecord) -> list[tuple[int, float]]:
     return [(int(s), float(v)) for s, v in (p.get("loss_scale") or [])] if p else []
 
 
+def grad_norm_history(r: RunRecord) -> list[tuple[int, float]]:
+    """Sampled global gradient norms (before clipping); steps where it was not finite are left out."""
+    p = numerics_profile(r)
+    return [(int(s), float(v)) for s, v in (p.get("grad_norm") or []) if v is not None] if p else []
+
+
 def skipped_steps(r: RunRecord) -> int | None:
     """Overflowed (skipped) optimizer steps: the profiler lists their step numbers."""
     p = numerics_profile(r)

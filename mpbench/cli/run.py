@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.summary import print_summary
 from mpbench.config.loader import load_suite
@@ -66,8 +67,11 @@ def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
                    "(adds the tensor_cores profiler); traces go to <out>/traces/.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
               help="Data-parallel: start N processes with torchrun (needs a parallel: section).")
+@tracking_options
 def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], resume: bool,
-        quiet: bool, report: bool, trace: bool = False, nproc: int | None = None) -> None:
+        quiet: bool, report: bool, trace: bool = False, nproc: int | None = None,
+        mlflow_uri: str | None = None, mlflow_experiment: str | None = None,
+        tensorboard: Path | None = None) -> None:
     """Train and measure every run of SUITE (a YAML file); store one record per run.
 
     \b
@@ -77,12 +81,16 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
       mpbench run suites/gpt.yaml -o reports/mine --resume
       mpbench run suites/smoke.yaml --trace      # open <out>/traces/*.json in Perfetto
       mpbench run suites/parallel.yaml --nproc 2   # or: torchrun --nproc-per-node 2 -m mpbench run ...
+      mpbench run suites/smoke.yaml --mlflow sqlite:///mlflow.db --tensorboard tb
     """
     dev = resolve_device(device)
     suite = load_suite(suite_file, "cuda" if dev.type == "cuda" else "cpu")
     if trace:
         suite = with_trace(suite)
     if suite.parallel is not None or nproc is not None or "TORCHELASTIC_RUN_ID" in os.environ:
+        if mlflow_uri or tensorboard:
+            raise UserError("--mlflow/--tensorboard: not available with parallel runs yet; run "
+                            "without them, then `mpbench export OUT --format mlflow|tensorboard`")
         from mpbench.distributed.command import run_parallel  # torchrun launch or one rank
 
         return run_parallel(suite, suite_file, out, dev, only, resume, quiet, report, nproc)
@@ -92,6 +100,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         raise UserError(f"--only {' '.join(only)}: matches no run; names here: {ids}")
     out = out or default_out(suite.name)
     check_out_dir(out, suite.name, resume)
+    live = LiveTracking.open(out, suite.name, mlflow_uri, mlflow_experiment, tensorboard)
     results = ResultsDir(out)
     results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
 
@@ -116,6 +125,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
                 else:
                     records.append(event.record)
                     progress.finish(event.record)
+                    live.log_run(event.record)
     except KeyboardInterrupt:
         done = len(results.recorded_ids())
         console.print(f"interrupted: {done} of {len(specs)} runs are recorded in {out}; continue with "
@@ -126,6 +136,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     console.print(f"results: {out.resolve()}", highlight=False, soft_wrap=True)
     if report:
         write_report_if_available(console, out)
+    live.finish(all_records)
 
 
 def write_report_if_available(console: Console, out: Path) -> None:
