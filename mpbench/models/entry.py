@@ -153,10 +153,11 @@ def build_entry(spec: ModelSpec, facts: ModelFacts, seed: int) -> nn.Module:
 
         return HFCausalLM(build_hf(facts.hf_config, facts.attn_implementation))
     from mpbench.models import user
+    from mpbench.models.layers import as_fp32
 
     assert spec.module is not None
     factory = user.import_factory(spec.module, None)
-    return user.UserCausalLM(user.call_factory(spec.module, factory, spec.args).float(),
+    return user.UserCausalLM(as_fp32(user.call_factory(spec.module, factory, spec.args)),
                              spec.returns)
 
 

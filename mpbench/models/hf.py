@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import inspect
 import json
 from pathlib import Path
 from types import ModuleType
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mpbench.models.entry import ModelEntryError
+from mpbench.models.layers import as_fp32
 
 INSTALL = "pip install 'mpbench[hf]'"
 DEFAULT_ATTN = "sdpa"
@@ -56,9 +58,14 @@ def _config_class(model_type: str) -> Any:
     return mapping[model_type]
 
 
+LEGACY_KEYS = {"rope_theta", "rope_scaling", "torch_dtype"}
+"""Keys of older config.json files that Transformers still reads (rope_parameters since v5)."""
+
+
 def _check_overrides(cls: Any, overrides: dict[str, Any]) -> None:
     """A key the config class does not know would be stored and silently ignored: refuse it."""
-    valid = set(cls().to_dict()) | set(getattr(cls, "attribute_map", {}))
+    valid = (set(cls().to_dict()) | set(getattr(cls, "attribute_map", {})) | LEGACY_KEYS
+             | set(inspect.signature(cls.__init__).parameters) - {"self", "kwargs"})
     for key in overrides:
         if key not in valid:
             close = difflib.get_close_matches(key, sorted(valid), n=1)
@@ -122,9 +129,10 @@ def config_dict(config: Any) -> dict[str, Any]:
 
 def build_hf(config: Any, attn_implementation: str | None) -> nn.Module:
     transformers = import_transformers()
-    model = transformers.AutoModelForCausalLM.from_config(
+    model: nn.Module = transformers.AutoModelForCausalLM.from_config(
         config, attn_implementation=attn_implementation or DEFAULT_ATTN)
-    return model.float()
+    return as_fp32(model)
+
 
 
 class HFCausalLM(nn.Module):
@@ -138,18 +146,20 @@ class HFCausalLM(nn.Module):
     def __init__(self, model: nn.Module) -> None:
         super().__init__()
         self.hf = model
+        self._checkpointing = False
 
     @property
     def activation_checkpointing(self) -> bool:
-        return bool(getattr(self.hf, "is_gradient_checkpointing", False))
+        return self._checkpointing
 
     @activation_checkpointing.setter
     def activation_checkpointing(self, on: bool) -> None:
         if on:
             self.hf.gradient_checkpointing_enable(  # type: ignore[operator]
                 gradient_checkpointing_kwargs={"use_reentrant": False})
-        elif self.activation_checkpointing:
+        elif self._checkpointing:
             self.hf.gradient_checkpointing_disable()  # type: ignore[operator]
+        self._checkpointing = on
 
     @property
     def attn_implementation(self) -> str | None:
