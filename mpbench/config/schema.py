@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -20,6 +21,8 @@ REFERENCE_KEYS = ("size", "arch", "n_layer", "n_head", "n_embd", "n_kv_head", "f
                   "block_size")
 HF_KEYS = ("name", "hf", "hf_config", "vocab_size", "attn_implementation", "config")
 """Keys of an `hf` / `hf_config` entry that are mpbench's; every other key overrides the config."""
+NOT_HF_KEYS = ("size", "arch", "module", "args", "max_seq_len", "returns")
+"""mpbench keys of other entry kinds: left in place so that validation names them."""
 
 
 class ModelSpec(Strict):
@@ -50,20 +53,27 @@ class ModelSpec(Strict):
     """hf / hf_config: config overrides (collected from the entry's other keys)."""
     attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
     """hf / hf_config: Transformers attention implementation (default sdpa)."""
-    module: str | None = Field(None, pattern=r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$",
-                               description="package.module:factory returning a torch.nn.Module")
+    module: str | None = Field(None, description="package.module:factory returning a torch.nn.Module")
     args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the factory")
     max_seq_len: int | None = Field(None, gt=0, description="module: longest sequence the model takes")
     returns: Literal["logits", "loss"] = "logits"
     """module: forward(input_ids) -> logits (mpbench takes the loss), or
     forward(input_ids, targets) -> the mean cross-entropy loss."""
 
+    @field_validator("module")
+    @classmethod
+    def _factory_path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            raise ValueError(f"'{value}' is not package.module:factory; write the module's import "
+                             "path, a colon, and the name of the function that builds the model")
+        return value
+
     @model_validator(mode="before")
     @classmethod
     def _collect_overrides(cls, data: Any) -> Any:
         if isinstance(data, dict) and ("hf" in data or "hf_config" in data):
-            overrides = {k: v for k, v in data.items() if k not in HF_KEYS}
-            own = {k: v for k, v in data.items() if k in HF_KEYS}
+            overrides = {k: v for k, v in data.items() if k not in HF_KEYS + NOT_HF_KEYS}
+            own = {k: v for k, v in data.items() if k in HF_KEYS + NOT_HF_KEYS}
             given = own.get("config") or {}
             if isinstance(given, dict):
                 own["config"] = {**given, **overrides}
@@ -83,9 +93,9 @@ class ModelSpec(Strict):
                 if used:
                     raise ValueError(f"{used[0]} does not apply to a module entry; pass the "
                                      "factory's settings in args")
-            elif self.args or self.max_seq_len is not None:
-                raise ValueError("args and max_seq_len apply to module entries; give config "
-                                 "keys of the Hugging Face config directly")
+            elif self.args or self.max_seq_len is not None or self.size or self.arch:
+                raise ValueError("size, arch, args and max_seq_len do not apply to an hf entry; "
+                                 "give keys of the Hugging Face config directly")
             return self
         if self.args or self.max_seq_len is not None:
             raise ValueError("args and max_seq_len apply to module entries (module: pkg.mod:factory)")

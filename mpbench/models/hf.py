@@ -111,7 +111,8 @@ def make_config(model_type: str | None, config_path: str | None, overrides: dict
     try:
         return cls.from_dict({**raw, **overrides})
     except Exception as exc:  # the config's own validation (head counts, rope settings, ...)
-        raise ModelEntryError(field, f"{cls.__name__} refused the settings: {exc}") from None
+        reason = " ".join(str(exc).split())
+        raise ModelEntryError(field, f"{cls.__name__} refused the settings: {reason}") from None
 
 
 def max_positions(config: Any) -> int | None:
