@@ -25,7 +25,6 @@ from mpbench.data import make_source
 from mpbench.errors import UserError
 from mpbench.models import MODEL_SIZES, build_model
 from mpbench.models.gpt import GPT
-from mpbench.models.layers import torch_linear
 from mpbench.models.llama import Llama
 from mpbench.precision import RECIPES, ao_backend, get_recipe, te_backend
 from mpbench.precision.fp8_base import block_linears, nearest_multiple
@@ -127,20 +126,20 @@ def test_emulated_linear_returns_the_autocast_dtype() -> None:
 
 
 @pytest.mark.unit
-def test_fp8_models_start_from_the_bf16_weights() -> None:
+def test_fp8_models_start_from_the_bf16_weights(monkeypatch: pytest.MonkeyPatch) -> None:
     recipe = get_recipe("fp8-emulated")
-    factory = recipe.linear_factory()
-    assert factory is not None
-    plain, fp8 = build_model(TINY, 3), build_model(TINY, 3, factory)
+    plain = build_model(TINY, 3)
+    fp8 = recipe.prepare(build_model(TINY, 3), torch.device("cpu"))  # built plain, converted
     assert any(isinstance(m, EmulatedFp8Linear) for m in fp8.modules())
     a, b = plain.state_dict(), fp8.state_dict()
     assert list(a) == list(b)
     for name in a:
         assert torch.equal(a[name], b[name]), name
-    # te.Linear registers `weight` and `bias` the same way: a stand-in built through the TE
-    # factory gets the same values too
-    te_model = build_model(TINY, 3, te_backend.linear_factory(
-        fake_te_module(), torch.float32, device=torch.device("cpu")))
+    # te.Linear registers `weight` and `bias` the same way: the converter copies the values
+    # into a stand-in te.Linear under the same names
+    install_fake_te(monkeypatch, fake_te_module())
+    te_model = get_recipe("fp8-te-current").prepare(build_model(TINY, 3), torch.device("cpu"))
+    assert isinstance(te_model.get_submodule("blocks.0.mlp.fc"), FakeTELinear)
     for name, value in te_model.state_dict().items():
         assert torch.equal(value, a[name]), name
 
@@ -402,8 +401,7 @@ def test_te_record_lists_layers_and_weight_copy_estimate(monkeypatch: pytest.Mon
     te = fake_te_module()
     install_fake_te(monkeypatch, te)
     recipe = get_recipe("fp8-te-current")
-    model = build_model(TINY, 0, te_backend.linear_factory(te, torch.float32, torch.device("cpu")))
-    recipe.prepare(model, torch.device("cpu"))
+    model = recipe.prepare(build_model(TINY, 0), torch.device("cpu"))
     info = recipe.describe()["fp8"]
     assert len(info["layers_in_fp8"]) == 8 and info["layers_kept_bf16"] == ["lm_head"]
     weights = 2 * (64 * 192 + 64 * 64 + 2 * 64 * 256)
@@ -475,8 +473,7 @@ def test_fp8_recipe_trains_on_cuda_with_fp8_layers(tmp_path: Path, name: str) ->
     info = rec.recipe["fp8"]
     assert len(info["layers_in_fp8"]) == 8 and info["layers_kept_bf16"] == ["lm_head"]
     # the modules are the backend's FP8 modules, not nn.Linear
-    model = build_model(TINY, 0, recipe.linear_factory() or torch_linear)
-    model = recipe.prepare(model, torch.device("cuda"))
+    model = recipe.prepare(build_model(TINY, 0), torch.device("cuda"))
     fc = model.get_submodule("blocks.0.mlp.fc")
     expected = "Linear" if name in TE_RECIPES else "Float8Linear"
     assert type(fc).__name__ == expected and type(fc) is not nn.Linear

@@ -105,6 +105,9 @@ def test_mxfp8_uses_the_training_op_config_where_torchao_has_it(
     model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10))
     ao_mx_backend.convert(model, ao_mx_backend.make_config()[0], lambda m, n: n == "0")
     assert seen["config"].recipe == "mxfp8_rceil" and seen["kept"] == ["0"]
+    # the recipe converts exactly the layers the FP8 filter named, like every FP8 converter
+    recipe.convert(nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10)), ["1"], CUDA)
+    assert seen["kept"] == ["1"]
 
 
 def test_mpbench_list_says_what_each_needs() -> None:

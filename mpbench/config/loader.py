@@ -133,6 +133,9 @@ def check_shapes(suite: Suite, train: TrainConfig, path: Path, at: Callable[[str
 
     seq_len = train.seq_len
     for i, model in enumerate(suite.models):
+        if model.kind != "reference":
+            check_entry(suite, model, i, train, path, at)
+            continue
         base = MODEL_SIZES[model.size] if model.size else None
         block = model.block_size or (base.block_size if base else seq_len)
         if seq_len > block:
@@ -156,17 +159,74 @@ def check_shapes(suite: Suite, train: TrainConfig, path: Path, at: Callable[[str
                                 f"({spec.name}): {problem}")
 
 
-def model_dims(model: ModelSpec, seq_len: int) -> ModelConfig:
-    """The model's dimensions as far as they are known before the data is read."""
-    from mpbench.train.spec import resolve_model_config
+def model_dims(model: ModelSpec, seq_len: int) -> ModelConfig | None:
+    """The reference model's dimensions as far as they are known before the data is read
+    (None for Hugging Face and user models)."""
+    from mpbench.models.entry import resolve_model_config
 
+    if model.kind != "reference":
+        return None
     return resolve_model_config(model, seq_len, model.vocab_size or 256)
+
+
+def data_vocab(suite: Suite, path: Path) -> int:
+    """The data's vocabulary as the run will see it (token-bin files are read for their max)."""
+    if suite.data.source == "synthetic":
+        return suite.data.vocab_size
+    if suite.data.source != "bin":
+        return 256  # byte-level corpora
+    import numpy as np
+
+    file = Path(suite.data.path or "")
+    file = (path.parent / file) if (path.parent / file).exists() else file
+    data = np.memmap(file, dtype=np.uint16, mode="r") if file.is_file() else np.zeros(0, np.uint16)
+    return max(suite.data.vocab_size, int(data.max()) + 1) if data.size else suite.data.vocab_size
+
+
+def check_entry(suite: Suite, model: ModelSpec, i: int, train: TrainConfig, path: Path,
+                at: Callable[[str], str]) -> None:
+    """A Hugging Face or user model: buildable, big enough for the data, long enough."""
+    from mpbench.models.entry import ModelEntryError, check_fits, model_facts
+
+    where = f"{path}: {at('models')}[{i}]"
+    try:
+        facts = model_facts(model, train.seq_len, 0, path.parent)
+    except ModelEntryError as exc:
+        raise UserError(f"{where}.{exc.field}: {exc.message}") from None
+    problem = check_fits(facts, train.seq_len, data_vocab(suite, path))
+    if problem is not None and problem.field == "seq_len":
+        raise UserError(f"{path}: {at('train')}.seq_len: {problem.message} ({at('models')}[{i}], "
+                        f"{model.label})")
+    if problem is not None:
+        raise UserError(f"{where}.{problem.field}: {problem.message} (data.source "
+                        f"{suite.data.source})")
+
+
+def _suite_relative_configs(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """hf_config paths relative to the suite file become absolute (runs may start elsewhere)."""
+
+    def fix(models: Any) -> Any:
+        if not isinstance(models, list):
+            return models
+        out = []
+        for entry in models:
+            ref = entry.get("hf_config") if isinstance(entry, dict) else None
+            if isinstance(ref, str) and not Path(ref).is_absolute() and (path.parent / ref).exists():
+                entry = {**entry, "hf_config": str((path.parent / ref).resolve())}
+            out.append(entry)
+        return out
+
+    raw = {**raw, "models": fix(raw.get("models"))} if "models" in raw else dict(raw)
+    for kind, section in (raw.get("devices") or {}).items():
+        if isinstance(section, dict) and "models" in section:
+            raw["devices"] = {**raw["devices"], kind: {**section, "models": fix(section["models"])}}
+    return raw
 
 
 def load_suite(path: str | Path, device_kind: DeviceKind) -> Suite:
     """Validate the base suite and every device profile; return the one for `device_kind`."""
     path = Path(path)
-    raw = read_yaml(path)
+    raw = _suite_relative_configs(read_yaml(path), path)
     _validate(raw, path, {}, "")
     devices = raw.get("devices") or {}
     resolved: dict[str, Suite] = {}

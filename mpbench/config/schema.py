@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -16,11 +17,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+REFERENCE_KEYS = ("size", "arch", "n_layer", "n_head", "n_embd", "n_kv_head", "ffn_hidden",
+                  "block_size")
+HF_KEYS = ("name", "hf", "hf_config", "vocab_size", "attn_implementation", "config")
+"""Keys of an `hf` / `hf_config` entry that are mpbench's; every other key overrides the config."""
+NOT_HF_KEYS = ("size", "arch", "module", "args", "max_seq_len", "returns")
+"""mpbench keys of other entry kinds: left in place so that validation names them."""
+
+
 class ModelSpec(Strict):
-    """A named size (`size`) with optional overrides, or inline dimensions (`arch` + dims)."""
+    """One model: a reference size or inline dims, a Hugging Face config, or a user factory.
+
+    - `size` (named, with overrides) or `arch` + n_layer, n_head, n_embd: mpbench's models;
+    - `hf: <model_type>` with config keys as overrides, or `hf_config: path/config.json`:
+      a Transformers causal LM built from its config with random weights;
+    - `module: "package.module:factory"` with `args`: any torch.nn.Module the factory returns.
+    """
 
     name: str | None = None
-    """Label in results; defaults to the size name."""
+    """Label in results; defaults to the size name (or model_type, or factory name)."""
     size: str | None = None
     arch: Literal["gpt", "llama"] | None = None
     n_layer: int | None = Field(None, gt=0)
@@ -30,12 +45,63 @@ class ModelSpec(Strict):
     ffn_hidden: int | None = Field(None, gt=0)
     block_size: int | None = Field(None, gt=0)
     vocab_size: int | None = Field(None, gt=0)
-    """None: the data source's vocabulary; set it to keep a family's GEMM shapes (50304)."""
+    """None: the data source's vocabulary (reference models) or the model's own (hf, module);
+    set it to keep a family's GEMM shapes (50304)."""
+    hf: str | None = Field(None, min_length=1, description="Transformers model_type (llama, qwen2, gpt2, ...)")
+    hf_config: str | None = Field(None, min_length=1, description="path to a Transformers config.json")
+    config: dict[str, Any] = Field(default_factory=dict)
+    """hf / hf_config: config overrides (collected from the entry's other keys)."""
+    attn_implementation: Literal["sdpa", "eager", "flash_attention_2"] | None = None
+    """hf / hf_config: Transformers attention implementation (default sdpa)."""
+    module: str | None = Field(None, description="package.module:factory returning a torch.nn.Module")
+    args: dict[str, Any] = Field(default_factory=dict, description="keyword arguments of the factory")
+    max_seq_len: int | None = Field(None, gt=0, description="module: longest sequence the model takes")
+    returns: Literal["logits", "loss"] = "logits"
+    """module: forward(input_ids) -> logits (mpbench takes the loss), or
+    forward(input_ids, targets) -> the mean cross-entropy loss."""
+
+    @field_validator("module")
+    @classmethod
+    def _factory_path(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"[A-Za-z_][\w.]*:[A-Za-z_]\w*", value):
+            raise ValueError(f"'{value}' is not package.module:factory; write the module's import "
+                             "path, a colon, and the name of the function that builds the model")
+        return value
+
+    @model_validator(mode="before")
+    @classmethod
+    def _collect_overrides(cls, data: Any) -> Any:
+        if isinstance(data, dict) and ("hf" in data or "hf_config" in data):
+            overrides = {k: v for k, v in data.items() if k not in HF_KEYS + NOT_HF_KEYS}
+            own = {k: v for k, v in data.items() if k in HF_KEYS + NOT_HF_KEYS}
+            given = own.get("config") or {}
+            if isinstance(given, dict):
+                own["config"] = {**given, **overrides}
+            return own
+        return data
 
     @model_validator(mode="after")
     def _named_or_inline(self) -> ModelSpec:
+        sources = [k for k in ("hf", "hf_config", "module") if getattr(self, k) is not None]
+        if len(sources) > 1:
+            raise ValueError(f"give one of hf, hf_config or module, not {' and '.join(sources)}")
+        if sources:
+            if self.module is not None:
+                used = [k for k in (*REFERENCE_KEYS, "attn_implementation") if getattr(self, k) is not None]
+                if self.config:
+                    used.append("config")
+                if used:
+                    raise ValueError(f"{used[0]} does not apply to a module entry; pass the "
+                                     "factory's settings in args")
+            elif self.args or self.max_seq_len is not None or self.size or self.arch:
+                raise ValueError("size, arch, args and max_seq_len do not apply to an hf entry; "
+                                 "give keys of the Hugging Face config directly")
+            return self
+        if self.args or self.max_seq_len is not None:
+            raise ValueError("args and max_seq_len apply to module entries (module: pkg.mod:factory)")
         if self.size is None and self.arch is None:
-            raise ValueError("give `size` (a named model) or `arch` with n_layer, n_head, n_embd")
+            raise ValueError("give `size` (a named model), `arch` with n_layer, n_head, n_embd, "
+                             "`hf` (a Transformers model_type), `hf_config` or `module`")
         if self.size is not None and self.size not in MODEL_SIZES:
             raise ValueError(unknown_name("model size", self.size, MODEL_SIZES))
         if self.size is None:
@@ -45,8 +111,22 @@ class ModelSpec(Strict):
         return self
 
     @property
+    def kind(self) -> Literal["reference", "hf", "module"]:
+        if self.module is not None:
+            return "module"
+        return "hf" if self.hf is not None or self.hf_config is not None else "reference"
+
+    @property
     def label(self) -> str:
-        return self.name or self.size or f"{self.arch}-{self.n_layer}x{self.n_embd}"
+        if self.name or self.size:
+            return self.name or self.size or ""
+        if self.hf is not None:
+            return f"hf-{self.hf}"
+        if self.hf_config is not None:
+            return "hf-" + self.hf_config.replace("\\", "/").rstrip("/").split("/")[-1].removesuffix(".json")
+        if self.module is not None:
+            return self.module.split(":")[-1]
+        return f"{self.arch}-{self.n_layer}x{self.n_embd}"
 
 
 class PrecisionSpec(Strict):

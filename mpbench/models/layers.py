@@ -47,3 +47,10 @@ def init_parameters(model: nn.Module, seed: int, n_layer: int) -> None:
 
 def count_parameters(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def as_fp32(model: nn.Module) -> nn.Module:
+    """FP32 master weights, as every recipe expects (a no-op, hence fake-tensor safe, if so)."""
+    if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
+        model = model.float()
+    return model

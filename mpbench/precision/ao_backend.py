@@ -17,6 +17,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from mpbench.precision import convert as converter
 from mpbench.precision.fp8_base import LM_HEAD, fp8_shape_ok
 
 INSTALL = "pip install 'mpbench[fp8]'"
@@ -83,6 +84,13 @@ def convert(model: nn.Module, config: Any,
     if float8 is None:
         raise RuntimeError(reason)
     return float8.convert_to_float8_training(model, module_filter_fn=keep, config=config)
+
+
+def convert_named(model: nn.Module, config: Any, names: list[str]) -> nn.Module:
+    """Convert exactly the named layers (the FP8 filter's choice; Conv1D made nn.Linear first)."""
+    chosen = set(names)
+    converter.linearize(model, names)
+    return convert(model, config, keep=lambda mod, fqn: fqn in chosen)
 
 
 def float8_linear_type() -> type | None:

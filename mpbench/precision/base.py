@@ -16,7 +16,6 @@ from torch import nn
 
 from mpbench.config.schema import TrainConfig
 from mpbench.models.config import ModelConfig
-from mpbench.models.layers import LinearFactory
 
 
 class RecipeOptions(BaseModel):
@@ -46,8 +45,10 @@ class Recipe:
         """None when the recipe can run on `device`, else the reason it cannot."""
         return None
 
-    def check_shapes(self, model: ModelConfig, batch_size: int, seq_len: int) -> str | None:
+    def check_shapes(self, model: ModelConfig | None, batch_size: int, seq_len: int) -> str | None:
         """A problem with the suite's shapes for this recipe (checked at load, exit 2), or None.
+
+        `model` is None for Hugging Face and user models (their layer shapes are unknown here).
 
         The message names the dimension, its value and the nearest valid value.
         """
@@ -62,12 +63,9 @@ class Recipe:
         return None
 
     # -- building -------------------------------------------------------------------
-    def linear_factory(self) -> LinearFactory | None:
-        """Linear layers to build the model with; None keeps torch.nn.Linear."""
-        return None
-
     def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
-        """Move (and, for pure low-precision modes, cast) the model; may convert layers."""
+        """Move (and, for pure low-precision modes, cast) the built model; FP8 recipes convert
+        its linear layers here (every model is built plain, then converted)."""
         return model.to(device)
 
     # -- the step -------------------------------------------------------------------

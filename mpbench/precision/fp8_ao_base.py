@@ -30,9 +30,9 @@ class AORecipe(Fp8Recipe):
         reason = cuda_capability_at_least(device, 8, 9, what)
         return reason if reason is not None else ao_backend.unavailable(self.ao_recipe)
 
-    def convert(self, model: nn.Module, device: torch.device) -> nn.Module:
+    def convert(self, model: nn.Module, names: list[str], device: torch.device) -> nn.Module:
         self._config = ao_backend.make_config(self.ao_recipe, emulate=self.emulate)
-        return ao_backend.convert(model, self._config)
+        return ao_backend.convert_named(model, self._config, names)
 
     def is_fp8_module(self, module: nn.Module) -> bool:
         cls = ao_backend.float8_linear_type()

@@ -7,7 +7,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mpbench.precision import ao_backend, ao_mx_backend
+from mpbench.precision import ao_mx_backend
+from mpbench.precision import convert as converter
 from mpbench.precision.base import cuda_capability_at_least, register
 from mpbench.precision.fp8_ao_base import AORecipe
 
@@ -25,12 +26,14 @@ class AOMXFP8(AORecipe):
         reason = cuda_capability_at_least(device, 10, 0, what)
         return reason if reason is not None else ao_mx_backend.make_config()[1]
 
-    def convert(self, model: nn.Module, device: torch.device) -> nn.Module:
+    def convert(self, model: nn.Module, names: list[str], device: torch.device) -> nn.Module:
         config, reason = ao_mx_backend.make_config()
         if config is None:
             raise RuntimeError(reason)
         self._config = config
-        return ao_mx_backend.convert(model, config, ao_backend.module_filter)
+        chosen = set(names)  # exactly the FP8 filter's choice, as every FP8 recipe converts
+        converter.linearize(model, names)
+        return ao_mx_backend.convert(model, config, lambda mod, fqn: fqn in chosen)
 
     def is_fp8_module(self, module: nn.Module) -> bool:
         return ao_mx_backend.is_mx_module(module)

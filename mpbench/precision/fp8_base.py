@@ -1,8 +1,11 @@
 """What every FP8 recipe shares: the divisible-by-16 GEMM rules, the BF16 surroundings,
-the inventory of which layers run in FP8, and the `fp8` block of the record.
+the conversion of a built model (convert.py), the inventory of which layers run in FP8,
+and the `fp8` block of the record.
 
-FP8 replaces the GEMMs of the transformer blocks' linear layers only. Embeddings, norms,
-attention (softmax, score and value matmuls) and the LM head run under BF16 autocast.
+FP8 replaces the GEMMs of the linear layers the filter allows (by default every linear
+with FP8-legal shapes but the LM head), on every model: reference, Hugging Face or user.
+Embeddings, norms, attention (softmax, score and value matmuls) and the LM head run under
+BF16 autocast. A backend only says how one nn.Linear becomes its FP8 module (`convert`).
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from pydantic import Field
 from torch import nn
 
 from mpbench.models.config import ModelConfig
+from mpbench.precision import convert as converter
 from mpbench.precision.base import Recipe, RecipeOptions
+from mpbench.precision.convert import ALIGN, Fp8Filter
 
-ALIGN = 16
-"""FP8 GEMMs (cuBLASLt, TE, torchao) need every matrix dimension divisible by 16."""
+# ALIGN: FP8 GEMMs (cuBLASLt, TE, torchao) need every matrix dimension divisible by 16.
 
 LM_HEAD = "lm_head"
 
@@ -82,9 +86,13 @@ def token_problem(batch_size: int, seq_len: int) -> str | None:
     )
 
 
-def shape_problem(cfg: ModelConfig, batch_size: int, seq_len: int, fallback: bool) -> str | None:
-    """The first FP8 dimension rule the suite breaks, or None."""
-    if not fallback:
+def shape_problem(cfg: ModelConfig | None, batch_size: int, seq_len: int,
+                  fallback: bool) -> str | None:
+    """The first FP8 dimension rule the suite breaks, or None.
+
+    Layer shapes are checked for the reference models (`cfg`); the layers of Hugging Face
+    and user models that break the rule are kept in BF16 by the filter and listed."""
+    if not fallback and cfg is not None:
         for layer in block_linears(cfg):
             for dim in (layer.in_dim, layer.out_dim):
                 if dim.value % ALIGN == 0:
@@ -102,6 +110,9 @@ class Fp8Options(RecipeOptions):
     allow_bf16_fallback: bool = Field(
         False, description="keep linear layers whose dims are not divisible by 16 in BF16 "
         "(listed in the record) instead of refusing the suite")
+    fp8_filter: Fp8Filter = Field(
+        default_factory=Fp8Filter, description="which linear layers become FP8: include / "
+        "exclude name globs and the divisible_by shape rule")
 
 
 def linear_dims(module: nn.Module) -> tuple[int, int]:
@@ -142,9 +153,12 @@ class Fp8Recipe(Recipe):
     def is_fp8_module(self, module: nn.Module) -> bool:
         raise NotImplementedError
 
-    def convert(self, model: nn.Module, device: torch.device) -> nn.Module:
-        """Swap in FP8 modules after the move (torchao); TE and emulation build them directly."""
-        return model
+    def convert(self, model: nn.Module, names: list[str], device: torch.device) -> nn.Module:
+        """Swap the named linear layers (nn.Linear or Conv1D, on `device`) for FP8 modules.
+
+        convert.swap(model, names, make) does it for a backend that makes one module from
+        one nn.Linear; torchao converts through its own convert_to_float8_training."""
+        raise NotImplementedError
 
     def formats(self) -> dict[str, str]:
         return {"forward": "e4m3", "backward": "e5m2"}
@@ -160,35 +174,36 @@ class Fp8Recipe(Recipe):
         return {"exposed": False}
 
     # -- the Recipe interface ----------------------------------------------------
-    def check_shapes(self, model: ModelConfig, batch_size: int, seq_len: int) -> str | None:
+    def check_shapes(self, model: ModelConfig | None, batch_size: int, seq_len: int) -> str | None:
         return shape_problem(model, batch_size, seq_len, self.options.allow_bf16_fallback)
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
 
     def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
-        model = self.convert(model.to(device), device)
-        self._take_inventory(model)
+        """Move the built model, then convert the layers the filter allows (every model)."""
+        model = model.to(device)
+        chosen = converter.plan(model, self.options.fp8_filter)
+        model = self.convert(model, chosen.convert, device)
+        self._take_inventory(model, chosen.kept)
         return model
 
-    def _take_inventory(self, model: nn.Module) -> None:
+    def _take_inventory(self, model: nn.Module, kept: dict[str, str]) -> None:
         fp8: list[tuple[str, nn.Module]] = []
         self._kept = {}
         total = in_fp8 = 0
         for name, module in model.named_modules():
-            if not is_linear(module):
+            shape = converter.linear_shape(module) or (
+                linear_dims(module) if is_linear(module) else None)
+            if shape is None:
                 continue
-            in_f, out_f = linear_dims(module)
-            size = in_f * out_f
+            size = shape[0] * shape[1]
             total += size
             if self.is_fp8_module(module):
                 fp8.append((name, module))
                 in_fp8 += size
-            elif name == LM_HEAD or name.endswith("." + LM_HEAD):
-                self._kept[name] = "LM head: kept in BF16 by design (tied to the embedding in GPT)"
             else:
-                self._kept[name] = (f"{in_f}x{out_f}: a dimension is "
-                                    f"not divisible by {ALIGN} (allow_bf16_fallback)")
+                self._kept[name] = kept.get(name, "not converted by this backend")
         self._fp8_layers = fp8
         self._fp8_weight_fraction = in_fp8 / total if total else None
         self._cache = self.weight_cache([module for _, module in fp8])

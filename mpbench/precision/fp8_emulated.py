@@ -14,10 +14,9 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mpbench.models.layers import LinearFactory
-from mpbench.precision import ao_backend
+from mpbench.precision import ao_backend, convert
 from mpbench.precision.base import RecipeOptions, register
-from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, fp8_shape_ok, linear_dims
+from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, linear_dims
 from mpbench.precision.fp8_emulation import EmulatedFp8Linear
 
 
@@ -27,10 +26,11 @@ class EmulatedOptions(Fp8Options):
         "Float8Linear(emulate=True), tensorwise")
 
 
-def emulated_linear(in_features: int, out_features: int, bias: bool) -> nn.Module:
-    if not fp8_shape_ok(in_features, out_features):
-        return nn.Linear(in_features, out_features, bias=bias)
-    return EmulatedFp8Linear(in_features, out_features, bias=bias)
+def emulated_linear(linear: nn.Linear) -> nn.Module:
+    """The emulated FP8 twin of `linear`, holding the very same parameters."""
+    twin = EmulatedFp8Linear(linear.in_features, linear.out_features,
+                             bias=linear.bias is not None, device="meta")
+    return convert.share_parameters(twin, linear)
 
 
 @register
@@ -55,14 +55,11 @@ class Fp8Emulated(Fp8Recipe):
     def check(self, device: torch.device) -> str | None:
         return None if self.native else ao_backend.unavailable("tensorwise")
 
-    def linear_factory(self) -> LinearFactory | None:
-        return emulated_linear if self.native else None
-
-    def convert(self, model: nn.Module, device: torch.device) -> nn.Module:
+    def convert(self, model: nn.Module, names: list[str], device: torch.device) -> nn.Module:
         if self.native:
-            return model
+            return convert.swap(model, names, emulated_linear)
         self._ao_config = ao_backend.make_config("tensorwise", emulate=True)
-        return ao_backend.convert(model, self._ao_config)
+        return ao_backend.convert_named(model, self._ao_config, names)
 
     def is_fp8_module(self, module: nn.Module) -> bool:
         if isinstance(module, EmulatedFp8Linear):

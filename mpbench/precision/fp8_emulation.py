@@ -83,8 +83,9 @@ class _Fp8LinearFunction(torch.autograd.Function):
 class EmulatedFp8Linear(nn.Linear):
     """nn.Linear whose GEMMs run through FP8 quantize-dequantize (names weight/bias kept)."""
 
-    def __init__(self, in_features: int, out_features: int, bias: bool = True) -> None:
-        super().__init__(in_features, out_features, bias=bias)
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.fp8_stats: dict[str, torch.Tensor] = {}
         """Last amax seen per operand (input, weight, grad_output), for the record."""
 

@@ -12,7 +12,7 @@ from pydantic import Field
 from torch import nn
 
 from mpbench.config.schema import TrainConfig
-from mpbench.models.layers import LinearFactory
+from mpbench.precision import convert as converter
 from mpbench.precision import te_backend
 from mpbench.precision.base import RecipeOptions, cuda_capability_at_least
 from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe
@@ -77,9 +77,11 @@ class TERecipe(Fp8Recipe):
             self._te_recipe = cls(fp8_format=fmt, **self.recipe_kwargs())
         return self._te_recipe
 
-    def linear_factory(self) -> LinearFactory:
+    def convert(self, model: nn.Module, names: list[str], device: torch.device) -> nn.Module:
+        te = self._te()
         dtype = torch.float32 if self.options.params_dtype == "float32" else torch.bfloat16
-        return te_backend.linear_factory(self._te(), dtype)
+        return converter.swap(model, names,
+                              lambda linear: te_backend.make_linear(te, linear, dtype, device))
 
     def check_train(self, train: TrainConfig) -> str | None:
         if train.activation_checkpointing:

@@ -8,7 +8,7 @@ API facts checked against the TE sources (tags v2.0 .. v2.18, main):
 - support checks: te.is_fp8_available(return_reason=True) and friends from 2.9, before that
   transformer_engine.pytorch.fp8.check_fp8_support() and friends, each -> (ok, reason);
 - te.Linear registers its parameters as `weight` and `bias` (no parameters_split), so
-  mpbench's name-based init gives it the same weights as nn.Linear;
+  the converter copies an nn.Linear's values into them under the same names;
 - without is_first_microbatch TE keeps no persistent FP8 weight cache: each step quantizes
   the weight (row-wise copy for the forward GEMM, column-wise/transposed copy for dgrad) and
   holds both from forward to backward.
@@ -25,7 +25,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from mpbench.precision.fp8_base import fp8_shape_ok, linear_dims
+from mpbench.precision import convert as converter
+from mpbench.precision.fp8_base import linear_dims
 
 INSTALL = "pip install 'mpbench[te]'"
 UPGRADE = "pip install -U 'mpbench[te]'"
@@ -104,22 +105,16 @@ def fp8_autocast(te: ModuleType, recipe: Any) -> Any:
     return te.fp8_autocast(enabled=True, fp8_recipe=recipe)
 
 
-def linear_factory(te: ModuleType, params_dtype: torch.dtype,
-                   device: torch.device | None = None) -> Callable[[int, int, bool], nn.Module]:
-    """te.Linear for FP8-legal shapes, nn.Linear for the rest (the allow_bf16_fallback layers).
+def make_linear(te: ModuleType, linear: nn.Linear, params_dtype: torch.dtype,
+                device: torch.device | None = None) -> nn.Module:
+    """A te.Linear with `linear`'s shape and values (copied into TE's own parameters).
 
-    te.Linear is built on the current CUDA device (TE's default device is "cuda"); the
-    model's name-based init then copies the seeded CPU values into it.
+    te.Linear is built on `device`, else the current CUDA device (TE's default is "cuda").
     """
-
-    def build(in_features: int, out_features: int, bias: bool) -> nn.Module:
-        if not fp8_shape_ok(in_features, out_features):
-            return nn.Linear(in_features, out_features, bias=bias)
-        where = device if device is not None else torch.device("cuda", torch.cuda.current_device())
-        return te.Linear(in_features, out_features, bias=bias, params_dtype=params_dtype,
-                         device=where)
-
-    return build
+    where = device if device is not None else torch.device("cuda", torch.cuda.current_device())
+    layer = te.Linear(linear.in_features, linear.out_features, bias=linear.bias is not None,
+                      params_dtype=params_dtype, device=where)
+    return converter.copy_parameters(layer, linear)
 
 
 def format_enum(name: str) -> Any:

@@ -16,7 +16,7 @@ from mpbench.bench.ceiling import measured_ceiling_tflops
 from mpbench.bench.dtypes import PEAK_KEY, DtypeKey, dtype_key
 from mpbench.hardware import peak_tflops, unknown_peak_note
 from mpbench.profile.base import Profiler, RunContext, StepInfo, register_profiler
-from mpbench.train.flops import flops_summary
+from mpbench.train.flops import flops_for
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:
@@ -57,15 +57,15 @@ class MfuProfiler(Profiler):
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
         cfg = ctx.spec.train
-        formula, counted, note = flops_summary(ctx.spec.model_config(ctx.source.vocab_size),
-                                               cfg.seq_len)
+        flops = flops_for(ctx.spec.model, ctx.spec.model_facts(ctx.source.vocab_size), cfg.seq_len)
+        formula, counted = flops.per_token, flops.counter
         seconds = sum(self.step_s)
         tokens = cfg.batch_size * cfg.seq_len * len(self.step_s)
-        achieved = formula * tokens / seconds / 1e12 if seconds > 0 else None
+        achieved = formula * tokens / seconds / 1e12 if seconds > 0 and formula else None
         key = self.dtypes(ctx)[0]
         out: dict[str, Any] = {
             "dtype": key, "achieved_tflops": achieved, "flops_per_token": formula,
-            "flops_per_token_counter": counted, "ceilings_tflops": self.ceilings,
+            "flops_per_token_counter": counted, "flops_method": flops.method, "ceilings_tflops": self.ceilings,
             "ceiling_tflops": self.ceilings.get(key),
             "mfu_vs_ceiling": _ratio(achieved, self.ceilings.get(key)),
         }
@@ -93,6 +93,6 @@ class MfuProfiler(Profiler):
             out["ceiling_note"] = "numerics-only recipe: its speed is not measured against a ceiling"
         if self.ceiling_error:
             out["ceiling_note"] = f"ceiling measurement failed: {self.ceiling_error}"
-        if note:
-            out["warning"] = note  # formula and FlopCounterMode differ by more than 2%
+        if flops.note:
+            out["warning"] = flops.note  # formula and FlopCounterMode differ by more than 2%
         return out

@@ -61,10 +61,10 @@ def finite_max(values: list[float]) -> float | None:
 def _fp32_copy(ctx: RunContext) -> tuple[nn.Module, str]:
     """A plain-torch FP32 model with the live model's weights, built fresh when the names
     match (so recipe-swapped linear layers do not quantize the reference), else a copy."""
-    from mpbench.models import build_model
+    from mpbench.models.entry import build_entry
 
     live = dict(ctx.model.named_parameters())
-    fresh = build_model(ctx.spec.model_config(ctx.source.vocab_size), ctx.spec.seed)
+    fresh = build_entry(ctx.spec.model, ctx.spec.model_facts(ctx.source.vocab_size), ctx.spec.seed)
     ref_params = dict(fresh.named_parameters())
     if ref_params.keys() == live.keys() and all(
         ref_params[k].shape == live[k].shape for k in live

@@ -62,6 +62,14 @@ class RunRecord(BaseModel):
     model: str
     model_dims: dict[str, Any]
     n_params: int | None = None
+    model_kind: str = "reference"
+    """reference (mpbench's GPT / Llama), hf (Transformers config) or module (a user factory)."""
+    architecture: str | None = None
+    """gpt / llama, the Transformers class (LlamaForCausalLM) or the user module's class."""
+    attn_implementation: str | None = None
+    """sdpa, eager or flash_attention_2 (Transformers' names; the reference models use sdpa)."""
+    model_source: dict[str, Any] = Field(default_factory=dict)
+    """What the model was built from (full Transformers config, factory and args), to rebuild it."""
     precision: str
     recipe: dict[str, Any]
     seed: int
@@ -99,6 +107,8 @@ class RunRecord(BaseModel):
     flops_per_token: float | None = None
     flops_per_token_counter: float | None = None
     flops_note: str | None = None
+    flops_method: str | None = None
+    """formula (6N+12LHQT, flop counter as cross-check) or flop_counter (FlopCounterMode)."""
     achieved_tflops: float | None = None
     peak_tflops: float | None = None
     peak_source: str | None = None

@@ -1,17 +1,41 @@
-"""FLOPs per token by formula, cross-checked with torch.utils.flop_counter on a meta model."""
+"""FLOPs per token: the closed formula for the reference models (cross-checked with
+torch.utils.flop_counter), the flop counter itself for every other model.
+
+Counting needs no memory and no time: the model is built on the meta device (reference
+models) or with fake, meta-backed tensors (Transformers' and users' models, whose forward
+code may inspect tensor values that meta tensors do not have).
+"""
 
 from __future__ import annotations
 
+import dataclasses
 import functools
+import json
+from dataclasses import dataclass
 
 import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from mpbench.config.schema import ModelSpec
 from mpbench.models import build_model, flops_per_token
 from mpbench.models.config import ModelConfig
+from mpbench.models.entry import ModelFacts, build_entry
 from mpbench.models.gpt import GPT
 from mpbench.models.llama import Llama
+
+FORMULA = "formula"
+COUNTER = "flop_counter"
+
+
+@dataclass(frozen=True)
+class Flops:
+    per_token: float | None
+    """The headline: the formula where one is known, else the counter."""
+    counter: float | None
+    note: str | None
+    method: str
+    """formula (6N + 12LHQT, counter as a cross-check), flop_counter, or none."""
 
 
 @functools.lru_cache(maxsize=32)
@@ -44,4 +68,42 @@ def flops_summary(cfg: ModelConfig, seq_len: int) -> tuple[float, float | None, 
     return formula, counted, note
 
 
-__all__ = ["build_model", "counted_flops_per_token", "flops_summary"]
+_SPECS: dict[str, tuple[ModelSpec, ModelFacts]] = {}
+
+
+@functools.lru_cache(maxsize=32)
+def _counted_entry(key: str, seq_len: int) -> float:
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    spec, facts = _SPECS[key]
+    if facts.kind == "hf":  # any attention implementation costs what the math backend counts
+        facts = dataclasses.replace(facts, attn_implementation="sdpa")
+    with FakeTensorMode():
+        model = build_entry(spec, facts, seed=0)
+        idx = torch.zeros((1, seq_len), dtype=torch.long)
+        with FlopCounterMode(display=False) as counter, sdpa_kernel(SDPBackend.MATH):
+            model(idx, idx).backward()
+    return counter.get_total_flops() / seq_len
+
+
+def counted_entry_flops(spec: ModelSpec, facts: ModelFacts, seq_len: int) -> float:
+    """Training FLOPs per token of any model entry, from FlopCounterMode on fake tensors."""
+    key = json.dumps({"source": facts.source, "returns": spec.returns}, sort_keys=True,
+                     default=str)
+    _SPECS[key] = (spec, facts)
+    return _counted_entry(key, seq_len)
+
+
+def flops_for(spec: ModelSpec, facts: ModelFacts, seq_len: int) -> Flops:
+    if facts.reference is not None:
+        formula, counted, note = flops_summary(facts.reference, seq_len)
+        return Flops(formula, counted, note, FORMULA)
+    try:
+        counted = counted_entry_flops(spec, facts, seq_len)
+    except Exception as exc:  # no FLOPs means no MFU, never a failed run
+        return Flops(None, None, f"flop counter failed: {type(exc).__name__}: {exc}"[:300], "none")
+    return Flops(counted, counted, None, COUNTER)
+
+
+__all__ = ["Flops", "build_model", "counted_entry_flops", "counted_flops_per_token",
+           "flops_for", "flops_summary"]

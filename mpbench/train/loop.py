@@ -15,13 +15,13 @@ import torch
 
 from mpbench.data.base import TokenSource
 from mpbench.hardware import peak_tflops, unknown_peak_note
-from mpbench.models import build_model, count_parameters
-from mpbench.models.layers import torch_linear
+from mpbench.models import count_parameters
+from mpbench.models.entry import ModelEntryError, ModelFacts, build_entry, check_fits
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profile.base import PROFILERS, Profiler, RunContext, StepInfo
 from mpbench.results.schema import CompileInfo, RunRecord
-from mpbench.train.flops import flops_summary
+from mpbench.train.flops import flops_for
 from mpbench.train.measure import Measurement, measure, synchronize
 from mpbench.train.memory import PeakMemory, release_memory
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
@@ -82,9 +82,9 @@ def eval_loss(model: Callable[..., torch.Tensor], source: TokenSource, spec: Run
     return sum(losses) / len(losses)
 
 
-def _mfu_fields(flops_tok: float, tokens_per_s: float | None, recipe: Recipe,
+def _mfu_fields(flops_tok: float | None, tokens_per_s: float | None, recipe: Recipe,
                 device: torch.device) -> dict[str, Any]:
-    if tokens_per_s is None:
+    if tokens_per_s is None or flops_tok is None:
         return {}
     achieved = flops_tok * tokens_per_s / 1e12
     out: dict[str, Any] = {"achieved_tflops": achieved}
@@ -119,22 +119,30 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     t_start = time.perf_counter()
     recipe = get_recipe(spec.precision.name, spec.precision.options)
     cfg = spec.train
-    model_cfg = spec.model_config(source.vocab_size)
     out = Outcome()
-    flops_tok, flops_counted, flops_note = flops_summary(model_cfg, cfg.seq_len)
+    facts: ModelFacts | None = None
+    try:  # checked at load; here for runs started without the loader (API, tests)
+        facts = spec.model_facts(source.vocab_size)
+        unfit = check_fits(facts, cfg.seq_len, source.vocab_size)
+    except ModelEntryError as exc:
+        unfit = exc
+    flops = flops_for(spec.model, facts, cfg.seq_len) if facts is not None else None
     profiles: dict[str, Any] = {}
     measurement: Measurement | None = None
     n_params: int | None = None
     reason = (recipe.check(device) or recipe.check_train(cfg)
               or (parallel.check(recipe) if parallel else None))
-    if reason is not None:
+    if unfit is not None:
+        out.status, out.reason = "failed", f"model {spec.model_label}: {unfit}"
+    elif reason is not None:
         out.status, out.reason = "skipped", reason
     else:
+        assert facts is not None
         release_memory(device)
         try:
             with recipe.activated():
-                measurement, n_params, profiles = _train(spec, recipe, source, device, progress,
-                                                         parallel, extra)
+                measurement, n_params, profiles = _train(spec, facts, recipe, source, device,
+                                                         progress, parallel, extra)
             out.fields["eval_loss"] = measurement.eval_loss
             if measurement.diverged_step is not None:
                 out.status, out.diverged_step = "diverged", measurement.diverged_step
@@ -151,7 +159,8 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     losses = m.loss_curve if m else []
     return RunRecord(
         run_id=spec.run_id, suite=spec.suite.name, suite_description=spec.suite.description,
-        profile=spec.suite.profile, model=spec.model_label, model_dims=model_cfg.as_dict(),
+        profile=spec.suite.profile, model=spec.model_label,
+        model_dims=facts.dims if facts else {}, **_model_fields(facts),
         n_params=n_params, precision=spec.precision.name, recipe=recipe.describe(),
         seed=spec.seed, batch_size=cfg.batch_size, seq_len=cfg.seq_len,
         train=cfg.model_dump(), data=source.describe(), device=str(device),
@@ -168,8 +177,10 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
         eval_times_s=m.eval_times_s if m else [],
         final_train_loss=losses[-1][1] if losses else None,
         eval_loss=out.fields.get("eval_loss"), entropy_floor=source.entropy_floor,
-        flops_per_token=flops_tok, flops_per_token_counter=flops_counted, flops_note=flops_note,
-        **_mfu_fields(flops_tok, tokens_per_s, recipe, device),
+        flops_per_token=flops.per_token if flops else None,
+        flops_per_token_counter=flops.counter if flops else None,
+        flops_note=flops.note if flops else None, flops_method=flops.method if flops else None,
+        **_mfu_fields(flops.per_token if flops else None, tokens_per_s, recipe, device),
         profiles=profiles, env=env, suite_config=spec.suite.model_dump(mode="json"),
         started_at=started.isoformat(timespec="milliseconds"),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
@@ -177,15 +188,22 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     )
 
 
-def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.device,
+def _model_fields(facts: ModelFacts | None) -> dict[str, Any]:
+    if facts is None:
+        return {}
+    return {"model_kind": facts.kind, "architecture": facts.architecture,
+            "attn_implementation": facts.attn_implementation, "model_source": facts.source}
+
+
+def _train(spec: RunSpec, facts: ModelFacts, recipe: Recipe, source: TokenSource,
+           device: torch.device,
            progress: ProgressFn | None,
            parallel: ParallelSession | None = None,
            extra: dict[str, Any] | None = None) -> tuple[Measurement, int, dict[str, Any]]:
     cfg = spec.train
     torch.manual_seed(spec.seed)
     peak = PeakMemory(device)  # the CPU baseline RSS is taken before the model exists
-    model_cfg = spec.model_config(source.vocab_size)
-    base = build_model(model_cfg, spec.seed, recipe.linear_factory() or torch_linear)
+    base = build_entry(spec.model, facts, spec.seed)  # plain FP32; the recipe converts it
     n_params = count_parameters(base)
     base.activation_checkpointing = cfg.activation_checkpointing  # type: ignore[assignment]
     model = recipe.prepare(base, device)
@@ -223,7 +241,7 @@ def _train(spec: RunSpec, recipe: Recipe, source: TokenSource, device: torch.dev
         for prof in profilers:
             prof.on_step_end(ctx, info)
 
-    max_loss = cfg.max_loss or 3.0 * math.log(model_cfg.vocab_size)
+    max_loss = cfg.max_loss or 3.0 * math.log(facts.vocab_size)
     def periodic_eval() -> float | None:
         model.eval()
         value = eval_loss(forward, source, spec, recipe, device)

@@ -10,7 +10,8 @@ from typing import Any
 from mpbench.config.matrix import train_variants, variant_tag
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.distributed.config import ParallelRun
-from mpbench.models.config import MODEL_SIZES, ModelConfig
+from mpbench.models.config import ModelConfig
+from mpbench.models.entry import ModelFacts, model_facts, resolve_model_config
 
 
 @dataclass(frozen=True)
@@ -31,27 +32,14 @@ class RunSpec:
     def train(self) -> TrainConfig:
         return self.train_config or self.suite.train
 
-    def model_config(self, data_vocab: int) -> ModelConfig:
+    def model_config(self, data_vocab: int) -> ModelConfig | None:
+        """The reference model's dimensions; None for Hugging Face and user models."""
+        if self.model.kind != "reference":
+            return None
         return resolve_model_config(self.model, self.train.seq_len, data_vocab)
 
-
-def resolve_model_config(spec: ModelSpec, seq_len: int, data_vocab: int) -> ModelConfig:
-    """A named size with overrides, or inline dimensions; vocab from the data unless set."""
-    base = MODEL_SIZES[spec.size] if spec.size else None
-    dims = {
-        k: getattr(spec, k)
-        for k in ("n_layer", "n_head", "n_embd", "n_kv_head", "ffn_hidden", "block_size")
-    }
-    vocab = spec.vocab_size or data_vocab
-    if base is not None:
-        return base.with_overrides(**dims, vocab_size=vocab)
-    assert spec.arch is not None  # guaranteed by ModelSpec validation
-    return ModelConfig(
-        arch=spec.arch, n_layer=dims["n_layer"], n_head=dims["n_head"], n_embd=dims["n_embd"],
-        block_size=dims["block_size"] or max(seq_len, 128),
-        vocab_size=vocab, n_kv_head=dims["n_kv_head"], ffn_hidden=dims["ffn_hidden"],
-        bias=spec.arch == "gpt",
-    )
+    def model_facts(self, data_vocab: int) -> ModelFacts:
+        return model_facts(self.model, self.train.seq_len, data_vocab)
 
 
 def _options_tag(options: dict[str, Any]) -> str:
