@@ -39,6 +39,27 @@ class MemoryStats(BaseModel):
     num_ooms: int | None = None
 
 
+class ProbeTimes(BaseModel):
+    """One timing of the machine-drift probe (bench/drift_probe.py), median of its repeats."""
+
+    matmul_ms: float
+    copy_ms: float
+
+
+class DriftProbe(BaseModel):
+    """The fixed probe timed just before and just after a run: did the machine change?"""
+
+    before: ProbeTimes
+    after: ProbeTimes
+    device: str = "cpu"
+
+    @property
+    def score_ms(self) -> float:
+        """Geometric mean of the four timings: one number for the machine's speed."""
+        t = (self.before.matmul_ms, self.before.copy_ms, self.after.matmul_ms, self.after.copy_ms)
+        return float((t[0] * t[1] * t[2] * t[3]) ** 0.25)
+
+
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -54,6 +75,8 @@ class RunRecord(BaseModel):
     precision: str
     recipe: dict[str, Any]
     seed: int
+    repeat: int = 0
+    """Which repeat of this configuration and seed (mpbench run --repeats), 0 for the first."""
     batch_size: int
     seq_len: int
     train: dict[str, Any]
@@ -74,6 +97,8 @@ class RunRecord(BaseModel):
     first_step_s: float | None = None
     """Wall time of the first warm-up step (includes torch.compile when on)."""
     memory: MemoryStats | None = None
+    probe: DriftProbe | None = None
+    """Machine-drift probe around the run (absent in records made before it existed)."""
     loss_curve: list[tuple[int, float]] = Field(default_factory=list)
     eval_curve: list[tuple[int, float]] = Field(default_factory=list)
     eval_times_s: list[float] = Field(default_factory=list)
