@@ -1,7 +1,9 @@
 """A fixed, tiny probe of the machine's speed, timed before and after every run.
 
 A 256x256 fp32 matmul (compute) and a 16 MiB tensor copy (memory bandwidth), each the
-median of a few repeats, well under a second in all. If the probe got slower between the
+mean of 20 repeats after a warm-up, well under a second in all. The mean, not the median:
+time lost to other processes on a busy machine is part of what the probe must see (a median
+of sub-millisecond ops slips between preemptions and reads an idle machine). If the probe got slower between the
 baseline and the current results, the machine changed (load, clocks, thermal state), not
 necessarily the code; `mpbench gate --normalize-by-probe` divides it out.
 """
@@ -17,10 +19,10 @@ from mpbench.results.schema import ProbeTimes
 
 MATMUL_N = 256
 COPY_ELEMENTS = 4 * 2**20  # 16 MiB of fp32
-REPEATS = 7
+REPEATS = 20
 
 
-def _median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+def _mean_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
     fn()  # warm: first-touch allocation and kernel selection are not the machine's speed
     times = []
     for _ in range(repeats):
@@ -31,8 +33,7 @@ def _median_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> 
         if device.type == "cuda":
             torch.cuda.synchronize(device)
         times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return times[len(times) // 2]
+    return sum(times) / len(times)
 
 
 def time_probe(device: torch.device, repeats: int = REPEATS) -> ProbeTimes:
@@ -43,6 +44,6 @@ def time_probe(device: torch.device, repeats: int = REPEATS) -> ProbeTimes:
     src = torch.ones(COPY_ELEMENTS, device=device)
     dst = torch.empty_like(src)
     with torch.no_grad():
-        matmul = _median_ms(lambda: torch.mm(a, b), device, repeats)
-        copy = _median_ms(lambda: dst.copy_(src), device, repeats)
+        matmul = _mean_ms(lambda: torch.mm(a, b), device, repeats)
+        copy = _mean_ms(lambda: dst.copy_(src), device, repeats)
     return ProbeTimes(matmul_ms=matmul, copy_ms=copy)

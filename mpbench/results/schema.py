@@ -40,7 +40,7 @@ class MemoryStats(BaseModel):
 
 
 class ProbeTimes(BaseModel):
-    """One timing of the machine-drift probe (bench/drift_probe.py), median of its repeats."""
+    """One timing of the machine-drift probe (bench/drift_probe.py), mean of its repeats."""
 
     matmul_ms: float
     copy_ms: float
