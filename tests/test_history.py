@@ -80,6 +80,12 @@ def test_history_cli_flags_a_regression_at_the_latest_point_only(tmp_path: Path)
     step = next(s for s in json.loads((tmp_path / "e.json").read_text())["series"]
                 if s["metric"] == "step time")
     assert [(c["index"], c["kind"]) for c in step["change_points"]] == [(8, "regression")]
+    code, out, _ = invoke("report", "--history", str(tmp_path / "a"), "-o",
+                          str(tmp_path / "h.html"))
+    assert code == 0, out
+    page = (tmp_path / "h.html").read_text()
+    assert page.count("<svg") == 3 and "The latest point is a regression change point" in page
+    assert "nightly-13" in page and "<tr class=\"regression\"><td>nightly-13</td>" in page
     flat = write_series(tmp_path / "c", noisy(rng))
     code, out, _ = invoke("history", *map(str, flat))
     assert code == 0 and "no regression change point" in out
