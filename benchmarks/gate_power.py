@@ -35,6 +35,7 @@ import time
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -106,7 +107,7 @@ def collect(suite_path: Path, only: list[str], k: int, rounds: int, slowdown: fl
     env = environment_card()
     chosen = specs(suite_path, only, 2 * k + 6 * rounds)
     it = iter(chosen)
-    out: dict[str, list] = {"same": [], "slowed": [], "busy": [], "quiet": [], "probe": []}
+    out: dict[str, Any] = {"same": [], "slowed": [], "busy": [], "quiet": [], "probe": []}
     with tempfile.TemporaryDirectory() as tmp:
         dirs = {name: ResultsDir(Path(tmp) / name) for name in ("n", "s", "b", "q")}
         for d in dirs.values():
