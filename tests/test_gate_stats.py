@@ -159,3 +159,50 @@ def test_exported_stats_equal_pytest_benchmarks_own(n: int) -> None:
             assert math.isclose(ours[name], expected, rel_tol=1e-12), name
         else:
             assert ours[name] == expected, name
+
+
+@pytest.mark.unit
+def test_repeats_share_a_configuration_and_one_status_finding() -> None:
+    assert run(run_id="m__fp32__b4-t32__seed0-r2").config_id == "m__fp32__b4-t32"
+    base = [run(run_id=f"m__fp32__b4-t32__seed0{s}") for s in ("", "-r1", "-r2")]
+    cur = [run(run_id=f"m__fp32__b4-t32__seed0{s}", status="oom", reason="OOM", times=[])
+           for s in ("", "-r1", "-r2")]
+    (finding,) = check_status(pair(base, cur))
+    assert finding.verdict == "regression" and len(finding.runs) == 3
+
+
+def _runs(medians: list[float], probe: float | None, source: str = "") -> list[GateRun]:
+    rng = np.random.default_rng(int(sum(medians)))
+    return [run(run_id=f"m__fp32__b4-t32__seed0-r{i}", times=list(m * rng.lognormal(0, 0.01, 20)),
+                probe_ms=probe, source=source) for i, m in enumerate(medians)]
+
+
+@pytest.mark.unit
+def test_normalize_by_probe_divides_out_a_slower_machine() -> None:
+    from mpbench.gate.evaluate import compare_runs
+
+    base = _runs([10.0, 10.1, 9.9], probe=1.0)
+    cur = _runs([12.0, 12.1, 11.9], probe=1.2)  # the probe, too, ran 20% slower
+    plain = compare_runs(cur, base, Limits())
+    step = next(f for f in plain.findings if f.metric == "step time")
+    assert step.verdict == "regression"
+    assert any("machine drift: the machine itself ran slower" in n and "+20.0%" in n
+               for n in plain.notes)
+    normal = compare_runs(cur, base, Limits(normalize_by_probe=True))
+    step = next(f for f in normal.findings if f.metric == "step time")
+    assert step.verdict != "regression" and step.values["normalized_by_probe"]
+    assert any("--normalize-by-probe" in n for n in normal.notes)
+    assert normal.as_dict()["machine_drift"]["change"] == pytest.approx(0.2)
+    from mpbench.errors import UserError
+
+    with pytest.raises(UserError, match="no drift probe"):
+        compare_runs(cur, _runs([10.0, 10.1], probe=None), Limits(normalize_by_probe=True))
+
+
+@pytest.mark.unit
+def test_several_baseline_sources_spread_enters_the_throughput_rule() -> None:
+    base = _runs([10.0, 10.1, 9.9], 1.0, "a") + _runs([12.0, 12.2, 11.8], 1.0, "b")
+    cur = _runs([11.9, 12.0, 12.1], 1.0, "cur")
+    f = check_throughput(pair(base, cur), Limits())
+    assert f is not None and f.verdict != "regression"
+    assert f.values["baseline_spread"] == pytest.approx(0.2, abs=0.02)

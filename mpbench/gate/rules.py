@@ -67,7 +67,8 @@ def _mib(n: float) -> str:
 
 
 def check_status(pair: ConfigPair) -> list[Finding]:
-    """Per seed: a run that used to succeed and now does not is always a regression."""
+    """Per seed: a run that used to succeed and now does not is always a regression (runs
+    of one seed with the same outcome, its repeats, make one finding)."""
     base: dict[int, GateRun] = {}
     for r in pair.baseline:  # pooled baselines: a seed that ran anywhere counts as running
         if r.seed not in base or r.status == "ok":
@@ -90,6 +91,11 @@ def check_status(pair: ConfigPair) -> list[Finding]:
             verdict, detail = "ok", f"still {cur.status}, as in the baseline"
         else:
             verdict, detail = "inconclusive", f"was {old.status}, now {cur.status}"
+        same = next((f for f in findings if (f.baseline, f.current, f.verdict) == (was, now, verdict)),
+                    None)
+        if same is not None:  # repeats of one seed with the same outcome: one finding
+            same.runs.append(cur.run_id)
+            continue
         findings.append(Finding(pair.config_id, "status", was, now, "-", verdict, detail,
                                 [cur.run_id], {"baseline": old.status, "current": cur.status}))
     return findings
