@@ -73,7 +73,7 @@ def check_status(pair: ConfigPair) -> list[Finding]:
     for r in pair.baseline:  # pooled baselines: a seed that ran anywhere counts as running
         if r.seed not in base or r.status == "ok":
             base[r.seed] = r
-    findings = []
+    findings: list[Finding] = []
     for cur in pair.current:
         old = base.get(cur.seed)
         if old is None or (old.status == "ok" and cur.status == "ok"):
