@@ -69,12 +69,12 @@ def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
 @click.option("--repeats", type=click.IntRange(1, 100), default=None, metavar="N",
               help="Run each configuration N times, interleaved (A B C A B C), each run in a "
                    "fresh process (overrides the suite's repeats:).")
-@click.option("--in-process", is_flag=True,
-              help="With repeats, train every run in this process (faster start; repeats then "
-                   "share one-time allocations and warm caches).")
+@click.option("--isolate/--in-process", "isolate", default=None,
+              help="Each run in a fresh process (default with --repeats above 1: a process's "
+                   "first run pays one-time allocations), or all in this one (faster start).")
 def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], resume: bool,
         quiet: bool, report: bool, trace: bool = False, nproc: int | None = None,
-        repeats: int | None = None, in_process: bool = False) -> None:
+        repeats: int | None = None, isolate: bool | None = None) -> None:
     """Train and measure every run of SUITE (a YAML file); store one record per run.
 
     \b
@@ -90,6 +90,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     suite = load_suite(suite_file, "cuda" if dev.type == "cuda" else "cpu")
     if repeats is not None:
         suite = suite.model_copy(update={"repeats": repeats})
+    fresh = suite.repeats > 1 if isolate is None else isolate
     if trace:
         suite = with_trace(suite)
     if suite.parallel is not None or nproc is not None or "TORCHELASTIC_RUN_ID" in os.environ:
@@ -111,8 +112,8 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         console = Console(width=150)  # logs and CI: no wrapping of the summary table
     env = environment_card()
     where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
-    reps = (f" ({suite.repeats} repeats per configuration"
-            f"{', each in a fresh process' if not in_process else ''})" if suite.repeats > 1 else "")
+    reps = f", {suite.repeats} repeats per configuration" if suite.repeats > 1 else ""
+    reps += ", each in a fresh process" if fresh else ""
     console.print(f"suite {suite.name} (profile {suite.profile}) on {dev} ({where}): "
                   f"{len(specs)} runs{reps} -> {out}", highlight=False)
     records: list[RunRecord] = []
@@ -120,7 +121,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     try:
         with progress.live():
             for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
-                                   suite_file.parent, isolate=suite.repeats > 1 and not in_process):
+                                   suite_file.parent, isolate=fresh):
                 if event.resumed:
                     progress.resumed(event.spec, event.index, event.total)
                 elif event.record is None:
