@@ -1,159 +1,226 @@
-"""How often does `mpbench gate` catch a 10% slowdown, and how often does it cry wolf?
+"""How often does `mpbench gate` cry wolf on a same-code rerun, and what does it catch?
 
-Measured on real step times, not a noise model: the suite's fp32 runs (its device profile's
-steps and seeds, e.g. suites/gpt.yaml on a CPU: 20 steps x 2 seeds) are repeated K times in
-this process. Every ordered pair of repeats (i, j) is one gate comparison of the slowdown
-rule: repeat j against baseline i gives the false-alarm rate (same code, same machine, only
-noise and drift differ); repeat j with every step time scaled by 1 + slowdown gives the
-detection power.
+Measured on real runs, each in a fresh process (the product's `--repeats` path,
+mpbench.train.isolated), interleaved so slow load changes hit every condition alike:
 
-    python benchmarks/gate_power.py [--suite suites/gpt.yaml] [--repeats 8] [--slowdown 0.10]
-        [--pool 1 3] [--threads N] [--save times.json | --load times.json]
-    python benchmarks/gate_power.py --resample RESULTS/runs/RUN.json [--steps 40]
+- same code: K runs of one configuration; every ordered pair of runs is a 1-run-per-side
+  comparison, random disjoint triples are 3-runs-per-side comparisons (false alarm = the
+  gate says `regression`);
+- injected slowdown: K more runs, interleaved with those, with a busy-wait of --slowdown
+  (10%) of each step's own time added after the step. The hook lives only in this file (a
+  worker that patches Stepper.__call__ before training); nothing in mpbench reads it.
+  Detection rate = share of random n-vs-n draws (n = 3, 5) called `regression`;
+- real slowdown: --rounds rounds of 3 runs beside two busy processes (pure-Python spin
+  loops) and 3 quiet runs; each round is one 3-vs-3 gate comparison.
+
+The comparisons share runs, so they are not independent trials: the rates describe this
+machine at this time, with K runs, not a population. Run it on a quiet machine.
+
+    python benchmarks/gate_power.py --quick   # K=6, 1 round: 18 runs, ~3-5 min on a 2-core box
+    python benchmarks/gate_power.py           # K=12, 2 rounds: 36 runs, ~6-10 min
+    python benchmarks/gate_power.py --save runs.json     # keep the step times
+    python benchmarks/gate_power.py --load runs.json     # re-analyse without training
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import itertools
 import json
+import subprocess
+import sys
+import tempfile
+import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
 
-from mpbench.analysis.regression import rejection_rate, slowdown_test_runs
+from mpbench.analysis.regression import slowdown_test_runs
 from mpbench.config.loader import load_suite
-from mpbench.data import make_source
 from mpbench.results.env import environment_card
-from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
+from mpbench.results.schema import RunRecord
+from mpbench.results.store import ResultsDir, read_record
+from mpbench.train.isolated import request, run_in_fresh_process
+from mpbench.train.runner import select
+from mpbench.train.spec import RunSpec, expand
 
-Execution = list[list[float]]
-"""Step times of one execution of the configuration: one list per seed."""
+Runs = list[list[float]]
 
 
-def repeat_times(suite_path: Path, model: str, precision: str, repeats: int,
-                 threads: int | None) -> list[Execution]:
-    """`repeats` executions of one configuration (all its seeds each time)."""
+def worker(delay: float) -> int:
+    """TEST-ONLY: a fresh-process run whose every step is followed by a busy-wait of
+    `delay` times that step's own duration (a real, proportional slowdown of the step)."""
+    from mpbench.train import optim
+    from mpbench.train.isolated import child_main
+
+    original = optim.Stepper.__call__
+
+    def slowed(self: optim.Stepper, x: torch.Tensor, y: torch.Tensor) -> optim.StepResult:
+        t0 = time.perf_counter()
+        out = original(self, x, y)
+        float(out.loss)  # the step is done (CPU: already; CUDA: synchronised here)
+        until = time.perf_counter() + delay * (time.perf_counter() - t0)
+        while time.perf_counter() < until:
+            pass
+        return out
+
+    optim.Stepper.__call__ = slowed  # type: ignore[method-assign]
+    return child_main()
+
+
+def run_slowed(spec: RunSpec, results: ResultsDir, env: dict, delay: float) -> RunRecord:
+    payload = json.dumps(request(spec, results, torch.device("cpu"), env, {}, None))
+    done = subprocess.run([sys.executable, __file__, "--worker", str(delay)], input=payload,
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise SystemExit(f"slowed worker failed: {done.stderr.strip().splitlines()[-1:]}")
+    return read_record(results.record_path(spec.run_id))
+
+
+@contextlib.contextmanager
+def busy(n: int) -> Iterator[None]:
+    procs = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(n)]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def specs(suite_path: Path, only: list[str], count: int) -> list[RunSpec]:
     suite = load_suite(suite_path, "cpu")
-    specs = [s for s in expand(suite) if s.model_label == model and s.precision.name == precision]
-    if not specs:
-        raise SystemExit(f"{suite_path}: no {model} {precision} runs")
-    source = make_source(suite.data, suite_path.parent)
+    chosen = select(expand(suite.model_copy(update={"repeats": count})), tuple(only))
+    configs = {s.run_id.rsplit("__seed", 1)[0] for s in chosen}
+    if len(configs) != 1:
+        raise SystemExit(f"--only must pick one configuration; got {sorted(configs)}")
+    return chosen
+
+
+def collect(suite_path: Path, only: list[str], k: int, rounds: int, slowdown: float) -> dict:
     env = environment_card()
-    if threads or suite.train.threads:
-        torch.set_num_threads(threads or suite.train.threads or 1)
-    executions = []
-    for _ in range(repeats):
-        runs: Execution = []
-        for spec in specs:
-            record = train_run(spec, source, torch.device("cpu"), env)
-            if record.status != "ok":
-                raise SystemExit(f"{spec.run_id}: {record.status}: {record.reason}")
-            runs.append(record.step_times_ms)
-        executions.append(runs)
-    return executions
-
-
-def verdicts(executions: list[Execution], slowdown: float, alpha: float, max_slowdown: float,
-             pool: int = 1) -> tuple[Counter[str], Counter[str]]:
-    """Gate verdicts for every execution as current against every `pool` others pooled as
-    the baseline (`mpbench gate -b ... -b ...`): (same code, current slowed by `slowdown`)."""
-    same: Counter[str] = Counter()
-    slowed: Counter[str] = Counter()
-    for j, cur in enumerate(executions):
-        others = [e for i, e in enumerate(executions) if i != j]
-        for combo in itertools.combinations(others, pool):
-            base = [run for execution in combo for run in execution]
-            same[slowdown_test_runs(base, cur, alpha, max_slowdown, 200).verdict] += 1
-            scaled = [[t * (1 + slowdown) for t in run] for run in cur]
-            slowed[slowdown_test_runs(base, scaled, alpha, max_slowdown, 200).verdict] += 1
-    return same, slowed
-
-
-def jitter_only(executions: list[Execution], slowdown: float, alpha: float, max_slowdown: float,
-                draws: int = 50, seed: int = 0) -> tuple[Counter[str], Counter[str]]:
-    """The same, had the machine not drifted between runs: both sides are resampled from the
-    steps of one execution, so only its step-to-step jitter separates them."""
-    rng = np.random.default_rng(seed)
-    same: Counter[str] = Counter()
-    slowed: Counter[str] = Counter()
-    for execution in executions:
-        for _ in range(draws):
-            base = [list(rng.choice(run, len(run))) for run in execution]
-            cur = [list(rng.choice(run, len(run))) for run in execution]
-            same[slowdown_test_runs(base, cur, alpha, max_slowdown, 200).verdict] += 1
-            scaled = [[t * (1 + slowdown) for t in run] for run in cur]
-            slowed[slowdown_test_runs(base, scaled, alpha, max_slowdown, 200).verdict] += 1
-    return same, slowed
-
-
-def resampled(times: list[float], n: int, slowdown: float, alpha: float, max_slowdown: float,
-              draws: int = 500, seed: int = 0) -> tuple[float, float]:
-    """A quiet machine: both sides drawn (iid) from the steps of one steady run, so only
-    step-to-step jitter separates them. Returns (false-alarm rate, power)."""
-    rng = np.random.default_rng(seed)
-    same = [(rng.choice(times, n), rng.choice(times, n)) for _ in range(draws)]
-    slow = [(rng.choice(times, n), rng.choice(times, n) * (1 + slowdown)) for _ in range(draws)]
-    return rejection_rate(same, alpha, max_slowdown), rejection_rate(slow, alpha, max_slowdown)
+    chosen = specs(suite_path, only, 2 * k + 6 * rounds)
+    it = iter(chosen)
+    out: dict[str, Any] = {"same": [], "slowed": [], "busy": [], "quiet": [], "probe": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        dirs = {name: ResultsDir(Path(tmp) / name) for name in ("n", "s", "b", "q")}
+        for d in dirs.values():
+            d.runs_dir.mkdir(parents=True)
+        for i in range(k):  # interleaved: N S N S ...
+            rec = run_in_fresh_process(next(it), dirs["n"], torch.device("cpu"), env, {}, None)
+            out["same"].append(rec.step_times_ms)
+            out["probe"].append(rec.probe.score_ms if rec.probe else None)
+            out["slowed"].append(run_slowed(next(it), dirs["s"], env, slowdown).step_times_ms)
+            print(f"  pair {i + 1}/{k}: {np.median(out['same'][-1]):.1f} ms, slowed "
+                  f"{np.median(out['slowed'][-1]):.1f} ms", flush=True)
+        for r in range(rounds):
+            quiet, loaded = [], []
+            for _ in range(3):  # Q B Q B Q B
+                quiet.append(run_in_fresh_process(next(it), dirs["q"], torch.device("cpu"),
+                                                  env, {}, None).step_times_ms)
+                with busy(2):
+                    loaded.append(run_in_fresh_process(next(it), dirs["b"], torch.device("cpu"),
+                                                       env, {}, None).step_times_ms)
+            out["quiet"].append(quiet)
+            out["busy"].append(loaded)
+            print(f"  busy round {r + 1}/{rounds}: quiet "
+                  f"{np.median([np.median(t) for t in quiet]):.1f} ms, beside 2 busy processes "
+                  f"{np.median([np.median(t) for t in loaded]):.1f} ms", flush=True)
+    out["machine"] = env["cpu"]["model"]
+    out["threads"] = torch.get_num_threads()
+    return out
 
 
 def shares(counts: Counter[str]) -> str:
     total = sum(counts.values())
-    return ", ".join(f"{v} {counts[v] / total:.0%}" for v in
+    return ", ".join(f"{v} {counts[v]}/{total} ({counts[v] / total:.0%})" for v in
                      ("regression", "inconclusive", "ok", "improved") if counts[v])
 
 
+def draws(n_runs: int, n: int, disjoint_from: int | None, count: int,
+          rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
+    """Random (baseline, current) index sets of size n; disjoint when from one pool."""
+    out = []
+    for _ in range(count):
+        if disjoint_from is None:
+            idx = rng.permutation(n_runs)
+            out.append((list(idx[:n]), list(idx[n:2 * n])))
+        else:
+            out.append((list(rng.choice(n_runs, n, replace=False)),
+                        list(rng.choice(disjoint_from, n, replace=False))))
+    return out
+
+
+def analyse(data: dict, alpha: float, max_slowdown: float, n_draws: int) -> None:
+    rng = np.random.default_rng(0)
+    same: Runs = data["same"]
+    slowed: Runs = data["slowed"]
+
+    def verdict(base: Runs, cur: Runs) -> str:
+        return slowdown_test_runs(base, cur, alpha, max_slowdown, n_resamples=200).verdict
+
+    medians = sorted(float(np.median(t)) for t in same)
+    print(f"same code: {len(same)} runs, run medians {medians[0]:.2f}-{medians[-1]:.2f} ms "
+          f"(spread {medians[-1] / medians[0] - 1:.0%})")
+    one = Counter(verdict([same[i]], [same[j]]) for i, j in itertools.permutations(
+        range(len(same)), 2))
+    print(f"  1 run per side, {sum(one.values())} ordered pairs: {shares(one)}")
+    if len(same) >= 6:
+        three = Counter(verdict([same[i] for i in b], [same[i] for i in c])
+                        for b, c in draws(len(same), 3, None, n_draws, rng))
+        print(f"  3 runs per side, {n_draws} random disjoint draws: {shares(three)}")
+    ratio = np.median([np.median(t) for t in slowed]) / np.median(medians)
+    print(f"injected slowdown: {len(slowed)} runs, measured {ratio - 1:+.1%}")
+    for n in (3, 5):
+        if len(same) >= n and len(slowed) >= n:
+            got = Counter(verdict([same[i] for i in b], [slowed[i] for i in c])
+                          for b, c in draws(len(same), n, len(slowed), n_draws, rng))
+            print(f"  {n} runs per side, {n_draws} draws: detection {got['regression']}/"
+                  f"{n_draws} ({got['regression'] / n_draws:.0%}); {shares(got)}")
+    for r, (quiet, loaded) in enumerate(zip(data["quiet"], data["busy"], strict=True)):
+        test = slowdown_test_runs(quiet, loaded, alpha, max_slowdown)
+        change = test.ratio.value - 1 if test.ratio else float("nan")
+        print(f"beside 2 busy processes, round {r + 1}: 3 vs 3 runs, {change:+.0%}: "
+              f"{test.verdict} ({test.why})")
+    print(f"machine: {data['machine']}, torch threads {data['threads']}")
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--worker":
+        sys.exit(worker(float(sys.argv[2])))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--suite", type=Path, default=Path("suites/gpt.yaml"))
-    ap.add_argument("--models", nargs="+", default=["gpt-tiny", "gpt-mini"])
-    ap.add_argument("--precision", default="fp32")
-    ap.add_argument("--repeats", type=int, default=8)
+    ap.add_argument("--suite", type=Path, default=Path("suites/smoke.yaml"))
+    ap.add_argument("--only", nargs="+", default=["fp32"],
+                    help="names picking ONE configuration of the suite (run --only)")
+    ap.add_argument("--runs", type=int, default=12, help="K: same-code and slowed runs each")
+    ap.add_argument("--rounds", type=int, default=2, help="busy-machine rounds (3+3 runs each)")
+    ap.add_argument("--quick", action="store_true", help="K=6, 1 busy round")
     ap.add_argument("--slowdown", type=float, default=0.10)
     ap.add_argument("--alpha", type=float, default=0.05)
     ap.add_argument("--max-slowdown", type=float, default=0.05)
-    ap.add_argument("--pool", type=int, nargs="+", default=[1],
-                    help="baselines pooled per comparison (repeatable --baseline), e.g. 1 3")
-    ap.add_argument("--threads", type=int, help="torch CPU threads (default: the suite's)")
-    ap.add_argument("--save", type=Path, help="also write the step times here (JSON)")
-    ap.add_argument("--load", type=Path, help="analyse step times saved earlier; no training")
-    ap.add_argument("--resample", type=Path, nargs="+", metavar="RUN.json",
-                    help="only resample the steps of these run records, n = --steps per side")
-    ap.add_argument("--steps", type=int, default=40, help="step times per side for --resample")
+    ap.add_argument("--draws", type=int, default=200)
+    ap.add_argument("--save", type=Path)
+    ap.add_argument("--load", type=Path)
     args = ap.parse_args()
-    for path in args.resample or []:
-        times = json.loads(path.read_text())["step_times_ms"]
-        cv = float(np.std(times) / np.mean(times))
-        fa, power = resampled(times, args.steps, args.slowdown, args.alpha, args.max_slowdown)
-        print(f"{path.name}: {len(times)} steps, spread {cv:.1%} of the mean; {args.steps} per "
-              f"side: false alarms {fa:.1%}, power for +{args.slowdown:.0%}: {power:.1%}")
-    if args.resample:
-        return
-    saved = json.loads(args.load.read_text()) if args.load else {}
-    measured = {}
-    for model in saved or args.models:
-        executions = saved.get(model) or repeat_times(args.suite, model, args.precision,
-                                                      args.repeats, args.threads)
-        measured[model] = executions
-        n = sum(len(run) for run in executions[0])
-        medians = sorted(float(np.median([t for run in e for t in run])) for e in executions)
-        print(f"{model} {args.precision}: {n} step times per execution, {len(executions)} "
-              f"executions, medians {medians[0]:.1f}-{medians[-1]:.1f} ms")
-        for pool in args.pool:
-            same, slowed = verdicts(executions, args.slowdown, args.alpha, args.max_slowdown, pool)
-            print(f"  {pool} baseline(s), {sum(same.values())} comparisons:\n"
-                  f"  same code:   {shares(same)}  (false alarms = regression)\n"
-                  f"  +{args.slowdown:.0%} slower: {shares(slowed)}  (power = regression)")
-        same, slowed = jitter_only(executions, args.slowdown, args.alpha, args.max_slowdown)
-        print(f"  without drift (steps resampled within one execution):\n"
-              f"  same code:   {shares(same)}\n  +{args.slowdown:.0%} slower: {shares(slowed)}")
-    if args.save:
-        args.save.write_text(json.dumps(measured))
-    if not args.load:
-        print(f"torch threads {torch.get_num_threads()}, {environment_card()['cpu']['model']}")
+    if args.quick:
+        args.runs, args.rounds = 6, 1
+    t0 = time.perf_counter()
+    if args.load:
+        data = json.loads(args.load.read_text())
+    else:
+        print(f"{args.suite} {' '.join(args.only)}: {args.runs} same-code + {args.runs} slowed "
+              f"runs, {args.rounds} busy round(s), each run in a fresh process", flush=True)
+        data = collect(args.suite, args.only, args.runs, args.rounds, args.slowdown)
+        if args.save:
+            args.save.write_text(json.dumps(data))
+    analyse(data, args.alpha, args.max_slowdown, args.draws)
+    print(f"took {time.perf_counter() - t0:.0f} s")
 
 
 if __name__ == "__main__":

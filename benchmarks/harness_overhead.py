@@ -3,7 +3,10 @@
 Both loops do the same work per step (forward, backward, clip, AdamW, LR schedule, one
 loss.item()); the difference is mpbench's bookkeeping (timing, divergence checks, hooks,
 progress). Runs alternate (bare, harness, bare, harness, ...) and the overhead is the ratio
-of median step times with a bootstrap interval. Target: under 1%.
+of the median per-run median step times with a run-level interval (hierarchical bootstrap:
+runs, then steps within runs; analysis/runstats.py), so the run, not the step, is the unit:
+the interval is only as narrow as the run-to-run noise allows. Target: under 1%, where the
+machine is quiet enough to resolve 1% (the output says so when it is not).
 
     python benchmarks/harness_overhead.py [--model gpt-mini] [--repeats 5] [--steps 40]
 """
@@ -15,6 +18,7 @@ import time
 
 import torch
 
+from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import median_ratio
 from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.data import TokenSource, make_source
@@ -64,26 +68,32 @@ def main() -> None:
     )
     source = make_source(suite.data)
     env = environment_card()
-    bare: list[float] = []
-    harness: list[float] = []
+    bare_runs: list[list[float]] = []
+    harness_runs: list[list[float]] = []
     bare_tps: list[float] = []
     harness_tps: list[float] = []
     for r in range(args.repeats):
         times, tps = bare_loop(suite, source, seed=r)
-        bare += times
+        bare_runs.append(times)
         bare_tps.append(tps)
         (spec,) = expand(suite)
         record = train_run(spec, source, torch.device("cpu"), env)
-        harness += record.step_times_ms
+        harness_runs.append(record.step_times_ms)
         harness_tps.append(record.tokens_per_s or 0.0)
-    ratio = median_ratio(bare, harness)
-    throughput = median_ratio(harness_tps, bare_tps)  # bare tokens/s over harness tokens/s
+    bare = [t for r in bare_runs for t in r]
+    harness = [t for r in harness_runs for t in r]
+    ratio = step_time_ratio(bare_runs, harness_runs)  # harness over bare, run-level
+    throughput = median_ratio(harness_tps, bare_tps)  # one tokens/s per run: already run-level
     assert ratio is not None and throughput is not None
-    print(f"model {args.model}, {args.repeats} x {args.steps} steps each, CPU {env['cpu']['model']}")
+    print(f"model {args.model}, {args.repeats} x {args.steps} steps each, CPU {env['cpu']['model']}, "
+          f"{env['cpu'].get('logical_cores')} logical cores, torch threads {torch.get_num_threads()}")
     print(f"bare loop median step    {sorted(bare)[len(bare) // 2]:.3f} ms")
     print(f"mpbench loop median step {sorted(harness)[len(harness) // 2]:.3f} ms")
     print(f"step-time overhead {100 * (ratio.value - 1):+.2f}% "
-          f"(95% CI {100 * (ratio.low - 1):+.2f}% .. {100 * (ratio.high - 1):+.2f}%), target < 1%")
+          f"(run-level 95% CI {100 * (ratio.low - 1):+.2f}% .. {100 * (ratio.high - 1):+.2f}%, "
+          f"{ratio.basis}), target < 1%")
+    if ratio.has_interval and ratio.high - ratio.low > 0.02:
+        print("  the interval is wider than 2%: this machine cannot resolve the 1% target now")
     print(f"window tokens/s: bare {sorted(bare_tps)[len(bare_tps) // 2]:,.0f}, "
           f"mpbench {sorted(harness_tps)[len(harness_tps) // 2]:,.0f}; throughput overhead "
           f"{100 * (throughput.value - 1):+.2f}% (95% CI {100 * (throughput.low - 1):+.2f}% .. "

@@ -5,7 +5,9 @@ on the same model and data; "on" attaches tensor_cores, memory and mfu (and nvml
 tensor_cores and memory do their work after the window (the torch.profiler window and the
 counted step are extra steps); mfu and nvml hook every measured step (nvml also runs its
 sampler thread through the window). The overhead is the ratio of median window tokens/s and
-of median step times, each with a bootstrap 95% interval.
+of median step times: tokens/s is one value per run, and step times are compared run-level
+(hierarchical bootstrap over runs, then steps; analysis/runstats.py), so each interval rests
+on the run-to-run noise, not on steps of one process treated as independent.
 
     python benchmarks/profiler_overhead.py [--model gpt-mini] [--repeats 6] [--steps 40] [--threads 1]
 """
@@ -17,6 +19,7 @@ import statistics
 
 import torch
 
+from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import median_ratio
 from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.data import make_source
@@ -54,7 +57,7 @@ def main() -> None:
     source = make_source(off.data)
     env = environment_card()
     tps: dict[str, list[float]] = {"off": [], "on": []}
-    steps: dict[str, list[float]] = {"off": [], "on": []}
+    steps: dict[str, list[list[float]]] = {"off": [], "on": []}
     hooks: list[float] = []
     for r in range(args.repeats):
         arms = (("off", off), ("on", on))
@@ -63,25 +66,28 @@ def main() -> None:
             record = train_run(spec, source, device, env)
             assert record.status == "ok", record.reason
             tps[label].append(record.tokens_per_s or 0.0)
-            steps[label] += record.step_times_ms
+            steps[label].append(record.step_times_ms)
             if label == "on":
                 hooks.append(record.hook_time_s)
                 overhead = record.profiles.get("nvml", {}).get("overhead_fraction")
                 if overhead is not None:
                     print(f"  nvml sampler CPU time: {100 * overhead:.3f}% of the window")
     throughput = median_ratio(tps["on"], tps["off"])  # off tokens/s over on tokens/s
-    step_ratio = median_ratio(steps["off"], steps["on"])  # on step time over off step time
+    step_ratio = step_time_ratio(steps["off"], steps["on"])  # on over off, run-level
     assert throughput is not None and step_ratio is not None
     where = env["gpu"]["name"] if device.type == "cuda" and env["gpu"] else env["cpu"]["model"]
-    print(f"{args.model} {args.precision} on {device} ({where}), {args.repeats} x "
+    print(f"{args.model} {args.precision} on {device} ({where}, torch threads "
+          f"{torch.get_num_threads()}), {args.repeats} x "
           f"{args.steps} steps per arm; profilers on: {', '.join(profilers)}")
     print(f"window tokens/s: off {statistics.median(tps['off']):,.0f}, "
           f"on {statistics.median(tps['on']):,.0f}; throughput cost "
           f"{100 * (throughput.value - 1):+.2f}% (95% CI {100 * (throughput.low - 1):+.2f}% .. "
           f"{100 * (throughput.high - 1):+.2f}%), target within 1%")
-    print(f"median step: off {statistics.median(steps['off']):.3f} ms, on "
-          f"{statistics.median(steps['on']):.3f} ms; step-time cost {100 * (step_ratio.value - 1):+.2f}% "
-          f"(95% CI {100 * (step_ratio.low - 1):+.2f}% .. {100 * (step_ratio.high - 1):+.2f}%)")
+    med = {k: statistics.median(statistics.median(r) for r in v) for k, v in steps.items()}
+    print(f"median run median step: off {med['off']:.3f} ms, on {med['on']:.3f} ms; step-time "
+          f"cost {100 * (step_ratio.value - 1):+.2f}% (run-level 95% CI "
+          f"{100 * (step_ratio.low - 1):+.2f}% .. {100 * (step_ratio.high - 1):+.2f}%, "
+          f"{step_ratio.basis})")
     print(f"hook time taken out of the window: median {1e3 * statistics.median(hooks):.2f} ms per run")
 
 

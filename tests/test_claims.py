@@ -70,8 +70,9 @@ def test_judge_at_most_and_within() -> None:
 
 # -- speed ----------------------------------------------------------------------------------
 def test_speedup_amp_fails_here_on_a_cpu_with_the_measured_ratio() -> None:
-    v = verdicts(runs("fp32", step_ms=100) + runs("bf16", step_ms=98) +
-                 runs("fp16", step_ms=900, noise=5))["speedup-amp"]
+    seeds = (0, 1, 2)  # a run-level interval needs 2+ runs per side
+    v = verdicts(runs("fp32", seeds, step_ms=100) + runs("bf16", seeds, step_ms=98) +
+                 runs("fp16", seeds, step_ms=900, noise=5))["speedup-amp"]
     assert v.verdict == "fails"
     assert v.value == pytest.approx(100 / 98, rel=0.03)  # the faster 16-bit recipe counts
     assert v.high is not None and v.high < 2.0
@@ -87,13 +88,22 @@ def test_speedup_amp_holds_on_a_gpu_paired_over_three_seeds() -> None:
                  runs("fp16", seeds, step_ms=42, env=H100))["speedup-amp"]
     assert v.verdict == "holds"
     assert v.value == pytest.approx(2.5, rel=0.03)
-    assert v.paired and v.n == 3
+    assert not v.paired and v.n == 3  # one run-level estimator: runs resampled, not paired
     assert v.low is not None and v.low >= 2.0
+    assert "hierarchical bootstrap over 3 vs 3 runs" in v.rows[0].note
+
+
+def test_one_run_per_side_gives_no_interval_only_the_point() -> None:
+    v = verdicts(runs("fp32", step_ms=100, env=H100) + runs("bf16", step_ms=40, env=H100))
+    amp = v["speedup-amp"]
+    assert amp.low is None and amp.high is None and amp.value == pytest.approx(2.5, rel=0.03)
+    assert "no run-level interval" in amp.rows[0].note
 
 
 def test_speedup_amp_inconclusive_when_the_interval_straddles_two() -> None:
-    v = verdicts(runs("fp32", step_ms=100, noise=30, steps=6, env=H100) +
-                 runs("bf16", step_ms=50, noise=15, steps=6, env=H100))["speedup-amp"]
+    seeds = (0, 1, 2)
+    v = verdicts(runs("fp32", seeds, step_ms=100, noise=30, steps=6, env=H100) +
+                 runs("bf16", seeds, step_ms=50, noise=15, steps=6, env=H100))["speedup-amp"]
     assert v.low is not None and v.high is not None and v.low < 2.0 < v.high
     assert v.verdict == "inconclusive"
 
@@ -130,7 +140,8 @@ def test_fp8_is_not_applicable_on_a_cpu_and_emulation_never_counts() -> None:
 
 
 def test_fp8_2x_on_a_gpu_from_training_and_gemm() -> None:
-    recs = runs("bf16", step_ms=40, env=H100) + runs("fp8-te", step_ms=20.5, env=H100)
+    seeds = (0, 1, 2)
+    recs = runs("bf16", seeds, step_ms=40, env=H100) + runs("fp8-te", seeds, step_ms=20.5, env=H100)
     bench = [bench_record("gemm", [gemm_row("bf16", 8192, 700.0), gemm_row("fp8", 8192, 1500.0)],
                           H100)]
     v = verdicts(recs, bench)["fp8-2x"]

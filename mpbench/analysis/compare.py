@@ -6,7 +6,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
-from mpbench.analysis.stats import Ratio, median_ratio
+from mpbench.analysis.runstats import RunRatio, speedup_ratio
 from mpbench.results.schema import RunRecord
 
 
@@ -49,6 +49,11 @@ class Group:
     @property
     def step_times_ms(self) -> list[float]:
         return [t for r in self.ok for t in r.step_times_ms]
+
+    @property
+    def run_step_times_ms(self) -> list[list[float]]:
+        """Step times per run: the unit of replication for every speedup."""
+        return [list(r.step_times_ms) for r in self.ok if r.step_times_ms]
 
     def median_of(self, attr: str) -> float | None:
         values = [getattr(r, attr) for r in self.ok if getattr(r, attr) is not None]
@@ -102,11 +107,12 @@ def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> G
     return None
 
 
-def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> Ratio | None:
-    """Throughput ratio group/base = median(base step time) / median(group step time)."""
-    if base is None or not group.step_times_ms or not base.step_times_ms:
+def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> RunRatio | None:
+    """Throughput of group over base from run-level step times (analysis/runstats.py):
+    no interval with fewer than 2 runs per side."""
+    if base is None:
         return None
-    return median_ratio(group.step_times_ms, base.step_times_ms, confidence)
+    return speedup_ratio(base.run_step_times_ms, group.run_step_times_ms, confidence)
 
 
 def by_model(groups: list[Group]) -> dict[str, list[Group]]:

@@ -74,8 +74,9 @@ def gate_table(report: GateReport) -> Table:
 @click.argument("current", type=click.Path(path_type=Path))
 @click.option("--baseline", "-b", "baselines", required=True, multiple=True,
               type=click.Path(path_type=Path),
-              help="Results directory or `mpbench export` file to compare against; repeat it "
-                   "to pool several earlier runs (their spread counts as noise).")
+              help="Results directory, directory of results directories, or `mpbench export` "
+                   "file to compare against; repeat it to pool several (their spread counts as "
+                   "noise).")
 @click.option("--max-slowdown", type=Fraction(), default="5%", show_default=True,
               help="Allowed step-time increase (5% or 0.05); a slowdown must also be significant.")
 @click.option("--max-memory-growth", type=Fraction(), default="3%", show_default=True,
@@ -88,18 +89,23 @@ def gate_table(report: GateReport) -> Table:
               help="Also fail on inconclusive checks and on baseline runs missing from CURRENT.")
 @click.option("--allow-mismatch", is_flag=True,
               help="Compare even when the device or device profile differs.")
+@click.option("--normalize-by-probe", is_flag=True,
+              help="Divide each run's step times by its machine-drift probe time (the machine's "
+                   "own speed change between the runs is divided out).")
 @click.option("--summary-md", type=click.Path(path_type=Path), help="Write a Markdown summary.")
 @click.option("--json", "json_path", type=click.Path(path_type=Path),
               help="Write every finding as JSON.")
 def gate(current: Path, baselines: tuple[Path, ...], max_slowdown: float, max_memory_growth: float,
          loss_tolerance: tuple[float, bool], alpha: float, strict: bool, allow_mismatch: bool,
-         summary_md: Path | None, json_path: Path | None) -> None:
+         normalize_by_probe: bool, summary_md: Path | None, json_path: Path | None) -> None:
     """Compare CURRENT results with a baseline; exit 1 on a regression, 2 on bad input.
 
     Runs are matched by model, precision, batch size, sequence length, device and profile
-    (seeds pooled). A step-time regression needs a significant Mann-Whitney test AND a
-    median slowdown beyond --max-slowdown; too little data is 'inconclusive' (fails only
-    with --strict). Memory growth, worse eval loss and runs that used to succeed and now
+    (seeds and repeats pooled). Each run (process) is one sample: a step-time regression
+    needs a significant run-level test (Welch t on log per-run medians) AND a median
+    slowdown beyond --max-slowdown, and with several baselines a slowdown beyond their
+    spread. Fewer than 2 runs per side is 'inconclusive' with the repeats needed (fails
+    only with --strict): record baselines with `mpbench run --repeats 3`. Memory growth, worse eval loss and runs that used to succeed and now
     fail (oom, diverged, failed, skipped for a new reason) are regressions too.
     The Markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set.
 
@@ -108,10 +114,11 @@ def gate(current: Path, baselines: tuple[Path, ...], max_slowdown: float, max_me
       mpbench gate reports/today --baseline baselines/gpt-cpu
       mpbench gate reports/today -b baseline.json --max-slowdown 10% --summary-md gate.md
       mpbench gate reports/today -b main-1.json -b main-2.json -b main-3.json
+      mpbench gate reports/today -b nightly/ --normalize-by-probe   # nightly/*/ pooled
     """
     limits = Limits(max_slowdown=max_slowdown, max_memory_growth=max_memory_growth,
                     loss_tolerance=loss_tolerance[0], loss_relative=loss_tolerance[1],
-                    alpha=alpha)
+                    alpha=alpha, normalize_by_probe=normalize_by_probe)
     report = run_gate(current, list(baselines), limits, allow_mismatch, strict)
     console = Console()
     if not console.is_terminal:

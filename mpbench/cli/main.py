@@ -35,9 +35,9 @@ def cli() -> None:
 
 
 def _register() -> None:
-    from mpbench.cli import bench, comm, export, gate, info, report, run, show
+    from mpbench.cli import bench, comm, export, gate, history, info, report, run, show
 
-    for module in (run, info, show, report, bench, gate, export, comm):
+    for module in (run, info, show, report, bench, gate, history, export, comm):
         for command in module.COMMANDS:
             cli.add_command(command)
 

@@ -50,6 +50,8 @@ class RunProgress:
 
     def start(self, spec: RunSpec, index: int, total: int) -> None:
         label = f"[{index + 1}/{total}] {spec.model_label} {spec.precision.name} seed {spec.seed}"
+        if spec.repeat:
+            label += f" repeat {spec.repeat}"
         if spec.parallel is not None:  # the strategy x comm-dtype matrix of a parallel suite
             label += f" {spec.parallel.tag}"
         if spec.suite.matrix:  # which combination of the suite's matrix

@@ -17,7 +17,10 @@ from mpbench.report import FORMATS, write_report
                    "first results directory).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True,
               help="html: the full self-contained page; md: the verdict table for CI logs.")
-def report(results: tuple[Path, ...], out: Path | None, fmt: str) -> None:
+@click.option("--history", is_flag=True,
+              help="RESULTS are a series (say nightly runs): plot each configuration's trend "
+                   "and change points (see `mpbench history`) instead of comparing them.")
+def report(results: tuple[Path, ...], out: Path | None, fmt: str, history: bool = False) -> None:
     """Write a report comparing one or more results directories side by side.
 
     \b
@@ -25,7 +28,18 @@ def report(results: tuple[Path, ...], out: Path | None, fmt: str) -> None:
       mpbench report reports/gpt-20261123-1200 -o report.html
       mpbench report before/ after/ -o upgrade.html      # two result sets side by side
       mpbench report reports/gpt-20261123-1200 --format md -o - >> "$GITHUB_STEP_SUMMARY"
+      mpbench report --history reports/nightly/ -o history.html
     """
+    if history:
+        from mpbench.report.history import write_history_report
+
+        if fmt != "html":
+            raise UserError("--history: the history page is HTML only; drop --format md (the "
+                            "terminal table is `mpbench history`)")
+        first = results[0] if results[0].is_dir() else results[0].parent
+        path = write_history_report(list(results), out or first / "history.html")
+        click.echo(f"history report: {path.resolve()}")
+        return
     for r in results:
         if not r.exists():
             raise UserError(f"results not found: {r}; give a directory written by `mpbench run`")

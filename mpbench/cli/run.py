@@ -67,9 +67,16 @@ def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
                    "(adds the tensor_cores profiler); traces go to <out>/traces/.")
 @click.option("--nproc", type=click.IntRange(min=1), default=None, metavar="N",
               help="Data-parallel: start N processes with torchrun (needs a parallel: section).")
+@click.option("--repeats", type=click.IntRange(1, 100), default=None, metavar="N",
+              help="Run each configuration N times, interleaved (A B C A B C), each run in a "
+                   "fresh process (overrides the suite's repeats:).")
+@click.option("--isolate/--in-process", "isolate", default=None,
+              help="Each run in a fresh process (default with --repeats above 1: a process's "
+                   "first run pays one-time allocations), or all in this one (faster start).")
 @tracking_options
 def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], resume: bool,
         quiet: bool, report: bool, trace: bool = False, nproc: int | None = None,
+        repeats: int | None = None, isolate: bool | None = None,
         mlflow_uri: str | None = None, mlflow_experiment: str | None = None,
         tensorboard: Path | None = None) -> None:
     """Train and measure every run of SUITE (a YAML file); store one record per run.
@@ -82,9 +89,13 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
       mpbench run suites/smoke.yaml --trace      # open <out>/traces/*.json in Perfetto
       mpbench run suites/parallel.yaml --nproc 2   # or: torchrun --nproc-per-node 2 -m mpbench run ...
       mpbench run suites/smoke.yaml --mlflow sqlite:///mlflow.db --tensorboard tb
+      mpbench run suites/smoke.yaml --repeats 3    # 3 fresh processes per configuration
     """
     dev = resolve_device(device)
     suite = load_suite(suite_file, "cuda" if dev.type == "cuda" else "cpu")
+    if repeats is not None:
+        suite = suite.model_copy(update={"repeats": repeats})
+    fresh = suite.repeats > 1 if isolate is None else isolate
     if trace:
         suite = with_trace(suite)
     if suite.parallel is not None or nproc is not None or "TORCHELASTIC_RUN_ID" in os.environ:
@@ -110,14 +121,16 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         console = Console(width=150)  # logs and CI: no wrapping of the summary table
     env = environment_card()
     where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
+    reps = f", {suite.repeats} repeats per configuration" if suite.repeats > 1 else ""
+    reps += ", each in a fresh process" if fresh else ""
     console.print(f"suite {suite.name} (profile {suite.profile}) on {dev} ({where}): "
-                  f"{len(specs)} runs -> {out}", highlight=False)
+                  f"{len(specs)} runs{reps} -> {out}", highlight=False)
     records: list[RunRecord] = []
     progress = RunProgress(console, plain)
     try:
         with progress.live():
             for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
-                                   suite_file.parent):
+                                   suite_file.parent, isolate=fresh):
                 if event.resumed:
                     progress.resumed(event.spec, event.index, event.total)
                 elif event.record is None:

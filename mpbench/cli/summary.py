@@ -21,7 +21,8 @@ def human_bytes(n: float | None) -> str:
 
 
 def summary_table(records: list[RunRecord]) -> Table:
-    table = Table(title="mpbench summary (medians over repeats; speedup = tokens/s over fp32, 95% CI)")
+    table = Table(title="mpbench summary (medians over runs; speedup = tokens/s over fp32, "
+                        "run-level 95% CI)")
     for col in ("model", "precision", "batch x seq", "tokens/s", "speedup vs fp32", "peak mem", "train loss",
                 "eval loss", "status"):
         table.add_column(col, justify="right" if col not in ("model", "precision", "batch x seq", "status") else "left")
@@ -35,8 +36,9 @@ def summary_table(records: list[RunRecord]) -> Table:
             sp = "-"
         elif g.precision == "fp32":
             sp = "1.00x (baseline)"
-        elif ratio.low != ratio.low:  # NaN: too few steps for an interval
-            sp = f"{ratio.value:.2f}x"
+        elif not ratio.has_interval:  # fewer than 2 runs a side: no run-level interval
+            sp = f"{ratio.value:.2f}x (1 run: no CI)" if min(ratio.n_base, ratio.n_new) < 2 \
+                else f"{ratio.value:.2f}x"
         else:
             sp = f"{ratio.value:.2f}x [{ratio.low:.2f}, {ratio.high:.2f}]"
         if ratio is not None and g.numerics_only:

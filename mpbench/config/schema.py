@@ -179,6 +179,9 @@ class Suite(Strict):
     train: TrainConfig = Field(default_factory=TrainConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     seeds: list[int] = Field(default_factory=lambda: [0], min_length=1)
+    repeats: int = Field(1, ge=1, le=100, description=(
+        "runs of each configuration and seed, interleaved (A B C A B C), each in a fresh "
+        "process when above 1"))
     profilers: list[PrecisionSpec] = Field(
         default_factory=list, description="profilers to attach by name, with options"
     )

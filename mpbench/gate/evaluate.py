@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
+from statistics import median
 from typing import Any
 
+from mpbench.errors import UserError
 from mpbench.gate.matching import changed_settings, check_platforms, match_runs
 from mpbench.gate.rules import Finding, Limits, check_pair
-from mpbench.gate.runs import GateRun, load_runs
+from mpbench.gate.runs import GateRun, load_runs, result_sets
 
 EXIT_PASS, EXIT_REGRESSION = 0, 1
 
@@ -23,6 +25,8 @@ class GateReport:
     only_current: list[str] = field(default_factory=list)
     only_baseline: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    drift: dict[str, Any] | None = None
+    """The machine-drift probe, current over baseline (None when a side has no probe)."""
 
     def with_verdict(self, verdict: str) -> list[Finding]:
         return [f for f in self.findings if f.verdict == verdict]
@@ -54,8 +58,46 @@ class GateReport:
             "limits": vars(self.limits), "exit_code": self.exit_code, "headline": self.headline(),
             "findings": [f.as_dict() for f in self.findings],
             "only_current": self.only_current, "only_baseline": self.only_baseline,
-            "notes": self.notes,
+            "notes": self.notes, "machine_drift": self.drift,
         }
+
+
+DRIFT_NOTE = 0.03
+"""A probe change beyond this is reported as the machine getting slower or faster."""
+
+
+def machine_drift(current: list[GateRun], baseline: list[GateRun]) -> dict[str, Any] | None:
+    cur = [r.probe_ms for r in current if r.probe_ms]
+    base = [r.probe_ms for r in baseline if r.probe_ms]
+    if not cur or not base:
+        return None
+    b, c = float(median(base)), float(median(cur))
+    return {"baseline_probe_ms": b, "current_probe_ms": c, "change": c / b - 1.0,
+            "runs_with_probe": {"baseline": len(base), "current": len(cur)}}
+
+
+def drift_note(drift: dict[str, Any] | None, normalize: bool) -> str | None:
+    if drift is None:
+        return ("machine drift unknown: a side has no drift probe (records from before "
+                "mpbench timed one)")
+    change = drift["change"]
+    how = (f"drift probe {drift['baseline_probe_ms']:.3f} -> {drift['current_probe_ms']:.3f} ms "
+           f"({change:+.1%})")
+    if normalize:
+        return f"step times divided by each run's drift probe (--normalize-by-probe); {how}"
+    if abs(change) > DRIFT_NOTE:
+        side = "slower" if change > 0 else "faster"
+        return (f"machine drift: the machine itself ran {side} in current than in the baseline "
+                f"({how}); consider --normalize-by-probe")
+    return f"no machine drift beyond {DRIFT_NOTE:.0%} ({how})"
+
+
+def check_probes(runs: list[GateRun], side: str) -> None:
+    missing = [r.run_id for r in runs if r.status == "ok" and not r.probe_ms]
+    if missing:
+        raise UserError(f"--normalize-by-probe: {len(missing)} {side} run(s) have no drift probe "
+                        f"(e.g. {missing[0]}, recorded before mpbench timed one); rerun them "
+                        "with this mpbench or drop --normalize-by-probe")
 
 
 def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits,
@@ -67,6 +109,13 @@ def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits
     software = changed_settings(baseline, current, "software")
     if software:
         notes.append("software changed: " + "; ".join(software))
+    if limits.normalize_by_probe:
+        check_probes(current, "current")
+        check_probes(baseline, "baseline")
+    drift = machine_drift(current, baseline)
+    note = drift_note(drift, limits.normalize_by_probe)
+    if note:
+        notes.append(note)
     findings: list[Finding] = []
     for pair in matching.pairs:
         findings.extend(check_pair(pair, limits))
@@ -77,20 +126,21 @@ def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits
         seeds_c = {r.seed for r in pair.current}
         if seeds_b != seeds_c:
             notes.append(f"{pair.config_id}: seeds differ (baseline {sorted(seeds_b)}, "
-                         f"current {sorted(seeds_c)}); step times are pooled over seeds")
+                         f"current {sorted(seeds_c)}); each run counts as one sample")
     return GateReport(labels[0], labels[1], limits, strict, findings,
-                      matching.only_current, matching.only_baseline, notes)
+                      matching.only_current, matching.only_baseline, notes, drift)
 
 
 def run_gate(current: Path, baselines: list[Path], limits: Limits, allow_mismatch: bool = False,
              strict: bool = False) -> GateReport:
     """Load both sides (raising UserError on bad input) and apply every rule.
 
-    Several baselines (say, the last few runs of the main branch) are pooled: their runs
-    count as repeats, so the spread between them becomes the noise the current run must
-    exceed (see slowdown_test_runs).
+    Several baselines (repeated --baseline, or a directory of results directories, say the
+    last few nightly runs of main) are pooled: their runs count as repeats, and the spread
+    between the baselines is noise the change must beat (see slowdown_test_runs).
     """
     cur = load_runs(current, "CURRENT")
-    base = [r for path in baselines for r in load_runs(path, "--baseline")]
+    base = [r for path in baselines for inner in result_sets(path)
+            for r in load_runs(inner, "--baseline")]
     label = ", ".join(str(p) for p in baselines)
     return compare_runs(cur, base, limits, allow_mismatch, strict, (str(current), label))

@@ -32,6 +32,8 @@ class Limits:
     loss_relative: bool = False
     alpha: float = 0.05
     """Significance level of the throughput test (the false-alarm rate it allows)."""
+    normalize_by_probe: bool = False
+    """Divide each run's step times by its machine-drift probe time (--normalize-by-probe)."""
 
 
 @dataclass
@@ -65,12 +67,13 @@ def _mib(n: float) -> str:
 
 
 def check_status(pair: ConfigPair) -> list[Finding]:
-    """Per seed: a run that used to succeed and now does not is always a regression."""
+    """Per seed: a run that used to succeed and now does not is always a regression (runs
+    of one seed with the same outcome, its repeats, make one finding)."""
     base: dict[int, GateRun] = {}
     for r in pair.baseline:  # pooled baselines: a seed that ran anywhere counts as running
         if r.seed not in base or r.status == "ok":
             base[r.seed] = r
-    findings = []
+    findings: list[Finding] = []
     for cur in pair.current:
         old = base.get(cur.seed)
         if old is None or (old.status == "ok" and cur.status == "ok"):
@@ -88,36 +91,68 @@ def check_status(pair: ConfigPair) -> list[Finding]:
             verdict, detail = "ok", f"still {cur.status}, as in the baseline"
         else:
             verdict, detail = "inconclusive", f"was {old.status}, now {cur.status}"
+        same = next((f for f in findings if (f.baseline, f.current, f.verdict) == (was, now, verdict)),
+                    None)
+        if same is not None:  # repeats of one seed with the same outcome: one finding
+            same.runs.append(cur.run_id)
+            continue
         findings.append(Finding(pair.config_id, "status", was, now, "-", verdict, detail,
                                 [cur.run_id], {"baseline": old.status, "current": cur.status}))
     return findings
 
 
+def _step_times(runs: list[GateRun], limits: Limits, ref: float | None) -> list[list[float]]:
+    """Per-run step times, divided by the run's probe (scaled back to ms) when normalizing."""
+    if not limits.normalize_by_probe or ref is None:
+        return [list(r.step_times_ms) for r in runs]
+    return [[t * ref / r.probe_ms for t in r.step_times_ms] for r in runs if r.probe_ms]
+
+
+def _by_source(runs: list[GateRun], times: list[list[float]]) -> list[list[list[float]]]:
+    groups: dict[str, list[list[float]]] = {}
+    for r, t in zip(runs, times, strict=True):
+        groups.setdefault(r.source, []).append(t)
+    return list(groups.values())
+
+
 def check_throughput(pair: ConfigPair, limits: Limits) -> Finding | None:
+    """Run-level: each run (process) is one sample; see analysis/regression.py."""
     base_ok, cur_ok = _ok(pair.baseline), _ok(pair.current)
     if not base_ok or not cur_ok:
         return None  # the status rule speaks for runs that did not finish
-    base = [t for r in base_ok for t in r.step_times_ms]
-    cur = [t for r in cur_ok for t in r.step_times_ms]
-    test = slowdown_test_runs([r.step_times_ms for r in base_ok],
-                              [r.step_times_ms for r in cur_ok], limits.alpha, limits.max_slowdown)
+    probes = [r.probe_ms for r in base_ok + cur_ok if r.probe_ms]
+    ref = float(median(probes)) if probes else None
+    base_runs, cur_runs = _step_times(base_ok, limits, ref), _step_times(cur_ok, limits, ref)
+    groups = _by_source(base_ok, base_runs)
+    test = slowdown_test_runs(base_runs, cur_runs, limits.alpha, limits.max_slowdown,
+                              baseline_groups=groups if len(groups) > 1 else None)
     r = test.ratio
     if r is None:
         change = "-"
-    elif math.isfinite(r.low):
+    elif r.has_interval:
         change = f"{_pct(r.value - 1)} [{_pct(r.low - 1)}, {_pct(r.high - 1)}]"
     else:
-        change = _pct(r.value - 1)
+        change = f"{_pct(r.value - 1)} (no run-level CI)"
+    base_med = _run_median(base_runs)
+    cur_med = _run_median(cur_runs)
+    n_steps = (sum(len(t) for t in base_runs), sum(len(t) for t in cur_runs))
     return Finding(
         pair.config_id, "step time",
-        f"{median(base):.2f} ms (n={len(base)})" if base else "-",
-        f"{median(cur):.2f} ms (n={len(cur)})" if cur else "-",
+        f"{base_med:.2f} ms ({len(base_runs)} runs, n={n_steps[0]})" if base_med else "-",
+        f"{cur_med:.2f} ms ({len(cur_runs)} runs, n={n_steps[1]})" if cur_med else "-",
         change, test.verdict, test.why, [x.run_id for x in cur_ok],
         {"ratio": r.as_dict() if r else None, "p_slower": test.p_slower,
-         "p_faster": test.p_faster, "min_p": test.min_p,
-         "baseline_median_ms": median(base) if base else None,
-         "current_median_ms": median(cur) if cur else None},
+         "p_faster": test.p_faster, "test": "Welch t on log per-run median step times",
+         "repeats_needed": test.repeats_needed, "baseline_spread": test.baseline_spread,
+         "normalized_by_probe": limits.normalize_by_probe,
+         "baseline_median_ms": base_med, "current_median_ms": cur_med},
     )
+
+
+def _run_median(runs: list[list[float]]) -> float | None:
+    """Median of the runs' median step times (the statistic the gate compares)."""
+    medians = [float(np.median(t)) for t in runs if t]
+    return float(median(medians)) if medians else None
 
 
 def _median_of(runs: list[GateRun], attr: str) -> float | None:

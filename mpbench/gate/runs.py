@@ -10,9 +10,9 @@ from typing import Any
 
 from mpbench.errors import UserError
 from mpbench.interop.pytest_benchmark import exported_runs, is_pytest_benchmark, run_summary
-from mpbench.results.store import load_records, parse_record
+from mpbench.results.store import MANIFEST, load_records, parse_record
 
-_SEED_SUFFIX = re.compile(r"__seed-?\d+$")
+_SEED_SUFFIX = re.compile(r"__seed-?\d+(-r\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -33,19 +33,25 @@ class GateRun:
     peak_bytes: int | None
     memory_kind: str | None
     eval_loss: float | None
+    repeat: int = 0
+    probe_ms: float | None = None
+    """The machine-drift probe's score around this run (None in older records)."""
+    source: str = ""
+    """The results path this run was read from (several --baseline are told apart by it)."""
     train: dict[str, Any] = field(default_factory=dict, compare=False)
     software: dict[str, Any] = field(default_factory=dict, compare=False)
 
     @property
     def config_id(self) -> str:
-        """The run id without its seed: model, precision (+options), batch, seq len, variants."""
+        """The run id without seed and repeat: model, precision (+options), batch, seq len,
+        variants."""
         stripped = _SEED_SUFFIX.sub("", self.run_id)
         if stripped != self.run_id:
             return stripped
         return f"{self.model}__{self.precision}__b{self.batch_size}-t{self.seq_len}"
 
 
-def from_summary(s: dict[str, Any]) -> GateRun:
+def from_summary(s: dict[str, Any], source: str = "") -> GateRun:
     return GateRun(
         run_id=str(s["run_id"]), model=str(s["model"]), precision=str(s["precision"]),
         batch_size=int(s["batch_size"]), seq_len=int(s["seq_len"]), seed=int(s["seed"]),
@@ -53,7 +59,8 @@ def from_summary(s: dict[str, Any]) -> GateRun:
         device_name=str(s["device_name"]), status=str(s["status"]), reason=s.get("reason"),
         step_times_ms=tuple(float(t) for t in s.get("step_times_ms", [])),
         peak_bytes=s.get("peak_bytes"), memory_kind=s.get("memory_kind"),
-        eval_loss=s.get("eval_loss"), train=dict(s.get("train") or {}),
+        eval_loss=s.get("eval_loss"), repeat=int(s.get("repeat") or 0),
+        probe_ms=s.get("probe_ms"), source=source, train=dict(s.get("train") or {}),
         software={**(s.get("software") or {}), "gpu driver": s.get("gpu_driver")},
     )
 
@@ -78,6 +85,15 @@ def _summaries(path: Path) -> list[dict[str, Any]]:
     return [{**run_summary(record), "step_times_ms": record.step_times_ms}]
 
 
+def result_sets(path: Path) -> list[Path]:
+    """PATH itself, or, for a directory of results directories, each of them (sorted)."""
+    if path.is_dir() and not (path / MANIFEST).is_file():
+        inner = sorted(p.parent for p in path.glob(f"*/{MANIFEST}"))
+        if inner:
+            return inner
+    return [path]
+
+
 def load_runs(path: Path, flag: str) -> list[GateRun]:
     """All runs at PATH: a results directory, one run record, or a `mpbench export` file."""
     if not path.exists():
@@ -90,6 +106,6 @@ def load_runs(path: Path, flag: str) -> list[GateRun]:
     if not summaries:
         raise UserError(f"{flag}: {path} holds no runs; run the suite first")
     try:
-        return [from_summary(s) for s in summaries]
+        return [from_summary(s, str(path)) for s in summaries]
     except (KeyError, TypeError, ValueError) as exc:
         raise UserError(f"{flag}: {path}: run entry lacks a valid {exc}") from None

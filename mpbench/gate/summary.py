@@ -26,7 +26,8 @@ def to_markdown(report: GateReport) -> str:
         f"**{report.headline()}**",
         "",
         f"Current `{report.current}` vs baseline `{report.baseline}`. Limits: step time "
-        f"+{lim.max_slowdown:.1%} (and significant at alpha={lim.alpha:g}), peak memory "
+        f"+{lim.max_slowdown:.1%} (and significant over runs at alpha={lim.alpha:g}"
+        + (", normalized by the drift probe" if lim.normalize_by_probe else "") + "), peak memory "
         f"+{lim.max_memory_growth:.1%}, eval loss +{loss}"
         + ("; strict: inconclusive fails." if report.strict else "."),
         "",

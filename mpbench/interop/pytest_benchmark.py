@@ -73,7 +73,7 @@ def run_summary(r: RunRecord) -> dict[str, Any]:
     return {
         "run_id": r.run_id, "suite": r.suite, "profile": r.profile, "model": r.model,
         "precision": r.precision, "batch_size": r.batch_size, "seq_len": r.seq_len,
-        "seed": r.seed, "device": r.device, "device_name": r.device_name, "status": r.status,
+        "seed": r.seed, "repeat": r.repeat, "device": r.device, "device_name": r.device_name, "status": r.status,
         "reason": r.reason, "tokens_per_s": r.tokens_per_s,
         "peak_bytes": r.memory.peak_bytes if r.memory else None,
         "memory_kind": r.memory.kind if r.memory else None,
@@ -81,6 +81,7 @@ def run_summary(r: RunRecord) -> dict[str, Any]:
         "train": r.train, "software": {k: r.env.get(k) for k in SOFTWARE_KEYS},
         "gpu_driver": ((r.env.get("gpu") or {}).get("nvml") or {}).get("driver"),
         "schema_version": r.schema_version,
+        "probe_ms": r.probe.score_ms if r.probe else None,
     }
 
 

@@ -50,6 +50,27 @@ class CompileInfo(BaseModel):
     """One-off compile cost: the first step's time less the median measured step."""
 
 
+class ProbeTimes(BaseModel):
+    """One timing of the machine-drift probe (bench/drift_probe.py), mean of its repeats."""
+
+    matmul_ms: float
+    copy_ms: float
+
+
+class DriftProbe(BaseModel):
+    """The fixed probe timed just before and just after a run: did the machine change?"""
+
+    before: ProbeTimes
+    after: ProbeTimes
+    device: str = "cpu"
+
+    @property
+    def score_ms(self) -> float:
+        """Geometric mean of the four timings: one number for the machine's speed."""
+        t = (self.before.matmul_ms, self.before.copy_ms, self.after.matmul_ms, self.after.copy_ms)
+        return float((t[0] * t[1] * t[2] * t[3]) ** 0.25)
+
+
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -73,6 +94,8 @@ class RunRecord(BaseModel):
     precision: str
     recipe: dict[str, Any]
     seed: int
+    repeat: int = 0
+    """Which repeat of this configuration and seed (mpbench run --repeats), 0 for the first."""
     batch_size: int
     seq_len: int
     train: dict[str, Any]
@@ -91,9 +114,11 @@ class RunRecord(BaseModel):
     window_s: float | None = None
     hook_time_s: float = 0.0
     first_step_s: float | None = None
-    compile: CompileInfo | None = None
     """Wall time of the first warm-up step (includes torch.compile when on)."""
+    compile: CompileInfo | None = None
     memory: MemoryStats | None = None
+    probe: DriftProbe | None = None
+    """Machine-drift probe around the run (absent in records made before it existed)."""
     loss_curve: list[tuple[int, float]] = Field(default_factory=list)
     eval_curve: list[tuple[int, float]] = Field(default_factory=list)
     eval_times_s: list[float] = Field(default_factory=list)

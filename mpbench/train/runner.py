@@ -9,9 +9,10 @@ from typing import Any
 
 import torch
 
+from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
-from mpbench.results.schema import RunRecord
+from mpbench.results.schema import DriftProbe, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.loop import ProgressFn, train_run
 from mpbench.train.spec import RunSpec, expand
@@ -45,6 +46,15 @@ def select(specs: list[RunSpec], only: tuple[str, ...]) -> list[RunSpec]:
     return [s for s in specs if {s.precision.name, s.model_label, s.run_id} & set(only)]
 
 
+def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
+               progress: ProgressFn | None, extra: dict[str, Any]) -> RunRecord:
+    """train_run between two timings of the machine-drift probe; the record carries both."""
+    before = time_probe(device)
+    record = train_run(spec, source, device, env, progress, extra=extra)
+    probe = DriftProbe(before=before, after=time_probe(device), device=str(device))
+    return record.model_copy(update={"probe": probe, "repeat": spec.repeat})
+
+
 def run_suite(
     suite: Suite,
     results: ResultsDir,
@@ -54,7 +64,11 @@ def run_suite(
     resume: bool,
     progress_for: Callable[[RunSpec], ProgressFn | None],
     suite_dir: Path | None = None,
+    isolate: bool = False,
 ) -> Iterator[RunEvent]:
+    """Train `specs` in order; with `isolate` each run gets a fresh process (repeats)."""
+    from mpbench.train.isolated import run_in_fresh_process
+
     done = results.recorded_ids() if resume else set()
     source: TokenSource | None = None
     for i, spec in enumerate(specs):
@@ -62,16 +76,20 @@ def run_suite(
             yield RunEvent(spec, i, len(specs), resumed=True)
             continue
         yield RunEvent(spec, i, len(specs))
+        extra = {"results_dir": str(results.path)}
+        if (results.path / "bench").is_dir():  # measured GEMM ceilings for MFU
+            extra["bench_results"] = str(results.path)
+        if isolate:
+            record = run_in_fresh_process(spec, results, device, env, extra, suite_dir)
+            yield RunEvent(spec, i, len(specs), record=record)
+            continue
         if source is None:  # read the corpus once, and only when a run needs it
             source = make_source(suite.data, suite_dir)
         if suite.train.threads:
             torch.set_num_threads(suite.train.threads)
-        extra = {"results_dir": str(results.path)}
-        if (results.path / "bench").is_dir():  # measured GEMM ceilings for MFU
-            extra["bench_results"] = str(results.path)
-        record = train_run(spec, source, device, env, progress_for(spec), extra=extra)
+        record = probed_run(spec, source, device, env, progress_for(spec), extra)
         results.write(record)
         yield RunEvent(spec, i, len(specs), record=record)
 
 
-__all__ = ["RunEvent", "expand", "resolve_device", "run_suite", "select"]
+__all__ = ["RunEvent", "expand", "probed_run", "resolve_device", "run_suite", "select"]

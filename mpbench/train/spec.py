@@ -23,6 +23,7 @@ class RunSpec:
     precision: PrecisionSpec
     seed: int
     repeat: int
+    """Which repeat of this configuration and seed (suite `repeats:`, run --repeats)."""
     parallel: ParallelRun | None = None
     """The data-parallel combination of this run (None: one process)."""
     train_config: TrainConfig | None = None
@@ -50,21 +51,22 @@ def _options_tag(options: dict[str, Any]) -> str:
 
 
 def run_id(model: str, precision: PrecisionSpec, train: TrainConfig, seed: int,
-           parallel: ParallelRun | None = None) -> str:
+           parallel: ParallelRun | None = None, repeat: int = 0) -> str:
+    """...__seed0 for the first repeat, ...__seed0-r1 for the second (resume adds repeats)."""
     tag = _options_tag(precision.options)
     ckpt = "-ckpt" if train.activation_checkpointing else ""
     comp = "-compiled" if train.compile else ""
     par = f"__{parallel.tag}" if parallel is not None else ""
-    return f"{model}__{precision.name}{tag}__b{train.batch_size}-t{train.seq_len}{ckpt}{comp}{par}__seed{seed}"
+    return f"{model}__{precision.name}{tag}__b{train.batch_size}-t{train.seq_len}{ckpt}{comp}{par}__seed{seed}{f'-r{repeat}' if repeat else ''}"
 
 
 def expand(suite: Suite) -> list[RunSpec]:
-    """Seeds outermost, precisions innermost, so recipes interleave (A B C A B C)."""
+    """Repeats outermost, then seeds; precisions innermost, so recipes interleave (A B C A B C)."""
     runs: list[RunSpec] = []
     labels = [m.label for m in suite.models]
     dupes = {label for label in labels if labels.count(label) > 1}
     variants = train_variants(suite)
-    for repeat, seed in enumerate(suite.seeds):
+    for repeat, seed in ((r, s) for r in range(suite.repeats) for s in suite.seeds):
         for i, model in enumerate(suite.models):
             label = f"{model.label}-{i}" if model.label in dupes else model.label
             for train in variants:
@@ -72,7 +74,7 @@ def expand(suite: Suite) -> list[RunSpec]:
                 for precision in suite.precisions:
                     for par in suite.parallel.runs() if suite.parallel else [None]:
                         runs.append(RunSpec(
-                            run_id(tagged, precision, train, seed, par), suite, label, model,
+                            run_id(tagged, precision, train, seed, par, repeat), suite, label, model,
                             precision, seed, repeat, par, train if suite.matrix else None,
                         ))
     seen: set[str] = set()

@@ -15,6 +15,7 @@ from statistics import median
 import numpy as np
 from scipy import stats as sps
 
+from mpbench.analysis.runstats import speedup_ratio
 from mpbench.analysis.stats import Ratio, median_ratio
 from mpbench.results.schema import RunRecord
 
@@ -141,5 +142,11 @@ def step_times(r: RunRecord) -> list[float]:
 
 
 def throughput_ratio(base: list[RunRecord], new: list[RunRecord]) -> Estimate | None:
-    """tokens/s of `new` over `base` (same model, batch and sequence length)."""
-    return compare_runs(base, new, tokens_per_s, step_times, samples_inverse=True)
+    """tokens/s of `new` over `base` (same model, batch and sequence length): the run-level
+    estimator every view uses (analysis/runstats.speedup_ratio over per-run step times)."""
+    ratio = speedup_ratio([r.step_times_ms for r in base if r.step_times_ms],
+                          [r.step_times_ms for r in new if r.step_times_ms], CONFIDENCE)
+    if ratio is None:
+        return None
+    low, high = ((ratio.low, ratio.high) if ratio.has_interval else (None, None))
+    return Estimate(ratio.value, low, high, min(ratio.n_base, ratio.n_new), False, ratio.basis)
