@@ -291,3 +291,18 @@ def test_bundled_suites_load_on_both_profiles() -> None:
     assert flops.per_token == pytest.approx(8.2198e9, rel=1e-4)
     user = load_suite(ROOT / "examples" / "user_model" / "suite.yaml", "cpu")
     assert user.models[0].module == "tiny_lm:build"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("entry", [
+    TINY["llama"],
+    {"name": "from-file", "hf_config": "config.json", "hidden_size": 32},
+    {"name": "tiny-lm", "module": "tiny_lm:build", "args": {"vocab_size": 256, "dim": 64}},
+    {"name": "ref", "size": "gpt-nano"} if "gpt-nano" in MODEL_SIZES else {"size": next(iter(MODEL_SIZES))},
+])
+def test_every_model_entry_survives_a_json_round_trip(entry: dict[str, Any]) -> None:
+    # a fresh-process run (--repeats) rebuilds the suite from its JSON dump: every entry
+    # kind must come back equal, with no None-valued key read as an hf override
+    spec = ModelSpec.model_validate(entry)
+    again = ModelSpec.model_validate(json.loads(json.dumps(spec.model_dump(mode="json"))))
+    assert again == spec and again.kind == spec.kind

@@ -71,8 +71,11 @@ class ModelSpec(Strict):
     @model_validator(mode="before")
     @classmethod
     def _collect_overrides(cls, data: Any) -> Any:
-        if isinstance(data, dict) and ("hf" in data or "hf_config" in data):
-            overrides = {k: v for k, v in data.items() if k not in HF_KEYS + NOT_HF_KEYS}
+        # a dumped entry holds every key, None where unset: only a given hf/hf_config counts
+        if isinstance(data, dict) and (data.get("hf") is not None
+                                       or data.get("hf_config") is not None):
+            overrides = {k: v for k, v in data.items()
+                         if k not in HF_KEYS + NOT_HF_KEYS and v is not None}
             own = {k: v for k, v in data.items() if k in HF_KEYS + NOT_HF_KEYS}
             given = own.get("config") or {}
             if isinstance(given, dict):
