@@ -306,3 +306,26 @@ def test_every_model_entry_survives_a_json_round_trip(entry: dict[str, Any]) -> 
     spec = ModelSpec.model_validate(entry)
     again = ModelSpec.model_validate(json.loads(json.dumps(spec.model_dump(mode="json"))))
     assert again == spec and again.kind == spec.kind
+
+
+@pytest.mark.integration
+def test_a_user_module_trains_in_a_fresh_process(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # --isolate rebuilds the suite in a child process: the factory must import from the
+    # suite's folder there too, whatever the working directory
+    (tmp_path / "suite").mkdir()
+    shutil.copy(ROOT / "examples" / "user_model" / "tiny_lm.py", tmp_path / "suite" / "tiny_lm.py")
+    suite = tmp_path / "suite" / "suite.yaml"
+    suite.write_text(
+        "name: user\nmodels:\n"
+        "  - {name: tiny, module: 'tiny_lm:build', args: {vocab_size: 64, dim: 32, layers: 1}}\n"
+        "precisions: [fp32]\n"
+        "train: {batch_size: 2, seq_len: 16, steps: 2, warmup_steps: 1, eval_batches: 1, threads: 1}\n"
+        "data: {source: synthetic, vocab_size: 64}\n")
+    monkeypatch.chdir(tmp_path)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(suite), "-o", str(out), "-q", "--isolate",
+                                      "--no-report"], catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    (record,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
+    assert record["status"] == "ok", record["reason"]
+    assert record["model_kind"] == "module" and record["probe"] is not None

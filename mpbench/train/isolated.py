@@ -81,6 +81,9 @@ def child_main() -> int:
         print(f"run {req['run_id']} is not in suite {suite.name}", file=sys.stderr)
         return 2
     suite_dir = Path(req["suite_dir"]) if req["suite_dir"] else None
+    if suite_dir is not None and str(suite_dir) not in sys.path:
+        # a `module:` model's factory is importable from the suite's folder, as in the parent
+        sys.path.insert(0, str(suite_dir))
     source = make_source(suite.data, suite_dir)
     if suite.train.threads:
         torch.set_num_threads(suite.train.threads)
