@@ -105,6 +105,10 @@ def test_mxfp8_uses_the_training_op_config_where_torchao_has_it(
     model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10))
     ao_mx_backend.convert(model, ao_mx_backend.make_config()[0], lambda m, n: n == "0")
     assert seen["config"].recipe == "mxfp8_rceil" and seen["kept"] == ["0"]
+    recipe.prepare(nn.Sequential(nn.Linear(64, 64)), torch.device("cpu"))  # the record after it
+    fp8 = recipe.describe()["fp8"]
+    assert fp8["torchao_version"] == "0.15.0" and "SimpleNamespace" in fp8["scaling"]
+    assert fp8["formats"]["scales"] == "e8m0 per 32"
 
 
 def test_mpbench_list_says_what_each_needs() -> None:
