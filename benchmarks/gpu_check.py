@@ -85,7 +85,9 @@ class Check:
     # -- the steps -----------------------------------------------------------------
     def install_wheels(self) -> None:
         found = {pkg: sorted(self.wheels.glob(pattern)) for pkg, pattern in WHEEL_NAMES.items()}
-        wheels = [str(paths[-1]) for paths in found.values() if paths]
+        # torchao: the newest file; TransformerEngine ships several (core, _cu12, _torch): all
+        wheels = [str(p) for pkg, paths in found.items()
+                  for p in (paths[-1:] if pkg == "torchao" else paths)]
         missing = [pkg for pkg, paths in found.items() if not paths]
         if not wheels:
             self.steps.append(Step("wheels", "skipped", note=f"no wheel files in {self.wheels}"))

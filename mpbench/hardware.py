@@ -63,7 +63,7 @@ PEAKS: tuple[PeakTable, ...] = (
     PeakTable(("NVIDIA B200",), _peaks(75.0, 1100.0, 2250.0, 2250.0, 4500.0, 9000.0),
               "NVIDIA HGX B200 datasheet, per-GPU column (sparse figures halved)"),
     PeakTable(("NVIDIA B300 SXM6 AC", "NVIDIA B300"),
-              _peaks(75.0, 1125.0, 2250.0, 2250.0, 4500.0, 13500.0),
+              _peaks(75.0, 1125.0, 2250.0, 2250.0, 4500.0, 13125.0),
               "NVIDIA HGX B300 datasheet, 8-GPU totals / 8 (FP4 dense as printed, others halved)"),
     PeakTable(("NVIDIA GB200",), _peaks(80.0, 1250.0, 2500.0, 2500.0, 5000.0, 10000.0),
               "NVIDIA GB200 NVL72 datasheet, 72-GPU totals / 72 (sparse figures halved)"),

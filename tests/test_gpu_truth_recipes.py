@@ -108,6 +108,10 @@ def test_mxfp8_uses_the_training_op_config_where_torchao_has_it(
     # the recipe converts exactly the layers the FP8 filter named, like every FP8 converter
     recipe.convert(nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10)), ["1"], CUDA)
     assert seen["kept"] == ["1"]
+    recipe.prepare(nn.Sequential(nn.Linear(64, 64)), torch.device("cpu"))  # the record after it
+    fp8 = recipe.describe()["fp8"]
+    assert fp8["torchao_version"] == "0.15.0" and "SimpleNamespace" in fp8["scaling"]
+    assert fp8["formats"]["scales"] == "e8m0 per 32"
 
 
 def test_mpbench_list_says_what_each_needs() -> None:

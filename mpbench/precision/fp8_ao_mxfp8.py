@@ -7,10 +7,11 @@ from typing import Any
 import torch
 from torch import nn
 
-from mpbench.precision import ao_mx_backend
+from mpbench.precision import ao_backend, ao_mx_backend
 from mpbench.precision import convert as converter
 from mpbench.precision.base import cuda_capability_at_least, register
 from mpbench.precision.fp8_ao_base import AORecipe
+from mpbench.precision.fp8_base import Fp8Recipe
 
 
 @register
@@ -43,7 +44,10 @@ class AOMXFP8(AORecipe):
                 "scales": "e8m0 per 32"}
 
     def describe(self) -> dict[str, Any]:
-        out = super().describe()
-        if self._config is not None:
-            out["fp8"]["scaling"] = f"{self.scaling} ({type(self._config).__name__})"
+        out = Fp8Recipe.describe(self)  # not AORecipe's: an MX config has no float8 cast configs
+        out["fp8"]["scaling"] = (f"{self.scaling} ({type(self._config).__name__})"
+                                 if self._config is not None else self.scaling)
+        out["fp8"]["torchao_version"] = ao_backend.version() if self._config is not None else None
+        out["fp8"]["compile"] = "the training loop wraps the model in torch.compile when " \
+            "train.compile is true; eager otherwise"
         return out
