@@ -321,7 +321,7 @@ def test_comparisons_are_the_summary_tables_speedups() -> None:
 
 @pytest.mark.integration
 @pytest.mark.skipif(not os.environ.get("MPBENCH_TEST_MLFLOW_SERVER"),
-                    reason="starts a real `mlflow server` on 127.0.0.1 (~20 s on 2 cores); "
+                    reason="starts a real `mlflow server` on 127.0.0.1 (20-60 s on a busy 2-core VM); "
                            "set MPBENCH_TEST_MLFLOW_SERVER=1 to run it")
 def test_export_to_a_live_mlflow_server_over_http(small_results: Path, tmp_path: Path) -> None:
     port = closed_port()
