@@ -103,6 +103,29 @@ def test_tiny_hf_models_train_under_every_cpu_recipe(name: str) -> None:
     assert records["fp8-emulated"].loss_curve[0][1] != first["fp32"]  # FP8 really ran
 
 
+@pytest.mark.integration
+def test_profilers_work_unchanged_on_a_hf_model() -> None:
+    profilers = [PrecisionSpec(name="memory"), PrecisionSpec(name="numerics"),
+                 PrecisionSpec(name="max_batch", options={"memory_budget_mb": 200,
+                                                          "max_batch_size": 8})]
+    suite = Suite(
+        name="hf", models=[spec_of("llama")], precisions=[PrecisionSpec(name="fp16")],
+        profilers=profilers, data=DataConfig(source="synthetic", vocab_size=64),
+        train=TrainConfig(batch_size=2, seq_len=16, steps=2, warmup_steps=1, eval_batches=1,
+                          threads=1, activation_checkpointing=True))
+    (spec,) = expand(suite)
+    rec = train_run(spec, make_source(suite.data), torch.device("cpu"), environment_card())
+    assert rec.status == "ok", rec.reason
+    memory, numerics, max_batch = (rec.profiles[k] for k in ("memory", "numerics", "max_batch"))
+    n = sum(p.numel() for p in hf_model("llama").parameters())
+    assert memory["n_params"] == n and memory["params_bytes"] == 4 * n
+    assert memory["grads_bytes"] == 4 * n and memory["optimizer_bytes"] >= 8 * n
+    assert numerics["loss_scale"][0] == [0, 65536.0]
+    assert numerics["underflow"]["reference"].startswith("fp32 reference model")
+    assert numerics["underflow"]["fraction"] is not None
+    assert max_batch["max_batch_size"] == 8 and [b for b, _ in max_batch["tried"]] == [2, 4, 8]
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_loss_equals_the_loss_transformers_computes(name: str) -> None:

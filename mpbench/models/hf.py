@@ -155,11 +155,16 @@ class HFCausalLM(nn.Module):
 
     @activation_checkpointing.setter
     def activation_checkpointing(self, on: bool) -> None:
-        if on:
-            self.hf.gradient_checkpointing_enable(  # type: ignore[operator]
-                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model: Any = self.hf
+        kwargs = {"use_reentrant": False}
+        if on and hasattr(model, "activation_checkpointing_enable"):  # Transformers >= 5
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        elif on:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        elif self._checkpointing and hasattr(model, "activation_checkpointing_disable"):
+            model.activation_checkpointing_disable()
         elif self._checkpointing:
-            self.hf.gradient_checkpointing_disable()  # type: ignore[operator]
+            model.gradient_checkpointing_disable()
         self._checkpointing = on
 
     @property
