@@ -128,6 +128,19 @@ def config_dict(config: Any) -> dict[str, Any]:
     return json.loads(config.to_json_string(use_diff=False))
 
 
+def resolve_attn(config: Any, requested: str | None) -> str:
+    """The attention implementation the model will use: the requested one, else sdpa where
+    the architecture supports it and eager where not (Transformers' own default)."""
+    if requested:
+        return requested
+    transformers = import_transformers()
+    try:
+        cls = transformers.AutoModelForCausalLM._model_mapping[type(config)]
+    except (KeyError, AttributeError):
+        return DEFAULT_ATTN
+    return DEFAULT_ATTN if getattr(cls, "_supports_sdpa", True) else "eager"
+
+
 def build_hf(config: Any, attn_implementation: str | None) -> nn.Module:
     transformers = import_transformers()
     model: nn.Module = transformers.AutoModelForCausalLM.from_config(
