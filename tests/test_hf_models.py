@@ -278,6 +278,7 @@ BAD = [
     ("{hf: gpt2, n_embd: 64, n_layer: 1, n_head: 4, vocab_size: 64, n_positions: 8}",
      "train.seq_len: 16 is over the model's maximum 8"),
     ("{hf: llama, module: 'x:y'}", "models[0]: give one of hf, hf_config or module"),
+    ("{hf: llama, size: gpt-tiny}", "models[0]: size, arch, args and max_seq_len do not apply"),
 ]
 
 
@@ -297,6 +298,28 @@ def test_bad_model_entries_exit_2_with_one_line_and_write_nothing(
     assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
     assert lines[0].startswith(f"error: {suite}: ") and message in lines[0], lines[0]
     assert not out.exists()
+
+
+@pytest.mark.unit
+def test_hf_config_file_next_to_the_suite_with_overrides(tmp_path: Path) -> None:
+    from mpbench.config.loader import load_suite
+
+    config = transformers.AutoConfig.for_model(
+        "qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=128, max_position_embeddings=64)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text(config.to_json_string())
+    (tmp_path / "s.yaml").write_text(
+        "name: c\nmodels: [{hf_config: ckpt/config.json, intermediate_size: 96}]\n"
+        "precisions: [fp32]\ntrain: {seq_len: 32}\ndata: {source: synthetic}\n")
+    suite = load_suite(tmp_path / "s.yaml", "cpu")
+    facts = model_facts(suite.models[0], 32, 64)  # the path was made absolute at load
+    assert facts.architecture == "Qwen2ForCausalLM" and facts.dims["n_layer"] == 3
+    assert facts.vocab_size == 128 and facts.max_seq_len == 64 and facts.dims["ffn_dim"] == 96
+    assert facts.source["overrides"] == {"intermediate_size": 96}
+    assert suite.models[0].label == "hf-config"
+    model = build_entry(suite.models[0], facts, 0)
+    assert model.hf.model.layers[0].mlp.up_proj.out_features == 96
 
 
 @pytest.mark.unit
