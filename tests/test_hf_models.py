@@ -337,3 +337,20 @@ def test_bundled_suites_load_on_both_profiles() -> None:
     assert flops.per_token == pytest.approx(8.2198e9, rel=1e-4)
     user = load_suite(ROOT / "examples" / "user_model" / "suite.yaml", "cpu")
     assert user.models[0].module == "tiny_lm:build"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_torchao_converts_the_same_layers_when_installed(name: str) -> None:
+    from mpbench.precision import ao_backend
+
+    if ao_backend.import_float8()[0] is None:
+        pytest.skip("torchao not installed")
+    native = get_recipe("fp8-emulated")
+    ao = get_recipe("fp8-emulated", {"implementation": "torchao"})
+    native.prepare(hf_model(name), torch.device("cpu"))
+    model = ao.prepare(hf_model(name), torch.device("cpu"))
+    layers = ao.describe()["fp8"]["layers_in_fp8"]
+    assert layers == native.describe()["fp8"]["layers_in_fp8"] and layers
+    assert all(type(model.get_submodule(n)).__name__ == "Float8Linear" for n in layers)
+    assert type(model.get_submodule("hf.lm_head")) is nn.Linear
