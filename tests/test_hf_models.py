@@ -317,7 +317,7 @@ def test_hf_config_file_next_to_the_suite_with_overrides(tmp_path: Path) -> None
     assert facts.architecture == "Qwen2ForCausalLM" and facts.dims["n_layer"] == 3
     assert facts.vocab_size == 128 and facts.max_seq_len == 64 and facts.dims["ffn_dim"] == 96
     assert facts.source["overrides"] == {"intermediate_size": 96}
-    assert suite.models[0].label == "hf-config"
+    assert suite.models[0].label == "hf-ckpt"
     model = build_entry(suite.models[0], facts, 0)
     assert model.hf.model.layers[0].mlp.up_proj.out_features == 96
 

@@ -123,7 +123,10 @@ class ModelSpec(Strict):
         if self.hf is not None:
             return f"hf-{self.hf}"
         if self.hf_config is not None:
-            return "hf-" + self.hf_config.replace("\\", "/").rstrip("/").split("/")[-1].removesuffix(".json")
+            parts = [p for p in self.hf_config.replace("\\", "/").split("/") if p]
+            if len(parts) > 1 and parts[-1] == "config.json":  # ckpt/config.json -> hf-ckpt
+                parts.pop()
+            return "hf-" + (parts[-1].removesuffix(".json") if parts else "config")
         if self.module is not None:
             return self.module.split(":")[-1]
         return f"{self.arch}-{self.n_layer}x{self.n_embd}"
