@@ -278,7 +278,7 @@ BAD = [
     ("{hf: gpt2, n_embd: 64, n_layer: 1, n_head: 4, vocab_size: 64, n_positions: 8}",
      "train.seq_len: 16 is over the model's maximum 8"),
     ("{hf: llama, module: 'x:y'}", "models[0]: give one of hf, hf_config or module"),
-    ("{hf: llama, size: gpt-tiny}", "models[0]: size, arch, args and max_seq_len do not apply"),
+    ("{hf: llama, size: gpt-tiny}", "models[0]: size, arch, args, max_seq_len and returns do not apply"),
 ]
 
 
