@@ -22,7 +22,7 @@ from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import median_ratio
 from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.data import TokenSource, make_source
-from mpbench.models import build_model
+from mpbench.models.entry import build_entry
 from mpbench.results.env import environment_card
 from mpbench.train.loop import train_run
 from mpbench.train.optim import lr_factor, make_optimizer
@@ -32,7 +32,7 @@ from mpbench.train.spec import expand
 def bare_loop(suite: Suite, source: TokenSource, seed: int) -> tuple[list[float], float]:
     cfg = suite.train
     (spec,) = expand(suite)
-    model = build_model(spec.model_config(source.vocab_size), seed)
+    model = build_entry(spec.model, spec.model_facts(source.vocab_size), seed)
     opt = make_optimizer(model, cfg, torch.device("cpu"))
     sched = torch.optim.lr_scheduler.LambdaLR(opt, lr_factor(cfg, cfg.warmup_steps + cfg.steps))
     gen = torch.Generator().manual_seed(seed)

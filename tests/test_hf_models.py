@@ -103,6 +103,29 @@ def test_tiny_hf_models_train_under_every_cpu_recipe(name: str) -> None:
     assert records["fp8-emulated"].loss_curve[0][1] != first["fp32"]  # FP8 really ran
 
 
+@pytest.mark.integration
+def test_profilers_work_unchanged_on_a_hf_model() -> None:
+    profilers = [PrecisionSpec(name="memory"), PrecisionSpec(name="numerics"),
+                 PrecisionSpec(name="max_batch", options={"memory_budget_mb": 200,
+                                                          "max_batch_size": 8})]
+    suite = Suite(
+        name="hf", models=[spec_of("llama")], precisions=[PrecisionSpec(name="fp16")],
+        profilers=profilers, data=DataConfig(source="synthetic", vocab_size=64),
+        train=TrainConfig(batch_size=2, seq_len=16, steps=2, warmup_steps=1, eval_batches=1,
+                          threads=1, activation_checkpointing=True))
+    (spec,) = expand(suite)
+    rec = train_run(spec, make_source(suite.data), torch.device("cpu"), environment_card())
+    assert rec.status == "ok", rec.reason
+    memory, numerics, max_batch = (rec.profiles[k] for k in ("memory", "numerics", "max_batch"))
+    n = sum(p.numel() for p in hf_model("llama").parameters())
+    assert memory["n_params"] == n and memory["params_bytes"] == 4 * n
+    assert memory["grads_bytes"] == 4 * n and memory["optimizer_bytes"] >= 8 * n
+    assert numerics["loss_scale"][0] == [0, 65536.0]
+    assert numerics["underflow"]["reference"].startswith("fp32 reference model")
+    assert numerics["underflow"]["fraction"] is not None
+    assert max_batch["max_batch_size"] == 8 and [b for b, _ in max_batch["tried"]] == [2, 4, 8]
+
+
 @pytest.mark.unit
 @pytest.mark.parametrize("name", sorted(TINY))
 def test_loss_equals_the_loss_transformers_computes(name: str) -> None:
@@ -255,6 +278,7 @@ BAD = [
     ("{hf: gpt2, n_embd: 64, n_layer: 1, n_head: 4, vocab_size: 64, n_positions: 8}",
      "train.seq_len: 16 is over the model's maximum 8"),
     ("{hf: llama, module: 'x:y'}", "models[0]: give one of hf, hf_config or module"),
+    ("{hf: llama, size: gpt-tiny}", "models[0]: size, arch, args, max_seq_len and returns do not apply"),
 ]
 
 
@@ -274,6 +298,28 @@ def test_bad_model_entries_exit_2_with_one_line_and_write_nothing(
     assert len(lines) == 1 and "Traceback" not in result.output, result.stderr
     assert lines[0].startswith(f"error: {suite}: ") and message in lines[0], lines[0]
     assert not out.exists()
+
+
+@pytest.mark.unit
+def test_hf_config_file_next_to_the_suite_with_overrides(tmp_path: Path) -> None:
+    from mpbench.config.loader import load_suite
+
+    config = transformers.AutoConfig.for_model(
+        "qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
+        num_key_value_heads=2, vocab_size=128, max_position_embeddings=64)
+    (tmp_path / "ckpt").mkdir()
+    (tmp_path / "ckpt" / "config.json").write_text(config.to_json_string())
+    (tmp_path / "s.yaml").write_text(
+        "name: c\nmodels: [{hf_config: ckpt/config.json, intermediate_size: 96}]\n"
+        "precisions: [fp32]\ntrain: {seq_len: 32}\ndata: {source: synthetic}\n")
+    suite = load_suite(tmp_path / "s.yaml", "cpu")
+    facts = model_facts(suite.models[0], 32, 64)  # the path was made absolute at load
+    assert facts.architecture == "Qwen2ForCausalLM" and facts.dims["n_layer"] == 3
+    assert facts.vocab_size == 128 and facts.max_seq_len == 64 and facts.dims["ffn_dim"] == 96
+    assert facts.source["overrides"] == {"intermediate_size": 96}
+    assert suite.models[0].label == "hf-ckpt"
+    model = build_entry(suite.models[0], facts, 0)
+    assert model.hf.model.layers[0].mlp.up_proj.out_features == 96
 
 
 @pytest.mark.unit
@@ -329,3 +375,20 @@ def test_a_user_module_trains_in_a_fresh_process(tmp_path: Path, monkeypatch: py
     (record,) = [json.loads(p.read_text()) for p in (out / "runs").glob("*.json")]
     assert record["status"] == "ok", record["reason"]
     assert record["model_kind"] == "module" and record["probe"] is not None
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("name", ["llama", "gpt2"])
+def test_torchao_converts_the_same_layers_when_installed(name: str) -> None:
+    from mpbench.precision import ao_backend
+
+    if ao_backend.import_float8()[0] is None:
+        pytest.skip("torchao not installed")
+    native = get_recipe("fp8-emulated")
+    ao = get_recipe("fp8-emulated", {"implementation": "torchao"})
+    native.prepare(hf_model(name), torch.device("cpu"))
+    model = ao.prepare(hf_model(name), torch.device("cpu"))
+    layers = ao.describe()["fp8"]["layers_in_fp8"]
+    assert layers == native.describe()["fp8"]["layers_in_fp8"] and layers
+    assert all(type(model.get_submodule(n)).__name__ == "Float8Linear" for n in layers)
+    assert type(model.get_submodule("hf.lm_head")) is nn.Linear

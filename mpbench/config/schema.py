@@ -96,12 +96,14 @@ class ModelSpec(Strict):
                 if used:
                     raise ValueError(f"{used[0]} does not apply to a module entry; pass the "
                                      "factory's settings in args")
-            elif self.args or self.max_seq_len is not None or self.size or self.arch:
-                raise ValueError("size, arch, args and max_seq_len do not apply to an hf entry; "
-                                 "give keys of the Hugging Face config directly")
+            elif (self.args or self.max_seq_len is not None or self.size or self.arch
+                  or self.returns != "logits"):
+                raise ValueError("size, arch, args, max_seq_len and returns do not apply to an "
+                                 "hf entry; give keys of the Hugging Face config directly")
             return self
-        if self.args or self.max_seq_len is not None:
-            raise ValueError("args and max_seq_len apply to module entries (module: pkg.mod:factory)")
+        if self.args or self.max_seq_len is not None or self.returns != "logits":
+            raise ValueError("args, max_seq_len and returns apply to module entries "
+                             "(module: pkg.mod:factory)")
         if self.size is None and self.arch is None:
             raise ValueError("give `size` (a named model), `arch` with n_layer, n_head, n_embd, "
                              "`hf` (a Transformers model_type), `hf_config` or `module`")
@@ -126,7 +128,10 @@ class ModelSpec(Strict):
         if self.hf is not None:
             return f"hf-{self.hf}"
         if self.hf_config is not None:
-            return "hf-" + self.hf_config.replace("\\", "/").rstrip("/").split("/")[-1].removesuffix(".json")
+            parts = [p for p in self.hf_config.replace("\\", "/").split("/") if p]
+            if len(parts) > 1 and parts[-1] == "config.json":  # ckpt/config.json -> hf-ckpt
+                parts.pop()
+            return "hf-" + (parts[-1].removesuffix(".json") if parts else "config")
         if self.module is not None:
             return self.module.split(":")[-1]
         return f"{self.arch}-{self.n_layer}x{self.n_embd}"

@@ -85,7 +85,7 @@ def _hf_facts(spec: ModelSpec, base_dir: Path | None) -> ModelFacts:
     source = {"kind": "hf", "model_type": config.model_type, "hf_config_path": spec.hf_config,
               "overrides": overrides, "config": hf.config_dict(config)}
     return ModelFacts("hf", str(arch), int(config.vocab_size), hf.max_positions(config), dims,
-                      source, spec.attn_implementation or hf.DEFAULT_ATTN, None, config)
+                      source, hf.resolve_attn(config, spec.attn_implementation), None, config)
 
 
 @functools.lru_cache(maxsize=16)

@@ -128,6 +128,19 @@ def config_dict(config: Any) -> dict[str, Any]:
     return json.loads(config.to_json_string(use_diff=False))
 
 
+def resolve_attn(config: Any, requested: str | None) -> str:
+    """The attention implementation the model will use: the requested one, else sdpa where
+    the architecture supports it and eager where not (Transformers' own default)."""
+    if requested:
+        return requested
+    transformers = import_transformers()
+    try:
+        cls = transformers.AutoModelForCausalLM._model_mapping[type(config)]
+    except (KeyError, AttributeError):
+        return DEFAULT_ATTN
+    return DEFAULT_ATTN if getattr(cls, "_supports_sdpa", True) else "eager"
+
+
 def build_hf(config: Any, attn_implementation: str | None) -> nn.Module:
     transformers = import_transformers()
     model: nn.Module = transformers.AutoModelForCausalLM.from_config(
@@ -155,11 +168,16 @@ class HFCausalLM(nn.Module):
 
     @activation_checkpointing.setter
     def activation_checkpointing(self, on: bool) -> None:
-        if on:
-            self.hf.gradient_checkpointing_enable(  # type: ignore[operator]
-                gradient_checkpointing_kwargs={"use_reentrant": False})
+        model: Any = self.hf
+        kwargs = {"use_reentrant": False}
+        if on and hasattr(model, "activation_checkpointing_enable"):  # Transformers >= 5
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        elif on:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+        elif self._checkpointing and hasattr(model, "activation_checkpointing_disable"):
+            model.activation_checkpointing_disable()
         elif self._checkpointing:
-            self.hf.gradient_checkpointing_disable()  # type: ignore[operator]
+            model.gradient_checkpointing_disable()
         self._checkpointing = on
 
     @property

@@ -30,11 +30,11 @@ from mpbench.models.entry import ModelEntryError
 def import_factory(target: str, search: Path | None) -> Callable[..., Any]:
     module_name, _, attr = target.partition(":")
     if search is not None and str(search) not in sys.path:
-        sys.path.insert(0, str(search))
+        sys.path.append(str(search))  # after the environment's own packages: shadows nothing
     try:
         module = importlib.import_module(module_name)
     except ModuleNotFoundError as exc:
-        if exc.name and module_name.startswith(exc.name):
+        if exc.name and (exc.name == module_name or module_name.startswith(exc.name + ".")):
             raise ModelEntryError("module", f"no module named '{exc.name}'; put {module_name} next "
                                   "to the suite file or install its package") from None
         raise ModelEntryError("module", f"importing {module_name} failed: {exc}") from None

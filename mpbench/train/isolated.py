@@ -83,7 +83,7 @@ def child_main() -> int:
     suite_dir = Path(req["suite_dir"]) if req["suite_dir"] else None
     if suite_dir is not None and str(suite_dir) not in sys.path:
         # a `module:` model's factory is importable from the suite's folder, as in the parent
-        sys.path.insert(0, str(suite_dir))
+        sys.path.append(str(suite_dir))  # after installed packages, as models/user.py does
     source = make_source(suite.data, suite_dir)
     if suite.train.threads:
         torch.set_num_threads(suite.train.threads)
