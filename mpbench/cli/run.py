@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from mpbench.cli.budget import apply_budget
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.summary import print_summary
 from mpbench.config.loader import load_suite
@@ -92,14 +93,15 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         raise UserError(f"--only {' '.join(only)}: matches no run; names here: {ids}")
     out = out or default_out(suite.name)
     check_out_dir(out, suite.name, resume)
-    results = ResultsDir(out)
-    results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
-
     console = Console()
     plain = quiet or not console.is_terminal
     if not console.is_terminal:
         console = Console(width=150)  # logs and CI: no wrapping of the summary table
     env = environment_card()
+    budgeted = apply_budget(suite, specs, only, suite_file, dev, env, console, out, resume, report)
+    suite, specs = budgeted.suite, budgeted.specs
+    results = ResultsDir(out)
+    results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
     where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
     console.print(f"suite {suite.name} (profile {suite.profile}) on {dev} ({where}): "
                   f"{len(specs)} runs -> {out}", highlight=False)
@@ -108,7 +110,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     try:
         with progress.live():
             for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
-                                   suite_file.parent):
+                                   suite_file.parent, budgeted.source, budgeted.note):
                 if event.resumed:
                     progress.resumed(event.spec, event.index, event.total)
                 elif event.record is None:

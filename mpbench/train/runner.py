@@ -11,7 +11,7 @@ import torch
 
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
-from mpbench.results.schema import RunRecord
+from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.loop import ProgressFn, train_run
 from mpbench.train.spec import RunSpec, expand
@@ -54,9 +54,11 @@ def run_suite(
     resume: bool,
     progress_for: Callable[[RunSpec], ProgressFn | None],
     suite_dir: Path | None = None,
+    source: TokenSource | None = None,
+    budget: BudgetNote | None = None,
 ) -> Iterator[RunEvent]:
+    """`source`: the corpus if already read; `budget`: why the runs have their steps."""
     done = results.recorded_ids() if resume else set()
-    source: TokenSource | None = None
     for i, spec in enumerate(specs):
         if spec.run_id in done:
             yield RunEvent(spec, i, len(specs), resumed=True)
@@ -70,6 +72,8 @@ def run_suite(
         if (results.path / "bench").is_dir():  # measured GEMM ceilings for MFU
             extra["bench_results"] = str(results.path)
         record = train_run(spec, source, device, env, progress_for(spec), extra=extra)
+        if budget is not None:
+            record = record.model_copy(update={"budget": budget})
         results.write(record)
         yield RunEvent(spec, i, len(specs), record=record)
 
