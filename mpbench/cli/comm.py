@@ -125,7 +125,9 @@ def _launch(nproc: int, kind: str, out: Path, passed: list[str]) -> None:
     if code != 0 or not path.is_file():
         console.print(f"torchrun exited with code {code}; no result in {path}", highlight=False)
         sys.exit(1)
-    print_comm_table(console, json.loads(path.read_text(encoding="utf-8")))
+    from mpbench.results.store import read_json
+
+    print_comm_table(console, read_json(path, "re-run `mpbench bench-comm`"))
     console.print(f"results: {path.resolve()}", highlight=False, soft_wrap=True)
 
 
@@ -137,7 +139,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
     from mpbench.distributed.launch import launched_by_parent
     from mpbench.distributed.topology import topology
     from mpbench.results.env import environment_card
-    from mpbench.results.store import atomic_write_text
+    from mpbench.results.output import write_output
 
     device = rank_device(kind, env)
     group = init_group(env, device, ParallelConfig(timeout_s=timeout_s))
@@ -156,7 +158,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
                        "(all_reduce) or (n-1)/n (reduce_scatter, all_gather); GB = 1e9 B",
         "rows": rows, "env": environment_card(),
     }
-    atomic_write_text(out / RESULT_FILE, json.dumps(result, indent=1))
+    write_output(out / RESULT_FILE, json.dumps(result, indent=1), "--out")
     if not launched_by_parent():
         console = Console() if Console().is_terminal else Console(width=150)
         print_comm_table(console, result)

@@ -9,14 +9,15 @@ import click
 
 from mpbench.errors import UserError
 from mpbench.interop.pytest_benchmark import to_pytest_benchmark
-from mpbench.results.store import atomic_write_text, load_records
+from mpbench.results.output import write_output
+from mpbench.results.store import load_records
 
 
 @click.command("export")
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(["pytest-benchmark"]), default="pytest-benchmark",
               show_default=True, help="Output format.")
-@click.option("--output", "-o", required=True, type=click.Path(path_type=Path),
+@click.option("--out", "-o", "output", required=True, type=click.Path(path_type=Path),
               help="File to write (.json).")
 def export(results: Path, fmt: str, output: Path) -> None:
     """Write RESULTS in another tool's format.
@@ -34,10 +35,10 @@ def export(results: Path, fmt: str, output: Path) -> None:
     if not records:
         raise UserError(f"RESULTS: {results} holds no runs; run the suite first")
     if output.is_dir():
-        raise UserError(f"--output: {output} is a directory; give a file name such as "
+        raise UserError(f"--out: {output} is a directory; give a file name such as "
                         f"{output / 'baseline.json'}")
     data = to_pytest_benchmark(records)
-    atomic_write_text(output, json.dumps(data, indent=1))
+    write_output(output, json.dumps(data, indent=1), "--out")
     timed = len(data["benchmarks"])
     click.echo(f"wrote {output}: {timed} benchmarks ({fmt}), "
                f"{len(records) - timed} runs without step times")
