@@ -6,14 +6,8 @@ import json
 from pathlib import Path
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
-
-from mpbench.models.config import MODEL_SIZES
-from mpbench.precision import RECIPES, get_recipe
-from mpbench.profile import PROFILERS
-from mpbench.results.env import cpu_16bit_note, environment_card
 
 
 def bundled_suites() -> list[Path]:
@@ -32,7 +26,10 @@ def list_cmd(device: str) -> None:
     Example:
       mpbench list
     """
-    from mpbench.train.runner import resolve_device
+    from mpbench.models.config import MODEL_SIZES
+    from mpbench.precision import RECIPES, get_recipe
+    from mpbench.profile import PROFILERS
+    from mpbench.train.device import resolve_device
 
     dev = resolve_device(device)
     console = Console()
@@ -72,6 +69,10 @@ def env(as_json: bool) -> None:
     Example:
       mpbench env --json
     """
+    import torch
+
+    from mpbench.results.env import cpu_16bit_note, environment_card
+
     card = environment_card()
     if as_json:
         click.echo(json.dumps(card, indent=2))

@@ -13,6 +13,7 @@ from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import ResultsDir
+from mpbench.train.device import resolve_device
 from mpbench.train.loop import ProgressFn, train_run
 from mpbench.train.spec import RunSpec, expand
 
@@ -26,16 +27,6 @@ class RunEvent:
     total: int
     record: RunRecord | None = None
     resumed: bool = False
-
-
-def resolve_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        from mpbench.errors import UserError
-
-        raise UserError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu or auto")
-    return torch.device(choice)
 
 
 def select(specs: list[RunSpec], only: tuple[str, ...]) -> list[RunSpec]:
