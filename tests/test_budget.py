@@ -1,0 +1,167 @@
+"""The time budget: calibration gives every recipe the same steps and keeps the whole suite,
+calibration included, within the budget, on a fake clock with a fake slow recipe."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from mpbench.config.budget import BudgetConfig
+from mpbench.config.schema import Suite
+from mpbench.errors import UserError
+from mpbench.train.calibrate import (
+    RecipeCost,
+    calibrate,
+    calibration_spec,
+    cost_from_record,
+    estimate_s,
+    periodic_steps,
+    plan_steps,
+    with_steps,
+)
+from mpbench.train.spec import RunSpec, expand
+
+pytestmark = pytest.mark.unit
+
+# The fake machine: per-step seconds and per-run overhead of each recipe. fp16 is the slow
+# one (20x fp32's step), as 16-bit recipes are on a CPU without a native 16-bit path.
+STEP_S = {"fp32": 0.05, "bf16": 0.1, "fp16": 1.0}
+FIXED_S = {"fp32": 0.5, "bf16": 0.6, "fp16": 4.0}
+EVAL_S = 0.3  # one eval (or profiler probe) on a step that carries one
+
+
+@dataclass
+class FakeRecord:
+    status: str
+    duration_s: float
+    step_times_ms: list[float]
+    hook_time_s: float
+
+
+class FakeMachine:
+    """Trains nothing: advances a fake clock by what the run would take and returns its record."""
+
+    def __init__(self) -> None:
+        self.now = 0.0
+        self.calls: list[RunSpec] = []
+
+    def train(self, spec: RunSpec, source: Any, device: Any, env: Any, progress: Any = None,
+              parallel: Any = None, extra: Any = None) -> FakeRecord:
+        self.calls.append(spec)
+        cfg, name = spec.train, spec.precision.name
+        every = [cfg.eval_every] if cfg.eval_every else []
+        every += [p.options["every"] for p in spec.suite.profilers if "every" in p.options]
+        total = cfg.warmup_steps + cfg.steps
+        periodic = periodic_steps(total, every)
+        measured_periodic = sum(1 for s in range(cfg.warmup_steps + 1, total + 1)
+                                if any(s % p == 0 for p in every))
+        duration = FIXED_S[name] + total * STEP_S[name] + periodic * EVAL_S
+        self.now += duration
+        return FakeRecord("ok", duration, [STEP_S[name] * 1e3] * cfg.steps,
+                          measured_periodic * EVAL_S)
+
+
+def suite(steps: int = 100, budget: float = 120.0, min_steps: int = 5) -> Suite:
+    return Suite.model_validate({
+        "name": "b", "models": ["gpt-tiny"], "precisions": ["fp32", "bf16", "fp16"],
+        "seeds": [0, 1], "train": {"steps": steps, "warmup_steps": 2, "eval_every": 10},
+        "profilers": [{"name": "numerics", "options": {"every": 25}}],
+        "budget": {"seconds": budget, "min_steps": min_steps},
+    })
+
+
+def run_plan(s: Suite, startup_s: float = 2.0) -> tuple[Any, FakeMachine, list[RunSpec]]:
+    machine = FakeMachine()
+    machine.now = startup_s
+    specs = expand(s)
+    assert s.budget is not None
+    costs = calibrate(specs, None, None, {}, machine.train, s.budget.calibration_steps)  # type: ignore[arg-type]
+    plan = plan_steps(specs, costs, s.budget, s.train.steps, machine.now, 0.0, "budget")
+    planned = expand(with_steps(s, plan.steps))
+    for spec in planned:  # the suite itself, on the same fake clock
+        machine.train(spec, None, None, {})
+    return plan, machine, planned
+
+
+def test_calibration_gives_every_recipe_the_same_steps_and_holds_the_budget() -> None:
+    plan, machine, planned = run_plan(suite(steps=100, budget=120.0))
+    assert 5 <= plan.steps < 100  # 100 steps would take far longer (fp16 alone: 2 x 100 s)
+    assert {s.train.steps for s in planned} == {plan.steps}
+    assert {s.precision.name for s in planned} == {"fp32", "bf16", "fp16"}  # none dropped
+    assert machine.now <= 120.0  # calibration and start-up included
+    assert plan.estimate_s <= 120.0
+    assert plan.estimate_s >= machine.now - 1e-6  # the estimate is not optimistic
+    assert "scaled from 100 to" in plan.reason
+    note = plan.note()
+    assert note.steps == plan.steps and note.configured_steps == 100
+
+
+def test_one_calibration_run_per_recipe_not_per_seed() -> None:
+    _, machine, planned = run_plan(suite())
+    calibrations = machine.calls[: len(machine.calls) - len(planned)]
+    assert sorted(c.precision.name for c in calibrations) == ["bf16", "fp16", "fp32"]
+    for c in calibrations:  # short, with the periodic work (eval, probe) on every step
+        assert (c.train.warmup_steps, c.train.steps, c.train.eval_every) == (1, 2, 1)
+        assert c.suite.profilers[0].options["every"] == 1
+
+
+def test_configured_steps_kept_when_they_fit() -> None:
+    plan, machine, planned = run_plan(suite(steps=10, budget=1000.0))
+    assert plan.steps == 10 and "fit the budget" in plan.reason
+    assert {s.train.steps for s in planned} == {10}
+    assert machine.now <= 1000.0
+
+
+def test_a_budget_below_the_floor_is_a_user_error_before_any_run() -> None:
+    machine = FakeMachine()
+    s = suite(steps=100, budget=20.0, min_steps=10)
+    specs = expand(s)
+    costs = calibrate(specs, None, None, {}, machine.train, 2)  # type: ignore[arg-type]
+    with pytest.raises(UserError, match=r"devices.cpu.budget: 20 s cannot be met .* 10 steps"):
+        plan_steps(specs, costs, BudgetConfig(seconds=20, min_steps=10), 100, machine.now, 0.0,
+                   "devices.cpu.budget")
+
+
+def test_cost_model_from_a_calibration_record() -> None:
+    rec = FakeRecord("ok", duration_s=5.0, step_times_ms=[1000.0, 1000.0], hook_time_s=0.6)
+    cost = cost_from_record("k", rec, has_periodic=True)
+    assert cost.step_s == pytest.approx(1.0) and cost.periodic_s == pytest.approx(0.3)
+    assert cost.fixed_s == pytest.approx(5.0 - 2.0 - 0.6)
+    # no periodic work: the hooks ride on every step
+    flat = cost_from_record("k", rec, has_periodic=False)
+    assert flat.step_s == pytest.approx(1.3) and flat.periodic_s == 0.0
+    skipped = cost_from_record("k", FakeRecord("skipped", 0.01, [], 0.0), has_periodic=True)
+    assert skipped.run_s(3, 100, [10]) == pytest.approx(0.01)
+    assert RecipeCost("k", 1.0, 0.5, 0.2).run_s(2, 10, [5]) == pytest.approx(1.0 + 11 * 0.5 + 2 * 0.2)
+
+
+def test_periodic_steps_count_each_step_once() -> None:
+    assert periodic_steps(20, []) == 0
+    assert periodic_steps(20, [10]) == 2
+    assert periodic_steps(20, [4, 10]) == 6  # 4 8 10 12 16 20
+
+
+def test_estimate_grows_with_steps() -> None:
+    s = suite()
+    specs = expand(s)
+    costs = calibrate(specs, None, None, {}, FakeMachine().train, 2)  # type: ignore[arg-type]
+    assert estimate_s(specs, costs, 10) < estimate_s(specs, costs, 50)
+
+
+def test_calibration_spec_keeps_the_run_but_short() -> None:
+    spec = expand(suite())[0]
+    short = calibration_spec(spec, 3)
+    assert short.run_id == spec.run_id and short.precision == spec.precision
+    assert short.train.steps == 3 and short.train.batch_size == spec.train.batch_size
+
+
+def test_budget_config_is_validated_at_load(tmp_path: Any) -> None:
+    from mpbench.config.loader import load_suite
+
+    path = tmp_path / "s.yaml"
+    path.write_text("name: s\nmodels: [gpt-tiny]\nprecisions: [fp32]\n"
+                    "devices:\n  cpu:\n    budget: {seconds: -1}\n")
+    with pytest.raises(UserError, match=r"devices.cpu.budget.seconds"):
+        load_suite(path, "cpu")
