@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -93,6 +94,8 @@ def bench_comm(nproc: int | None, device: str, ops: tuple[str, ...], dtypes: tup
         raise UserError(f"--min-bytes {min_bytes} is above --max-bytes {max_bytes}; swap them")
     sizes = sizes_between(low, high, factor)
     out = out or Path("reports") / f"comm-bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if (out / RESULT_FILE).exists() and "TORCHELASTIC_RUN_ID" not in os.environ:
+        raise UserError(f"--out: {out} already holds {RESULT_FILE}; choose another --out")
     env = TorchrunEnv.detect()
     if env is None:
         if nproc is None:
