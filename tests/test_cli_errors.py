@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-
 from fixture_records import record, write_results
+
 from mpbench.cli.main import cli
 
 pytestmark = pytest.mark.unit
