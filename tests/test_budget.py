@@ -28,8 +28,9 @@ pytestmark = pytest.mark.unit
 # The fake machine: per-step seconds and per-run overhead of each recipe. fp16 is the slow
 # one (20x fp32's step), as 16-bit recipes are on a CPU without a native 16-bit path.
 STEP_S = {"fp32": 0.05, "bf16": 0.1, "fp16": 1.0}
-FIXED_S = {"fp32": 0.5, "bf16": 0.6, "fp16": 4.0}
-EVAL_S = 0.3  # one eval (or profiler probe) on a step that carries one
+BUILD_S = {"fp32": 0.5, "bf16": 0.6, "fp16": 0.7}  # model build, first-step one-offs
+PROFILER_STEPS = 4.0  # the profilers' extra steps after the window, the final eval
+PERIODIC_STEPS = 0.3  # an eval or probe on a step that carries one, in steps
 
 
 @dataclass
@@ -51,16 +52,17 @@ class FakeMachine:
               parallel: Any = None, extra: Any = None) -> FakeRecord:
         self.calls.append(spec)
         cfg, name = spec.train, spec.precision.name
+        step = STEP_S[name]
         every = [cfg.eval_every] if cfg.eval_every else []
         every += [p.options["every"] for p in spec.suite.profilers if "every" in p.options]
         total = cfg.warmup_steps + cfg.steps
-        periodic = periodic_steps(total, every)
+        periodic = periodic_steps(total, every) * PERIODIC_STEPS * step
         measured_periodic = sum(1 for s in range(cfg.warmup_steps + 1, total + 1)
-                                if any(s % p == 0 for p in every))
-        duration = FIXED_S[name] + total * STEP_S[name] + periodic * EVAL_S
+                                if any(s % p == 0 for p in every)) * PERIODIC_STEPS * step
+        extra = PROFILER_STEPS * step if spec.suite.profilers or cfg.eval_batches else 0.0
+        duration = BUILD_S[name] + extra + total * step + periodic
         self.now += duration
-        return FakeRecord("ok", duration, [STEP_S[name] * 1e3] * cfg.steps,
-                          measured_periodic * EVAL_S)
+        return FakeRecord("ok", duration, [step * 1e3] * cfg.steps, measured_periodic)
 
 
 def suite(steps: int = 100, budget: float = 120.0, min_steps: int = 5) -> Suite:
@@ -98,13 +100,31 @@ def test_calibration_gives_every_recipe_the_same_steps_and_holds_the_budget() ->
     assert note.steps == plan.steps and note.configured_steps == 100
 
 
-def test_one_calibration_run_per_recipe_not_per_seed() -> None:
+def test_calibration_runs_per_recipe_not_per_seed() -> None:
     _, machine, planned = run_plan(suite())
     calibrations = machine.calls[: len(machine.calls) - len(planned)]
-    assert sorted(c.precision.name for c in calibrations) == ["bf16", "fp16", "fp32"]
-    for c in calibrations:  # short, with the periodic work (eval, probe) on every step
+    bare = [c for c in calibrations if not c.suite.profilers]
+    full = [c for c in calibrations if c.suite.profilers]
+    assert sorted(c.precision.name for c in bare) == ["bf16", "fp16", "fp32"]
+    for c in bare:  # short, no profilers, no eval
+        assert (c.train.warmup_steps, c.train.steps, c.train.eval_batches) == (1, 2, 0)
+    # the fastest and the slowest recipe also run with profilers and eval, periodic work on
+    # every step; the recipe between them is interpolated
+    assert sorted(c.precision.name for c in full) == ["fp16", "fp32"]
+    for c in full:
         assert (c.train.warmup_steps, c.train.steps, c.train.eval_every) == (1, 2, 1)
         assert c.suite.profilers[0].options["every"] == 1
+
+
+def test_interpolated_cost_matches_a_linear_machine() -> None:
+    s = suite()
+    specs = expand(s)
+    costs = calibrate(specs, None, None, {}, FakeMachine().train, 2)  # type: ignore[arg-type]
+    bf16 = next(c for k, c in costs.items() if "__bf16__" in k)  # never run with profilers
+    assert bf16.step_s == pytest.approx(0.1)
+    # fixed: build, the profilers' extra steps, the first (one-off) step with its periodic work
+    assert bf16.fixed_s == pytest.approx(BUILD_S["bf16"] + (PROFILER_STEPS + 1 + PERIODIC_STEPS) * 0.1)
+    assert bf16.periodic_s == pytest.approx(PERIODIC_STEPS * 0.1)
 
 
 def test_configured_steps_kept_when_they_fit() -> None:

@@ -1,9 +1,10 @@
 """Hold a suite to its device profile's time budget, by measurement on the machine it meets.
 
 Before the first run every distinct recipe (model x precision x train setting; seeds share
-it) trains one short calibration run through the same code as a real run: model build, one
-warm-up step, `calibration_steps` measured steps, the suite's profilers (with their periodic
-work, eval included, made to happen at every step) and the final eval. From its record:
+it) trains short runs through the same code as a real run (see `calibrate`): one warm-up
+step and `calibration_steps` measured steps, bare and, for the fastest and slowest recipe
+of a model, with the suite's profilers and eval (periodic work made to happen at every
+step). The cost of one run of a recipe:
 
   step_s      one steady training step (mean of the measured steps)
   periodic_s  the work a step carries when an eval or a profiler's `every` falls on it
@@ -120,6 +121,14 @@ def calibration_spec(spec: RunSpec, steps: int) -> RunSpec:
     return dataclasses.replace(spec, suite=suite, train_config=cfg)
 
 
+def bare_spec(spec: RunSpec, steps: int) -> RunSpec:
+    """The same run, short, without profilers or eval: the step time and the build."""
+    cfg = spec.train.model_copy(update={
+        "warmup_steps": 1, "steps": steps, "eval_every": 0, "eval_batches": 0})
+    suite = spec.suite.model_copy(update={"profilers": []})
+    return dataclasses.replace(spec, suite=suite, train_config=cfg)
+
+
 def cost_from_record(key: str, record: Timed, has_periodic: bool) -> RecipeCost:
     if record.status == "skipped" or not record.step_times_ms:
         # skipped, failed or diverged before its window: what it cost, once per run
@@ -133,21 +142,68 @@ def cost_from_record(key: str, record: Timed, has_periodic: bool) -> RecipeCost:
     return RecipeCost(key, fixed, step_s + hook_s, 0.0)  # hooks ride on every step
 
 
+def group_key(spec: RunSpec) -> str:
+    """The run id without precision and seed: recipes of one model and train setting."""
+    parts = spec.run_id.split("__")
+    return "__".join(parts[:1] + parts[2:-1])
+
+
+def fit_line(points: list[tuple[float, float]]) -> Callable[[float], float]:
+    """y = a + k * step_s through the measured points (k, a >= 0; one point: constant)."""
+    if not points:
+        return lambda _t: 0.0
+    (t1, y1), (t2, y2) = min(points), max(points)
+    k = max((y2 - y1) / (t2 - t1), 0.0) if t2 > t1 else 0.0
+    a = max(y1 - k * t1, 0.0) if k > 0 else max(y1, y2)
+    return lambda t: a + k * t
+
+
 def calibrate(specs: Iterable[RunSpec], source: TokenSource, device: torch.device,
               env: dict[str, Any], train: TrainFn, steps: int,
               on_cost: Callable[[RunSpec, RecipeCost], None] | None = None) -> dict[str, RecipeCost]:
-    """One short run per distinct recipe of `specs`; costs by `cost_key`."""
+    """Costs by `cost_key`, from short runs through the real training code.
+
+    Every distinct recipe trains a bare short run (no profilers, no eval): its step time,
+    build and first-step costs. In each group of one model and train setting, the fastest
+    and the slowest recipe also train the full short run (the suite's profilers and eval,
+    periodic work at every step); what that adds, per run and per step, is fitted as
+    a + k * step_s through those two and given to every recipe of the group by its own
+    measured step time (the two bracket the rest: an interpolation).
+    """
+    firsts: dict[str, RunSpec] = {}
+    for spec in specs:
+        firsts.setdefault(cost_key(spec), spec)
     costs: dict[str, RecipeCost] = {}
     with tempfile.TemporaryDirectory(prefix="mpbench-calibrate-") as tmp:
-        for spec in specs:
-            key = cost_key(spec)
-            if key in costs:
-                continue
-            short = calibration_spec(spec, steps)
-            record = train(short, source, device, env, extra={"results_dir": tmp})
-            costs[key] = cost_from_record(key, record, bool(periods_of(spec.suite, spec.train)))
-            if on_cost is not None:
-                on_cost(spec, costs[key])
+        def short(spec: RunSpec) -> Timed:
+            return train(spec, source, device, env, extra={"results_dir": tmp})
+
+        bare = {key: cost_from_record(key, short(bare_spec(spec, steps)), False)
+                for key, spec in firsts.items()}
+        groups: dict[str, list[str]] = {}
+        for key, spec in firsts.items():
+            groups.setdefault(group_key(spec), []).append(key)
+        for keys in groups.values():
+            timed = sorted((k for k in keys if bare[k].step_s > 0), key=lambda k: bare[k].step_s)
+            ends = sorted({timed[0], timed[-1]}) if timed else []
+            per_run, per_step = [], []
+            for key in ends:
+                full = cost_from_record(key, short(calibration_spec(firsts[key], steps)), False)
+                t = bare[key].step_s
+                per_run.append((t, max(full.fixed_s - bare[key].fixed_s, 0.0)))
+                per_step.append((t, max(full.step_s - t, 0.0)))
+            run_extra, step_extra = fit_line(per_run), fit_line(per_step)
+            for key in keys:
+                b, spec = bare[key], firsts[key]
+                if b.step_s > 0:
+                    t = b.step_s
+                    fixed = b.fixed_s + run_extra(t)
+                    periodic = bool(periods_of(spec.suite, spec.train))
+                    b = (RecipeCost(key, fixed, t, step_extra(t)) if periodic
+                         else RecipeCost(key, fixed, t + step_extra(t), 0.0))
+                costs[key] = b
+                if on_cost is not None:
+                    on_cost(spec, b)
     return costs
 
 
