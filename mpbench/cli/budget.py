@@ -88,6 +88,15 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
     return Budgeted(planned, select(expand(planned), only), plan.note(), source)
 
 
+def report_budget(console: Console, note: BudgetNote | None) -> None:
+    """After the suite: what it took against the estimate and the budget."""
+    if note is None or note.estimate_s == 0.0:
+        return
+    took = seconds_since_start()
+    console.print(f"budget: took {took:.0f} s (estimated {note.estimate_s:.0f} s, budget "
+                  f"{note.budget_s:g} s)", highlight=False)
+
+
 def _recorded_steps(out: Path) -> int | None:
     if not (out / MANIFEST).is_file():
         return None

@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mpbench.cli.budget import apply_budget
+from mpbench.cli.budget import apply_budget, report_budget
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.summary import print_summary
 from mpbench.config.loader import load_suite
@@ -128,6 +128,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     console.print(f"results: {out.resolve()}", highlight=False, soft_wrap=True)
     if report:
         write_report_if_available(console, out)
+    report_budget(console, budgeted.note)
 
 
 def write_report_if_available(console: Console, out: Path) -> None:
