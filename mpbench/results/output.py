@@ -9,6 +9,7 @@ so a failed write leaves the previous file (or none), never half a file.
 
 from __future__ import annotations
 
+import errno
 import os
 import tempfile
 from collections.abc import Callable
@@ -90,5 +91,8 @@ def check_writable_dir(directory: Path, what: str = "--out") -> None:
     try:
         os.rmdir(tempfile.mkdtemp(dir=ancestor, prefix=".mpbench-probe-"))
     except OSError as exc:
+        if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
+            raise UserError(f"{what}: {ancestor} is not writable ({exc.strerror}); choose a "
+                            f"writable {what} directory") from None
         raise UserError(f"{what}: cannot create {directory}: {exc.strerror or exc} (in "
                         f"{ancestor}); choose a writable {what}") from None
