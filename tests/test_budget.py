@@ -134,14 +134,18 @@ def test_configured_steps_kept_when_they_fit() -> None:
     assert machine.now <= 1000.0
 
 
-def test_a_budget_below_the_floor_is_a_user_error_before_any_run() -> None:
+def test_a_budget_below_the_floor_says_so() -> None:
     machine = FakeMachine()
     s = suite(steps=100, budget=20.0, min_steps=10)
     specs = expand(s)
     costs = calibrate(specs, None, None, {}, machine.train, 2)  # type: ignore[arg-type]
     with pytest.raises(UserError, match=r"devices.cpu.budget: 20 s cannot be met .* 10 steps"):
-        plan_steps(specs, costs, BudgetConfig(seconds=20, min_steps=10), 100, machine.now, 0.0,
-                   "devices.cpu.budget")
+        plan_steps(specs, costs, BudgetConfig(seconds=20, min_steps=10, strict=True), 100,
+                   machine.now, 0.0, "devices.cpu.budget")
+    plan = plan_steps(specs, costs, BudgetConfig(seconds=20, min_steps=10), 100, machine.now,
+                      0.0, "devices.cpu.budget")
+    assert plan.steps == 10 and plan.estimate_s > 20
+    assert "cannot be met" in plan.reason and "at the floor of 10 steps" in plan.reason
 
 
 def test_cost_model_from_a_calibration_record() -> None:

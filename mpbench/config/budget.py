@@ -13,7 +13,9 @@ class BudgetConfig(BaseModel):
 
     seconds: float = Field(gt=0, description="wall time for the whole run command: calibration, "
                                                "every run with its profilers and eval, the report")
-    min_steps: int = Field(5, gt=0, description="fewest measured steps; below it the run stops "
-                                                 "before training and says the budget cannot be met")
+    min_steps: int = Field(5, gt=0, description="fewest measured steps; when even these do not "
+                                                 "fit, the budget cannot be met and it says so")
+    strict: bool = Field(False, description="a budget that cannot be met stops the run before "
+                                            "training (exit 2); false: it runs at min_steps")
     calibration_steps: int = Field(2, gt=0, le=20,
                                    description="measured steps of each recipe's calibration run")

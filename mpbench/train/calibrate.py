@@ -16,8 +16,9 @@ A run of W warm-up and S measured steps is estimated as
 (conservative: every periodic step is charged the eval and every probe). The whole command
 is the time already spent (start-up and calibration), every run still to do, and the work
 after the runs (the report, measured by the caller). Every run gets the same S: the
-configured steps when they fit, else the largest S that fits; below `min_steps` the run
-stops before training and says the budget cannot be met.
+configured steps when they fit, else the largest S that fits; when not even `min_steps`
+fit, it says the budget cannot be met and runs at `min_steps` (or, with `strict`, stops
+before training: exit 2).
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def estimate_s(specs: list[RunSpec], costs: dict[str, RecipeCost], steps: int) -
 def plan_steps(specs: list[RunSpec], costs: dict[str, RecipeCost], budget: BudgetConfig,
                configured: int, spent_s: float, after_s: float, where: str) -> BudgetPlan:
     """The same measured steps for every run: the configured ones if they fit, else the most
-    that fit; a UserError when even `budget.min_steps` does not."""
+    that fit; when even `budget.min_steps` do not, those (a UserError with `strict`)."""
     def total(steps: int) -> float:
         return spent_s + after_s + estimate_s(specs, costs, steps)
 
@@ -226,11 +227,15 @@ def plan_steps(specs: list[RunSpec], costs: dict[str, RecipeCost], budget: Budge
                           f"{budget.seconds:g} s (estimate {full:.0f} s)")
     floor = min(budget.min_steps, configured)
     if total(floor) > budget.seconds:
-        raise UserError(
-            f"{where}: {budget.seconds:g} s cannot be met on this machine: even "
-            f"{floor} steps per run are estimated at {total(floor):.0f} s (calibration and "
-            f"start-up {spent_s:.0f} s included); raise {where}.seconds, lower "
-            f"{where}.min_steps, or run fewer recipes with --only")
+        miss = (f"{where}: {budget.seconds:g} s cannot be met on this machine: even {floor} "
+                f"steps per run are estimated at {total(floor):.0f} s (calibration and start-up "
+                f"{spent_s:.0f} s included)")
+        if budget.strict:
+            raise UserError(f"{miss}; raise {where}.seconds, lower {where}.min_steps, or run "
+                            "fewer recipes with --only")
+        return BudgetPlan(floor, configured, budget.seconds, total(floor), spent_s, after_s,
+                          f"{miss}; running every run at the floor of {floor} steps (set "
+                          f"{where}.strict to stop instead)")
     lo, hi = floor, configured  # total() grows with steps: the largest that fits
     while hi - lo > 1:
         mid = (lo + hi) // 2
