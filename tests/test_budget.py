@@ -189,3 +189,30 @@ def test_budget_config_is_validated_at_load(tmp_path: Any) -> None:
                     "devices:\n  cpu:\n    budget: {seconds: -1}\n")
     with pytest.raises(UserError, match=r"devices.cpu.budget.seconds"):
         load_suite(path, "cpu")
+
+
+@pytest.mark.integration
+def test_run_under_a_budget_prints_and_records_the_choice(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from mpbench.cli.main import cli
+    from mpbench.results.store import load_records
+
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "name: b\nmodels: [gpt-tiny]\nprecisions: [fp32, bf16]\nseeds: [0, 1]\n"
+        "train: {batch_size: 2, seq_len: 16, steps: 6, warmup_steps: 1, eval_batches: 1}\n"
+        "data: {source: synthetic, vocab_size: 32}\n"
+        "devices:\n  cpu:\n    budget: {seconds: 3600, min_steps: 2}\n", encoding="utf-8")
+    out = tmp_path / "out"
+    result = CliRunner().invoke(cli, ["run", str(path), "--device", "cpu", "-o", str(out), "-q",
+                                      "--no-report"])
+    assert result.exit_code == 0, result.output
+    assert "budget 3600 s: calibrating 2 recipes" in result.stdout
+    assert "budget: 6 measured steps per run (configured 6); estimated" in result.stdout
+    assert "budget: took" in result.stdout
+    records = load_records(out)
+    assert len(records) == 4 and all(len(r.step_times_ms) == 6 for r in records)
+    for r in records:
+        assert r.budget is not None and r.budget.steps == 6 and r.budget.budget_s == 3600
+        assert "fit the budget" in r.budget.reason
