@@ -261,6 +261,11 @@ def test_fp16_range_against_65504() -> None:
                               "events": [{"step": 5, "kind": "inf", "fp32_scaled_amax": 1.2e5}]}}
     v = verdicts([record("fp16", profiles={"numerics": inf_event})])["fp16-range"]
     assert v.verdict == "holds" and v.value == pytest.approx(1.2e5)
+    # fp16-noscale's small values never reach the limit: no evidence either way, so the
+    # scaled run that overflowed above 65504 decides
+    v = verdicts([record("fp16", profiles={"numerics": inf_event}),
+                  record("fp16-noscale", profiles={"numerics": calm})])["fp16-range"]
+    assert v.verdict == "holds" and len(v.rows) == 2
 
 
 # -- kernels and platform -------------------------------------------------------------------

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -195,6 +196,7 @@ def short_suite(tmp_path: Path, steps: int) -> Path:
                         batch_size=4, seq_len=32, eval_batches=1, threads=1)
     cpu["data"]["max_bytes"] = 300_000
     cpu["profilers"] = [{"name": "numerics", "options": {"every": 100}}]  # probes step 1 only
+    cpu.pop("budget")  # a few steps: nothing to fit (tests/test_budget.py covers the budget)
     path = tmp_path / "convergence.yaml"
     path.write_text(yaml.safe_dump(raw), encoding="utf-8")
     return path
@@ -223,7 +225,8 @@ def test_cpu_profile_end_to_end(tmp_path: Path) -> None:
     [summary] = analyze(records)
     assert summary.baseline_seeds == len(raw["seeds"]) >= 3
     assert summary.band is not None and all(sd is not None and sd > 0 for sd in summary.band.std)
-    by_name = {r.precision: r for r in summary.recipes}
+    # a recipe with options is labelled with their tag (fp16-<6 hex>): the suite sets fp16's
+    by_name = {re.sub(r"-[0-9a-f]{6}$", "", r.precision): r for r in summary.recipes}
     for name in ("bf16", "fp16", "fp16-noscale"):
         eq = by_name[name].equivalence
         assert eq is not None and eq.paired and eq.n == 3 and eq.margin is not None

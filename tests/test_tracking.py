@@ -252,9 +252,9 @@ def small_results(tmp_path: Path) -> Path:
      "error: --tracking-uri http://127.0.0.1:{port}: no tracking server answers at 127.0.0.1:{port}"),
     (["--format", "mlflow", "--tracking-uri", "sqlite:///{blocker}/sub/m.db"],
      "error: --tracking-uri: {blocker} is a file, not a directory"),
-    (["--format", "tensorboard", "-o", "{blocker}/tb"], "error: --output: {blocker} is a file"),
-    (["--format", "tensorboard"], "error: --output: --format tensorboard needs -o DIR"),
-    (["--format", "mlflow", "-o", "x"], "error: --output: not used by --format mlflow"),
+    (["--format", "tensorboard", "-o", "{blocker}/tb"], "error: --out: {blocker} is a file"),
+    (["--format", "tensorboard"], "error: --out: --format tensorboard needs -o DIR"),
+    (["--format", "mlflow", "-o", "x"], "error: --out: not used by --format mlflow"),
 ])
 def test_export_user_errors_are_one_line_exit_2(small_results: Path, tmp_path: Path,
                                                 monkeypatch: pytest.MonkeyPatch,

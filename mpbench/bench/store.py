@@ -7,10 +7,12 @@ Format history (bump BENCH_SCHEMA_VERSION and add an upgrader when it changes):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 from mpbench.bench.rows import ROW_MODELS
 from mpbench.config.errors import first_error
@@ -22,6 +24,9 @@ from mpbench.results.store import (
     check_results_dir,
     read_json,
 )
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 BENCH_SCHEMA_VERSION = 1
 BENCH = "bench"
@@ -106,6 +111,8 @@ def bench_frame(records: list[BenchRecord], benchmark: BenchName | None = None) 
     rows = [{"benchmark": r.benchmark, "device": r.device, "device_name": r.device_name,
              "suite": r.suite, **row}
             for r in records if benchmark is None or r.benchmark == benchmark for row in r.rows]
+    import pandas as pd  # on first use: pandas costs start-up time
+
     return pd.DataFrame(rows)
 
 

@@ -9,6 +9,7 @@ import click
 from rich.console import Console
 
 from mpbench.bench.config import load_microbench
+from mpbench.bench.rows import Row
 from mpbench.bench.runner import run_microbench
 from mpbench.bench.store import BenchRecord, prepare_out, write_bench
 from mpbench.cli.bench_summary import print_bench_summary, row_line
@@ -33,10 +34,13 @@ def default_out(suite_name: str) -> Path:
 @click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default="auto",
               show_default=True, help="Where to measure; the suite's matching device profile is used.")
 @click.option("--quick", is_flag=True, help="Shorter timing, one square size, one model's shapes.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="One line per benchmark instead of one per measured row.")
 @click.option("--runs", "runs_dir", type=click.Path(path_type=Path),
               help="Training results (from `mpbench run`) to predict next to: GEMM shares from "
                    "their profiles, measured speedups from their tokens/s.")
-def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir: Path | None) -> None:
+def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir: Path | None,
+          quiet: bool = False) -> None:
     """Measure GEMM TFLOP/s per dtype, the alignment penalty and 16-bit bandwidth gains.
 
     \b
@@ -45,7 +49,7 @@ def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir
       mpbench bench --quick --device cpu
       mpbench bench -o reports/gpt-run --runs reports/gpt-run   # predicted next to measured
     """
-    from mpbench.train.runner import resolve_device
+    from mpbench.train.device import resolve_device
 
     dev = resolve_device(device)
     suite = load_microbench(suite_file, dev.type)
@@ -63,10 +67,14 @@ def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir
     console.print(f"microbench {suite.name} (profile {suite.profile}{', quick' if quick else ''}) "
                   f"on {dev} ({where}) -> {out}", highlight=False)
     records: list[BenchRecord] = []
-    for record in run_microbench(suite, dev, env, quick, runs,
-                                 lambda b, row: console.print(row_line(b, row), highlight=False)):
+    def on_row(benchmark: str, row: Row) -> None:
+        console.print(row_line(benchmark, row), highlight=False)
+
+    for record in run_microbench(suite, dev, env, quick, runs, None if quiet else on_row):
         write_bench(out, record)
         records.append(record)
+        if quiet:
+            console.print(f"{record.benchmark}: {len(record.rows)} rows", highlight=False)
     print_bench_summary(console, records)
     console.print(f"results: {out.resolve()}", highlight=False, soft_wrap=True)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sys
 from datetime import datetime
 from pathlib import Path
@@ -85,7 +86,7 @@ def bench_comm(nproc: int | None, device: str, ops: tuple[str, ...], dtypes: tup
     from mpbench.distributed.comm_bench import OPS, sizes_between
     from mpbench.distributed.group import TorchrunEnv
     from mpbench.results.store import check_writable
-    from mpbench.train.runner import resolve_device
+    from mpbench.train.device import resolve_device
 
     dev = resolve_device(device)
     low, high = parse_size(min_bytes, "--min-bytes"), parse_size(max_bytes, "--max-bytes")
@@ -93,6 +94,8 @@ def bench_comm(nproc: int | None, device: str, ops: tuple[str, ...], dtypes: tup
         raise UserError(f"--min-bytes {min_bytes} is above --max-bytes {max_bytes}; swap them")
     sizes = sizes_between(low, high, factor)
     out = out or Path("reports") / f"comm-bench-{datetime.now().strftime('%Y%m%d-%H%M%S')}"
+    if (out / RESULT_FILE).exists() and "TORCHELASTIC_RUN_ID" not in os.environ:
+        raise UserError(f"--out: {out} already holds {RESULT_FILE}; choose another --out")
     env = TorchrunEnv.detect()
     if env is None:
         if nproc is None:
@@ -125,7 +128,9 @@ def _launch(nproc: int, kind: str, out: Path, passed: list[str]) -> None:
     if code != 0 or not path.is_file():
         console.print(f"torchrun exited with code {code}; no result in {path}", highlight=False)
         sys.exit(1)
-    print_comm_table(console, json.loads(path.read_text(encoding="utf-8")))
+    from mpbench.results.store import read_json
+
+    print_comm_table(console, read_json(path, "re-run `mpbench bench-comm`"))
     console.print(f"results: {path.resolve()}", highlight=False, soft_wrap=True)
 
 
@@ -137,7 +142,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
     from mpbench.distributed.launch import launched_by_parent
     from mpbench.distributed.topology import topology
     from mpbench.results.env import environment_card
-    from mpbench.results.store import atomic_write_text
+    from mpbench.results.output import write_output
 
     device = rank_device(kind, env)
     group = init_group(env, device, ParallelConfig(timeout_s=timeout_s))
@@ -156,7 +161,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
                        "(all_reduce) or (n-1)/n (reduce_scatter, all_gather); GB = 1e9 B",
         "rows": rows, "env": environment_card(),
     }
-    atomic_write_text(out / RESULT_FILE, json.dumps(result, indent=1))
+    write_output(out / RESULT_FILE, json.dumps(result, indent=1), "--out")
     if not launched_by_parent():
         console = Console() if Console().is_terminal else Console(width=150)
         print_comm_table(console, result)

@@ -19,7 +19,7 @@ def _formats_help() -> str:
 @click.argument("results", type=click.Path(path_type=Path))
 @click.option("--format", "fmt", type=click.Choice(sorted(EXPORTERS)), default="pytest-benchmark",
               show_default=True, help=f"Output format. {_formats_help()}.")
-@click.option("--output", "-o", type=click.Path(path_type=Path),
+@click.option("--out", "-o", "output", type=click.Path(path_type=Path),
               help="pytest-benchmark: the file to write (.json); tensorboard: the log directory.")
 @click.option("--tracking-uri", metavar="URI",
               help="mlflow: the tracking store, sqlite:///PATH.db or http(s)://HOST:PORT "

@@ -14,6 +14,7 @@ from rich.text import Text
 
 from mpbench.analysis.history import Series, build_series, load_points
 from mpbench.cli.gate import Fraction
+from mpbench.results.output import write_output
 
 
 def _fmt(v: float | None) -> str:
@@ -70,8 +71,7 @@ def history(results: tuple[Path, ...], min_change: float, json_path: Path | None
     console.print(history_table(series, labels))
     latest = [(s, cp) for s in series if (cp := s.latest_regression) is not None]
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps({
+        write_output(json_path, json.dumps({
             "points": [{"label": p.label, "started_at": p.started_at} for p in points],
             "series": [{"config": s.config, "metric": s.metric, "unit": s.unit,
                         "values": s.values, "runs": s.runs,
@@ -80,7 +80,7 @@ def history(results: tuple[Path, ...], min_change: float, json_path: Path | None
                                            "change": c.change, "kind": c.kind}
                                           for c in s.change_points]} for s in series],
             "latest_regressions": [f"{s.config} {s.metric}" for s, _ in latest],
-        }, indent=1), encoding="utf-8")
+        }, indent=1), "--json")
         console.print(f"wrote {json_path}", highlight=False, soft_wrap=True)
     if latest:
         parts = [f"{s.config} {s.metric} {cp.change:+.1%}" for s, cp in latest]

@@ -6,14 +6,8 @@ import json
 from pathlib import Path
 
 import click
-import torch
 from rich.console import Console
 from rich.table import Table
-
-from mpbench.models.config import MODEL_SIZES
-from mpbench.precision import RECIPES, get_recipe
-from mpbench.profile import PROFILERS
-from mpbench.results.env import cpu_16bit_note, environment_card
 
 
 def bundled_suites() -> list[Path]:
@@ -32,7 +26,10 @@ def list_cmd(device: str) -> None:
     Example:
       mpbench list
     """
-    from mpbench.train.runner import resolve_device
+    from mpbench.models.config import MODEL_SIZES
+    from mpbench.precision import RECIPES, get_recipe
+    from mpbench.profile import PROFILERS
+    from mpbench.train.device import resolve_device
 
     dev = resolve_device(device)
     console = Console()
@@ -64,16 +61,29 @@ def list_cmd(device: str) -> None:
 
 
 @click.command("env")
-@click.option("--json", "as_json", is_flag=True, help="Print the card as JSON.")
-def env(as_json: bool) -> None:
+@click.option("--json", "json_path", is_flag=False, flag_value="-", default=None,
+              type=click.Path(path_type=Path), metavar="[PATH]",
+              help="Write the card as JSON to PATH (alone, or PATH '-': to stdout).")
+def env(json_path: Path | None) -> None:
     """Print this machine's environment card (CPU ISA, GPU, driver, versions).
 
     \b
-    Example:
+    Examples:
       mpbench env --json
+      mpbench env --json card.json
     """
+    import torch
+
+    from mpbench.results.env import cpu_16bit_note, environment_card
+
     card = environment_card()
-    if as_json:
+    if json_path is not None and str(json_path) != "-":
+        from mpbench.results.output import write_output
+
+        write_output(json_path, json.dumps(card, indent=2) + "\n", "--json")
+        click.echo(f"wrote {json_path}")
+        return
+    if json_path is not None:
         click.echo(json.dumps(card, indent=2))
         return
     console = Console()

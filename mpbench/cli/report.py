@@ -17,10 +17,13 @@ from mpbench.report import FORMATS, write_report
                    "first results directory).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="html", show_default=True,
               help="html: the full self-contained page; md: the verdict table for CI logs.")
+@click.option("--summary-md", type=click.Path(path_type=Path),
+              help="Also write the Markdown verdict table (as `mpbench gate --summary-md`).")
 @click.option("--history", is_flag=True,
               help="RESULTS are a series (say nightly runs): plot each configuration's trend "
                    "and change points (see `mpbench history`) instead of comparing them.")
-def report(results: tuple[Path, ...], out: Path | None, fmt: str, history: bool = False) -> None:
+def report(results: tuple[Path, ...], out: Path | None, fmt: str,
+           summary_md: Path | None = None, history: bool = False) -> None:
     """Write a report comparing one or more results directories side by side.
 
     \b
@@ -28,6 +31,7 @@ def report(results: tuple[Path, ...], out: Path | None, fmt: str, history: bool 
       mpbench report reports/gpt-20261123-1200 -o report.html
       mpbench report before/ after/ -o upgrade.html      # two result sets side by side
       mpbench report reports/gpt-20261123-1200 --format md -o - >> "$GITHUB_STEP_SUMMARY"
+      mpbench report reports/gpt-20261123-1200 --summary-md verdicts.md
       mpbench report --history reports/nightly/ -o history.html
     """
     if history:
@@ -54,6 +58,8 @@ def report(results: tuple[Path, ...], out: Path | None, fmt: str, history: bool 
     target = out or (results[0] if results[0].is_dir() else results[0].parent) / f"report.{fmt}"
     path = write_report(list(results), target, fmt)
     click.echo(f"report: {path.resolve()}")
+    if summary_md is not None:
+        click.echo(f"summary: {write_report(list(results), summary_md, 'md').resolve()}")
 
 
 COMMANDS = [report]

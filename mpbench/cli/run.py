@@ -10,6 +10,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from mpbench.cli.budget import apply_budget, report_budget
 from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.summary import print_summary
@@ -112,14 +113,15 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     out = out or default_out(suite.name)
     check_out_dir(out, suite.name, resume)
     live = LiveTracking.open(out, suite.name, mlflow_uri, mlflow_experiment, tensorboard)
-    results = ResultsDir(out)
-    results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
-
     console = Console()
     plain = quiet or not console.is_terminal
     if not console.is_terminal:
         console = Console(width=150)  # logs and CI: no wrapping of the summary table
     env = environment_card()
+    budgeted = apply_budget(suite, specs, only, suite_file, dev, env, console, out, resume, report)
+    suite, specs = budgeted.suite, budgeted.specs
+    results = ResultsDir(out)
+    results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
     where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
     reps = f", {suite.repeats} repeats per configuration" if suite.repeats > 1 else ""
     reps += ", each in a fresh process" if fresh else ""
@@ -130,7 +132,8 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     try:
         with progress.live():
             for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
-                                   suite_file.parent, isolate=fresh):
+                                   suite_file.parent, isolate=fresh, source=budgeted.source,
+                                   budget=budgeted.note):
                 if event.resumed:
                     progress.resumed(event.spec, event.index, event.total)
                 elif event.record is None:
@@ -149,6 +152,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     console.print(f"results: {out.resolve()}", highlight=False, soft_wrap=True)
     if report:
         write_report_if_available(console, out)
+    report_budget(console, budgeted.note)
     live.finish(all_records)
 
 

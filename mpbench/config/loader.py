@@ -22,7 +22,11 @@ def read_yaml(path: Path) -> dict[str, Any]:
         raise UserError(f"suite file not found: {path}; check the path (bundled suites are in suites/)")
     if path.is_dir():
         raise UserError(f"{path} is a directory; give a suite .yaml file inside it")
-    text = path.read_text(encoding="utf-8", errors="replace")
+    try:
+        text = path.read_text(encoding="utf-8", errors="replace")
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read: {exc.strerror or type(exc).__name__}; "
+                        "give a readable suite file") from None
     try:
         raw = yaml.safe_load(text)
     except yaml.MarkedYAMLError as exc:

@@ -7,6 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mpbench.config.budget import BudgetConfig
 from mpbench.distributed.config import ParallelConfig
 from mpbench.models.config import MODEL_SIZES
 
@@ -201,6 +202,8 @@ class Suite(Strict):
     )
     parallel: ParallelConfig | None = None
     """Data-parallel training under torchrun (DDP / FSDP2); None: one process."""
+    budget: BudgetConfig | None = None
+    """Hold the suite to a wall-time budget on this machine (mpbench/train/calibrate.py)."""
     devices: dict[DeviceKind, dict[str, Any]] = Field(default_factory=dict)
     profile: str = "default"
     """Which device profile was merged in (set by the loader, not by the file)."""

@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 from mpbench.gate.evaluate import GateReport
+from mpbench.results.output import write_output
 
 ICONS = {"regression": "❌ regression", "inconclusive": "⚠️ inconclusive",
          "improved": "✅ improved", "ok": "✅ ok"}
@@ -53,17 +54,16 @@ def write_outputs(report: GateReport, summary_md: Path | None, json_path: Path |
     written = []
     markdown = to_markdown(report)
     if summary_md is not None:
-        summary_md.parent.mkdir(parents=True, exist_ok=True)
-        summary_md.write_text(markdown, encoding="utf-8")
-        written.append(summary_md)
+        written.append(write_output(summary_md, markdown, "--summary-md"))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
-    if step_summary:
-        with open(step_summary, "a", encoding="utf-8") as fh:
-            fh.write(markdown)
-        written.append(Path(step_summary))
+    if step_summary:  # appended: the step summary may hold earlier steps' sections
+        path = Path(step_summary)
+        try:
+            before = path.read_text(encoding="utf-8") if path.is_file() else ""
+        except (OSError, UnicodeDecodeError):
+            before = ""
+        written.append(write_output(path, before + markdown, "GITHUB_STEP_SUMMARY"))
     if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(json.dumps(report.as_dict(), indent=1, default=str),
-                             encoding="utf-8")
-        written.append(json_path)
+        written.append(write_output(json_path, json.dumps(report.as_dict(), indent=1, default=str),
+                                    "--json"))
     return written

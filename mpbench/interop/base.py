@@ -7,12 +7,12 @@ tensorboard) are imported inside `export`, never at module import, to keep start
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import ClassVar
 
 from mpbench.errors import UserError
+from mpbench.results.output import check_writable_dir
 from mpbench.results.schema import RunRecord
 
 
@@ -56,10 +56,4 @@ def register(cls: type[Exporter]) -> type[Exporter]:
 
 def check_dir_writable(directory: Path, option: str) -> None:
     """Fail before writing anything when `directory` cannot be created or written."""
-    parent = directory
-    while not parent.exists():
-        parent = parent.parent
-    if not parent.is_dir():
-        raise UserError(f"{option}: {parent} is a file, not a directory; choose another {option}")
-    if not os.access(parent, os.W_OK | os.X_OK):
-        raise UserError(f"{option}: {parent} is not writable; choose a writable {option}")
+    check_writable_dir(directory, option)  # the one probe every output of mpbench uses

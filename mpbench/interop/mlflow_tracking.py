@@ -36,6 +36,7 @@ from mpbench.interop.tracking import (
     sync,
     tracked_run,
 )
+from mpbench.results.output import write_output
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import RUNS
 
@@ -102,7 +103,7 @@ class MlflowTracker:
         self.uri, self.results = uri, results
         store = local_store_dir(uri)
         if store is not None:
-            store.mkdir(parents=True, exist_ok=True)
+            write_output(store, None, option)
         sqlite_dir = store if uri.startswith("sqlite:") else None
         try:
             self.client = MlflowClient(tracking_uri=uri)

@@ -7,7 +7,7 @@ import json
 from mpbench.errors import UserError
 from mpbench.interop.base import Exporter, ExportRequest, register
 from mpbench.interop.pytest_benchmark import to_pytest_benchmark
-from mpbench.results.store import atomic_write_text
+from mpbench.results.output import write_output
 
 
 @register
@@ -21,12 +21,12 @@ class PytestBenchmarkExporter(Exporter):
                        experiment=request.experiment)
         output = request.output
         if output is None:
-            raise UserError("--output: --format pytest-benchmark needs -o FILE.json")
+            raise UserError("--out: --format pytest-benchmark needs -o FILE.json")
         if output.is_dir():
-            raise UserError(f"--output: {output} is a directory; give a file name such as "
+            raise UserError(f"--out: {output} is a directory; give a file name such as "
                             f"{output / 'baseline.json'}")
         data = to_pytest_benchmark(request.records)
-        atomic_write_text(output, json.dumps(data, indent=1))
+        write_output(output, json.dumps(data, indent=1), "--out")
         timed = len(data["benchmarks"])
         return (f"wrote {output}: {timed} benchmarks ({self.name}), "
                 f"{len(request.records) - timed} runs without step times")

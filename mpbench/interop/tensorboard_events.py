@@ -31,6 +31,7 @@ from mpbench.interop.tracking import (
     sync,
     tracked_run,
 )
+from mpbench.results.output import write_output
 from mpbench.results.schema import RunRecord
 
 
@@ -44,7 +45,7 @@ def _writer_class(option: str) -> Any:
 
 
 class TensorBoardTracker:
-    def __init__(self, logdir: Path, results: Path, option: str = "--output"):
+    def __init__(self, logdir: Path, results: Path, option: str = "--out"):
         check_dir_writable(logdir, option)  # also refuses a file
         self.writer = _writer_class(option)
         self.logdir, self.results = logdir, results
@@ -65,7 +66,7 @@ class TensorBoardTracker:
         old = list(run_dir.glob(f"events.out.tfevents.*.mpbench-{kind}-*"))
         if any(p.name.endswith(suffix) for p in old):
             return
-        run_dir.mkdir(parents=True, exist_ok=True)
+        write_output(run_dir, None, "--out")
         tmp = Path(tempfile.mkdtemp(dir=self.logdir, prefix=".mpbench-tmp-"))
         try:
             writer = self.writer(log_dir=str(tmp), filename_suffix=suffix)
@@ -120,7 +121,7 @@ class TensorBoardExporter(Exporter):
         request.refuse(self.name, tracking_uri=request.tracking_uri,
                        experiment=request.experiment)
         if request.output is None:
-            raise UserError("--output: --format tensorboard needs -o DIR, the directory for the "
+            raise UserError("--out: --format tensorboard needs -o DIR, the directory for the "
                             "event files (then: tensorboard --logdir DIR)")
         suite_info(request.results)  # a results directory, not one record file
         tracker = TensorBoardTracker(request.output, request.results)

@@ -29,6 +29,7 @@ from mpbench.profile.kernels import (
 )
 from mpbench.profile.restore import weights_restored
 from mpbench.profile.stderr_filter import without_profiler_chatter
+from mpbench.results.output import write_output
 
 
 class TensorCoreOptions(ProfilerOptions):
@@ -155,7 +156,6 @@ def export_trace(prof: profile, where: bool | str, ctx: RunContext) -> Path:
     """Chrome trace JSON (opens in Perfetto and chrome://tracing), one file per run."""
     results = ctx.extra.get("results_dir")  # set by the runner when it knows --out
     base = Path(where) if isinstance(where, str) else Path(results or "reports") / "traces"
-    base.mkdir(parents=True, exist_ok=True)
-    path = base / f"{ctx.spec.run_id}.trace.json"
-    prof.export_chrome_trace(str(path))
+    path = write_output(base / f"{ctx.spec.run_id}.trace.json",
+                        lambda tmp: prof.export_chrome_trace(str(tmp)), "trace")
     return path.resolve()

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mpbench.errors import UserError
-from mpbench.results.store import atomic_write_text
+from mpbench.results.output import write_output
 
 FORMATS = ("html", "md")
 
@@ -31,7 +31,7 @@ def write_report(results_dirs: list[Path], out: Path, fmt: str = "html") -> Path
     if out.is_dir():
         raise UserError(f"-o/--out: {out} is a directory; give a file name such as "
                         f"{out / ('report.' + fmt)}")
-    atomic_write_text(out, page)
+    write_output(out, page, "report")
     out.chmod(0o644)  # a page to share, not a private temp file
     return out
 

@@ -73,6 +73,6 @@ def write_history_report(paths: list[Path], out: Path, min_change: float = 0.05)
     if out.is_dir():
         raise UserError(f"-o/--out: {out} is a directory; give a file name such as "
                         f"{out / 'history.html'}")
-    atomic_write_text(out, page)
+    atomic_write_text(out, page, "--out")
     out.chmod(0o644)
     return out

@@ -71,6 +71,19 @@ class DriftProbe(BaseModel):
         return float((t[0] * t[1] * t[2] * t[3]) ** 0.25)
 
 
+class BudgetNote(BaseModel):
+    """Why a run has the steps it has when its device profile sets a time budget."""
+
+    budget_s: float
+    configured_steps: int
+    steps: int
+    """Measured steps every run of the suite got (equal for every recipe)."""
+    estimate_s: float
+    """Estimated wall time of the whole command at `steps`, calibration included."""
+    calibration_s: float
+    reason: str
+
+
 class RunRecord(BaseModel):
     model_config = ConfigDict(extra="allow")
 
@@ -148,6 +161,8 @@ class RunRecord(BaseModel):
     duration_s: float
     traceback: str | None = None
     """For status 'failed': where it broke, for the bug report."""
+    budget: BudgetNote | None = None
+    """Set when the suite ran under a time budget: the chosen steps and why."""
 
 
 def upgrade(raw: dict[str, Any]) -> dict[str, Any]:

@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -13,36 +11,21 @@ from pydantic import ValidationError
 
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
+from mpbench.results.output import check_writable_dir, write_output
 from mpbench.results.schema import RESULTS_FORMAT, SCHEMA_VERSION, RunRecord, upgrade
 
 MANIFEST = "mpbench-results.json"
 RUNS = "runs"
 
 
-def atomic_write_text(path: Path, text: str) -> None:
+def atomic_write_text(path: Path, text: str, what: str = "results") -> None:
     """Write to a temp file in the same directory, then rename over the target."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    write_output(path, text, what)
 
 
-def check_writable(directory: Path) -> None:
+def check_writable(directory: Path, what: str = "--out") -> None:
     """Fail early, before any training, when the results cannot be written."""
-    probe_parent = directory
-    while not probe_parent.exists():
-        probe_parent = probe_parent.parent
-    if not probe_parent.is_dir():
-        raise UserError(f"--out: {probe_parent} is a file, not a directory; choose another --out")
-    if not os.access(probe_parent, os.W_OK | os.X_OK):
-        raise UserError(f"--out: {probe_parent} is not writable; choose a writable --out directory")
+    check_writable_dir(directory, what)
 
 
 class ResultsDir:
@@ -54,7 +37,7 @@ class ResultsDir:
         return self.path / RUNS
 
     def create(self, suite_name: str, suite_config: dict[str, Any], suite_text: str) -> None:
-        self.runs_dir.mkdir(parents=True, exist_ok=True)
+        write_output(self.runs_dir, None, "--out")
         manifest = self.path / MANIFEST
         if not manifest.exists():
             atomic_write_text(manifest, json.dumps({
@@ -99,6 +82,11 @@ def read_json(path: Path, fix: str) -> Any:
     """Parse a JSON file; a corrupt one is a UserError naming the file, the place and `fix`."""
     try:
         return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UserError(f"{path}: not found; {fix}") from None
+    except OSError as exc:
+        raise UserError(f"{path}: cannot be read: {exc.strerror or type(exc).__name__}; "
+                        "give a readable file") from None
     except json.JSONDecodeError as exc:
         raise UserError(f"{path}: corrupt JSON at line {exc.lineno}, column {exc.colno}; {fix}") from None
     except UnicodeDecodeError:

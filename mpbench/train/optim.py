@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -85,5 +86,10 @@ class Stepper:
             if self.grad_clip:
                 grad_norm = torch.nn.utils.clip_grad_norm_(self.params, self.grad_clip)
             self.optimizer.step()
-        self.scheduler.step()
+        if self.scaler is None:
+            self.scheduler.step()
+        else:  # a step GradScaler skipped (inf/NaN grads) is expected, not a misordered call
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
+                self.scheduler.step()
         return StepResult(loss.detach(), grad_norm)

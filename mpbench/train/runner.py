@@ -12,8 +12,9 @@ import torch
 from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
-from mpbench.results.schema import DriftProbe, RunRecord
+from mpbench.results.schema import BudgetNote, DriftProbe, RunRecord
 from mpbench.results.store import ResultsDir
+from mpbench.train.device import resolve_device
 from mpbench.train.loop import ProgressFn, train_run
 from mpbench.train.spec import RunSpec, expand
 
@@ -27,16 +28,6 @@ class RunEvent:
     total: int
     record: RunRecord | None = None
     resumed: bool = False
-
-
-def resolve_device(choice: str) -> torch.device:
-    if choice == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if choice == "cuda" and not torch.cuda.is_available():
-        from mpbench.errors import UserError
-
-        raise UserError("--device cuda: no CUDA GPU is visible to torch here; use --device cpu or auto")
-    return torch.device(choice)
 
 
 def select(specs: list[RunSpec], only: tuple[str, ...]) -> list[RunSpec]:
@@ -65,12 +56,16 @@ def run_suite(
     progress_for: Callable[[RunSpec], ProgressFn | None],
     suite_dir: Path | None = None,
     isolate: bool = False,
+    source: TokenSource | None = None,
+    budget: BudgetNote | None = None,
 ) -> Iterator[RunEvent]:
-    """Train `specs` in order; with `isolate` each run gets a fresh process (repeats)."""
+    """Train `specs` in order; with `isolate` each run gets a fresh process (repeats).
+
+    `source`: the corpus if already read; `budget`: why the runs have their steps.
+    """
     from mpbench.train.isolated import run_in_fresh_process
 
     done = results.recorded_ids() if resume else set()
-    source: TokenSource | None = None
     for i, spec in enumerate(specs):
         if spec.run_id in done:
             yield RunEvent(spec, i, len(specs), resumed=True)
@@ -81,6 +76,9 @@ def run_suite(
             extra["bench_results"] = str(results.path)
         if isolate:
             record = run_in_fresh_process(spec, results, device, env, extra, suite_dir)
+            if budget is not None:  # the child wrote its record; add why it has its steps
+                record = record.model_copy(update={"budget": budget})
+                results.write(record)
             yield RunEvent(spec, i, len(specs), record=record)
             continue
         if source is None:  # read the corpus once, and only when a run needs it
@@ -88,6 +86,8 @@ def run_suite(
         if suite.train.threads:
             torch.set_num_threads(suite.train.threads)
         record = probed_run(spec, source, device, env, progress_for(spec), extra)
+        if budget is not None:
+            record = record.model_copy(update={"budget": budget})
         results.write(record)
         yield RunEvent(spec, i, len(specs), record=record)
 

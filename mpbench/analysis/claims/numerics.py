@@ -217,7 +217,10 @@ def fp16_range(ev: Evidence, bound: Bound) -> Outcome:
         rows.append(Row(r.run_id, amax, n=1, unit="", verdict=v, note=note))
     if not rows:
         return not_measured(f"add fp16 (and fp16-noscale) with {access.ADD_PROFILER['numerics']}")
-    verdict = combine([r.verdict for r in rows if r.verdict])
+    # A run whose values stayed below the limit says nothing about the limit; where another
+    # run reached it, the verdict is that run's (the quiet rows are still listed).
+    decided: list[Verdict] = [r.verdict for r in rows if r.verdict in ("holds", "fails")]
+    verdict = combine(decided or [r.verdict for r in rows if r.verdict])
     head = max(rows, key=lambda r: r.value or 0.0)
     return Outcome(verdict, f"max |x| {fmt(head.value)} vs {FP16_MAX:,.0f}", head.note,
                    head.value, None, None, len(rows), False, rows)

@@ -1,0 +1,126 @@
+"""`mpbench run` under a device profile's time budget: calibrate, choose steps, say so."""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+
+from mpbench.config.schema import Suite
+from mpbench.data import TokenSource, make_source
+from mpbench.errors import UserError
+from mpbench.results.schema import BudgetNote, RunRecord
+from mpbench.results.store import MANIFEST, ResultsDir, load_records
+from mpbench.train.calibrate import (
+    RecipeCost,
+    calibrate,
+    estimate_s,
+    plan_steps,
+    seconds_since_start,
+    with_steps,
+)
+from mpbench.train.loop import train_run
+from mpbench.train.runner import expand, select
+from mpbench.train.spec import RunSpec
+
+
+@dataclass
+class Budgeted:
+    suite: Suite
+    specs: list[RunSpec]
+    note: BudgetNote | None = None
+    source: TokenSource | None = None
+
+
+def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suite_file: Path,
+                 device: torch.device, env: dict[str, Any], console: Console, out: Path,
+                 resume: bool, report: bool) -> Budgeted:
+    """The suite with every run's steps chosen to fit `suite.budget` (unchanged without one)."""
+    budget = suite.budget
+    if budget is None:
+        return Budgeted(suite, specs)
+    where = f"devices.{suite.profile}.budget" if suite.profile != "default" else "budget"
+    if "steps" in suite.matrix:
+        raise UserError(f"{suite_file}: matrix.steps: a budget scales steps itself; remove "
+                        "one of matrix.steps and budget")
+    recorded = _recorded_steps(out) if resume else None
+    if recorded is not None:  # a resumed suite keeps the steps its recorded runs have
+        planned = with_steps(suite, recorded)
+        console.print(f"budget: resuming with the {recorded} steps of the recorded runs",
+                      highlight=False)
+        note = BudgetNote(budget_s=budget.seconds, configured_steps=suite.train.steps,
+                          steps=recorded, estimate_s=0.0, calibration_s=0.0,
+                          reason=f"resumed: keeps the {recorded} steps of the recorded runs")
+        return Budgeted(planned, select(expand(planned), only), note)
+    source = make_source(suite.data, suite_file.parent)
+    distinct = len({s.run_id.rsplit("__seed", 1)[0] for s in specs})
+    console.print(f"budget {budget.seconds:g} s: calibrating {distinct} recipes "
+                  f"({budget.calibration_steps} steps each) on this machine", highlight=False)
+    records: list[Any] = []
+
+    def train(spec: RunSpec, *args: Any, **kwargs: Any) -> RunRecord:
+        record = train_run(spec, *args, **kwargs)
+        records.append(record)
+        return record
+
+    def said(spec: RunSpec, cost: RecipeCost) -> None:
+        one = cost.run_s(spec.train.warmup_steps, spec.train.steps, [])
+        console.print(f"  {spec.model_label} {spec.precision.name}: {cost.step_s:.3f} s/step, "
+                      f"{cost.fixed_s:.1f} s per run besides steps (~{one:.0f} s a run)",
+                      highlight=False)
+
+    costs = calibrate(specs, source, device, env, train, budget.calibration_steps, said)
+    after_s = _report_seconds(records, len(specs)) if report else 0.0
+    plan = plan_steps(specs, costs, budget, suite.train.steps, seconds_since_start(), after_s,
+                      where)
+    planned = with_steps(suite, plan.steps)
+    runs_s = estimate_s(specs, costs, plan.steps)
+    console.print(f"budget: {plan.steps} measured steps per run (configured "
+                  f"{plan.configured_steps}); estimated {plan.estimate_s:.0f} s in all = "
+                  f"{plan.spent_s:.0f} s start-up and calibration + {runs_s:.0f} s runs + "
+                  f"{after_s:.0f} s report", highlight=False)
+    console.print(f"budget: {plan.reason}", highlight=False)
+    return Budgeted(planned, select(expand(planned), only), plan.note(), source)
+
+
+def report_budget(console: Console, note: BudgetNote | None) -> None:
+    """After the suite: what it took against the estimate and the budget."""
+    if note is None or note.estimate_s == 0.0:
+        return
+    took = seconds_since_start()
+    console.print(f"budget: took {took:.0f} s (estimated {note.estimate_s:.0f} s, budget "
+                  f"{note.budget_s:g} s)", highlight=False)
+
+
+def _recorded_steps(out: Path) -> int | None:
+    if not (out / MANIFEST).is_file():
+        return None
+    steps = {int(r.train["steps"]) for r in load_records(out) if r.status == "ok"}
+    return steps.pop() if len(steps) == 1 else None
+
+
+def _report_seconds(records: list[RunRecord], runs: int) -> float:
+    """The report's time, measured on the calibration records, scaled to the runs' count."""
+    try:
+        from mpbench.report import write_report
+    except ImportError:
+        return 0.0
+    if not records:
+        return 0.0
+    with tempfile.TemporaryDirectory(prefix="mpbench-calibrate-report-") as tmp:
+        results = ResultsDir(Path(tmp))
+        results.create(records[0].suite, records[0].suite_config, "")
+        for record in records:
+            results.write(record)
+        t0 = time.perf_counter()
+        try:
+            write_report([Path(tmp)], Path(tmp) / "report.html")
+        except Exception:  # a report bug shows after the runs, with its fix
+            return 0.0
+        written = len({r.run_id for r in records})  # bare and full runs share a file
+        return (time.perf_counter() - t0) * max(runs / written, 1.0)
