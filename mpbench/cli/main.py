@@ -25,8 +25,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("mpbench.cli.gate",
              "Compare CURRENT results with a baseline; exit 1 on a regression, 2 on bad input."),
     "history": ("mpbench.cli.history",
-                "Trend and change points over a series of results directories; exit 1 on a "
-                "regression."),
+                "Trend and change points over a series of results directories (oldest first "
+                "by start time); a directory holding results directories counts as all of "
+                "them."),
     "list": ("mpbench.cli.info",
              "List precision recipes (with availability here), models, profilers and suites."),
     "report": ("mpbench.cli.report",

@@ -241,7 +241,7 @@ class MlflowExporter(Exporter):
                "(--tracking-uri, --experiment)")
 
     def export(self, request: ExportRequest) -> str:
-        request.refuse(self.name, output=request.output)
+        request.refuse(self.name, out=request.output)
         suite = suite_info(request.results)  # a results directory, not one record file
         uri = request.tracking_uri or default_uri(request.results)
         experiment = request.experiment or f"mpbench-{suite.name}"
