@@ -10,6 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from mpbench.results.key import ComparisonKey
 from mpbench.results.schema import RunRecord
 
 # Suite lines that turn each profiler on (names as registered in mpbench/profile/).
@@ -60,15 +61,14 @@ def compiled(r: RunRecord) -> bool:
     return bool(r.train.get("compile", False))
 
 
-def config_key(r: RunRecord) -> tuple[str, int, int, bool, bool]:
-    """Runs with equal keys differ only in precision and seed, so they can be compared."""
-    return (r.model, r.batch_size, r.seq_len, activation_checkpointing(r), compiled(r))
+def config_key(r: RunRecord) -> ComparisonKey:
+    """Runs with equal keys differ only in precision, seed and repeat, so they can be compared
+    (the record's ConfigKey without its precision: results/key.py)."""
+    return r.config_key.comparison
 
 
-def config_label(key: tuple[str, int, int, bool, bool]) -> str:
-    model, b, t, ckpt, comp = key
-    extra = (" ckpt" if ckpt else "") + (" compiled" if comp else "")
-    return f"{model} b{b}×t{t}{extra}"
+def config_label(key: ComparisonKey) -> str:
+    return key.label
 
 
 # -- memory ------------------------------------------------------------------------------

@@ -47,7 +47,7 @@ def summary_table(records: list[RunRecord]) -> Table:
         train_loss, eval_loss = g.median_of("final_train_loss"), g.median_of("eval_loss")
         table.add_row(
             g.model, f"{g.precision} ({g.variant})" if g.variant else g.precision,
-            g.setting.replace("-t", " x ").removeprefix("b").replace("-", " "), f"{tps:,.0f}" if tps else "-", sp, human_bytes(g.peak_memory_bytes),
+            g.setting.removeprefix("b").replace("×t", " x ", 1), f"{tps:,.0f}" if tps else "-", sp, human_bytes(g.peak_memory_bytes),
             f"{train_loss:.4f}" if train_loss is not None else "-",
             f"{eval_loss:.4f}" if eval_loss is not None else "-", status,
         )

@@ -71,7 +71,7 @@ def benchmark_stats(times_s: Sequence[float]) -> dict[str, Any]:
 def run_summary(r: RunRecord) -> dict[str, Any]:
     """What the gate needs to know about a run, without its curves and traces."""
     return {
-        "run_id": r.run_id, "suite": r.suite, "profile": r.profile, "model": r.model,
+        "run_id": r.run_id, "config_key": r.config_key.model_dump(mode="json"), "suite": r.suite, "profile": r.profile, "model": r.model,
         "precision": r.precision, "batch_size": r.batch_size, "seq_len": r.seq_len,
         "seed": r.seed, "repeat": r.repeat, "device": r.device, "device_name": r.device_name, "status": r.status,
         "reason": r.reason, "tokens_per_s": r.tokens_per_s,
@@ -114,7 +114,7 @@ def to_pytest_benchmark(records: list[RunRecord]) -> dict[str, Any]:
             untimed.append(summary)
             continue
         benchmarks.append({
-            "group": f"{r.suite} {r.model} b{r.batch_size} t{r.seq_len}",
+            "group": f"{r.suite} {r.config_key.comparison.label}",
             "name": r.run_id,
             "fullname": f"{r.suite}::{r.run_id}",
             "params": {"model": r.model, "precision": r.precision, "batch_size": r.batch_size,

@@ -94,7 +94,8 @@ def run_params(r: RunRecord) -> dict[str, str]:
     out: dict[str, str] = {}
     _flatten("", {
         "suite": r.suite, "profile": r.profile, "model": r.model, "precision": r.precision,
-        "seed": r.seed, "batch_size": r.batch_size, "seq_len": r.seq_len,
+        "config": r.config_key.label, "comparison_group": r.config_key.comparison.label,
+        "seed": r.seed, "repeat": r.repeat, "batch_size": r.batch_size, "seq_len": r.seq_len,
         "tokens_per_step": r.tokens_per_step, "n_params": r.n_params, "device": r.device,
         "device_name": r.device_name, "flops_per_token": r.flops_per_token,
         "memory_kind": r.memory.kind if r.memory else None,
