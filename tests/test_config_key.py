@@ -127,7 +127,7 @@ def test_every_view_finds_the_same_groups_and_speedups(tmp_path: Path) -> None:
 def test_the_key_derived_from_a_run_id_equals_the_written_one() -> None:
     """The upgrader's derivation (schema-1 records, old exports) gives the key a new run
     writes, for matrix tags, options tags, checkpointing and parallel combinations."""
-    for r in _records() + [record("fp16", ckpt=True)]:
+    for r in [*_records(), record("fp16", ckpt=True)]:
         raw = json.loads(r.model_dump_json())
         written = ConfigKey.model_validate(raw.pop("config_key"))
         assert derive_key(raw) == written
