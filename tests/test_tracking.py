@@ -134,9 +134,9 @@ def test_mlflow_export_reads_back(logged: Logged, tmp_path: Path) -> None:
     assert (p["model"], p["precision"], p["batch_size"], p["seq_len"], p["device"]) == (
         "gpt-tiny", "fp16", "4", "32", "cpu")
     assert p["recipe.options.init_scale"] == "65536.0"
-    assert p["env.torch"] == fp16.env["torch"]
+    assert p["env.torch"] == fp16.env.torch
     assert run["tags"]["mpbench.status"] == "ok" and run["status"] == "FINISHED"
-    assert run["tags"]["mlflow.source.git.commit"] == fp16.env["mpbench_commit"]
+    assert run["tags"]["mlflow.source.git.commit"] == fp16.env.mpbench_commit
     assert run["artifacts"] == {f"{fp16.run_id}.json":
                                 (logged.out / "runs" / f"{fp16.run_id}.json").read_bytes()}
     m = run["metrics"]

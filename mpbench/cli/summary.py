@@ -70,10 +70,12 @@ def machine_note(records: list[RunRecord]) -> str | None:
         return None
     r = records[0]
     if r.device.startswith("cuda"):
-        gpu = r.env.get("gpu") or {}
-        return f"Measured on {gpu.get('name')} (compute capability {gpu.get('capability')})."
+        gpu = r.env.gpu
+        if gpu is None:
+            return f"Measured on {r.device_name}."
+        return f"Measured on {gpu.name} (compute capability {gpu.capability})."
     mem = "Peak memory on a CPU is peak RSS above the run's starting RSS (allocator caching blurs small differences)."
-    return f"Measured on {r.env['cpu']['model']}. {cpu_16bit_note(r.env['cpu'])} {mem}"
+    return f"Measured on {r.env.cpu.model}. {cpu_16bit_note(r.env.cpu)} {mem}"
 
 
 def print_summary(console: Console, records: list[RunRecord]) -> None:

@@ -99,9 +99,9 @@ def memory_blocks(s: ResultSet) -> list[Block]:
             continue
         r = ok[0]
         peak = median_of([access.peak_memory(x) for x in ok])
-        m = access.memory_breakdown(r) or {}
-        any_breakdown |= bool(m)
-        comp = [m.get(p) for p in access.MEMORY_PARTS]
+        m = access.memory_breakdown(r)
+        any_breakdown |= m is not None
+        comp = [getattr(m, p) if m else None for p in access.MEMORY_PARTS]
         total = sum(c for c in comp if c is not None) if m else None
         rows.append([text(key.model), Cell(key.precision, key.precision, "prec"), text(key.comparison.setting_label),
                      nbytes(peak), text(access.memory_kind(r)), *[nbytes(c) for c in comp],

@@ -105,8 +105,8 @@ def numerics_blocks(s: ResultSet) -> list[Block]:
     rows = []
     for r in runs:
         u = access.underflow(r) or {}
-        o = access.overflow(r) or {}
-        events = o.get("events") or []
+        o = access.overflow(r)
+        events = o.events if o else []
         first = events[0] if events and isinstance(events[0], dict) else None
         first_text = (f"step {first.get('step')}: {first.get('kind') or ''} "
                       f"{first.get('layer') or ''}".strip() if first else "-")
@@ -116,7 +116,7 @@ def numerics_blocks(s: ResultSet) -> list[Block]:
                      Cell(r.precision, r.precision, "prec"), num(float(skipped) if skipped is not None else None, 0),
                      num(scale[-1][1] if scale else None, 0),
                      pct(u.get("fraction"), 2), pct(u.get("reference"), 2), pct(u.get("lost"), 2),
-                     num(o.get("act_amax"), 3), num(o.get("grad_amax"), 3),
+                     num(o.act_amax if o else None, 3), num(o.grad_amax if o else None, 3),
                      num(float(len(events)), 0), text(first_text)])
     blocks.append(Table(["run", "precision", "skipped steps", "final scale",
                          "below fp16 subnormal", "fp32 reference", "flushed to zero", "act amax",

@@ -12,6 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from mpbench.results.env_card import EnvCard
 from mpbench.results.key import ConfigKey, derive_key
 
 SCHEMA_VERSION = 2
@@ -160,7 +161,8 @@ class RunRecord(BaseModel):
 
     profiles: dict[str, Any] = Field(default_factory=dict)
     """Profiler findings by profiler name (or {'skipped': reason})."""
-    env: dict[str, Any]
+    env: EnvCard
+    """The environment card (results/env_card.py): machine and software versions."""
     suite_config: dict[str, Any] = Field(default_factory=dict)
     started_at: str
     finished_at: str
