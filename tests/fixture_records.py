@@ -15,6 +15,13 @@ import numpy as np
 
 from mpbench.config.matrix import IN_RUN_ID
 from mpbench.results.key import ParallelKey, make_key
+from mpbench.results.payloads import (
+    MemoryResult,
+    NumericsResult,
+    Overflow,
+    ProfileResult,
+    Underflow,
+)
 from mpbench.results.schema import SCHEMA_VERSION, MemoryStats, RunRecord
 from mpbench.results.store import MANIFEST
 
@@ -112,14 +119,29 @@ def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: f
     )
 
 
+def payload(model: type[ProfileResult], **fields: Any) -> dict[str, Any]:
+    """A profiler's stored result, built through its typed model (results/payloads.py), so a
+    renamed field breaks the test that writes it."""
+    return model(**fields).model_dump(mode="json", exclude_unset=True)
+
+
 def memory_profile(n_params: int, activations: int, state_bytes_per_param: float = 16.0
                    ) -> dict[str, Any]:
     params = 4 * n_params
     grads = 4 * n_params
     opt = int((state_bytes_per_param - 8) * n_params)
-    return {"params_bytes": params, "grads_bytes": grads, "optimizer_bytes": opt,
-            "activations_bytes": activations, "fp8_cache_bytes": 0, "other_bytes": 1000,
-            "measured_peak_bytes": params + grads + opt + activations + 1000}
+    return payload(MemoryResult, params_bytes=params, grads_bytes=grads, optimizer_bytes=opt,
+                   activations_bytes=activations, fp8_cache_bytes=0, other_bytes=1000,
+                   measured_peak_bytes=params + grads + opt + activations + 1000)
+
+
+def numerics(**fields: Any) -> dict[str, Any]:
+    """The numerics profiler's result (NumericsResult; underflow/overflow as dicts)."""
+    if "underflow" in fields:
+        fields["underflow"] = Underflow(**fields["underflow"])
+    if "overflow" in fields:
+        fields["overflow"] = Overflow(**fields["overflow"])
+    return payload(NumericsResult, **fields)
 
 
 def bench_record(benchmark: str, rows: list[dict[str, Any]], env: dict[str, Any] | None = None

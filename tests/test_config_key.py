@@ -160,3 +160,24 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
         if args[0] == "show":
             assert "gpt-mini" in result.output and "1.06x [" in result.output
     assert "gpt-mini b8×t64" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.unit
+def test_typed_payloads_refuse_a_renamed_field() -> None:
+    """Fixtures write profiler results through the models, and the analysis reads them as
+    fields: a field renamed on one side only fails loudly, never reads as 'not measured'."""
+    from pydantic import ValidationError
+
+    from mpbench.analysis import access
+    from mpbench.errors import UserError
+    from mpbench.results.payloads import MemoryResult
+    from tests.fixture_records import memory_profile, payload
+
+    with pytest.raises(ValidationError):
+        payload(MemoryResult, param_bytes=4)  # the field is params_bytes
+    good = record("fp32", profiles={"memory": memory_profile(1000, 5000)})
+    assert access.model_state_bytes(good) == 16 * 1000 and access.activation_bytes(good) == 5000
+    renamed = record("fp32", profiles={"memory": {"param_bytes": 4000}})
+    with pytest.raises(UserError, match=r"profiles\.memory"):
+        access.memory_breakdown(renamed)
+    assert record("fp32").env.cpu.model == "Test CPU"  # the environment card is typed too

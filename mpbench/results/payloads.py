@@ -81,7 +81,8 @@ class Underflow(BaseModel):
     """Non-zero in the FP32 reference but zero in the run."""
     threshold: float | None = None
     reference: str | None = None
-    samples: int = 0
+    samples: list[dict[str, Any]] = Field(default_factory=list)
+    """Each probe's fractions and per-layer shares ({"step", "fraction", ..., "per_layer"})."""
 
 
 class Overflow(BaseModel):
@@ -111,7 +112,7 @@ class NumericsResult(ProfileResult):
     """(step, global norm before clipping); None where it was not finite."""
     underflow: Underflow = Field(default_factory=Underflow)
     overflow: Overflow = Field(default_factory=Overflow)
-    probes: int | list[Any] | None = None
+    probes: int = 0
     probe_error: str | None = None
     overhead_s: float | None = None
     overhead_fraction: float | None = None
