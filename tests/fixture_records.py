@@ -13,6 +13,15 @@ from typing import Any
 
 import numpy as np
 
+from mpbench.config.matrix import IN_RUN_ID
+from mpbench.results.key import ParallelKey, make_key
+from mpbench.results.payloads import (
+    MemoryResult,
+    NumericsResult,
+    Overflow,
+    ProfileResult,
+    Underflow,
+)
 from mpbench.results.schema import SCHEMA_VERSION, MemoryStats, RunRecord
 from mpbench.results.store import MANIFEST
 
@@ -50,28 +59,42 @@ def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: f
            reason: str | None = None, numerics_only: bool = False,
            profiles: dict[str, Any] | None = None, ckpt: bool = False,
            suite: str = "fixture", description: str = "fixture suite",
-           claims: list[str] | None = None, n_params: int = 1_000_000) -> RunRecord:
-    """One run: step times ~ N(step_ms, noise), a loss curve from 4.0 down by 1.0 + loss_drop."""
+           claims: list[str] | None = None, n_params: int = 1_000_000,
+           matrix: dict[str, Any] | None = None, parallel: ParallelKey | None = None,
+           repeat: int = 0) -> RunRecord:
+    """One run: step times ~ N(step_ms, noise), a loss curve from 4.0 down by 1.0 + loss_drop.
+
+    `matrix` is this run's values of the suite's matrix settings (e.g. {"lr": 0.01}), `parallel`
+    its data-parallel combination; the run id and the configuration key say both, as
+    train/spec.py writes them."""
     env = env or CPU_ENV
     device = "cuda:0" if env.get("gpu") else "cpu"
-    rng = np.random.default_rng(zlib.crc32(f"{precision}|{seed}|{model}|{batch}|{ckpt}".encode()))
+    extra = f"|{matrix}|{parallel}|{repeat}" if matrix or parallel or repeat else ""
+    rng = np.random.default_rng(zlib.crc32(
+        f"{precision}|{seed}|{model}|{batch}|{ckpt}{extra}".encode()))
     ok = status == "ok"
     times = list(np.abs(rng.normal(step_ms, noise, steps))) if ok else []
     tokens = batch * seq
     curve = [(i + 1, 4.0 - (1.0 + loss_drop) * i / (steps - 1) + float(rng.normal(0, 0.002)))
              for i in range(steps)] if ok else []
     fam = FAMILY.get(precision, precision.split("-")[0])
+    matrix = matrix or {}
+    train = {"batch_size": batch, "seq_len": seq, "steps": steps, "warmup_steps": 2,
+             "activation_checkpointing": ckpt, "compile": False, **matrix}
+    profile = "cpu" if device == "cpu" else "cuda"
+    tags = "".join(f"-{k}{v}" for k, v in matrix.items() if k not in IN_RUN_ID)
+    par = f"__{parallel.tag}" if parallel is not None else ""
     return RunRecord(
-        schema_version=SCHEMA_VERSION, run_id=f"{model}__{precision}__b{batch}-t{seq}"
-        f"{'-ckpt' if ckpt else ''}__seed{seed}", suite=suite, suite_description=description,
-        profile="cpu" if device == "cpu" else "cuda", model=model,
+        schema_version=SCHEMA_VERSION, run_id=f"{model}{tags}__{precision}__b{batch}-t{seq}"
+        f"{'-ckpt' if ckpt else ''}{par}__seed{seed}{f'-r{repeat}' if repeat else ''}",
+        config_key=make_key(model, precision, {}, train, list(matrix), parallel, profile),
+        repeat=repeat, suite=suite, suite_description=description, profile=profile, model=model,
         model_dims={"arch": "gpt", "n_layer": 2}, n_params=n_params, precision=precision,
         recipe={"name": precision, "family": fam, "summary": "", "compute_dtype":
                 DTYPE.get(fam, "float32"), "matmul_precision": "highest",
                 "numerics_only": numerics_only, "options": {}},
         seed=seed, batch_size=batch, seq_len=seq,
-        train={"batch_size": batch, "seq_len": seq, "steps": steps, "warmup_steps": 2,
-               "activation_checkpointing": ckpt, "compile": False},
+        train=train,
         device=device, device_name=(env.get("gpu") or {}).get("name") or env["cpu"]["model"],
         status=status, reason=reason, step_times_ms=times,
         step_stats={"n": steps, "median_ms": float(np.median(times)), "mean_ms": float(np.mean(
@@ -89,10 +112,17 @@ def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: f
         flops_per_token=6e6, flops_per_token_counter=6e6,
         achieved_tflops=6e6 * tokens / (step_ms / 1000) / 1e12 if ok else None,
         profiles=profiles or {}, env=env,
-        suite_config={"name": suite, "claims": claims or ["speedup-amp"]},
-        started_at=f"2026-01-01T00:{seed:02d}:00+00:00",
-        finished_at=f"2026-01-01T00:{seed:02d}:30+00:00", duration_s=30.0,
+        suite_config={"name": suite, "claims": claims or ["speedup-amp"],
+                      "matrix": {k: [v] for k, v in matrix.items()}},
+        started_at=f"2026-01-01T{repeat:02d}:{seed:02d}:00+00:00",
+        finished_at=f"2026-01-01T{repeat:02d}:{seed:02d}:30+00:00", duration_s=30.0,
     )
+
+
+def payload(model: type[ProfileResult], **fields: Any) -> dict[str, Any]:
+    """A profiler's stored result, built through its typed model (results/payloads.py), so a
+    renamed field breaks the test that writes it."""
+    return model(**fields).model_dump(mode="json", exclude_unset=True)
 
 
 def memory_profile(n_params: int, activations: int, state_bytes_per_param: float = 16.0
@@ -100,9 +130,18 @@ def memory_profile(n_params: int, activations: int, state_bytes_per_param: float
     params = 4 * n_params
     grads = 4 * n_params
     opt = int((state_bytes_per_param - 8) * n_params)
-    return {"params_bytes": params, "grads_bytes": grads, "optimizer_bytes": opt,
-            "activations_bytes": activations, "fp8_cache_bytes": 0, "other_bytes": 1000,
-            "measured_peak_bytes": params + grads + opt + activations + 1000}
+    return payload(MemoryResult, params_bytes=params, grads_bytes=grads, optimizer_bytes=opt,
+                   activations_bytes=activations, fp8_cache_bytes=0, other_bytes=1000,
+                   measured_peak_bytes=params + grads + opt + activations + 1000)
+
+
+def numerics(**fields: Any) -> dict[str, Any]:
+    """The numerics profiler's result (NumericsResult; underflow/overflow as dicts)."""
+    if "underflow" in fields:
+        fields["underflow"] = Underflow(**fields["underflow"])
+    if "overflow" in fields:
+        fields["overflow"] = Overflow(**fields["overflow"])
+    return payload(NumericsResult, **fields)
 
 
 def bench_record(benchmark: str, rows: list[dict[str, Any]], env: dict[str, Any] | None = None

@@ -11,12 +11,15 @@ from fixture_records import (
     gemm_row,
     gpu_env,
     memory_profile,
+    numerics,
+    payload,
     record,
 )
 
 from mpbench.analysis.claims import CLAIMS, ClaimVerdict, evaluate_claims
 from mpbench.analysis.claims.verdict import Bound, judge
 from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.results.payloads import MaxBatchResult
 
 pytestmark = pytest.mark.unit
 H100 = gpu_env()
@@ -186,8 +189,10 @@ def test_adam_16_bytes_from_the_memory_breakdown() -> None:
 
 
 def test_larger_batch_from_the_max_batch_search() -> None:
-    recs = [record("fp32", profiles={"max_batch": {"max_batch_size": 8, "limit": "oom"}}),
-            record("bf16", profiles={"max_batch": {"max_batch_size": 16, "limit": "oom"}})]
+    recs = [record("fp32", profiles={"max_batch": payload(MaxBatchResult, max_batch_size=8,
+                                                          limit="oom")}),
+            record("bf16", profiles={"max_batch": payload(MaxBatchResult, max_batch_size=16,
+                                                          limit="oom")})]
     v = verdicts(recs)["larger-batch"]
     assert v.verdict == "holds" and v.value == pytest.approx(2.0)
 
@@ -216,8 +221,8 @@ def test_quality_parity_equivalent_worse_and_too_few_seeds() -> None:
 
 
 def _numerics(frac: float, lost: float | None, ref: float = 0.012, **kw):
-    return {"numerics": {"underflow": {"fraction": frac, "fp32_reference_fraction": ref,
-                                       "lost_fraction": lost}, **kw}}
+    return {"numerics": numerics(underflow={"fraction": frac, "fp32_reference_fraction": ref,
+                                            "lost_fraction": lost}, **kw)}
 
 
 def test_bf16_no_scaling_from_underflow_fractions() -> None:
@@ -236,29 +241,29 @@ def test_bf16_no_scaling_from_underflow_fractions() -> None:
 
 def test_dynamic_scaling_needs_a_back_off_and_a_rise() -> None:
     hist = [[1, 65536.0], [2, 32768.0], [40, 65536.0]]
-    v = verdicts([record("fp16", profiles={"numerics": {"loss_scale": hist, "skipped_steps": 1}})])
+    v = verdicts([record("fp16", profiles={"numerics": numerics(loss_scale=hist, skipped_steps=1)})])
     assert v["dynamic-scaling"].verdict == "holds"
     only_down = [[1, 65536.0], [2, 32768.0]]
-    v = verdicts([record("fp16", profiles={"numerics": {"loss_scale": only_down,
-                                                        "skipped_steps": 1}})])
+    v = verdicts([record("fp16", profiles={"numerics": numerics(loss_scale=only_down,
+                                                               skipped_steps=1)})])
     assert v["dynamic-scaling"].verdict == "inconclusive"
     assert "growth_interval" in v["dynamic-scaling"].reason
     flat = [[1, 65536.0], [5, 65536.0]]
-    v = verdicts([record("fp16", profiles={"numerics": {"loss_scale": flat, "skipped_steps": 3}})])
+    v = verdicts([record("fp16", profiles={"numerics": numerics(loss_scale=flat, skipped_steps=3)})])
     assert v["dynamic-scaling"].verdict == "fails"
 
 
 def test_fp16_range_against_65504() -> None:
-    over = {"overflow": {"act_amax": 70000.0, "grad_amax": 10.0, "events": [{"step": 3}] * 2}}
+    over = numerics(overflow={"act_amax": 70000.0, "grad_amax": 10.0, "events": [{"step": 3}] * 2})
     v = verdicts([record("fp16-noscale", profiles={"numerics": over})])["fp16-range"]
     assert v.verdict == "holds" and "70,000" in v.measured
-    calm = {"overflow": {"act_amax": 100.0, "grad_amax": 1.0, "events": []}}
+    calm = numerics(overflow={"act_amax": 100.0, "grad_amax": 1.0, "events": []})
     v = verdicts([record("fp16", profiles={"numerics": calm})])["fp16-range"]
     assert v.verdict == "inconclusive" and "655" in v.reason  # 65504 / 100 below the limit
     # an inf gradient leaves only finite amaxes below the limit; the event's FP32 reference
     # (x loss scale) shows the value was over 65504, so the claim holds
-    inf_event = {"overflow": {"act_amax": 30.0, "grad_amax": 900.0,
-                              "events": [{"step": 5, "kind": "inf", "fp32_scaled_amax": 1.2e5}]}}
+    inf_event = numerics(overflow={"act_amax": 30.0, "grad_amax": 900.0, "events": [
+        {"step": 5, "kind": "inf", "fp32_scaled_amax": 1.2e5}]})
     v = verdicts([record("fp16", profiles={"numerics": inf_event})])["fp16-range"]
     assert v.verdict == "holds" and v.value == pytest.approx(1.2e5)
     # fp16-noscale's small values never reach the limit: no evidence either way, so the

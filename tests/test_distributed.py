@@ -135,6 +135,9 @@ def test_two_ranks_train_every_strategy_and_record_ranks(matrix: tuple[Path, Pat
         assert par["probe"]["compute_ms"] > 0 and par["probe"]["comm_alone_ms"]
         assert par["tokens_per_s_per_device"] == pytest.approx(rec["tokens_per_s"] / 2)
         assert f"__{par['strategy']}-{par['grad_comm_dtype']}comm-w2__" in rec["run_id"]
+        key = rec["config_key"]  # the torchrun ranks' record carries the same key type
+        assert key["parallel"] == {"strategy": par["strategy"], "grad_comm_dtype":
+                                   par["grad_comm_dtype"], "param_dtype": None, "world_size": 2}
 
 
 @pytest.mark.integration

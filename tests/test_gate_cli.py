@@ -23,8 +23,8 @@ from mpbench.cli.main import cli
 
 DATA = Path(__file__).resolve().parent / "data"
 SUITE = DATA / "gate_tiny.yaml"
-CONFIG = "gpt-gate__fp32__b8-t32"
-RUN_ID = f"{CONFIG}__seed0"
+CONFIG = "gpt-gate b8×t32 fp32"
+RUN_ID = "gpt-gate__fp32__b8-t32__seed0"
 RUN_IDS = [RUN_ID, f"{RUN_ID}-r1", f"{RUN_ID}-r2"]
 """The baseline has 3 repeats: the gate needs 2+ runs per side to call a step-time change."""
 
@@ -170,7 +170,7 @@ def test_worse_eval_loss_fails(baseline: Path, tmp_path: Path) -> None:
 def test_unmatched_runs_are_listed_and_strict_fails_on_them(baseline: Path, tmp_path: Path) -> None:
     def rename(r: dict[str, Any]) -> None:
         r["run_id"] = r["run_id"].replace("gpt-gate", "gpt-other")
-        r["model"] = "gpt-other"
+        r["model"] = r["config_key"]["model"] = "gpt-other"
 
     current = variant(baseline, tmp_path / "current", rename)
     code, out, _ = gate(current, baseline)
@@ -219,7 +219,7 @@ def test_bad_inputs_exit_2_with_a_clear_message(baseline: Path, tmp_path: Path) 
         r["schema_version"] = 99
 
     code, _, err = gate(variant(baseline, tmp_path / "future", future), baseline)
-    assert code == 2 and "schema_version 99 is newer than this mpbench reads (1)" in err
+    assert code == 2 and "schema_version 99 is newer than this mpbench reads (2)" in err
 
     def broken(r: dict[str, Any]) -> None:
         del r["status"]

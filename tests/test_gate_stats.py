@@ -40,8 +40,10 @@ def pair(base: list[GateRun], cur: list[GateRun]) -> ConfigPair:
 
 @pytest.mark.unit
 def test_config_id_drops_only_the_seed() -> None:
-    assert run(seed=3).config_id == "m__fp32__b4-t32"
-    assert run(run_id="custom").config_id == "m__fp32__b4-t32"
+    assert run(seed=3).config_id == "m b4×t32 fp32"
+    assert run(run_id="custom").config_id == "m b4×t32 fp32"
+    matrix = run(run_id="m-lr0.01__fp32__b4-t32__ddp-bf16comm-w2__seed0", train={"lr": 0.01})
+    assert matrix.config_id == "m b4×t32 lr=0.01 ddp-bf16comm-w2 fp32"
 
 
 @pytest.mark.unit
@@ -113,7 +115,7 @@ def test_matching_and_platform_checks() -> None:
     base = [run(seed=0), run(seed=0, run_id="other__fp32__b4-t32__seed0", model="other")]
     cur = [run(seed=0), run(seed=0, run_id="new__bf16__b4-t32__seed0", model="new")]
     m = match_runs(cur, base, ignore_platform=False)
-    assert [p.config_id for p in m.pairs] == ["m__fp32__b4-t32"]
+    assert [p.config_id for p in m.pairs] == ["m b4×t32 fp32"]
     assert m.only_current == ["new__bf16__b4-t32__seed0"]
     assert m.only_baseline == ["other__fp32__b4-t32__seed0"]
     assert platform_mismatch([run()], [run()]) is None
@@ -163,7 +165,7 @@ def test_exported_stats_equal_pytest_benchmarks_own(n: int) -> None:
 
 @pytest.mark.unit
 def test_repeats_share_a_configuration_and_one_status_finding() -> None:
-    assert run(run_id="m__fp32__b4-t32__seed0-r2").config_id == "m__fp32__b4-t32"
+    assert run(run_id="m__fp32__b4-t32__seed0-r2").config_id == "m b4×t32 fp32"
     base = [run(run_id=f"m__fp32__b4-t32__seed0{s}") for s in ("", "-r1", "-r2")]
     cur = [run(run_id=f"m__fp32__b4-t32__seed0{s}", status="oom", reason="OOM", times=[])
            for s in ("", "-r1", "-r2")]

@@ -65,7 +65,7 @@ def test_history_cli_flags_a_regression_at_the_latest_point_only(tmp_path: Path)
     dirs = write_series(tmp_path / "a", values)
     code, out, _ = invoke("history", *map(str, dirs), "--json", str(tmp_path / "h.json"))
     assert code == 1, out
-    assert "regression change point" in out and "gpt-tiny fp32" in out
+    assert "regression change point" in out and "gpt-tiny b8×t64 fp32" in out
     data = json.loads((tmp_path / "h.json").read_text())
     step = next(s for s in data["series"] if s["metric"] == "step time")
     assert step["change_points"][-1]["index"] == N - 1

@@ -16,6 +16,7 @@ from fixture_records import (
     gemm_row,
     gpu_env,
     memory_profile,
+    numerics,
     record,
     write_results,
 )
@@ -227,8 +228,8 @@ def test_rendering_200_records(benchmark, tmp_path: Path) -> None:
                 recs.append(record(p, s, model=m, step_ms=100 if p == "fp32" else 60,
                                    eval_loss=2.0 + 0.01 * s, n_params=1_000_000, profiles={
                                        "memory": memory_profile(1_000_000, 4_000_000),
-                                       "numerics": {"loss_scale": [[0, 65536.0]],
-                                                    "skipped_steps": []}}))
+                                       "numerics": numerics(loss_scale=[[0, 65536.0]],
+                                                            skipped_steps=[])}))
     assert len(recs) == 200
     res = write_results(tmp_path / "big", recs)
     out = benchmark(write_report, [res], tmp_path / "big.html")

@@ -29,7 +29,7 @@ from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.cli.main import cli
 from mpbench.interop.tracking import comparisons, tracked_run
 from mpbench.results.store import load_records
-from tests.fixture_records import gpu_env, record, write_results
+from tests.fixture_records import gpu_env, numerics, record, write_results
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -134,9 +134,9 @@ def test_mlflow_export_reads_back(logged: Logged, tmp_path: Path) -> None:
     assert (p["model"], p["precision"], p["batch_size"], p["seq_len"], p["device"]) == (
         "gpt-tiny", "fp16", "4", "32", "cpu")
     assert p["recipe.options.init_scale"] == "65536.0"
-    assert p["env.torch"] == fp16.env["torch"]
+    assert p["env.torch"] == fp16.env.torch
     assert run["tags"]["mpbench.status"] == "ok" and run["status"] == "FINISHED"
-    assert run["tags"]["mlflow.source.git.commit"] == fp16.env["mpbench_commit"]
+    assert run["tags"]["mlflow.source.git.commit"] == fp16.env.mpbench_commit
     assert run["artifacts"] == {f"{fp16.run_id}.json":
                                 (logged.out / "runs" / f"{fp16.run_id}.json").read_bytes()}
     m = run["metrics"]
@@ -363,7 +363,7 @@ def test_export_to_a_live_mlflow_server_over_http(small_results: Path, tmp_path:
 def test_summary_metrics_carry_mfu_energy_and_leave_out_what_was_not_measured() -> None:
     gpu = record("bf16", env=gpu_env(), profiles={
         "mfu": {"mfu_vs_ceiling": 0.41}, "nvml": {"joules_per_token": 0.0125},
-        "numerics": {"loss_scale": [], "grad_norm": [[1, 0.5], [2, None], [3, 0.25]]}},
+        "numerics": numerics(loss_scale=[], grad_norm=[[1, 0.5], [2, None], [3, 0.25]])},
     ).model_copy(update={"mfu": 0.35})
     t = tracked_run(gpu)
     assert (t.summary["mfu"], t.summary["mfu_vs_measured_ceiling"],

@@ -66,7 +66,7 @@ def test_a_real_run_is_measured(tmp_path: Path) -> None:
     assert rec.flops_per_token == rec.flops_per_token_counter
     assert rec.memory is not None and rec.memory.kind == "cpu-rss"
     assert rec.memory.peak_rss_bytes and rec.memory.peak_rss_bytes > 0
-    assert rec.env["cpu"]["torch_cpu_capability"] in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "NO AVX")
+    assert rec.env.cpu.torch_cpu_capability in ("DEFAULT", "AVX2", "AVX512", "ZVECTOR", "NO AVX")
     assert rec.mfu is None  # no known peak for a CPU
 
 

@@ -8,8 +8,21 @@ Keeping the key names in one module makes a renamed key a one-line fix.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+from pydantic import ValidationError
+
+from mpbench.config.errors import first_error
+from mpbench.errors import UserError
+from mpbench.results.env_card import TensorCores
+from mpbench.results.key import ComparisonKey
+from mpbench.results.payloads import (
+    MaxBatchResult,
+    MemoryResult,
+    NumericsResult,
+    Overflow,
+    ProfileResult,
+)
 from mpbench.results.schema import RunRecord
 
 # Suite lines that turn each profiler on (names as registered in mpbench/profile/).
@@ -21,6 +34,8 @@ ADD_PROFILER = {
     "max_batch": "profilers: [max_batch]",
 }
 
+P = TypeVar("P", bound=ProfileResult)
+
 MEMORY_PARTS = ("params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes",
                 "fp8_cache_bytes", "other_bytes")
 
@@ -30,6 +45,19 @@ def _profile(r: RunRecord, name: str) -> dict[str, Any] | None:
     if not isinstance(p, dict) or "skipped" in p:
         return None
     return p
+
+
+def _typed(r: RunRecord, name: str, model: type[P]) -> P | None:
+    """The profiler's result as its typed model (results/payloads.py), None when absent or
+    skipped; a result of another shape is a corrupt record (UserError naming the run)."""
+    p = _profile(r, name)
+    if p is None:
+        return None
+    try:
+        return model.model_validate(p)
+    except ValidationError as exc:
+        raise UserError(f"run {r.run_id}: profiles.{name}: {first_error(exc, model)}; "
+                        "re-run it with this mpbench") from None
 
 
 def profile_skip_reason(r: RunRecord, name: str) -> str | None:
@@ -60,15 +88,14 @@ def compiled(r: RunRecord) -> bool:
     return bool(r.train.get("compile", False))
 
 
-def config_key(r: RunRecord) -> tuple[str, int, int, bool, bool]:
-    """Runs with equal keys differ only in precision and seed, so they can be compared."""
-    return (r.model, r.batch_size, r.seq_len, activation_checkpointing(r), compiled(r))
+def config_key(r: RunRecord) -> ComparisonKey:
+    """Runs with equal keys differ only in precision, seed and repeat, so they can be compared
+    (the record's ConfigKey without its precision: results/key.py)."""
+    return r.config_key.comparison
 
 
-def config_label(key: tuple[str, int, int, bool, bool]) -> str:
-    model, b, t, ckpt, comp = key
-    extra = (" ckpt" if ckpt else "") + (" compiled" if comp else "")
-    return f"{model} b{b}×t{t}{extra}"
+def config_label(key: ComparisonKey) -> str:
+    return key.label
 
 
 # -- memory ------------------------------------------------------------------------------
@@ -76,8 +103,8 @@ def peak_memory(r: RunRecord) -> float | None:
     if r.memory is not None and r.memory.peak_bytes is not None:
         return float(r.memory.peak_bytes)
     m = memory_breakdown(r)
-    if m and m.get("measured_peak_bytes") is not None:
-        return float(m["measured_peak_bytes"])
+    if m is not None and m.measured_peak_bytes is not None:
+        return float(m.measured_peak_bytes)
     return None
 
 
@@ -85,9 +112,9 @@ def memory_kind(r: RunRecord) -> str | None:
     return r.memory.kind if r.memory is not None else None
 
 
-def memory_breakdown(r: RunRecord) -> dict[str, Any] | None:
-    m = _profile(r, "memory")
-    if m is None or not any(m.get(k) is not None for k in MEMORY_PARTS):
+def memory_breakdown(r: RunRecord) -> MemoryResult | None:
+    m = _typed(r, "memory", MemoryResult)
+    if m is None or all(getattr(m, k) is None for k in MEMORY_PARTS):
         return None
     return m
 
@@ -95,25 +122,21 @@ def memory_breakdown(r: RunRecord) -> dict[str, Any] | None:
 def model_state_bytes(r: RunRecord) -> float | None:
     """Parameters + gradients + optimizer state (what Adam's 16 bytes/param counts)."""
     m = memory_breakdown(r)
-    if m is None:
-        return None
-    parts = [m.get(k) for k in ("params_bytes", "grads_bytes", "optimizer_bytes")]
-    if any(p is None for p in parts):
-        return None
-    return float(sum(parts))  # type: ignore[arg-type]
+    v = m.model_state_bytes if m else None
+    return float(v) if v is not None else None
 
 
 def activation_bytes(r: RunRecord) -> float | None:
     m = memory_breakdown(r)
-    v = m.get("activations_bytes") if m else None
+    v = m.activations_bytes if m else None
     return float(v) if v is not None else None
 
 
 def max_batch(r: RunRecord) -> tuple[int, str] | None:
-    p = _profile(r, "max_batch")
-    if p is None or p.get("max_batch_size") is None:
+    p = _typed(r, "max_batch", MaxBatchResult)
+    if p is None or p.max_batch_size is None:
         return None
-    return int(p["max_batch_size"]), str(p.get("limit", ""))
+    return p.max_batch_size, p.limit or ""
 
 
 # -- tensor cores, energy -----------------------------------------------------------------
@@ -138,27 +161,27 @@ def joules_per_token(r: RunRecord) -> float | None:
 
 
 # -- numerics ----------------------------------------------------------------------------
-def numerics_profile(r: RunRecord) -> dict[str, Any] | None:
-    return _profile(r, "numerics")
+def numerics_profile(r: RunRecord) -> NumericsResult | None:
+    return _typed(r, "numerics", NumericsResult)
 
 
 def loss_scale_history(r: RunRecord) -> list[tuple[int, float]]:
     p = numerics_profile(r)
-    return [(int(s), float(v)) for s, v in (p.get("loss_scale") or [])] if p else []
+    return [(int(s), float(v)) for s, v in p.loss_scale] if p else []
 
 
 def grad_norm_history(r: RunRecord) -> list[tuple[int, float]]:
     """Sampled global gradient norms (before clipping); steps where it was not finite are left out."""
     p = numerics_profile(r)
-    return [(int(s), float(v)) for s, v in (p.get("grad_norm") or []) if v is not None] if p else []
+    return [(int(s), float(v)) for s, v in p.grad_norm if v is not None] if p else []
 
 
 def skipped_steps(r: RunRecord) -> int | None:
     """Overflowed (skipped) optimizer steps: the profiler lists their step numbers."""
     p = numerics_profile(r)
-    v = p.get("skipped_steps") if p else None
-    if v is None:
+    if p is None:
         return None
+    v = p.skipped_steps
     return len(v) if isinstance(v, list) else int(v)
 
 
@@ -169,21 +192,16 @@ def underflow(r: RunRecord) -> dict[str, float | None] | None:
     share in an FP32 reference pass; lost: non-zero in the reference but zero in the run.
     """
     p = numerics_profile(r)
-    u = p.get("underflow") if p else None
-    if not isinstance(u, dict) or u.get("fraction") is None:
+    if p is None or p.underflow.fraction is None:
         return None
-
-    def f(key: str) -> float | None:
-        return float(u[key]) if u.get(key) is not None else None
-
-    return {"fraction": f("fraction"), "reference": f("fp32_reference_fraction"),
-            "lost": f("lost_fraction")}
+    u = p.underflow
+    return {"fraction": u.fraction, "reference": u.fp32_reference_fraction,
+            "lost": u.lost_fraction}
 
 
-def overflow(r: RunRecord) -> dict[str, Any] | None:
+def overflow(r: RunRecord) -> Overflow | None:
     p = numerics_profile(r)
-    o = p.get("overflow") if p else None
-    return o if isinstance(o, dict) else None
+    return p.overflow if p else None
 
 
 # -- distributed (from the torchrun work; absent on single-process runs) ------------------
@@ -217,23 +235,20 @@ def capabilities(r: RunRecord) -> dict[str, Any]:
     GPU: tensor-core support by compute capability. CPU: no tensor cores; whether bf16/fp16
     matmuls have a native ISA path (avx512_bf16/AMX) is what decides their speed.
     """
-    env = r.env or {}
     if device_kind(r) == "cuda":
-        gpu = env.get("gpu") or {}
-        tc = gpu.get("tensor_cores") or {}
-        return {"kind": "cuda", "name": gpu.get("name") or r.device_name,
-                "capability": gpu.get("capability"), "tensor_cores": bool(tc.get("fp16")),
-                "fp16": tc.get("fp16"), "bf16": tc.get("bf16"), "tf32": tc.get("tf32"),
-                "fp8": tc.get("fp8"), "mxfp8": tc.get("mxfp8"), "isa_flags": []}
-    cpu = env.get("cpu") or {}
-    overridden = bool(cpu.get("isa_env_overrides"))
-    return {"kind": "cpu", "name": cpu.get("model") or r.device_name, "capability":
-            cpu.get("torch_cpu_capability"), "tensor_cores": False,
-            "fp16": bool(cpu.get("fast_fp16")) and not overridden,
-            "bf16": bool(cpu.get("fast_bf16")) and not overridden,
-            "tf32": False, "fp8": False, "mxfp8": False,
-            "isa_flags": list(cpu.get("isa_flags") or []),
-            "isa_env_overrides": dict(cpu.get("isa_env_overrides") or {})}
+        gpu = r.env.gpu
+        tc = gpu.tensor_cores if gpu else TensorCores()
+        return {"kind": "cuda", "name": gpu.name if gpu else r.device_name,
+                "capability": gpu.capability if gpu else None, "tensor_cores": tc.fp16,
+                "fp16": tc.fp16, "bf16": tc.bf16, "tf32": tc.tf32,
+                "fp8": tc.fp8, "mxfp8": tc.mxfp8, "isa_flags": []}
+    cpu = r.env.cpu
+    overridden = bool(cpu.isa_env_overrides)
+    return {"kind": "cpu", "name": cpu.model or r.device_name, "capability":
+            cpu.torch_cpu_capability, "tensor_cores": False,
+            "fp16": cpu.fast_fp16 and not overridden, "bf16": cpu.fast_bf16 and not overridden,
+            "tf32": False, "fp8": False, "mxfp8": False, "isa_flags": list(cpu.isa_flags),
+            "isa_env_overrides": dict(cpu.isa_env_overrides)}
 
 
 # -- bench records (written by `mpbench bench`) ---------------------------------------------

@@ -7,22 +7,44 @@ from dataclasses import dataclass, field
 from statistics import median
 
 from mpbench.analysis.runstats import RunRatio, speedup_ratio
+from mpbench.results.key import ConfigKey
 from mpbench.results.schema import RunRecord
 
 
 @dataclass
 class Group:
-    """All repeats (seeds) of one model x precision x batch x seq-len configuration."""
+    """All runs (seeds, repeats) of one configuration (results/key.py ConfigKey)."""
 
-    model: str
-    precision: str
-    batch_size: int
-    seq_len: int
-    variant: str = ""
-    """Parallel combination (e.g. ddp-bf16comm-w2), empty for single-process runs."""
-    setting: str = ""
-    """The run id's train part (e.g. b8-t64-ckpt): separates matrix variants."""
+    key: ConfigKey
     records: list[RunRecord] = field(default_factory=list)
+
+    @property
+    def model(self) -> str:
+        return self.key.model
+
+    @property
+    def precision(self) -> str:
+        """The recipe name, plus the run id's options tag when the suite set options."""
+        return self.key.precision
+
+    @property
+    def batch_size(self) -> int:
+        return self.key.batch_size
+
+    @property
+    def seq_len(self) -> int:
+        return self.key.seq_len
+
+    @property
+    def variant(self) -> str:
+        """Parallel combination (e.g. ddp-bf16comm-w2), empty for single-process runs."""
+        return self.key.parallel.tag if self.key.parallel is not None else ""
+
+    @property
+    def setting(self) -> str:
+        """Batch, sequence length and every other setting of the key: 'b8×t64 lr=0.01 ckpt'."""
+        label = self.key.comparison.setting_label
+        return label.removesuffix(" " + self.variant) if self.variant else label
 
     @property
     def ok(self) -> list[RunRecord]:
@@ -65,46 +87,17 @@ class Group:
         return float(median(values)) if values else None
 
 
-def precision_label(record: RunRecord) -> str:
-    """The recipe name, plus the options tag of the run id when the suite set options."""
-    parts = record.run_id.split("__")
-    return parts[1] if len(parts) >= 4 and parts[1].startswith(record.precision) else record.precision
-
-
-def variant_of(record: RunRecord) -> str:
-    parts = record.run_id.split("__")
-    return parts[3] if len(parts) >= 5 else ""
-
-
-def model_label(record: RunRecord) -> str:
-    """The model name with any matrix tag of the run id (e.g. gpt-tiny-lr0.01)."""
-    head = record.run_id.split("__")[0]
-    return head if head.startswith(record.model) else record.model
-
-
-def setting_of(record: RunRecord) -> str:
-    parts = record.run_id.split("__")
-    return parts[2] if len(parts) >= 4 else ""
-
-
 def group_runs(records: list[RunRecord]) -> list[Group]:
-    groups: dict[tuple[str, str, int, int, str, str], Group] = {}
+    """Runs by their configuration key, in first-seen order."""
+    groups: dict[ConfigKey, Group] = {}
     for r in records:
-        key = (model_label(r), precision_label(r), r.batch_size, r.seq_len, variant_of(r),
-               setting_of(r))
-        if key not in groups:
-            groups[key] = Group(*key)
-        groups[key].records.append(r)
+        groups.setdefault(r.config_key, Group(r.config_key)).records.append(r)
     return list(groups.values())
 
 
 def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> Group | None:
-    for g in groups:
-        if (g.model, g.setting, g.variant, g.precision) == (
-            group.model, group.setting, group.variant, baseline
-        ):
-            return g
-    return None
+    want = group.key.comparison.with_precision(baseline)
+    return next((g for g in groups if g.key == want), None)
 
 
 def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> RunRatio | None:

@@ -112,7 +112,8 @@ def load_points(paths: Sequence[Path]) -> list[Point]:
 
 
 def _key(g: Group) -> str:
-    return " ".join(p for p in (g.model, g.precision, g.setting, g.variant) if p)
+    """The configuration key's label (results/key.py), as the summary and the gate show it."""
+    return g.key.label
 
 
 def _step_time(g: Group) -> float | None:

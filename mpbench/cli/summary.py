@@ -47,7 +47,7 @@ def summary_table(records: list[RunRecord]) -> Table:
         train_loss, eval_loss = g.median_of("final_train_loss"), g.median_of("eval_loss")
         table.add_row(
             g.model, f"{g.precision} ({g.variant})" if g.variant else g.precision,
-            g.setting.replace("-t", " x ").removeprefix("b").replace("-", " "), f"{tps:,.0f}" if tps else "-", sp, human_bytes(g.peak_memory_bytes),
+            g.setting.removeprefix("b").replace("×t", " x ", 1), f"{tps:,.0f}" if tps else "-", sp, human_bytes(g.peak_memory_bytes),
             f"{train_loss:.4f}" if train_loss is not None else "-",
             f"{eval_loss:.4f}" if eval_loss is not None else "-", status,
         )
@@ -70,10 +70,12 @@ def machine_note(records: list[RunRecord]) -> str | None:
         return None
     r = records[0]
     if r.device.startswith("cuda"):
-        gpu = r.env.get("gpu") or {}
-        return f"Measured on {gpu.get('name')} (compute capability {gpu.get('capability')})."
+        gpu = r.env.gpu
+        if gpu is None:
+            return f"Measured on {r.device_name}."
+        return f"Measured on {gpu.name} (compute capability {gpu.capability})."
     mem = "Peak memory on a CPU is peak RSS above the run's starting RSS (allocator caching blurs small differences)."
-    return f"Measured on {r.env['cpu']['model']}. {cpu_16bit_note(r.env['cpu'])} {mem}"
+    return f"Measured on {r.env.cpu.model}. {cpu_16bit_note(r.env.cpu)} {mem}"
 
 
 def print_summary(console: Console, records: list[RunRecord]) -> None:

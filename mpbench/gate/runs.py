@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mpbench.errors import UserError
 from mpbench.interop.pytest_benchmark import exported_runs, is_pytest_benchmark, run_summary
+from mpbench.results.key import ConfigKey, derive_key
 from mpbench.results.store import MANIFEST, load_records, parse_record
-
-_SEED_SUFFIX = re.compile(r"__seed-?\d+(-r\d+)?$")
 
 
 @dataclass(frozen=True)
@@ -40,15 +38,24 @@ class GateRun:
     """The results path this run was read from (several --baseline are told apart by it)."""
     train: dict[str, Any] = field(default_factory=dict, compare=False)
     software: dict[str, Any] = field(default_factory=dict, compare=False)
+    key: ConfigKey | None = field(default=None, compare=False)
+    """The record's configuration key (None: derived from the run id and settings, as the
+    upgrader does for schema-1 records and exports made before the key existed)."""
+
+    @property
+    def config_key(self) -> ConfigKey:
+        if self.key is not None:
+            return self.key
+        return derive_key({"run_id": self.run_id, "model": self.model,
+                           "precision": self.precision, "batch_size": self.batch_size,
+                           "seq_len": self.seq_len, "train": self.train,
+                           "profile": self.profile})
 
     @property
     def config_id(self) -> str:
-        """The run id without seed and repeat: model, precision (+options), batch, seq len,
-        variants."""
-        stripped = _SEED_SUFFIX.sub("", self.run_id)
-        if stripped != self.run_id:
-            return stripped
-        return f"{self.model}__{self.precision}__b{self.batch_size}-t{self.seq_len}"
+        """The configuration (results/key.py) without the profile, which the matching adds
+        unless --allow-mismatch: model, settings, parallel combination, precision."""
+        return self.config_key.label
 
 
 def from_summary(s: dict[str, Any], source: str = "") -> GateRun:
@@ -62,6 +69,7 @@ def from_summary(s: dict[str, Any], source: str = "") -> GateRun:
         eval_loss=s.get("eval_loss"), repeat=int(s.get("repeat") or 0),
         probe_ms=s.get("probe_ms"), source=source, train=dict(s.get("train") or {}),
         software={**(s.get("software") or {}), "gpu driver": s.get("gpu_driver")},
+        key=ConfigKey.model_validate(s["config_key"]) if s.get("config_key") else None,
     )
 
 

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from mpbench.errors import UserError
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import RunRecord
 
 EXPORT_FORMAT = "mpbench-pytest-benchmark"
@@ -71,37 +72,36 @@ def benchmark_stats(times_s: Sequence[float]) -> dict[str, Any]:
 def run_summary(r: RunRecord) -> dict[str, Any]:
     """What the gate needs to know about a run, without its curves and traces."""
     return {
-        "run_id": r.run_id, "suite": r.suite, "profile": r.profile, "model": r.model,
+        "run_id": r.run_id, "config_key": r.config_key.model_dump(mode="json"), "suite": r.suite, "profile": r.profile, "model": r.model,
         "precision": r.precision, "batch_size": r.batch_size, "seq_len": r.seq_len,
         "seed": r.seed, "repeat": r.repeat, "device": r.device, "device_name": r.device_name, "status": r.status,
         "reason": r.reason, "tokens_per_s": r.tokens_per_s,
         "peak_bytes": r.memory.peak_bytes if r.memory else None,
         "memory_kind": r.memory.kind if r.memory else None,
         "eval_loss": r.eval_loss, "final_train_loss": r.final_train_loss,
-        "train": r.train, "software": {k: r.env.get(k) for k in SOFTWARE_KEYS},
-        "gpu_driver": ((r.env.get("gpu") or {}).get("nvml") or {}).get("driver"),
+        "train": r.train, "software": r.env.software(SOFTWARE_KEYS),
+        "gpu_driver": r.env.gpu.driver if r.env.gpu else None,
         "schema_version": r.schema_version,
         "probe_ms": r.probe.score_ms if r.probe else None,
     }
 
 
 def machine_info(records: list[RunRecord]) -> dict[str, Any]:
-    env = records[0].env if records else {}
-    cpu = env.get("cpu") or {}
+    env = records[0].env if records else EnvCard()
+    cpu = env.cpu
     return {
-        "node": env.get("hostname", ""), "processor": cpu.get("arch", ""),
-        "machine": cpu.get("arch", platform.machine()), "python_implementation": "CPython",
-        "python_version": env.get("python", platform.python_version()),
-        "system": platform.system(), "release": env.get("os", ""),
-        "cpu": {"brand_raw": cpu.get("model", ""), "count": cpu.get("logical_cores"),
-                "arch": cpu.get("arch", "")},
+        "node": env.hostname, "processor": cpu.arch,
+        "machine": cpu.arch or platform.machine(), "python_implementation": "CPython",
+        "python_version": env.python or platform.python_version(),
+        "system": platform.system(), "release": env.os,
+        "cpu": {"brand_raw": cpu.model, "count": cpu.logical_cores, "arch": cpu.arch},
         "mpbench_device": records[0].device_name if records else "",
-        "mpbench_env": env,
+        "mpbench_env": env.model_dump(mode="json"),
     }
 
 
 def commit_info(records: list[RunRecord]) -> dict[str, Any]:
-    commit = records[0].env.get("mpbench_commit") if records else None
+    commit = records[0].env.mpbench_commit if records else None
     return {"id": commit or "unversioned", "time": None, "author_time": None, "dirty": False,
             "project": "mpbench", "branch": "(unknown)"}
 
@@ -114,7 +114,7 @@ def to_pytest_benchmark(records: list[RunRecord]) -> dict[str, Any]:
             untimed.append(summary)
             continue
         benchmarks.append({
-            "group": f"{r.suite} {r.model} b{r.batch_size} t{r.seq_len}",
+            "group": f"{r.suite} {r.config_key.comparison.label}",
             "name": r.run_id,
             "fullname": f"{r.suite}::{r.run_id}",
             "params": {"model": r.model, "precision": r.precision, "batch_size": r.batch_size,

@@ -94,15 +94,17 @@ def run_params(r: RunRecord) -> dict[str, str]:
     out: dict[str, str] = {}
     _flatten("", {
         "suite": r.suite, "profile": r.profile, "model": r.model, "precision": r.precision,
-        "seed": r.seed, "batch_size": r.batch_size, "seq_len": r.seq_len,
+        "config": r.config_key.label, "comparison_group": r.config_key.comparison.label,
+        "seed": r.seed, "repeat": r.repeat, "batch_size": r.batch_size, "seq_len": r.seq_len,
         "tokens_per_step": r.tokens_per_step, "n_params": r.n_params, "device": r.device,
         "device_name": r.device_name, "flops_per_token": r.flops_per_token,
         "memory_kind": r.memory.kind if r.memory else None,
         "recipe": {k: v for k, v in r.recipe.items()}, "model_dims": r.model_dims,
         "train": r.train, "data": r.data,
-        "env": {k: r.env.get(k) for k in SOFTWARE},
-        "cpu": {k: (r.env.get("cpu") or {}).get(k) for k in ("model", "torch_cpu_capability")},
-        "gpu": {k: (r.env.get("gpu") or {}).get(k) for k in ("name", "capability", "driver")},
+        "env": r.env.software(SOFTWARE),
+        "cpu": {"model": r.env.cpu.model, "torch_cpu_capability": r.env.cpu.torch_cpu_capability},
+        "gpu": {k: getattr(r.env.gpu, k) if r.env.gpu else None
+                for k in ("name", "capability", "driver")},
     }, out)
     return out
 
@@ -140,8 +142,8 @@ def tracked_run(r: RunRecord) -> TrackedRun:
     tags = {TAG_RUN_ID: r.run_id, TAG_KIND: "run", "mpbench.status": r.status}
     if r.reason:
         tags["mpbench.reason"] = r.reason[:MAX_VALUE]
-    if r.env.get("mpbench_commit"):
-        tags["mlflow.source.git.commit"] = str(r.env["mpbench_commit"])
+    if r.env.mpbench_commit:
+        tags["mlflow.source.git.commit"] = r.env.mpbench_commit
     return TrackedRun(r.run_id, r.status, run_params(r), tags, series, run_summary_metrics(r),
                       last, to_ms(r.started_at), to_ms(r.finished_at), record_digest(r))
 

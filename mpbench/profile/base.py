@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from mpbench.results.payloads import ProfileResult
+
 if TYPE_CHECKING:
     from mpbench.data.base import TokenSource
     from mpbench.precision.base import Recipe
@@ -58,6 +60,8 @@ class Profiler:
     name: ClassVar[str]
     summary: ClassVar[str]
     Options: ClassVar[type[ProfilerOptions]] = ProfilerOptions
+    Result: ClassVar[type[ProfileResult]] = ProfileResult
+    """What `result` stores (results/payloads.py): the analysis reads these fields."""
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()

@@ -22,6 +22,7 @@ from pydantic import Field
 from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, register_profiler
 from mpbench.profile.restore import weights_restored
 from mpbench.profile.step_memory import StepMemory, live_state_bytes
+from mpbench.results.payloads import MaxBatchResult
 from mpbench.train.memory import release_memory
 
 
@@ -122,6 +123,7 @@ class MaxBatchProfiler(Profiler):
     name = "max_batch"
     summary = "largest batch size that fits (GPU: no OOM; CPU: within memory_budget_mb)"
     Options = MaxBatchOptions
+    Result = MaxBatchResult
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         super().__init__(options)
@@ -195,4 +197,8 @@ class MaxBatchProfiler(Profiler):
         }
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
-        return self.found
+        """The search's outcome, checked against MaxBatchResult ({"skipped": why} as is)."""
+        if not self.found or "skipped" in self.found:
+            return self.found
+        return MaxBatchResult.model_validate(self.found).model_dump(mode="json",
+                                                                   exclude_unset=True)

@@ -30,6 +30,7 @@ from mpbench.profile.step_memory import (
     optimizer_state_tensors,
     unique_bytes,
 )
+from mpbench.results.payloads import MemoryResult
 
 CUDA_TOLERANCE = 0.10
 CPU_TOLERANCE = 0.25
@@ -69,6 +70,7 @@ class MemoryBreakdownProfiler(Profiler):
     name = "memory"
     summary = "bytes of parameters, gradients, optimizer state, saved activations and the rest"
     Options = MemoryOptions
+    Result = MemoryResult
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         super().__init__(options)
@@ -162,4 +164,7 @@ class MemoryBreakdownProfiler(Profiler):
         return out
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
-        return self.found
+        """The breakdown, checked against MemoryResult (a field it lacks is refused)."""
+        if not self.found:
+            return {}
+        return MemoryResult.model_validate(self.found).model_dump(mode="json", exclude_unset=True)

@@ -34,6 +34,7 @@ from mpbench.profile.grad_probe import (
     probe,
     underflow,
 )
+from mpbench.results.payloads import NumericsResult
 
 
 class NumericsOptions(ProfilerOptions):
@@ -89,6 +90,7 @@ class Numerics(Profiler):
     summary = ("loss scale, skipped steps, grad norm; activation-gradient underflow vs an FP32 "
                "reference; activation/gradient amax vs 65504 and inf/NaN events")
     Options = NumericsOptions
+    Result = NumericsResult
     options: NumericsOptions
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
@@ -149,8 +151,9 @@ class Numerics(Profiler):
         self.overhead_s += time.perf_counter() - t0
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
+        """Built through NumericsResult (a field it lacks is refused), stored as its dict."""
         mean = self._mean_of
-        return {
+        return NumericsResult.model_validate({
             "every": self.options.every,
             "loss_scale": self.loss_scale,
             "skipped_steps": self.skipped,
@@ -180,7 +183,7 @@ class Numerics(Profiler):
             "probe_error": self.probe_error,
             "overhead_s": self.overhead_s,
             "overhead_fraction": self.overhead_s / self.train_s if self.train_s else None,
-        }
+        }).model_dump(mode="json", exclude_unset=True)
 
     # -- work ----------------------------------------------------------------------------
     def _may_probe(self, ctx: RunContext) -> bool:

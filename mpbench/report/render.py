@@ -38,13 +38,13 @@ def headline(s: ResultSet) -> str:
     """One sentence: the fastest precision against fp32, per the first configuration measured."""
     best: tuple[float, str, str] | None = None
     for key in s.groups:
-        if key[5] == "fp32":
+        if key.precision == "fp32":
             continue
         ok = [r for r in s.ok(key) if not access.numerics_only(r)]
         base = s.baseline(key)
         est = throughput_ratio(base, ok) if ok and base else None
         if est is not None and (best is None or est.value > best[0]):
-            best = (est.value, key[5], key[0])
+            best = (est.value, key.precision, key.model)
     if best is None:
         return "No precision could be compared with an fp32 baseline."
     value, precision, model = best

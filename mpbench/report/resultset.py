@@ -10,11 +10,12 @@ from typing import Any
 
 from mpbench.analysis import access
 from mpbench.analysis.claims import ClaimVerdict, evaluate_claims
+from mpbench.results.key import ConfigKey
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 
-GroupKey = tuple[str, int, int, bool, bool, str]
-"""(model, batch, seq, checkpointing, compiled, precision)."""
+GroupKey = ConfigKey
+"""The record's configuration key (results/key.py): comparison group plus precision."""
 
 
 @dataclass
@@ -39,14 +40,14 @@ class ResultSet:
         """All runs (any status) by configuration and precision, in run order."""
         out: dict[GroupKey, list[RunRecord]] = {}
         for r in self.records:
-            out.setdefault((*access.config_key(r), r.precision), []).append(r)
+            out.setdefault(r.config_key, []).append(r)
         return out
 
     def ok(self, key: GroupKey) -> list[RunRecord]:
         return [r for r in self.groups.get(key, []) if r.status == "ok"]
 
     def baseline(self, key: GroupKey, precision: str = "fp32") -> list[RunRecord]:
-        return self.ok((*key[:5], precision))
+        return self.ok(key.comparison.with_precision(precision))
 
     @property
     def first(self) -> RunRecord | None:
@@ -62,7 +63,7 @@ class ResultSet:
 
 
 def group_label(key: GroupKey) -> str:
-    return f"{access.config_label(key[:5])} {key[5]}"
+    return key.label
 
 
 def median_of(values: list[float | None]) -> float | None:

@@ -88,31 +88,31 @@ def env_blocks(s: ResultSet) -> list[Block]:
     r = s.first
     if r is None:
         return [Note("No run records in this directory.", "missing")]
-    env = r.env or {}
+    env = r.env
     caps = access.capabilities(r)
     if caps["kind"] == "cuda":
-        gpu = env.get("gpu") or {}
+        gpu = env.gpu
         device = [("device", f"{caps['name']} (compute capability {caps['capability']})"),
-                  ("GPUs", gpu.get("count")), ("driver", gpu.get("driver")),
-                  ("power limit", f"{gpu['power_limit_w']:.0f} W" if gpu.get("power_limit_w")
+                  ("GPUs", gpu.count if gpu else None), ("driver", gpu.driver if gpu else None),
+                  ("power limit", f"{gpu.power_limit_w:.0f} W" if gpu and gpu.power_limit_w
                    else None)]
     else:
-        cpu = env.get("cpu") or {}
-        device = [("device", f"CPU: {caps['name']} ({cpu.get('logical_cores')} logical cores, "
-                             f"{cpu.get('torch_threads')} torch threads)"),
+        cpu = env.cpu
+        device = [("device", f"CPU: {caps['name']} ({cpu.logical_cores} logical cores, "
+                             f"{cpu.torch_threads} torch threads)"),
                   ("ISA", f"{caps['capability']}; flags {', '.join(caps['isa_flags']) or 'none'}"),
                   ("ISA overrides", ", ".join(f"{k}={v}" for k, v in
                                               caps.get("isa_env_overrides", {}).items())),
                   ("16-bit on this CPU", cpu_16bit_note(cpu))]
     statuses = Counter(x.status for x in s.records)
-    rows = [("results", str(s.path)), ("suite", r.suite), ("description", r.suite_description),
+    rows: list[tuple[str, object]] = [("results", str(s.path)), ("suite", r.suite), ("description", r.suite_description),
             ("profile", r.profile), *device, ("capabilities", support_line(caps)),
-            ("torch", env.get("torch")), ("CUDA / cuDNN", f"{env.get('cuda')} / {env.get('cudnn')}"
-                                          if env.get("cuda") else None),
-            ("TransformerEngine", env.get("transformer_engine")), ("torchao", env.get("torchao")),
-            ("python", env.get("python")), ("OS", env.get("os")),
-            ("mpbench", f"{env.get('mpbench')} (commit {env.get('mpbench_commit') or 'unknown'})"),
-            ("host", env.get("hostname")),
+            ("torch", env.torch), ("CUDA / cuDNN", f"{env.cuda} / {env.cudnn}"
+                                   if env.cuda else None),
+            ("TransformerEngine", env.transformer_engine), ("torchao", env.torchao),
+            ("python", env.python), ("OS", env.os),
+            ("mpbench", f"{env.mpbench} (commit {env.mpbench_commit or 'unknown'})"),
+            ("host", env.hostname),
             ("runs", ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))),
             ("recorded", f"{min(x.started_at for x in s.records)} to "
                          f"{max(x.finished_at for x in s.records)}"),

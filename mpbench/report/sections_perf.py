@@ -47,7 +47,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
         tps, lo, hi = tokens_interval(ok)
         base = s.baseline(key)
         emulated = any(access.numerics_only(r) for r in runs)
-        sp = (throughput_ratio(base, ok) if base and key[5] != "fp32" and not emulated
+        sp = (throughput_ratio(base, ok) if base and key.precision != "fp32" and not emulated
               else None)
         stats = [r.step_stats for r in ok if r.step_stats]
         step = median_of([st.median_ms for st in stats])
@@ -57,10 +57,10 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
             reason = next((r.reason for r in runs if r.reason), "")
             note = f"{status}: {reason}".strip(": ")
         rows.append([
-            text(key[0]), Cell(key[5], key[5], "prec"), text(f"{key[1]}×{key[2]}"),
+            text(key.model), Cell(key.precision, key.precision, "prec"), text(key.comparison.setting_label),
             num(float(len(ok)), 0), num(tps, 0),
             Cell(f"{step:.1f} ({p10:.1f}-{p90:.1f})" if step and p10 and p90 else "-", step),
-            Cell("1.00× (baseline)", 1.0) if key[5] == "fp32" and ok else
+            Cell("1.00× (baseline)", 1.0) if key.precision == "fp32" and ok else
             ratio(sp.value, sp.low, sp.high) if sp else text("-"),
             text(note)])
         if tps is not None and not emulated:
@@ -68,7 +68,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
             values.append(tps)
             lows.append(lo)
             highs.append(hi)
-            colors.append(plots.color(key[5]))
+            colors.append(plots.color(key.precision))
         for r in ok[:1]:
             w = spread_warning(r.step_times_ms)
             if w:
@@ -99,11 +99,11 @@ def memory_blocks(s: ResultSet) -> list[Block]:
             continue
         r = ok[0]
         peak = median_of([access.peak_memory(x) for x in ok])
-        m = access.memory_breakdown(r) or {}
-        any_breakdown |= bool(m)
-        comp = [m.get(p) for p in access.MEMORY_PARTS]
+        m = access.memory_breakdown(r)
+        any_breakdown |= m is not None
+        comp = [getattr(m, p) if m else None for p in access.MEMORY_PARTS]
         total = sum(c for c in comp if c is not None) if m else None
-        rows.append([text(key[0]), Cell(key[5], key[5], "prec"), text(f"{key[1]}×{key[2]}"),
+        rows.append([text(key.model), Cell(key.precision, key.precision, "prec"), text(key.comparison.setting_label),
                      nbytes(peak), text(access.memory_kind(r)), *[nbytes(c) for c in comp],
                      Cell(f"{total / peak:.0%}" if total and peak else "-",
                           total / peak if total and peak else None,
@@ -114,7 +114,7 @@ def memory_blocks(s: ResultSet) -> list[Block]:
             parts[name].append(float(c or 0.0))
         mb = access.max_batch(r)
         if mb:
-            max_rows.append([text(key[0]), Cell(key[5], key[5], "prec"), text(str(key[2])),
+            max_rows.append([text(key.model), Cell(key.precision, key.precision, "prec"), text(str(key.seq_len)),
                              num(float(mb[0]), 0), text(mb[1])])
     if not rows:
         return [missing("memory", "add completed runs")]

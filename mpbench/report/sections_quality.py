@@ -20,6 +20,7 @@ from mpbench.report.blocks import (
     text,
 )
 from mpbench.report.resultset import ResultSet, median_of
+from mpbench.results.key import ComparisonKey
 from mpbench.results.schema import RunRecord
 
 MAX_LOSS_PLOTS = 6
@@ -50,11 +51,11 @@ def held_to_end(r: RunRecord) -> list[tuple[int, float]]:
 
 
 def loss_blocks(s: ResultSet) -> list[Block]:
-    configs: dict[tuple[str, int, int, bool, bool], dict[str, list[RunRecord]]] = {}
+    configs: dict[ComparisonKey, dict[str, list[RunRecord]]] = {}
     for key in s.groups:
         ok = [r for r in s.ok(key) if r.loss_curve]
         if ok:
-            configs.setdefault(key[:5], {})[key[5]] = ok
+            configs.setdefault(key.comparison, {})[key.precision] = ok
     if not configs:
         return [missing("loss curves", "add completed runs")]
     blocks: list[Block] = []
@@ -104,8 +105,8 @@ def numerics_blocks(s: ResultSet) -> list[Block]:
     rows = []
     for r in runs:
         u = access.underflow(r) or {}
-        o = access.overflow(r) or {}
-        events = o.get("events") or []
+        o = access.overflow(r)
+        events = o.events if o else []
         first = events[0] if events and isinstance(events[0], dict) else None
         first_text = (f"step {first.get('step')}: {first.get('kind') or ''} "
                       f"{first.get('layer') or ''}".strip() if first else "-")
@@ -115,7 +116,7 @@ def numerics_blocks(s: ResultSet) -> list[Block]:
                      Cell(r.precision, r.precision, "prec"), num(float(skipped) if skipped is not None else None, 0),
                      num(scale[-1][1] if scale else None, 0),
                      pct(u.get("fraction"), 2), pct(u.get("reference"), 2), pct(u.get("lost"), 2),
-                     num(o.get("act_amax"), 3), num(o.get("grad_amax"), 3),
+                     num(o.act_amax if o else None, 3), num(o.grad_amax if o else None, 3),
                      num(float(len(events)), 0), text(first_text)])
     blocks.append(Table(["run", "precision", "skipped steps", "final scale",
                          "below fp16 subnormal", "fp32 reference", "flushed to zero", "act amax",
@@ -143,7 +144,7 @@ def energy_blocks(s: ResultSet) -> list[Block]:
                               for k, v in gpm.items()) if isinstance(gpm, dict)
                     else f"unsupported: {p.get('gpm_unsupported')}" if p.get("gpm_unsupported")
                     else "-")
-        rows.append([text(f"{key[0]} {key[1]}×{key[2]}"), Cell(key[5], key[5], "prec"),
+        rows.append([text(key.comparison.label), Cell(key.precision, key.precision, "prec"),
                      num(median_of([x.get("joules_per_token") for x in profs]), 4),
                      num(median_of([x.get("energy_j") for x in profs]), 1),
                      num(median_of([x.get("power_w_mean") for x in profs]), 0),

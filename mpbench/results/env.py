@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 import mpbench
+from mpbench.results.env_card import CpuCard, EnvCard
 
 # CPU flags that decide whether 16-bit math has a fast path on a CPU.
 CPU_16BIT_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile")
@@ -58,19 +59,21 @@ def cpu_card() -> dict[str, Any]:
     }
 
 
-def cpu_16bit_note(cpu: dict[str, Any]) -> str:
+def cpu_16bit_note(cpu: CpuCard | dict[str, Any]) -> str:
     """One sentence that explains what this CPU's ISA means for 16-bit speed."""
+    if isinstance(cpu, dict):
+        cpu = CpuCard.model_validate(cpu)
     bf16 = (
         "bf16 matmuls have a native path (avx512_bf16/AMX), so bf16 can beat fp32"
-        if cpu.get("fast_bf16") and not cpu.get("isa_env_overrides")
+        if cpu.fast_bf16 and not cpu.isa_env_overrides
         else "bf16 has no native path here (no avx512_bf16/AMX), so bf16 is emulated and slower than fp32"
     )
     fp16 = (
         "fp16 has a native path (avx512_fp16/AMX-FP16)"
-        if cpu.get("fast_fp16")
+        if cpu.fast_fp16
         else "fp16 has no fast CPU path and runs many times slower than fp32"
     )
-    return f"CPU {cpu.get('torch_cpu_capability')}: {bf16}; {fp16}. No tensor cores on a CPU."
+    return f"CPU {cpu.torch_cpu_capability}: {bf16}; {fp16}. No tensor cores on a CPU."
 
 
 def nvml_handle(nvml: Any, cuda_index: int) -> tuple[Any, str]:
@@ -161,7 +164,9 @@ def git_commit(path: Path | None = None) -> str | None:
 
 
 def environment_card() -> dict[str, Any]:
-    return {
+    """This machine's card, validated by the typed model (results/env_card.EnvCard) and handed
+    on as its JSON dict (what records, bench results and the torchrun ranks carry)."""
+    return EnvCard.model_validate({
         "hostname": socket.gethostname(),
         "os": platform.platform(),
         "python": platform.python_version(),
@@ -175,4 +180,4 @@ def environment_card() -> dict[str, Any]:
         "nvidia_ml_py": package_version("nvidia-ml-py"),
         "cpu": cpu_card(),
         "gpu": gpu_card(),
-    }
+    }).model_dump(mode="json")

@@ -10,7 +10,8 @@ from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 
 COLUMNS = [
-    "run_id", "suite", "profile", "model", "precision", "family", "seed", "batch_size", "seq_len",
+    "run_id", "config", "group", "suite", "profile", "model", "precision", "family", "seed",
+    "repeat", "batch_size", "seq_len",
     "device", "device_name", "status", "reason", "tokens_per_s", "step_time_ms", "step_time_p10_ms",
     "step_time_p90_ms", "n_steps", "peak_memory_bytes", "final_train_loss", "eval_loss",
     "flops_per_token", "mfu", "numerics_only", "n_params",
@@ -21,12 +22,15 @@ def record_row(r: RunRecord) -> dict[str, object]:
     stats = r.step_stats
     return {
         "run_id": r.run_id,
+        "config": r.config_key.label,
+        "group": r.config_key.comparison.label,
         "suite": r.suite,
         "profile": r.profile,
         "model": r.model,
         "precision": r.precision,
         "family": r.recipe.get("family"),
         "seed": r.seed,
+        "repeat": r.repeat,
         "batch_size": r.batch_size,
         "seq_len": r.seq_len,
         "device": r.device,

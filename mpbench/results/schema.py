@@ -1,16 +1,21 @@
 """The run record: one JSON file per run, one versioned schema for every consumer.
 
-Format history (bump SCHEMA_VERSION and add an upgrader in `upgrade` when it changes):
+Format history (bump SCHEMA_VERSION and add a step to results/upgrade.py when it changes):
   1  first version.
+  2  `config_key` (results/key.py): the configuration every view groups by, written when the
+     record is made (derived from the run id and settings for version-1 records).
 """
 
 from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-SCHEMA_VERSION = 1
+from mpbench.results.env_card import EnvCard
+from mpbench.results.key import ConfigKey, derive_key
+
+SCHEMA_VERSION = 2
 RESULTS_FORMAT = "mpbench-results"
 
 Status = Literal["ok", "skipped", "oom", "diverged", "failed"]
@@ -90,6 +95,8 @@ class RunRecord(BaseModel):
     schema_version: int = SCHEMA_VERSION
     kind: Literal["train"] = "train"
     run_id: str
+    config_key: ConfigKey
+    """Which configuration this run replicates (seed and repeat are the replication unit)."""
     suite: str
     suite_description: str = ""
     profile: str
@@ -154,7 +161,8 @@ class RunRecord(BaseModel):
 
     profiles: dict[str, Any] = Field(default_factory=dict)
     """Profiler findings by profiler name (or {'skipped': reason})."""
-    env: dict[str, Any]
+    env: EnvCard
+    """The environment card (results/env_card.py): machine and software versions."""
     suite_config: dict[str, Any] = Field(default_factory=dict)
     started_at: str
     finished_at: str
@@ -164,7 +172,14 @@ class RunRecord(BaseModel):
     budget: BudgetNote | None = None
     """Set when the suite ran under a time budget: the chosen steps and why."""
 
-
-def upgrade(raw: dict[str, Any]) -> dict[str, Any]:
-    """Bring an older record up to SCHEMA_VERSION (no older versions exist yet)."""
-    return raw
+    @model_validator(mode="before")
+    @classmethod
+    def _key_when_missing(cls, data: Any) -> Any:
+        """A record built in memory without a key (the API, tests) gets the derived one;
+        records from files are brought up to date by results/upgrade.py first."""
+        if isinstance(data, dict) and "config_key" not in data and "run_id" in data:
+            try:
+                return {**data, "config_key": derive_key(data)}
+            except (KeyError, TypeError, ValueError):
+                return data  # validation names the missing field
+        return data

@@ -12,7 +12,8 @@ from pydantic import ValidationError
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
 from mpbench.results.output import check_writable_dir, write_output
-from mpbench.results.schema import RESULTS_FORMAT, SCHEMA_VERSION, RunRecord, upgrade
+from mpbench.results.schema import RESULTS_FORMAT, SCHEMA_VERSION, RunRecord
+from mpbench.results.upgrade import upgrade
 
 MANIFEST = "mpbench-results.json"
 RUNS = "runs"
@@ -73,7 +74,12 @@ def parse_record(raw: Any, source: Path) -> RunRecord:
             f"({SCHEMA_VERSION}); upgrade mpbench"
         )
     try:
-        return RunRecord.model_validate(upgrade(raw))
+        raw = upgrade(raw)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise UserError(f"{source}: corrupt schema-{version} run record (cannot upgrade it: "
+                        f"missing or bad {exc}); delete it or re-run that run") from None
+    try:
+        return RunRecord.model_validate(raw)
     except ValidationError as exc:
         raise UserError(f"{source}: corrupt run record: {first_error(exc, RunRecord)}") from None
 

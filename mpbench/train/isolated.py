@@ -39,7 +39,8 @@ def crashed_record(spec: RunSpec, device: torch.device, env: dict[str, Any], rea
     cfg = spec.train
     now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
     return RunRecord(
-        run_id=spec.run_id, suite=spec.suite.name, profile=spec.suite.profile,
+        run_id=spec.run_id, config_key=spec.config_key, suite=spec.suite.name,
+        profile=spec.suite.profile,
         model=spec.model_label, model_dims={}, precision=spec.precision.name,
         recipe={"name": spec.precision.name}, seed=spec.seed, repeat=spec.repeat,
         batch_size=cfg.batch_size, seq_len=cfg.seq_len, train=cfg.model_dump(),

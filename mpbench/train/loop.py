@@ -158,7 +158,8 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     tokens_per_s = m.tokens_per_s if m is not None and out.status == "ok" else None
     losses = m.loss_curve if m else []
     return RunRecord(
-        run_id=spec.run_id, suite=spec.suite.name, suite_description=spec.suite.description,
+        run_id=spec.run_id, config_key=spec.config_key, suite=spec.suite.name,
+        suite_description=spec.suite.description,
         profile=spec.suite.profile, model=spec.model_label,
         model_dims=facts.dims if facts else {}, **_model_fields(facts),
         n_params=n_params, precision=spec.precision.name, recipe=recipe.describe(),

@@ -2,16 +2,14 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from mpbench.config.matrix import train_variants, variant_tag
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.distributed.config import ParallelRun
 from mpbench.models.config import ModelConfig
 from mpbench.models.entry import ModelFacts, model_facts, resolve_model_config
+from mpbench.results.key import ConfigKey, ParallelKey, make_key, options_tag
 
 
 @dataclass(frozen=True)
@@ -33,6 +31,16 @@ class RunSpec:
     def train(self) -> TrainConfig:
         return self.train_config or self.suite.train
 
+    @property
+    def config_key(self) -> ConfigKey:
+        """The configuration this run replicates (written into its record)."""
+        par = self.parallel
+        pkey = (ParallelKey(strategy=par.strategy, grad_comm_dtype=par.grad_comm_dtype,
+                            param_dtype=par.param_dtype, world_size=par.world_size)
+                if par is not None else None)
+        return make_key(self.model_label, self.precision.name, self.precision.options,
+                        self.train.model_dump(), list(self.suite.matrix), pkey, self.suite.profile)
+
     def model_config(self, data_vocab: int) -> ModelConfig | None:
         """The reference model's dimensions; None for Hugging Face and user models."""
         if self.model.kind != "reference":
@@ -43,17 +51,10 @@ class RunSpec:
         return model_facts(self.model, self.train.seq_len, data_vocab)
 
 
-def _options_tag(options: dict[str, Any]) -> str:
-    if not options:
-        return ""
-    digest = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:6]
-    return f"-{digest}"
-
-
 def run_id(model: str, precision: PrecisionSpec, train: TrainConfig, seed: int,
            parallel: ParallelRun | None = None, repeat: int = 0) -> str:
     """...__seed0 for the first repeat, ...__seed0-r1 for the second (resume adds repeats)."""
-    tag = _options_tag(precision.options)
+    tag = options_tag(precision.options)
     ckpt = "-ckpt" if train.activation_checkpointing else ""
     comp = "-compiled" if train.compile else ""
     par = f"__{parallel.tag}" if parallel is not None else ""

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from mpbench.analysis import access
+from mpbench.results.key import ComparisonKey
 from mpbench.results.schema import RunRecord
 
 BASELINE = "fp32"
@@ -18,7 +19,6 @@ NOT_DONE_RIGHT = {
 }
 """Recipes shown for context in quality claims but not counted as mixed precision done right."""
 
-ConfigKey = tuple[str, int, int, bool, bool]
 
 
 @dataclass
@@ -31,11 +31,12 @@ class Evidence:
         return [r for r in self.records if r.status == "ok"]
 
     @cached_property
-    def configs(self) -> dict[ConfigKey, dict[str, list[RunRecord]]]:
-        """ok runs by configuration (model, batch, seq, ckpt, compile), then by precision."""
-        out: dict[ConfigKey, dict[str, list[RunRecord]]] = {}
+    def configs(self) -> dict[ComparisonKey, dict[str, list[RunRecord]]]:
+        """ok runs by comparison group (the record's ConfigKey without precision), then by
+        precision (recipe name plus options tag, as the summary shows it)."""
+        out: dict[ComparisonKey, dict[str, list[RunRecord]]] = {}
         for r in self.ok:
-            out.setdefault(access.config_key(r), {}).setdefault(r.precision, []).append(r)
+            out.setdefault(access.config_key(r), {}).setdefault(r.config_key.precision, []).append(r)
         return out
 
     @cached_property

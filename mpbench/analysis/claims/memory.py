@@ -123,7 +123,7 @@ def larger_batch(ev: Evidence, bound: Bound) -> Outcome:
                 continue
             b, limit = sizes[p]
             v = b / base
-            rows.append(Row(f"{key[0]} t{key[2]}: {p} {b} vs fp32 {base}", v, n=1,
+            rows.append(Row(f"{key.model} t{key.seq_len}: {p} {b} vs fp32 {base}", v, n=1,
                             verdict="holds" if b > base else "fails",
                             note=f"limits: {p} {limit or '?'}, fp32 {base_limit or '?'}; "
                                  "003 says 2×"))
@@ -144,10 +144,10 @@ def larger_batch(ev: Evidence, bound: Bound) -> Outcome:
 def _ckpt_pairs(ev: Evidence) -> list[tuple[str, list[RunRecord], list[RunRecord]]]:
     pairs = []
     for key, by_p in ev.configs.items():
-        model, b, t, ckpt, comp = key
-        if ckpt:
+        if key.settings.get("activation_checkpointing"):
             continue
-        other = ev.configs.get((model, b, t, True, comp), {})
+        other = ev.configs.get(key.model_copy(
+            update={"settings": {**key.settings, "activation_checkpointing": True}}), {})
         for p, runs in by_p.items():
             if other.get(p):
                 pairs.append((f"{access.config_label(key)}: {p}", runs, other[p]))

@@ -193,10 +193,10 @@ def fp16_range(ev: Evidence, bound: Bound) -> Outcome:
         o = access.overflow(r)
         if access.family(r) != "fp16" or o is None:
             continue
-        amaxes = [float(o[k]) for k in ("act_amax", "grad_amax") if o.get(k) is not None]
+        amaxes = [float(v) for v in (o.act_amax, o.grad_amax) if v is not None]
         # An inf in fp16 leaves no finite amax; the FP32 reference says what the value
         # would have been (x loss scale), which is what the claim is about.
-        event_list = o.get("events") or []
+        event_list = o.events
         amaxes += [float(e["fp32_scaled_amax"]) for e in event_list
                    if isinstance(e, dict) and e.get("fp32_scaled_amax") is not None]
         amax = max(amaxes) if amaxes else None

@@ -1,0 +1,76 @@
+"""The environment card as a typed model (built by results/env.py, stored in every record).
+
+Fields a card of an older mpbench lacks take their defaults; fields a newer card adds are kept
+(extra="allow"), so every stored card validates.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Card(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class CpuCard(_Card):
+    model: str = "unknown CPU"
+    arch: str = ""
+    logical_cores: int | None = None
+    torch_threads: int | None = None
+    torch_cpu_capability: str | None = None
+    """torch.backends.cpu.get_cpu_capability(): DEFAULT, AVX2, AVX512, ..."""
+    isa_flags: list[str] = Field(default_factory=list)
+    """The 16-bit-relevant flags present (results/env.CPU_16BIT_FLAGS)."""
+    fast_bf16: bool = False
+    fast_fp16: bool = False
+    isa_env_overrides: dict[str, str] = Field(default_factory=dict)
+    """ATEN_CPU_CAPABILITY / ONEDNN_MAX_CPU_ISA when set: the ISA was capped by hand."""
+
+
+class TensorCores(_Card):
+    fp16: bool = False
+    tf32: bool = False
+    bf16: bool = False
+    fp8: bool = False
+    mxfp8: bool = False
+
+
+class GpuCard(_Card):
+    name: str
+    capability: str
+    """Compute capability, '9.0'."""
+    memory_bytes: int | None = None
+    multiprocessors: int | None = None
+    count: int | None = None
+    torch_index: int | None = None
+    tensor_cores: TensorCores = Field(default_factory=TensorCores)
+    driver: str | None = None
+    nvml_name: str | None = None
+    nvml_uuid: str | None = None
+    nvml_matched_by: str | None = None
+    power_limit_w: float | None = None
+    max_sm_clock_mhz: float | None = None
+    nvml_error: str | None = None
+
+
+class EnvCard(_Card):
+    hostname: str = ""
+    os: str = ""
+    python: str = ""
+    mpbench: str = ""
+    mpbench_commit: str | None = None
+    torch: str | None = None
+    cuda: str | None = None
+    cudnn: int | None = None
+    transformer_engine: str | None = None
+    torchao: str | None = None
+    nvidia_ml_py: str | None = None
+    cpu: CpuCard = Field(default_factory=CpuCard)
+    gpu: GpuCard | None = None
+
+    def software(self, keys: tuple[str, ...]) -> dict[str, Any]:
+        """The named software versions (torch, cuda, ...) as a flat dict."""
+        return {k: getattr(self, k, None) for k in keys}

@@ -1,0 +1,184 @@
+"""The configuration key: one typed answer to "which runs are the same configuration?".
+
+Every record carries a `ConfigKey` (written when the record is made; derived by the upgrader
+for schema-1 records). Three levels, used by every view (summary, report, claims, gate,
+history, exports):
+
+- a **run** is a configuration plus its seed and repeat (`RunRecord.seed`, `RunRecord.repeat`:
+  the replication unit, never part of the key);
+- a **configuration** (`ConfigKey`): model label, precision (recipe name plus the options
+  tag of the run id), batch, sequence length, every matrix setting, the parallel strategy
+  and communication dtype, and the device profile; runs with equal keys are pooled;
+- a **comparison group** (`ComparisonKey`, `ConfigKey.comparison`): the configuration without
+  its precision; precisions within one group are compared (speedup over fp32).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from mpbench.config.matrix import IN_RUN_ID
+
+FLAGS = {"activation_checkpointing": "ckpt", "compile": "compiled"}
+"""Boolean settings that are part of every key when on (matrix or not), shown by these words."""
+
+_PARALLEL_TAG = re.compile(r"^(?P<strategy>[a-z0-9]+)-(?P<comm>[a-z0-9]+?)comm"
+                           r"(?:-p(?P<param>[a-z0-9]+?))?(?:-w(?P<world>\d+))?$")
+
+
+class ParallelKey(BaseModel):
+    """How a data-parallel run was trained (None on the key: one process)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    strategy: str
+    """ddp or fsdp2."""
+    grad_comm_dtype: str
+    param_dtype: str | None = None
+    world_size: int | None = None
+
+    @property
+    def tag(self) -> str:
+        """The run-id part (as distributed/config.ParallelRun.tag writes it)."""
+        param = f"-p{self.param_dtype}" if self.param_dtype else ""
+        world = f"-w{self.world_size}" if self.world_size else ""
+        return f"{self.strategy}-{self.grad_comm_dtype}comm{param}{world}"
+
+    @classmethod
+    def from_tag(cls, tag: str) -> ParallelKey | None:
+        m = _PARALLEL_TAG.match(tag)
+        if m is None:
+            return None
+        return cls(strategy=m["strategy"], grad_comm_dtype=m["comm"], param_dtype=m["param"],
+                   world_size=int(m["world"]) if m["world"] else None)
+
+
+class ComparisonKey(BaseModel):
+    """A configuration without its precision: the runs whose precisions are compared."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model: str
+    """The suite's model label (without matrix tags)."""
+    batch_size: int
+    seq_len: int
+    settings: dict[str, Any] = Field(default_factory=dict)
+    """Every matrix setting other than batch and sequence length (name -> value), plus
+    activation_checkpointing / compile when on."""
+    parallel: ParallelKey | None = None
+    profile: str
+    """The suite's device profile (cpu, cuda)."""
+
+    def __hash__(self) -> int:  # settings is a dict: hash the canonical id
+        return hash(self.id)
+
+    def _parts(self, profile: bool) -> list[str]:
+        parts = [self.model, f"b{self.batch_size}-t{self.seq_len}"]
+        parts += [f"{k}={_value(v)}" for k, v in sorted(self.settings.items())]
+        if self.parallel is not None:
+            parts.append(self.parallel.tag)
+        if profile:
+            parts.append(f"@{self.profile}")
+        return parts
+
+    @property
+    def id(self) -> str:
+        """Canonical text of every field (what groups and matches runs)."""
+        return " ".join(self._parts(True))
+
+    @property
+    def label(self) -> str:
+        """For people: 'gpt-tiny b8×t64 lr=0.01 ckpt ddp-bf16comm-w2' (profile left out)."""
+        words = [f"{k}={_value(v)}" for k, v in sorted(self.settings.items()) if k not in FLAGS]
+        words += [FLAGS[k] for k in FLAGS if self.settings.get(k)]
+        par = [self.parallel.tag] if self.parallel is not None else []
+        return " ".join([f"{self.model} b{self.batch_size}×t{self.seq_len}", *words, *par])
+
+    @property
+    def setting_label(self) -> str:
+        """The label without the model: 'b8×t64 lr=0.01 ckpt'."""
+        return self.label.removeprefix(self.model + " ")
+
+    def with_precision(self, precision: str) -> ConfigKey:
+        return ConfigKey(precision=precision, **dict(self))
+
+
+class ConfigKey(ComparisonKey):
+    """One configuration: the runs (seeds, repeats) that are replicates of each other."""
+
+    precision: str
+    """The recipe name plus the run id's options tag when the suite set options (fp16-1a2b3c)."""
+
+    def __hash__(self) -> int:
+        return hash(self.id)
+
+    @property
+    def comparison(self) -> ComparisonKey:
+        return ComparisonKey(**{k: v for k, v in dict(self).items() if k != "precision"})
+
+    def _parts(self, profile: bool) -> list[str]:
+        parts = super()._parts(profile)
+        return [parts[0], self.precision, *parts[1:]]
+
+    def id_without_profile(self) -> str:
+        return " ".join(self._parts(False))
+
+    @property
+    def label(self) -> str:
+        return f"{super().label} {self.precision}"
+
+
+def _value(v: Any) -> str:
+    return json.dumps(v) if not isinstance(v, str) else v
+
+
+def options_tag(options: dict[str, Any]) -> str:
+    """'-1a2b3c' for a recipe with options (a digest of them), '' without."""
+    if not options:
+        return ""
+    digest = hashlib.sha1(json.dumps(options, sort_keys=True).encode()).hexdigest()[:6]
+    return f"-{digest}"
+
+
+def key_settings(train: dict[str, Any], matrix: list[str]) -> dict[str, Any]:
+    """The settings part of a key: matrix settings not spelled out otherwise, and the flags."""
+    out = {k: train.get(k) for k in matrix if k not in IN_RUN_ID}
+    out.update({k: True for k in FLAGS if train.get(k)})
+    return out
+
+
+def make_key(model: str, precision: str, options: dict[str, Any], train: dict[str, Any],
+             matrix: list[str], parallel: ParallelKey | None, profile: str) -> ConfigKey:
+    return ConfigKey(model=model, precision=precision + options_tag(options),
+                     batch_size=int(train["batch_size"]), seq_len=int(train["seq_len"]),
+                     settings=key_settings(train, matrix), parallel=parallel, profile=profile)
+
+
+def derive_key(raw: dict[str, Any]) -> ConfigKey:
+    """The key of a record (or run summary) that has none, from its run id and settings.
+
+    The run id reads `<model>[-<matrix tags>]__<precision>[-<options tag>]__b<B>-t<T>[-ckpt]
+    [-compiled][__<parallel tag>]__seed<S>[-r<R>]`; matrix settings come from the suite config
+    stored in the record, else from the tags in the run id that match a train setting.
+    """
+    run_id, model, precision = str(raw["run_id"]), str(raw["model"]), str(raw["precision"])
+    parts = run_id.split("__")
+    label = parts[1] if len(parts) >= 4 and parts[1].startswith(precision) else precision
+    train = dict(raw.get("train") or {})
+    train.setdefault("batch_size", raw["batch_size"])
+    train.setdefault("seq_len", raw["seq_len"])
+    suite = raw.get("suite_config") or {}
+    matrix = list((suite.get("matrix") or {}) if isinstance(suite, dict) else {})
+    head = parts[0]
+    tag = head[len(model):] if head.startswith(model) else ""
+    if not matrix and tag:
+        matrix = [k for k in train if k not in IN_RUN_ID and f"-{k}{train[k]}" in tag]
+    parallel = ParallelKey.from_tag(parts[3]) if len(parts) >= 5 else None
+    return ConfigKey(model=model, precision=label, batch_size=int(train["batch_size"]),
+                     seq_len=int(train["seq_len"]), settings=key_settings(train, matrix),
+                     parallel=parallel, profile=str(raw.get("profile", "")))
