@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from mpbench.analysis import access
+from mpbench.bench.store import BenchRecord
 from mpbench.results.schema import RunRecord
 
 BASELINE = "fp32"
@@ -24,7 +25,7 @@ ConfigKey = tuple[str, int, int, bool, bool]
 @dataclass
 class Evidence:
     records: list[RunRecord]
-    bench: list[dict[str, Any]] = field(default_factory=list)
+    bench: list[BenchRecord] = field(default_factory=list)
 
     @cached_property
     def ok(self) -> list[RunRecord]:
