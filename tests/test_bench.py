@@ -233,6 +233,7 @@ def test_predictions_from_training_runs() -> None:
     share, source = gemm_share_from_record(flops_only, 0.2) or (0.0, "")
     assert share == pytest.approx(0.25) and "FLOP share" in source
     assert gemm_share_from_record(flops_only, None) is None
+    assert gemm_share_from_record(flops_only, 0.04) is None  # a beaten ceiling gives no share
     rows = [gemm_row("fp32", 64, 1.0), gemm_row("bf16", 64, 4.0)]
     bf16 = run_record("bf16", "bf16", 1500.0)
     out = run_predictions(rows, [], [profiled, bf16], lambda d: None)
