@@ -41,5 +41,6 @@ def test_report_links_each_source_id_to_its_row(tmp_path: Path) -> None:
     html = render_html([s])
     assert '<a href="#source-003">003</a>' in html and 'id="source-003"' in html
     assert "https://avichala.com/blog/mixed-precision-training-in-llms" in html
+    assert 'source <a href="#source-003">003</a>, <a href="#source-001">001</a>)' in html
     assert "003 What is Mixed Precision Training? (https://www.pertamapartners.com" in (
         render_markdown([s]))
