@@ -11,8 +11,11 @@ from click.testing import CliRunner
 from fixture_records import bench_record, gemm_row, gpu_env, record, write_results
 from torch import nn
 
+from mpbench.bench.bandwidth import measure_op
 from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype, best_tflops
+from mpbench.bench.gemm import GemmShape, measure_gemm
 from mpbench.bench.model_ceiling import model_gemm_ceiling
+from mpbench.bench.timing import TimingConfig
 from mpbench.cli.main import cli
 from mpbench.dtypes import dtype_key, recipe_gemm_key
 from mpbench.hardware import peak_tflops
@@ -44,6 +47,12 @@ def test_one_vocabulary_for_peaks_recipes_and_bench() -> None:
     assert compute_key(record("fp8-te")) == "fp8"
     with pytest.raises(ValueError, match="unknown dtype"):
         dtype_key("int3")
+    # the micro-benchmarks take every key; one without a torch kernel is skipped with its reason
+    quick = TimingConfig(warmup=1, min_reps=1, max_reps=2, min_time_s=0.01, max_case_s=0.1)
+    cpu = torch.device("cpu")
+    gemm = measure_gemm(GemmShape("square", 32, 32, 32), "fp4", cpu, quick)
+    assert gemm.status == "skipped" and "fp4 has no GEMM path" in (gemm.reason or "")
+    assert measure_op("add", "fp4", 1024, 64, cpu, quick).status == "skipped"
 
 
 @pytest.mark.unit
