@@ -11,19 +11,21 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mpbench.dtypes import dtype_key
+
 
 @dataclass(frozen=True)
 class PeakTable:
     names: tuple[str, ...]
     """Exact torch.cuda.get_device_name() strings of this model."""
     tflops: dict[str, float]
+    """Keyed by the one dtype vocabulary (mpbench.dtypes)."""
     source: str
 
 
 def _peaks(fp32: float, tf32: float | None, bf16: float | None, fp16: float,
            fp8: float | None = None, fp4: float | None = None) -> dict[str, float]:
-    out = {"float32": fp32, "tf32": tf32, "bfloat16": bf16, "float16": fp16, "float8": fp8,
-           "float4": fp4}
+    out = {"fp32": fp32, "tf32": tf32, "bf16": bf16, "fp16": fp16, "fp8": fp8, "fp4": fp4}
     return {k: v for k, v in out.items() if v is not None}
 
 
@@ -84,18 +86,20 @@ def gpu_peaks(device_name: str) -> PeakTable | None:
     return _BY_NAME.get(_norm(device_name))
 
 
-def peak_tflops(device_name: str, dtype_key: str) -> tuple[float, str] | None:
-    """(peak, source) for a GPU name and dtype key, or None when either is unknown."""
+def peak_tflops(device_name: str, dtype: str) -> tuple[float, str] | None:
+    """(peak, source) for a GPU name and dtype (any name mpbench.dtypes knows), or None when
+    either is unknown."""
     table = gpu_peaks(device_name)
-    if table is None or dtype_key not in table.tflops:
+    key = dtype_key(dtype)
+    if table is None or key not in table.tflops:
         return None
-    return table.tflops[dtype_key], table.source
+    return table.tflops[key], table.source
 
 
-def unknown_peak_note(device_name: str, dtype_key: str) -> str:
+def unknown_peak_note(device_name: str, dtype: str) -> str:
     """Why a run has no spec MFU (it still has MFU against the measured ceiling)."""
     if gpu_peaks(device_name) is None:
         return (f"GPU {device_name!r} is unknown to mpbench.hardware's datasheet table (exact "
                 "names only): no spec MFU; MFU is against the measured GEMM ceiling only")
-    return (f"{dtype_key} peak of {device_name} unknown (its datasheet gives none): no spec "
+    return (f"{dtype_key(dtype)} peak of {device_name} unknown (its datasheet gives none): no spec "
             "MFU; MFU is against the measured GEMM ceiling only")

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 
+from mpbench.bench.store import BenchRecord
 from mpbench.config.matrix import IN_RUN_ID
 from mpbench.results.key import ParallelKey, make_key
 from mpbench.results.payloads import (
@@ -145,15 +146,15 @@ def numerics(**fields: Any) -> dict[str, Any]:
 
 
 def bench_record(benchmark: str, rows: list[dict[str, Any]], env: dict[str, Any] | None = None
-                 ) -> dict[str, Any]:
-    """A bench record as `mpbench bench` writes it (validated by mpbench.bench.store)."""
+                 ) -> BenchRecord:
+    """A bench record as `mpbench bench` writes it: the typed model, its rows typed."""
     env = env or CPU_ENV
     gpu = env.get("gpu")
-    return {"schema_version": 1, "kind": "bench", "benchmark": benchmark, "suite": "microbench",
+    return BenchRecord.model_validate({"schema_version": 1, "kind": "bench", "benchmark": benchmark, "suite": "microbench",
             "profile": "cuda" if gpu else "cpu", "device": "cuda:0" if gpu else "cpu",
             "device_name": gpu["name"] if gpu else env["cpu"]["model"], "rows": rows, "env": env,
             "started_at": "2026-01-01T01:00:00+00:00", "finished_at": "2026-01-01T01:01:00+00:00",
-            "duration_s": 60.0}
+            "duration_s": 60.0})
 
 
 def gemm_row(dtype: str, size: int, tflops: float, **extra: Any) -> dict[str, Any]:
@@ -162,7 +163,7 @@ def gemm_row(dtype: str, size: int, tflops: float, **extra: Any) -> dict[str, An
 
 
 def write_results(directory: Path, records: list[RunRecord],
-                  bench: list[dict[str, Any]] | None = None) -> Path:
+                  bench: list[BenchRecord] | list[dict[str, Any]] | None = None) -> Path:
     """A results directory as `mpbench run` (and `mpbench bench`) leave it."""
     (directory / "runs").mkdir(parents=True, exist_ok=True)
     (directory / MANIFEST).write_text(json.dumps({
@@ -172,5 +173,8 @@ def write_results(directory: Path, records: list[RunRecord],
         (directory / "runs" / f"run{i:04d}.json").write_text(r.model_dump_json(), "utf-8")
     for b in bench or []:
         (directory / "bench").mkdir(exist_ok=True)
-        (directory / "bench" / f"{b['benchmark']}.json").write_text(json.dumps(b), "utf-8")
+        if isinstance(b, BenchRecord):
+            (directory / "bench" / f"{b.benchmark}.json").write_text(b.model_dump_json(), "utf-8")
+        else:  # a deliberately incomplete file, as a user might leave one
+            (directory / "bench" / f"{b['benchmark']}.json").write_text(json.dumps(b), "utf-8")
     return directory

@@ -233,6 +233,7 @@ def test_predictions_from_training_runs() -> None:
     share, source = gemm_share_from_record(flops_only, 0.2) or (0.0, "")
     assert share == pytest.approx(0.25) and "FLOP share" in source
     assert gemm_share_from_record(flops_only, None) is None
+    assert gemm_share_from_record(flops_only, 0.04) is None  # a beaten ceiling gives no share
     rows = [gemm_row("fp32", 64, 1.0), gemm_row("bf16", 64, 4.0)]
     bf16 = run_record("bf16", "bf16", 1500.0)
     out = run_predictions(rows, [], [profiled, bf16], lambda d: None)
@@ -377,8 +378,8 @@ def test_cli_bench_writes_records_and_summary(tmp_path: Path) -> None:
     # One square and gpt-tiny's five layers, of which mlp_up and lm_head (vocab 256 = ffn 256)
     # share their dims and are measured once; fp8 twice (with and without fast accumulation).
     assert len({(r.m, r.n, r.k) for r in gemm}) == 1 + 4 and len(gemm) == 5 * 5
-    assert [r["n"] for r in records["alignment"].rows] == [32, 31]
-    pred = {(r["dtype"], r["baseline"]): r for r in records["prediction"].rows}
+    assert [r.model_dump()["n"] for r in records["alignment"].rows] == [32, 31]
+    pred = {(d["dtype"], d["baseline"]): d for d in (r.model_dump() for r in records["prediction"].rows)}
     assert pred[("bf16", "fp32")]["status"] == "ok"
     assert pred[("fp8", "bf16")]["status"] == "skipped"  # numerics only on a CPU
     again = CliRunner().invoke(cli, ["bench", str(suite), "--device", "cpu", "-o", str(out)])
@@ -403,7 +404,7 @@ def test_cli_bench_predicts_next_to_training_runs(tmp_path: Path) -> None:
                                       "--runs", str(runs)])
     assert result.exit_code == 0, result.output
     [pred] = [r for r in load_bench(out) if r.benchmark == "prediction"]
-    measured = [r for r in pred.rows if r["measured_speedup"] is not None]
+    measured = [r.model_dump() for r in pred.rows if r.model_dump()["measured_speedup"] is not None]
     assert len(measured) == 1 and measured[0]["measured_speedup"] == pytest.approx(1.2)
     assert measured[0]["gemm_share"] == 0.5
     assert math.isclose(measured[0]["predicted_amdahl"], amdahl(0.5, measured[0]["gemm_speedup"]))

@@ -23,7 +23,7 @@ def test_every_gpu_users_have_is_covered_with_a_datasheet(name: str) -> None:
     table = gpu_peaks(name)
     assert table is not None
     assert "datasheet" in table.source or "whitepaper" in table.source
-    assert {"float32", "float16"} <= set(table.tflops)
+    assert {"fp32", "fp16"} <= set(table.tflops)
 
 
 def test_nvl_parts_do_not_get_sxm_peaks() -> None:
@@ -50,9 +50,9 @@ def test_peaks_are_dense_and_ordered_like_the_hardware() -> None:
         t = table.tflops
         assert len(table.names) == len(set(table.names))
         if "tf32" in t:  # dense tensor-core rates: fp16 = 2 x tf32 on every NVIDIA part here
-            assert t["float16"] == pytest.approx(2 * t["tf32"], rel=0.03), table.names
-        if "float8" in t:
-            assert t["float8"] == pytest.approx(2 * t["float16"], rel=0.03), table.names
+            assert t["fp16"] == pytest.approx(2 * t["tf32"], rel=0.03), table.names
+        if "fp8" in t:
+            assert t["fp8"] == pytest.approx(2 * t["fp16"], rel=0.03), table.names
     fp8 = peak_tflops("NVIDIA H100 80GB HBM3", "float8")
     assert fp8 is not None and fp8[0] == pytest.approx(1978.9)
     # V100 has no bf16/tf32 tensor cores: no peak, and the note says so

@@ -7,7 +7,6 @@ Keeping the key names in one module makes a renamed key a one-line fix.
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, TypeVar
 
 from pydantic import ValidationError
@@ -250,27 +249,3 @@ def capabilities(r: RunRecord) -> dict[str, Any]:
             "tf32": False, "fp8": False, "mxfp8": False, "isa_flags": list(cpu.isa_flags),
             "isa_env_overrides": dict(cpu.isa_env_overrides)}
 
-
-# -- bench records (written by `mpbench bench`) ---------------------------------------------
-def load_bench_dir(results_dir: Path) -> list[dict[str, Any]]:
-    """The bench records of a results directory (`mpbench bench`), as dicts; [] when none."""
-    if not (results_dir / "bench").is_dir():
-        return []
-    from mpbench.bench.store import load_bench  # validates each file (UserError if corrupt)
-
-    return [r.model_dump(mode="json") for r in load_bench(results_dir)]
-
-
-def bench_rows(bench: list[dict[str, Any]], benchmark: str, ok_only: bool = True
-               ) -> list[dict[str, Any]]:
-    rows: list[dict[str, Any]] = []
-    for b in bench:
-        if b.get("benchmark") != benchmark:
-            continue
-        for row in b.get("rows") or []:
-            if not isinstance(row, dict):
-                continue
-            if ok_only and row.get("status", "ok") != "ok":
-                continue
-            rows.append(row)
-    return rows

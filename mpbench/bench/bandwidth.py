@@ -44,7 +44,7 @@ def op_fn(op: BandwidthOp, elements: int, hidden: int, dtype: torch.dtype, devic
 
 def measure_op(op: BandwidthOp, key: DtypeKey, elements: int, hidden: int, device: torch.device,
                timing: TimingConfig) -> BandwidthRow:
-    dtype = STORAGE[key]
+    dtype = STORAGE.get(key, torch.uint8)  # fp4: no storage dtype for these ops (skipped below)
     if op == "layer_norm":
         elements -= elements % hidden  # whole rows only
     size = torch.empty((), dtype=dtype).element_size()

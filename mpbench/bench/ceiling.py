@@ -10,7 +10,7 @@ from pathlib import Path
 
 import torch
 
-from mpbench.bench.dtypes import DtypeKey, device_name, dtype_key
+from mpbench.bench.dtypes import DTYPE_KEYS, DtypeKey, device_name, dtype_key
 from mpbench.bench.gemm import GemmShape, fp8_variants, measure_gemm
 from mpbench.bench.rows import GemmRow
 from mpbench.bench.store import BenchRecord, load_bench
@@ -25,17 +25,40 @@ QUICK_TIMING = TimingConfig(warmup=2, min_reps=3, max_reps=20, min_time_s=0.1, m
 _measured: dict[tuple[str, DtypeKey], float | None] = {}
 
 
-def best_tflops(records: list[BenchRecord], dtype: DtypeKey, name: str | None = None) -> float | None:
-    """Best ok, timed GEMM TFLOP/s of `dtype` among gemm and alignment records (of device `name`)."""
-    best: float | None = None
+def best_gemm(records: list[BenchRecord], dtype: str, device_name: str | None = None
+              ) -> GemmRow | None:
+    """The one best-GEMM selection: the fastest ok, timed, not numerics-only row of `dtype`
+    among gemm and alignment records (of the device named `device_name`, if given)."""
+    key = dtype_key(dtype)
+    best: GemmRow | None = None
     for rec in records:
-        if rec.benchmark not in ("gemm", "alignment") or (name is not None and rec.device_name != name):
+        if rec.benchmark not in ("gemm", "alignment"):
             continue
-        for raw in rec.rows:
-            row = GemmRow.model_validate(raw)
-            if row.dtype == dtype and row.status == "ok" and row.tflops and not row.numerics_only:
-                best = row.tflops if best is None else max(best, row.tflops)
+        if device_name is not None and rec.device_name != device_name:
+            continue
+        for row in rec.rows:
+            if (isinstance(row, GemmRow) and row.dtype == key and row.status == "ok"
+                    and row.tflops and not row.numerics_only
+                    and (best is None or row.tflops > (best.tflops or 0.0))):
+                best = row
     return best
+
+
+def best_gemm_per_dtype(records: list[BenchRecord], device_name: str | None = None
+                        ) -> dict[DtypeKey, GemmRow]:
+    """best_gemm of every dtype the records hold, in the vocabulary's order."""
+    out: dict[DtypeKey, GemmRow] = {}
+    for key in DTYPE_KEYS:
+        row = best_gemm(records, key, device_name)
+        if row is not None:
+            out[key] = row
+    return out
+
+
+def best_tflops(records: list[BenchRecord], dtype: str, name: str | None = None) -> float | None:
+    """TFLOP/s of best_gemm (None when there is none)."""
+    row = best_gemm(records, dtype, name)
+    return row.tflops if row is not None else None
 
 
 def quick_ceiling(device: torch.device, dtype: DtypeKey) -> float | None:

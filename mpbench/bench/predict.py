@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Any
 
 from mpbench.bench.rows import BandwidthRow, GemmRow, PredictionRow
+from mpbench.mfu import against
 from mpbench.results.schema import RunRecord
 
 # (precision, baseline) pairs. FP8 recipes keep the non-GEMM rest in bf16, so against fp32 the
@@ -99,8 +100,8 @@ def gemm_share_from_record(record: RunRecord, ceiling_tflops: float | None) -> t
         share = gemm_share_from_buckets(profile["buckets"])
         if share is not None:
             return share, f"tensor_cores profile of run {record.run_id}"
-    if record.achieved_tflops and ceiling_tflops:
-        share = min(1.0, record.achieved_tflops / ceiling_tflops)
+    share, _ = against(record.achieved_tflops, ceiling_tflops)  # MFU against the ceiling
+    if share is not None and record.achieved_tflops and ceiling_tflops:
         return share, (f"FLOP share of run {record.run_id}: model TFLOP/s {record.achieved_tflops:.3g} "
                        f"at the measured GEMM ceiling {ceiling_tflops:.3g} (upper bound)")
     return None

@@ -71,7 +71,7 @@ def _run(suite: MicrobenchSuite, device: torch.device, env: dict[str, Any], quic
             benchmark=bench, suite=suite.name, profile=suite.profile, device=str(device),
             device_name=name, quick=quick,
             timing={**suite.timing.model_dump(), "threads": torch.get_num_threads()},
-            rows=[r.model_dump() for r in rows], notes=notes + extra, env=env,
+            rows=list(rows), notes=notes + extra, env=env,
             started_at=clock.started_at,
             finished_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
             duration_s=time.perf_counter() - clock.t0,
@@ -117,7 +117,7 @@ def _run(suite: MicrobenchSuite, device: torch.device, env: dict[str, Any], quic
         if runs:
             records_so_far = [BenchRecord(
                 benchmark="gemm", suite=suite.name, profile=suite.profile, device=str(device),
-                device_name=name, rows=[r.model_dump() for r in gemm_rows], env={},
+                device_name=name, rows=list(gemm_rows), env={},
                 started_at="", finished_at="", duration_s=0.0)]
             pred += run_predictions(gemm_rows, bw_rows, runs,
                                     lambda d: best_tflops(records_so_far, dtype_key(d), name))

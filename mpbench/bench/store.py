@@ -9,12 +9,12 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
 if TYPE_CHECKING:
     import pandas as pd
 
-from mpbench.bench.rows import ROW_MODELS
+from mpbench.bench.rows import ROW_MODELS, Row
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
 from mpbench.results.store import (
@@ -45,8 +45,8 @@ class BenchRecord(BaseModel):
     device_name: str
     quick: bool = False
     timing: dict[str, Any] = Field(default_factory=dict)
-    rows: list[dict[str, Any]]
-    """Row dicts; each is validated against the benchmark's row model (mpbench.bench.rows)."""
+    rows: list[SerializeAsAny[Row]]
+    """Typed rows: each is validated as the benchmark's row model (mpbench.bench.rows)."""
     notes: list[str] = Field(default_factory=list)
     env: dict[str, Any]
     started_at: str
@@ -56,7 +56,8 @@ class BenchRecord(BaseModel):
     @model_validator(mode="after")
     def _rows_match_benchmark(self) -> BenchRecord:
         model = ROW_MODELS[self.benchmark]
-        self.rows = [model.model_validate(r).model_dump() for r in self.rows]
+        self.rows = [r if type(r) is model else model.model_validate(r.model_dump())
+                     for r in self.rows]
         return self
 
 
@@ -109,7 +110,7 @@ def load_bench(path: str | Path) -> list[BenchRecord]:
 def bench_frame(records: list[BenchRecord], benchmark: BenchName | None = None) -> pd.DataFrame:
     """One row per measured case, with the record's benchmark, device and device_name."""
     rows = [{"benchmark": r.benchmark, "device": r.device, "device_name": r.device_name,
-             "suite": r.suite, **row}
+             "suite": r.suite, **row.model_dump()}
             for r in records if benchmark is None or r.benchmark == benchmark for row in r.rows]
     import pandas as pd  # on first use: pandas costs start-up time
 

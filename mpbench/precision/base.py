@@ -15,6 +15,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from mpbench.config.schema import TrainConfig
+from mpbench.dtypes import DtypeKey, recipe_gemm_key
 from mpbench.models.config import ModelConfig
 
 
@@ -36,6 +37,8 @@ class Recipe:
     """torch.set_float32_matmul_precision for the run: 'highest' keeps fp32 strict (TF32 off)."""
     numerics_only: ClassVar[bool] = False
     """True for emulated modes: their speed never counts towards a speed claim."""
+    gemm_dtype: ClassVar[str | None] = None
+    """The GEMMs' dtype where family and compute dtype do not tell it (FP4 recipes)."""
 
     def __init__(self, options: RecipeOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -75,6 +78,12 @@ class Recipe:
     def make_scaler(self, device: torch.device) -> torch.amp.GradScaler | None:
         return None
 
+    def gemm_key(self) -> DtypeKey:
+        """The dtype this recipe's GEMMs run in, in the one vocabulary (mpbench.dtypes): the key
+        of its spec peak, its measured ceiling and its micro-benchmark rows."""
+        return recipe_gemm_key(self.family, str(self.compute_dtype), self.matmul_precision,
+                               self.gemm_dtype)
+
     def describe(self) -> dict[str, Any]:
         return {
             "name": self.name,
@@ -83,6 +92,7 @@ class Recipe:
             "compute_dtype": str(self.compute_dtype).removeprefix("torch."),
             "matmul_precision": self.matmul_precision,
             "numerics_only": self.numerics_only,
+            "gemm_dtype": self.gemm_key(),
             "options": self.options.model_dump(),
         }
 

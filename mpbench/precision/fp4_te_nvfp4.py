@@ -25,6 +25,7 @@ class TENVFP4(TERecipe):
                "FP32 scale per tensor; needs Blackwell SM100+ and TransformerEngine >= 2.8)")
     te_class = "NVFP4BlockScaling"
     support_kind = "nvfp4"
+    gemm_dtype = "fp4"
     min_capability = (10, 0)
     scaling = ("NVFP4 2-level block: one E4M3 scale per 16 consecutive values, one FP32 scale "
                "per tensor (TE defaults: random Hadamard transform, stochastic rounding)")

@@ -23,6 +23,10 @@ class Cell:
     title: str = ""
     sub: str = ""
     """A second, smaller line under the text."""
+    links: tuple[tuple[str, str], ...] = ()
+    """(text, href) pairs shown instead of `text`, comma-separated (source ids)."""
+    anchor: str = ""
+    """An HTML id on the cell, for links to it."""
 
 
 @dataclass

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mpbench.analysis.claim_sources import SOURCES
 from mpbench.analysis.claims_index import CLAIM_IDS
 from mpbench.report.resultset import ResultSet
 
@@ -37,4 +38,7 @@ def render_markdown(sets: list[ResultSet]) -> str:
         lines.append(f"| `{cid}` | " + " | ".join(cells) +
                      f" | {cell(b.short)} ({quote}{b.source_text}) |")
     lines.append("")
+    lines += ["Sources: " + "; ".join(
+        f"{src.id} {cell(src.title)} ({src.url or cell(src.publisher or 'address not established')})"
+        for src in SOURCES.values()), ""]
     return "\n".join(lines)

@@ -9,6 +9,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import mpbench
 from mpbench.analysis import access
+from mpbench.analysis.claim_sources import SOURCES, source_anchor
 from mpbench.analysis.claims import CLAIMS
 from mpbench.analysis.claims.estimate import throughput_ratio
 from mpbench.analysis.claims.verdict import POINT_MARGIN
@@ -63,13 +64,32 @@ def card(s: ResultSet) -> dict[str, Any]:
             "headline": headline(s), "counts": verdict_counts(s)}
 
 
+def source_cell(ids: tuple[str, ...]) -> Cell:
+    """Source ids, each a link to its row of the sources table, titled by its article."""
+    titles = "; ".join(f"{i}: {SOURCES[i].title}" for i in ids if i in SOURCES)
+    return Cell(", ".join(ids), ", ".join(ids), title=titles,
+                links=tuple((i, f"#{source_anchor(i)}") for i in ids))
+
+
 def bounds_table() -> Table:
     rows = []
     for cid in CLAIM_IDS:
         b = CLAIMS[cid].bound
-        rows.append([Cell(cid, cid, "claim"), text(f"“{b.figure}”"), text(b.source_text),
+        rows.append([Cell(cid, cid, "claim"), text(f"“{b.figure}”"), source_cell(b.sources),
                      text(b.reading)])
     return Table(["claim", "quoted figure", "source", "read as"], rows)
+
+
+def sources_table() -> Table:
+    rows = []
+    for s in SOURCES.values():
+        claims = [c for c in CLAIM_IDS if s.id in CLAIMS[c].bound.sources]
+        # the address as text, not a link: the page stays self-contained (no outside hrefs)
+        address = text(s.url or s.note or "address not established")
+        rows.append([Cell(s.id, s.id, anchor=source_anchor(s.id)), text(s.title),
+                     text(" · ".join(x for x in (s.publisher, s.date) if x) or "-"), address,
+                     text(", ".join(claims) or "-")])
+    return Table(["id", "title", "publisher", "address", "claims"], rows)
 
 
 def sections(sets: list[ResultSet]) -> list[Section]:
@@ -96,6 +116,7 @@ def render_html(sets: list[ResultSet]) -> str:
         "verdict_class": VERDICT_CLASS,
         "sections": sections(sets),
         "bounds_table": bounds_table(),
+        "sources_table": sources_table(),
         "point_margin": f"{POINT_MARGIN:.0%}",
         "version": mpbench.__version__,
         "generated": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from statistics import median
-from typing import Any
 
 from mpbench.analysis import access
+from mpbench.analysis.bench_view import load_bench_dir
 from mpbench.analysis.claims import ClaimVerdict, evaluate_claims
+from mpbench.bench.store import BenchRecord
 from mpbench.results.key import ConfigKey
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
@@ -23,12 +24,12 @@ class ResultSet:
     label: str
     path: Path
     records: list[RunRecord]
-    bench: list[dict[str, Any]] = field(default_factory=list)
+    bench: list[BenchRecord] = field(default_factory=list)
 
     @classmethod
     def load(cls, path: Path, label: str | None = None) -> ResultSet:
         records = load_records(path)
-        bench = access.load_bench_dir(path) if path.is_dir() else []
+        bench = load_bench_dir(path) if path.is_dir() else []
         return cls(label or path.name or str(path), path, records, bench)
 
     @cached_property

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+
+from pydantic import BaseModel
 
 from mpbench.analysis import access
+from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.estimate import throughput_ratio
+from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype
+from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow, PredictionRow
+from mpbench.dtypes import DtypeKey, recipe_gemm_key
+from mpbench.mfu import against
 from mpbench.report import plots
 from mpbench.report.blocks import (
     Block,
@@ -24,25 +31,15 @@ from mpbench.report.resultset import ResultSet, group_label, median_of
 from mpbench.results.schema import RunRecord
 
 BENCH_ADD = "run `mpbench bench` (suites/microbench.yaml) with -o pointing at this results directory"
-_DTYPE_KEY = {"float32": "fp32", "bfloat16": "bf16", "float16": "fp16"}
 
 
-def compute_key(r: RunRecord) -> str:
-    """The GEMM dtype a run's matmuls use, in the micro-benchmark's names."""
-    if access.family(r) == "fp8":
-        return "fp8"
-    key = _DTYPE_KEY.get(str(r.recipe.get("compute_dtype")), "fp32")
-    return "tf32" if key == "fp32" and r.recipe.get("matmul_precision") == "high" else key
-
-
-def gemm_ceiling(bench: list[dict[str, Any]]) -> dict[str, float]:
-    """Best measured GEMM TFLOP/s per dtype: the device's achievable ceiling."""
-    best: dict[str, float] = {}
-    for row in access.bench_rows(bench, "gemm"):
-        if row.get("tflops") and not row.get("numerics_only"):
-            d = str(row.get("dtype"))
-            best[d] = max(best.get(d, 0.0), float(row["tflops"]))
-    return best
+def compute_key(r: RunRecord) -> DtypeKey:
+    """The GEMM dtype a run's matmuls use, in the one vocabulary (mpbench.dtypes)."""
+    recipe = r.recipe
+    return recipe_gemm_key(str(recipe.get("family", r.precision)),
+                           str(recipe.get("compute_dtype")),
+                           str(recipe.get("matmul_precision", "highest")),
+                           recipe.get("gemm_dtype"))
 
 
 def tensor_core_blocks(s: ResultSet) -> list[Block]:
@@ -77,8 +74,15 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
     return blocks
 
 
+def _ceiling(r: RunRecord, s: ResultSet) -> float | None:
+    """The best ceiling known for a run: its own (the mfu profiler's) or the bench's best GEMM."""
+    prof = access.mfu_profile(r) or {}
+    best = best_gemm(s.bench, compute_key(r))
+    known = [c for c in (prof.get("ceiling_tflops"), best.tflops if best else None) if c]
+    return max(known) if known else None
+
+
 def mfu_blocks(s: ResultSet) -> list[Block]:
-    ceiling = gemm_ceiling(s.bench)
     rows = []
     for key in s.groups:
         ok = s.ok(key)
@@ -87,29 +91,31 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
         r = ok[0]
         achieved = median_of([x.achieved_tflops for x in ok])
         prof = access.mfu_profile(r) or {}
-        # the bench's best GEMM of this dtype, else the one the mfu profiler measured
-        ceil = ceiling.get(compute_key(r)) or prof.get("ceiling_tflops")
+        ceil = _ceiling(r, s)
+        spec, spec_note = against(achieved, r.peak_tflops, "spec peak")
+        mfu_ceil, ceil_note = against(achieved, ceil)
         flops_note = ""
         if r.flops_per_token and r.flops_per_token_counter:
             diff = r.flops_per_token_counter / r.flops_per_token - 1
             flops_note = f"counter {diff:+.1%} vs formula"
-        rows.append([text(group_label(key)), num(achieved, 3), num(r.peak_tflops, 1),
-                     pct(median_of([x.mfu for x in ok])),
-                     text(r.peak_source or prof.get("spec_note") or "unknown device: no spec peak"),
-                     num(ceil, 2), pct(achieved / ceil if achieved and ceil else None),
+        rows.append([text(group_label(key)), num(achieved, 3), num(r.peak_tflops, 1), pct(spec),
+                     text(spec_note or r.peak_source or prof.get("spec_note")
+                          or "unknown device: no spec peak"),
+                     num(ceil, 4), pct(mfu_ceil), text(ceil_note or "-"),
                      text(flops_note or r.flops_note)])
     if not rows:
         return [missing("MFU", "add completed runs")]
     blocks: list[Block] = [Table(
         ["run", "achieved TFLOP/s", "spec peak", "MFU (spec)", "peak source", "measured ceiling",
-         "MFU (ceiling)", "FLOPs/token check"], rows, numeric={1, 2, 3, 5, 6})]
+         "MFU (ceiling)", "ceiling note", "FLOPs/token check"], rows, numeric={1, 2, 3, 5, 6})]
     if not any(row[5].sort is not None for row in rows):
         blocks.append(missing("the measured GEMM ceiling per dtype",
                               f"{BENCH_ADD}, or add profilers: [mfu]"))
     return blocks
 
 
-def _bench_table(rows: list[dict[str, Any]], cols: list[tuple[str, str]], caption: str) -> Table:
+def _bench_table(typed: Sequence[BaseModel], cols: list[tuple[str, str]], caption: str) -> Table:
+    rows = [r.model_dump() for r in typed]
     body = []
     for row in rows:
         cells = []
@@ -140,34 +146,35 @@ def microbench_blocks(s: ResultSet) -> list[Block]:
     if not s.bench:
         return [missing("micro-benchmarks (GEMM, alignment, bandwidth, predicted gain)", BENCH_ADD)]
     blocks: list[Block] = []
-    gemm = access.bench_rows(s.bench, "gemm", ok_only=False)
+    gemm = bench_rows(s.bench, GemmRow, ok_only=False)
     if gemm:
         blocks.append(_bench_table(gemm, [("dtype", "dtype"), ("shape", "shape"), ("m", "M"),
                                           ("n", "N"), ("k", "K"), ("tflops", "TFLOP/s"),
                                           ("rel_error", "rel. error"), ("status", "status"),
                                           ("reason", "note")], "GEMM"))
-        best = gemm_ceiling(s.bench)
+        best = best_gemm_per_dtype(s.bench)
         if best:
-            names = list(best)
-            blocks.append(Plot(plots.bars_with_ci(names, [best[n] for n in names],
+            names: list[str] = list(best)
+            blocks.append(Plot(plots.bars_with_ci(names, [r.tflops or 0.0 for r in best.values()],
                                                   [None] * len(names), [None] * len(names),
                                                   [plots.color(n) for n in names], "TFLOP/s",
                                                   "Best GEMM TFLOP/s per dtype (the ceiling)")))
-    for name, cols in (
-        ("alignment", [("dtype", "dtype"), ("k", "K = N"), ("multiple_of", "multiple of"),
+    for model, cols in (
+        (AlignmentRow, [("dtype", "dtype"), ("k", "K = N"), ("multiple_of", "multiple of"),
                        ("tflops", "TFLOP/s"), ("relative_to_aligned", "vs aligned"),
                        ("status", "status"), ("reason", "note")]),
-        ("bandwidth", [("dtype", "dtype"), ("op", "op"), ("elements", "elements"),
+        (BandwidthRow, [("dtype", "dtype"), ("op", "op"), ("elements", "elements"),
                        ("gbps", "GB/s"), ("elements_per_s", "elements/s"), ("vs_fp32", "vs fp32"),
                        ("status", "status")]),
     ):
-        rows = access.bench_rows(s.bench, name, ok_only=False)
+        rows = bench_rows(s.bench, model, ok_only=False)
         if rows:
+            name = "alignment" if model is AlignmentRow else "bandwidth"
             blocks.append(_bench_table(rows, cols, name.capitalize()))
-    pred = access.bench_rows(s.bench, "prediction", ok_only=False)
+    pred = bench_rows(s.bench, PredictionRow, ok_only=False)
     if pred:
-        pred = [{**p, "measured_speedup": p.get("measured_speedup") or _measured_gain(
-            s, str(p.get("dtype")), str(p.get("baseline")))} for p in pred]
+        pred = [p.model_copy(update={"measured_speedup": p.measured_speedup or _measured_gain(
+            s, p.dtype, p.baseline)}) for p in pred]
         blocks.append(_bench_table(pred, [
             ("dtype", "dtype"), ("baseline", "over"), ("gemm_speedup", "GEMM speedup"),
             ("gemm_share", "GEMM share"), ("predicted_amdahl", "predicted (Amdahl)"),

@@ -116,7 +116,7 @@ def env_blocks(s: ResultSet) -> list[Block]:
             ("runs", ", ".join(f"{n} {k}" for k, n in sorted(statuses.items()))),
             ("recorded", f"{min(x.started_at for x in s.records)} to "
                          f"{max(x.finished_at for x in s.records)}"),
-            ("bench records", ", ".join(str(b.get("benchmark")) for b in s.bench) or None)]
+            ("bench records", ", ".join(b.benchmark for b in s.bench) or None)]
     return [_kv(rows)]
 
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 
 from mpbench.data.base import TokenSource
-from mpbench.hardware import peak_tflops, unknown_peak_note
+from mpbench.mfu import achieved_tflops, mfu_figures
 from mpbench.models import count_parameters
 from mpbench.models.entry import ModelEntryError, ModelFacts, build_entry, check_fits
 from mpbench.precision import get_recipe
@@ -84,20 +84,16 @@ def eval_loss(model: Callable[..., torch.Tensor], source: TokenSource, spec: Run
 
 def _mfu_fields(flops_tok: float | None, tokens_per_s: float | None, recipe: Recipe,
                 device: torch.device) -> dict[str, Any]:
-    if tokens_per_s is None or flops_tok is None:
+    """The record's spec-peak MFU fields, computed by mpbench.mfu (the one place)."""
+    achieved = achieved_tflops(flops_tok, tokens_per_s)
+    if achieved is None:
         return {}
-    achieved = flops_tok * tokens_per_s / 1e12
-    out: dict[str, Any] = {"achieved_tflops": achieved}
-    if device.type != "cuda" or recipe.numerics_only:
-        return out
-    key = "tf32" if recipe.matmul_precision == "high" and recipe.family == "tf32" else (
-        "float8" if recipe.family == "fp8" else str(recipe.compute_dtype).removeprefix("torch."))
-    found = peak_tflops(torch.cuda.get_device_name(device), key)
-    if found is None:
-        out["peak_source"] = unknown_peak_note(torch.cuda.get_device_name(device), key)
-        return out
-    peak, source = found
-    return {**out, "peak_tflops": peak, "peak_source": f"{source}, {key}", "mfu": achieved / peak}
+    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    f = mfu_figures(achieved, recipe.gemm_key(), device.type, name,
+                    numerics_only=recipe.numerics_only)
+    return {"achieved_tflops": achieved, "peak_tflops": f.spec_peak_tflops,
+            "peak_source": f.spec_source or (f.spec_note if device.type == "cuda" else None),
+            "mfu": f.mfu_vs_spec}
 
 
 def compile_info(requested: bool, used: bool, refusal: str | None,

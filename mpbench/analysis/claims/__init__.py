@@ -7,14 +7,13 @@ evaluator in the modules below.
 
 from __future__ import annotations
 
-from typing import Any
-
 # Importing the evaluator modules registers them.
 from mpbench.analysis.claims import kernels, memory, numerics, platform, speed
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec
 from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimVerdict, Row, Verdict
 from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.bench.store import BenchRecord
 from mpbench.results.schema import RunRecord
 
 __all__ = ["CLAIMS", "VERDICTS", "Bound", "ClaimSpec", "ClaimVerdict", "Row", "Verdict",
@@ -34,7 +33,7 @@ def evaluate_claim(spec: ClaimSpec, ev: Evidence) -> ClaimVerdict:
     )
 
 
-def evaluate_claims(records: list[RunRecord], bench: list[dict[str, Any]] | None = None
+def evaluate_claims(records: list[RunRecord], bench: list[BenchRecord] | None = None
                     ) -> list[ClaimVerdict]:
     """A verdict for every claim id of CLAIMS.md from one device's run (and bench) records."""
     ev = Evidence(records, list(bench or []))

@@ -7,6 +7,7 @@ from functools import cached_property
 from typing import Any
 
 from mpbench.analysis import access
+from mpbench.bench.store import BenchRecord
 from mpbench.results.key import ComparisonKey
 from mpbench.results.schema import RunRecord
 
@@ -24,7 +25,7 @@ NOT_DONE_RIGHT = {
 @dataclass
 class Evidence:
     records: list[RunRecord]
-    bench: list[dict[str, Any]] = field(default_factory=list)
+    bench: list[BenchRecord] = field(default_factory=list)
 
     @cached_property
     def ok(self) -> list[RunRecord]:

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from mpbench.analysis import access
+from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.common import judged_row
 from mpbench.analysis.claims.estimate import Estimate, median_interval
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, Outcome, Row
+from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow
 
 GEMM_TC = Bound(
     "at_least", 2.0, None, "×", ("002",), "2-8x faster",
@@ -54,19 +55,18 @@ def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
                    value, low, high, len(per_case), False, [head, *rows])
 
 
-def _gemm_table(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, float]]:
+def _gemm_table(rows: list[GemmRow]) -> dict[tuple[Any, ...], dict[str, float]]:
     table: dict[tuple[Any, ...], dict[str, float]] = {}
     for r in rows:
-        if r.get("tflops") and not r.get("numerics_only"):
-            key = (r.get("shape"), r.get("m"), r.get("n"), r.get("k"), r.get("variant"))
-            table.setdefault(key, {})[str(r.get("dtype"))] = float(r["tflops"])
+        if r.tflops and not r.numerics_only:
+            table.setdefault((r.shape, r.m, r.n, r.k, r.variant), {})[r.dtype] = r.tflops
     return table
 
 
 @claim("gemm-tensor-core", "FP16/BF16 tensor-core matrix multiplies are 2-8x faster than FP32",
        GEMM_TC, "the GEMM micro-benchmark")
 def gemm_tensor_core(ev: Evidence, bound: Bound) -> Outcome:
-    table = _gemm_table(access.bench_rows(ev.bench, "gemm"))
+    table = _gemm_table(bench_rows(ev.bench, GemmRow))
     per_case = []
     for (shape, m, n, k, _), d in table.items():
         fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
@@ -83,10 +83,9 @@ def gemm_tensor_core(ev: Evidence, bound: Bound) -> Outcome:
        "doubles in throughput", BANDWIDTH, "the bandwidth micro-benchmark")
 def bandwidth_halving(ev: Evidence, bound: Bound) -> Outcome:
     by_case: dict[tuple[Any, ...], dict[str, float]] = {}
-    for r in access.bench_rows(ev.bench, "bandwidth"):
-        if r.get("elements_per_s"):
-            by_case.setdefault((r.get("op"), r.get("elements")), {})[str(r.get("dtype"))] = float(
-                r["elements_per_s"])
+    for r in bench_rows(ev.bench, BandwidthRow):
+        if r.elements_per_s:
+            by_case.setdefault((r.op, r.elements), {})[r.dtype] = r.elements_per_s
     per_case = []
     for (op, elements), d in by_case.items():
         fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
@@ -105,25 +104,23 @@ def _aligned_multiple(dtype: str) -> int:
 @claim("alignment", "Dimensions must be multiples of 8 (FP16/BF16) or 16 (FP8) to use tensor "
        "cores fully", ALIGNMENT, "the alignment micro-benchmark")
 def alignment(ev: Evidence, bound: Bound) -> Outcome:
-    rows = [r for r in access.bench_rows(ev.bench, "alignment", ok_only=False)
-            if not r.get("numerics_only")]
-    aligned = {(r.get("dtype"), r.get("base")): float(r["tflops"]) for r in rows
-               if r.get("offset") == 0 and r.get("tflops")}
+    rows = [r for r in bench_rows(ev.bench, AlignmentRow, ok_only=False) if not r.numerics_only]
+    aligned = {(r.dtype, r.base): r.tflops for r in rows if r.offset == 0 and r.tflops}
     per_case: list[tuple[str, float]] = []
     refused: list[str] = []
     for r in rows:
-        dtype = str(r.get("dtype"))
-        if dtype not in (*SIXTEEN, "fp8") or r.get("offset") in (0, None):
+        dtype = r.dtype
+        if dtype not in (*SIXTEEN, "fp8") or r.offset == 0:
             continue
-        if int(r.get("multiple_of") or 1) >= _aligned_multiple(dtype):
+        if r.multiple_of >= _aligned_multiple(dtype):
             continue  # off the base size but still a multiple: not a misaligned case
-        label = f"{dtype} K=N={r.get('k')} (multiple of {r.get('multiple_of')})"
-        if r.get("status") in ("unsupported", "failed") and dtype == "fp8":
+        label = f"{dtype} K=N={r.k} (multiple of {r.multiple_of})"
+        if r.status in ("unsupported", "failed") and dtype == "fp8":
             refused.append(label)
             continue
-        ref = aligned.get((r.get("dtype"), r.get("base")))
-        if r.get("tflops") and ref:
-            per_case.append((f"{label}: aligned/misaligned", ref / float(r["tflops"])))
+        ref = aligned.get((r.dtype, r.base))
+        if r.tflops and ref:
+            per_case.append((f"{label}: aligned/misaligned", ref / r.tflops))
     if not per_case and not refused:
         return not_measured(f"no alignment rows with an aligned and a misaligned case: {BENCH_HINT}")
     missing = _no_tensor_cores(ev)

@@ -8,6 +8,7 @@ from mpbench.analysis.claims.estimate import compare_runs
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, Outcome, Row, Verdict, fmt
+from mpbench.bench.ceiling import best_gemm
 from mpbench.results.schema import RunRecord
 
 BF16_HW = Bound(
@@ -28,12 +29,10 @@ def support_line(caps: dict[str, object]) -> str:
 
 
 def _bf16_fp16_gemm(ev: Evidence) -> float | None:
-    best: dict[str, float] = {}
-    for r in access.bench_rows(ev.bench, "gemm"):
-        d, t = str(r.get("dtype")), r.get("tflops")
-        if d in ("bf16", "fp16") and t:
-            best[d] = max(best.get(d, 0.0), float(t))
-    return best["bf16"] / best["fp16"] if "bf16" in best and "fp16" in best else None
+    bf16, fp16 = best_gemm(ev.bench, "bf16"), best_gemm(ev.bench, "fp16")
+    if bf16 is None or fp16 is None or not bf16.tflops or not fp16.tflops:
+        return None
+    return bf16.tflops / fp16.tflops
 
 
 @claim("bf16-hardware", "Pre-Ampere GPUs have no BF16 tensor cores", BF16_HW,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from mpbench.analysis import access
+from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import Estimate, median_interval, throughput_ratio
 from mpbench.analysis.claims.evidence import BASELINE, MIXED, Evidence
@@ -10,6 +11,7 @@ from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_
 from mpbench.analysis.claims.verdict import Bound, Outcome, Row, combine, judge
 from mpbench.analysis.convergence import analyze
 from mpbench.analysis.time_to_target import TimeToTarget
+from mpbench.bench.rows import GemmRow
 
 SPEEDUP_AMP = Bound(
     "at_least", 2.0, None, "×", ("003",), "2-3x speedups",
@@ -100,12 +102,10 @@ def _fp8_capability_missing(ev: Evidence) -> str | None:
 
 
 def _fp8_gemm_rows(ev: Evidence) -> list[Row]:
-    gemm = [r for r in access.bench_rows(ev.bench, "gemm") if not r.get("numerics_only")]
     by_shape: dict[tuple[object, ...], dict[str, float]] = {}
-    for r in gemm:
-        if r.get("tflops"):
-            key = (r.get("shape"), r.get("m"), r.get("n"), r.get("k"))
-            by_shape.setdefault(key, {})[str(r.get("dtype"))] = float(r["tflops"])
+    for r in bench_rows(ev.bench, GemmRow):
+        if r.tflops and not r.numerics_only:
+            by_shape.setdefault((r.shape, r.m, r.n, r.k), {})[r.dtype] = r.tflops
     ratios = [d["fp8"] / d["bf16"] for d in by_shape.values() if "fp8" in d and "bf16" in d]
     if not ratios:
         return []
