@@ -18,7 +18,6 @@ import torch
 from click.testing import CliRunner
 
 from mpbench.cli.main import cli
-from mpbench.config.loader import load_suite
 from mpbench.data import make_source
 from mpbench.distributed.comm import CommCounter, bus_factor
 from mpbench.distributed.faults import compose_reason
@@ -28,10 +27,11 @@ from mpbench.distributed.overlap import split_exposed, subtract, union
 from mpbench.distributed.runner import shard
 from mpbench.distributed.scaling import scaling_rows
 from mpbench.errors import UserError
+from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
+from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 LAUNCH_TIMEOUT_S = 150
 FP32_COMM_TOL = 1e-5

@@ -15,9 +15,9 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from mpbench.plan.spec import RunSpec
 from mpbench.results.schema import RunRecord
 from mpbench.train.loop import ProgressFn
-from mpbench.train.spec import RunSpec
 
 
 def outcome_line(record: RunRecord) -> str:

@@ -14,12 +14,12 @@ from mpbench.cli.budget import apply_budget, report_budget
 from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.summary import print_summary
-from mpbench.config.loader import load_suite
 from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.errors import UserError
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import MANIFEST, ResultsDir, check_writable, load_records, read_json
+from mpbench.train.load import load_suite
 from mpbench.train.runner import expand, resolve_device, run_suite, select
 
 
@@ -103,7 +103,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         if mlflow_uri or tensorboard:
             raise UserError("--mlflow/--tensorboard: not available with parallel runs yet; run "
                             "without them, then `mpbench export OUT --format mlflow|tensorboard`")
-        from mpbench.distributed.command import run_parallel  # torchrun launch or one rank
+        from mpbench.cli.parallel import run_parallel  # torchrun launch or one rank
 
         return run_parallel(suite, suite_file, out, dev, only, resume, quiet, report, nproc)
     specs = select(expand(suite), only)

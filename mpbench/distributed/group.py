@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from mpbench.distributed.config import ParallelConfig
+from mpbench.config.parallel import ParallelConfig
 from mpbench.errors import UserError
 
 

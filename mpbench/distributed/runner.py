@@ -35,11 +35,11 @@ from mpbench.distributed.gather import (
 from mpbench.distributed.group import Group
 from mpbench.distributed.session import ParallelSession
 from mpbench.distributed.topology import topology
+from mpbench.plan.spec import RunSpec
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.loop import ProgressFn, train_run
 from mpbench.train.runner import RunEvent
-from mpbench.train.spec import RunSpec
 
 GRACE_S = 1.5
 """How long rank 0 waits for the other ranks' reports once the run has failed (they

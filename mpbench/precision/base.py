@@ -14,8 +14,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.schema import TrainConfig
-from mpbench.models.config import ModelConfig
 
 
 class RecipeOptions(BaseModel):

@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:
     from mpbench.data.base import TokenSource
+    from mpbench.plan.spec import RunSpec
     from mpbench.precision.base import Recipe
-    from mpbench.train.spec import RunSpec
 
 
 class ProfilerOptions(BaseModel):

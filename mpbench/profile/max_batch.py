@@ -20,9 +20,9 @@ import torch
 from pydantic import Field
 
 from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profile.memory import release_memory
 from mpbench.profile.restore import weights_restored
 from mpbench.profile.step_memory import StepMemory, live_state_bytes
-from mpbench.train.memory import release_memory
 
 
 class MaxBatchOptions(ProfilerOptions):

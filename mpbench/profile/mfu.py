@@ -15,8 +15,8 @@ import torch
 from mpbench.bench.ceiling import measured_ceiling_tflops
 from mpbench.bench.dtypes import PEAK_KEY, DtypeKey, dtype_key
 from mpbench.hardware import peak_tflops, unknown_peak_note
+from mpbench.models.flops import flops_for
 from mpbench.profile.base import Profiler, RunContext, StepInfo, register_profiler
-from mpbench.train.flops import flops_for
 
 
 def _ratio(a: float | None, b: float | None) -> float | None:

@@ -17,15 +17,15 @@ from mpbench.data.base import TokenSource
 from mpbench.hardware import peak_tflops, unknown_peak_note
 from mpbench.models import count_parameters
 from mpbench.models.entry import ModelEntryError, ModelFacts, build_entry, check_fits
+from mpbench.models.flops import flops_for
+from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profile.base import PROFILERS, Profiler, RunContext, StepInfo
+from mpbench.profile.memory import PeakMemory, release_memory
 from mpbench.results.schema import CompileInfo, RunRecord
-from mpbench.train.flops import flops_for
 from mpbench.train.measure import Measurement, measure, synchronize
-from mpbench.train.memory import PeakMemory, release_memory
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
-from mpbench.train.spec import RunSpec
 
 if TYPE_CHECKING:
     from mpbench.distributed.session import ParallelSession

@@ -12,11 +12,11 @@ import torch
 from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
+from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.schema import BudgetNote, DriftProbe, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.device import resolve_device
 from mpbench.train.loop import ProgressFn, train_run
-from mpbench.train.spec import RunSpec, expand
 
 
 @dataclass

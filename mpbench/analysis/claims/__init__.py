@@ -14,7 +14,7 @@ from mpbench.analysis.claims import kernels, memory, numerics, platform, speed
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec
 from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimVerdict, Row, Verdict
-from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.results.schema import RunRecord
 
 __all__ = ["CLAIMS", "VERDICTS", "Bound", "ClaimSpec", "ClaimVerdict", "Row", "Verdict",

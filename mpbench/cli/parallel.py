@@ -11,7 +11,7 @@ from rich.console import Console
 
 from mpbench.config.schema import Suite
 from mpbench.errors import UserError
-from mpbench.train.spec import RunSpec
+from mpbench.plan.spec import RunSpec
 
 
 def _specs(suite: Suite, only: tuple[str, ...]) -> list[RunSpec]:

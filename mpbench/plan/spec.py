@@ -8,9 +8,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpbench.config.matrix import train_variants, variant_tag
+from mpbench.config.model_sizes import ModelConfig
+from mpbench.config.parallel import ParallelRun
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
-from mpbench.distributed.config import ParallelRun
-from mpbench.models.config import ModelConfig
 from mpbench.models.entry import ModelFacts, model_facts, resolve_model_config
 
 
