@@ -33,7 +33,7 @@ def _child_args(suite_file: Path, out: Path, device: str, only: tuple[str, ...],
 
 
 def _summary(console: Console, out: Path, report: bool) -> None:
-    from mpbench.cli.run import write_report_if_available
+    from mpbench.cli.results_out import write_report_if_available
     from mpbench.cli.summary import print_summary
     from mpbench.results.store import load_records
 
@@ -60,7 +60,7 @@ def run_parallel(suite: Suite, suite_file: Path, out: Path | None, device: torch
 def _launch(suite: Suite, suite_file: Path, out: Path | None, device: torch.device,
             only: tuple[str, ...], resume: bool, quiet: bool, report: bool,
             nproc: int | None) -> None:
-    from mpbench.cli.run import check_out_dir, default_out
+    from mpbench.cli.results_out import check_out_dir, default_out
     from mpbench.distributed.launch import check_world, launch, needs_parallel, with_world_size
 
     needs_parallel(suite, "--nproc")
@@ -92,7 +92,7 @@ def _launch(suite: Suite, suite_file: Path, out: Path | None, device: torch.devi
 def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, device: torch.device,
              only: tuple[str, ...], resume: bool, quiet: bool, report: bool) -> None:
     from mpbench.cli.progress import RunProgress
-    from mpbench.cli.run import check_out_dir
+    from mpbench.cli.results_out import check_out_dir
     from mpbench.distributed.group import TorchrunEnv, init_group, rank_device
     from mpbench.distributed.launch import (
         check_world,

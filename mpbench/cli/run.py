@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -13,20 +12,15 @@ from rich.console import Console
 from mpbench.cli.budget import apply_budget, report_budget
 from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
+from mpbench.cli.results_out import check_out_dir, default_out, write_report_if_available
 from mpbench.cli.summary import print_summary
 from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.errors import UserError
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
-from mpbench.results.store import MANIFEST, ResultsDir, check_writable, load_records, read_json
+from mpbench.results.store import ResultsDir, load_records
 from mpbench.train.load import load_suite
 from mpbench.train.runner import expand, resolve_device, run_suite, select
-
-
-def default_out(suite_name: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in suite_name)
-    return Path("reports") / f"{safe}-{stamp}"
 
 
 def with_trace(suite: Suite) -> Suite:
@@ -36,19 +30,6 @@ def with_trace(suite: Suite) -> Suite:
     options = {**(current.options if current else {}), "trace": True}
     profilers.append(PrecisionSpec(name="tensor_cores", options=options))
     return suite.model_copy(update={"profilers": profilers})
-
-
-def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
-    check_writable(out)  # also refuses an --out that is a file
-    manifest = out / MANIFEST
-    if out.is_dir() and any(out.iterdir()) and not resume:
-        raise UserError(f"--out: {out} already holds results; pass --resume to continue it, "
-                        "or choose another --out")
-    if resume and manifest.is_file():
-        meta = read_json(manifest, "restore it or choose another --out")
-        if not isinstance(meta, dict) or meta.get("suite") != suite_name:
-            raise UserError(f"--resume: {out} holds suite '{meta.get('suite')}', not '{suite_name}'; "
-                            "choose the matching --out")
 
 
 @click.command("run")
@@ -154,20 +135,6 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         write_report_if_available(console, out)
     report_budget(console, budgeted.note)
     live.finish(all_records)
-
-
-def write_report_if_available(console: Console, out: Path) -> None:
-    try:
-        from mpbench.report import write_report
-    except ImportError:
-        return
-    try:
-        path = write_report([out], out / "report.html")
-    except Exception as exc:  # the results are saved; a report bug must not hide that
-        click.echo(f"error: the report could not be written ({type(exc).__name__}: {exc}); the "
-                   f"results in {out} are complete: retry with `mpbench report {out}`", err=True)
-        sys.exit(1)
-    console.print(f"report:  {path.resolve()}", highlight=False, soft_wrap=True)
 
 
 COMMANDS = [run]
