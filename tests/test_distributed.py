@@ -167,6 +167,21 @@ def test_two_ranks_match_one_process(matrix: tuple[Path, Path]) -> None:
 
 
 @pytest.mark.integration
+def test_ranks_take_the_single_process_run_path(tmp_path: Path) -> None:
+    """--nproc ranks get what one process gets: --trace (forwarded to the ranks), traces in
+    <out>/traces, the drift probe and the repeat index on the record."""
+    suite = write_suite(tmp_path, "path", "{strategy: ddp, probe_steps: 0, timeout_s: 60}")
+    out = tmp_path / "out"
+    done = launch(["run", str(suite), "--nproc", "2", "--device", "cpu", "-o", str(out), "-q",
+                   "--no-report", "--trace"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [rec] = records(out).values()
+    assert rec["status"] == "ok", rec["reason"]
+    assert (out / "traces" / f"{rec['run_id']}.trace.json").is_file()
+    assert rec["probe"]["before"]["matmul_ms"] > 0 and rec["repeat"] == 0
+
+
+@pytest.mark.integration
 def test_killed_rank_gives_a_failed_record_and_the_suite_goes_on(tmp_path: Path) -> None:
     suite = write_suite(tmp_path, "kill", "{strategy: ddp, grad_comm_dtype: [fp32, bf16], "
                                           "probe_steps: 0, timeout_s: 60}")

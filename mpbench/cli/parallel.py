@@ -25,9 +25,9 @@ def _specs(suite: Suite, only: tuple[str, ...]) -> list[RunSpec]:
 
 
 def _child_args(suite_file: Path, out: Path, device: str, only: tuple[str, ...],
-                quiet: bool) -> list[str]:
+                quiet: bool, forward: tuple[str, ...] = ()) -> list[str]:
     args = ["run", str(suite_file), "--out", str(out), "--device", device, "--resume",
-            "--no-report"]
+            "--no-report", *forward]
     args += [f"--only={name}" for name in only]
     return [*args, "--quiet"] if quiet else args
 
@@ -47,19 +47,21 @@ def _summary(console: Console, out: Path, report: bool) -> None:
 
 def run_parallel(suite: Suite, suite_file: Path, out: Path | None, device: torch.device,
                  only: tuple[str, ...], resume: bool, quiet: bool, report: bool,
-                 nproc: int | None) -> None:
+                 nproc: int | None, forward: tuple[str, ...] = ()) -> None:
+    """`forward`: the run options that change the suite (--trace, --repeats N), passed on to
+    every rank, which loads the suite file again."""
     from mpbench.distributed.group import TorchrunEnv
 
     env = TorchrunEnv.detect()
     if env is None:
-        _launch(suite, suite_file, out, device, only, resume, quiet, report, nproc)
+        _launch(suite, suite_file, out, device, only, resume, quiet, report, nproc, forward)
     else:
         _as_rank(env, suite, suite_file, out, device, only, resume, quiet, report)
 
 
 def _launch(suite: Suite, suite_file: Path, out: Path | None, device: torch.device,
             only: tuple[str, ...], resume: bool, quiet: bool, report: bool,
-            nproc: int | None) -> None:
+            nproc: int | None, forward: tuple[str, ...] = ()) -> None:
     from mpbench.cli.results_out import check_out_dir, default_out
     from mpbench.distributed.launch import check_world, launch, needs_parallel, with_world_size
 
@@ -76,7 +78,8 @@ def _launch(suite: Suite, suite_file: Path, out: Path | None, device: torch.devi
     console.print(f"suite {suite.name}: {len(specs)} runs on {world} processes "
                   f"(torchrun, {device.type}) -> {out}", highlight=False)
     try:
-        code = launch(world, len(specs), _child_args(suite_file, out, device.type, only, quiet))
+        code = launch(world, len(specs),
+                      _child_args(suite_file, out, device.type, only, quiet, forward))
     except KeyboardInterrupt:
         console.print(f"interrupted; continue with `mpbench run {suite_file} --nproc {world} "
                       f"--out {out} --resume`", highlight=False)
@@ -132,7 +135,7 @@ def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, devi
     else:
         console.print(f"torchrun restart {env.restart_count}: resuming {out}", highlight=False)
     progress = RunProgress(console, plain)
-    runner = ParallelRunner(suite, group, environment_card(), results, suite_file.parent)
+    runner = ParallelRunner(suite, group, environment_card(), results, suite_file.parent, out)
     try:
         with progress.live():
             for event in runner.run(specs, resume, progress.callback):

@@ -86,7 +86,10 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
                             "without them, then `mpbench export OUT --format mlflow|tensorboard`")
         from mpbench.cli.parallel import run_parallel  # torchrun launch or one rank
 
-        return run_parallel(suite, suite_file, out, dev, only, resume, quiet, report, nproc)
+        forward = (("--trace",) if trace else ()) + (
+            ("--repeats", str(repeats)) if repeats is not None else ())
+        return run_parallel(suite, suite_file, out, dev, only, resume, quiet, report, nproc,
+                            forward)
     specs = select(expand(suite), only)
     if not specs:
         ids = ", ".join(sorted({s.precision.name for s in expand(suite)} | {m.label for m in suite.models}))
