@@ -25,8 +25,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "gate": ("mpbench.cli.gate",
              "Compare CURRENT results with a baseline; exit 1 on a regression, 2 on bad input."),
     "history": ("mpbench.cli.history",
-                "Trend and change points over a series of results directories; exit 1 on a "
-                "regression."),
+                "Trend and change points over a series of results directories (oldest first by "
+                "start time); a directory holding results directories counts as all of them."),
     "list": ("mpbench.cli.info",
              "List precision recipes (with availability here), models, profilers and suites."),
     "report": ("mpbench.cli.report",
@@ -38,7 +38,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class Group(click.Group):
+class CommandGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -65,7 +65,7 @@ class Group(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(mpbench.__version__, prog_name="mpbench")
 def cli() -> None:
     """Measure what each training precision buys on this machine.

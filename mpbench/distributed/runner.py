@@ -32,7 +32,7 @@ from mpbench.distributed.gather import (
     rank_report,
     report_key,
 )
-from mpbench.distributed.group import Group
+from mpbench.distributed.group import RankGroup
 from mpbench.distributed.session import ParallelSession
 from mpbench.distributed.topology import topology
 from mpbench.plan.spec import RunSpec
@@ -91,7 +91,7 @@ def shard(source: TokenSource, rank: int, world_size: int) -> ShardedSource:
     return ShardedSource(**own, inner=source, rank=rank, world_size=world_size)
 
 
-def wait_for(group: Group, key: str, timeout_s: float) -> str | None:
+def wait_for(group: RankGroup, key: str, timeout_s: float) -> str | None:
     """The value of `key`, or None after timeout_s (sooner once torchrun asked us to stop)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -106,7 +106,7 @@ def wait_for(group: Group, key: str, timeout_s: float) -> str | None:
 @dataclass
 class ParallelRunner:
     suite: Suite
-    group: Group
+    group: RankGroup
     env: dict[str, Any]
     results: ResultsDir | None
     """Rank 0's results directory; None on the other ranks."""

@@ -35,7 +35,7 @@ ProgressFn = Callable[[str, int, int, float | None], None]
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     status: str = "ok"
     reason: str | None = None
     diverged_step: int | None = None
@@ -119,7 +119,7 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     t_start = time.perf_counter()
     recipe = get_recipe(spec.precision.name, spec.precision.options)
     cfg = spec.train
-    out = Outcome()
+    out = RunOutcome()
     facts: ModelFacts | None = None
     try:  # checked at load; here for runs started without the loader (API, tests)
         facts = spec.model_facts(source.vocab_size)

@@ -13,12 +13,21 @@ from typing import Any
 from mpbench.analysis.claims import kernels, memory, numerics, platform, speed
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec
-from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimVerdict, Row, Verdict
+from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimRow, ClaimVerdict, Verdict
 from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.results.schema import RunRecord
 
-__all__ = ["CLAIMS", "VERDICTS", "Bound", "ClaimSpec", "ClaimVerdict", "Row", "Verdict",
-           "evaluate_claim", "evaluate_claims"]
+__all__ = [
+    "CLAIMS",
+    "VERDICTS",
+    "Bound",
+    "ClaimRow",
+    "ClaimSpec",
+    "ClaimVerdict",
+    "Verdict",
+    "evaluate_claim",
+    "evaluate_claims",
+]
 _MODULES = (kernels, memory, numerics, platform, speed)
 
 

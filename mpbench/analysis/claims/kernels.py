@@ -13,7 +13,7 @@ from mpbench.analysis.claims.common import judged_row
 from mpbench.analysis.claims.estimate import Estimate, median_interval
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, Outcome, Row
+from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow
 
 GEMM_TC = Bound(
     "at_least", 2.0, None, "×", ("002",), "2-8x faster",
@@ -38,18 +38,18 @@ def _no_tensor_cores(ev: Evidence) -> str | None:
 
 
 def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
-                  missing: str | None) -> Outcome:
+                  missing: str | None) -> ClaimOutcome:
     """The median ratio over cases; `noun` is singular ("GEMM shape")."""
     n = len(per_case)
     what = f"{noun}{'s' if n != 1 else ''}"
-    rows = [Row(label, v, n=1, verdict=None, note="one case") for label, v in per_case]
+    rows = [ClaimRow(label, v, n=1, verdict=None, note="one case") for label, v in per_case]
     value, low, high = median_interval([v for _, v in per_case])
     est = Estimate(value, low, high, n, False, f"median over {n} {what}")
     head = judged_row(f"median over {n} {what}", est, bound)
     measured = f"{head.text} (median over {n} {what})"
     if missing is not None:
         return not_applicable(missing, measured + " — measured here for context")
-    return Outcome(head.verdict or "inconclusive", measured,
+    return ClaimOutcome(head.verdict or "inconclusive", measured,
                    f"median {noun} ratio against {bound.text}; {head.note}",
                    value, low, high, len(per_case), False, [head, *rows])
 
@@ -65,7 +65,7 @@ def _gemm_table(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, f
 
 @claim("gemm-tensor-core", "FP16/BF16 tensor-core matrix multiplies are 2-8x faster than FP32",
        GEMM_TC, "the GEMM micro-benchmark")
-def gemm_tensor_core(ev: Evidence, bound: Bound) -> Outcome:
+def gemm_tensor_core(ev: Evidence, bound: Bound) -> ClaimOutcome:
     table = _gemm_table(access.bench_rows(ev.bench, "gemm"))
     per_case = []
     for (shape, m, n, k, _), d in table.items():
@@ -81,7 +81,7 @@ def gemm_tensor_core(ev: Evidence, bound: Bound) -> Outcome:
 
 @claim("bandwidth-halving", "Half the bytes moves twice the values: bandwidth-bound work nearly "
        "doubles in throughput", BANDWIDTH, "the bandwidth micro-benchmark")
-def bandwidth_halving(ev: Evidence, bound: Bound) -> Outcome:
+def bandwidth_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
     by_case: dict[tuple[Any, ...], dict[str, float]] = {}
     for r in access.bench_rows(ev.bench, "bandwidth"):
         if r.get("elements_per_s"):
@@ -104,7 +104,7 @@ def _aligned_multiple(dtype: str) -> int:
 
 @claim("alignment", "Dimensions must be multiples of 8 (FP16/BF16) or 16 (FP8) to use tensor "
        "cores fully", ALIGNMENT, "the alignment micro-benchmark")
-def alignment(ev: Evidence, bound: Bound) -> Outcome:
+def alignment(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows = [r for r in access.bench_rows(ev.bench, "alignment", ok_only=False)
             if not r.get("numerics_only")]
     aligned = {(r.get("dtype"), r.get("base")): float(r["tflops"]) for r in rows
@@ -129,7 +129,7 @@ def alignment(ev: Evidence, bound: Bound) -> Outcome:
     missing = _no_tensor_cores(ev)
     if not per_case:
         text = f"FP8 refused {len(refused)} misaligned shapes"
-        return not_applicable(missing, text) if missing else Outcome(
+        return not_applicable(missing, text) if missing else ClaimOutcome(
             "holds", text, "FP8 GEMMs refuse K/N not divisible by 16: " + "; ".join(refused))
     out = _case_outcome(per_case, bound, "misaligned GEMM", missing)
     if refused:

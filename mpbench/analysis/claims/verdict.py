@@ -54,7 +54,7 @@ class Bound:
 
 
 @dataclass
-class Row:
+class ClaimRow:
     """One comparison behind a verdict (a model configuration, a GEMM shape, a precision)."""
 
     label: str
@@ -78,7 +78,7 @@ class Row:
 
 
 @dataclass
-class Outcome:
+class ClaimOutcome:
     """What a claim's evaluator found; the engine adds the claim's id, statement and bound."""
 
     verdict: Verdict
@@ -89,7 +89,7 @@ class Outcome:
     high: float | None = None
     n: int = 0
     paired: bool = False
-    rows: list[Row] = field(default_factory=list)
+    rows: list[ClaimRow] = field(default_factory=list)
 
 
 @dataclass
@@ -108,7 +108,7 @@ class ClaimVerdict:
     confidence: float = 0.95
     n: int = 0
     paired: bool = False
-    rows: list[Row] = field(default_factory=list)
+    rows: list[ClaimRow] = field(default_factory=list)
     targeted: bool = False
     """True when the suite lists this claim under `claims:`."""
 
