@@ -139,12 +139,7 @@ def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, devi
     try:
         with progress.live():
             for event in runner.run(specs, resume, progress.callback):
-                if event.resumed:
-                    progress.resumed(event.spec, event.index, event.total)
-                elif event.record is None:
-                    progress.start(event.spec, event.index, event.total)
-                else:
-                    progress.finish(event.record)
+                progress.follow(event)
     except KeyboardInterrupt:
         console.print(f"interrupted: recorded runs are in {out}; continue with --out {out} "
                       "--resume", highlight=False)

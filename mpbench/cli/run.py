@@ -118,14 +118,10 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
             for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
                                    suite_file.parent, isolate=fresh, source=budgeted.source,
                                    budget=budgeted.note):
-                if event.resumed:
-                    progress.resumed(event.spec, event.index, event.total)
-                elif event.record is None:
-                    progress.start(event.spec, event.index, event.total)
-                else:
-                    records.append(event.record)
-                    progress.finish(event.record)
-                    live.log_run(event.record)
+                record = progress.follow(event)
+                if record is not None:
+                    records.append(record)
+                    live.log_run(record)
     except KeyboardInterrupt:
         done = len(results.recorded_ids())
         console.print(f"interrupted: {done} of {len(specs)} runs are recorded in {out}; continue with "

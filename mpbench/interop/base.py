@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import ClassVar
 
 from mpbench.errors import UserError
+from mpbench.registry import registrar
 from mpbench.results.output import check_writable_dir
 from mpbench.results.schema import RunRecord
 
@@ -47,11 +48,8 @@ class Exporter:
 EXPORTERS: dict[str, type[Exporter]] = {}
 
 
-def register(cls: type[Exporter]) -> type[Exporter]:
-    if cls.name in EXPORTERS:
-        raise ValueError(f"exporter {cls.name!r} registered twice")
-    EXPORTERS[cls.name] = cls
-    return cls
+register = registrar(EXPORTERS, "exporter")
+"""Class decorator: add the exporter to EXPORTERS under its name."""
 
 
 def check_dir_writable(directory: Path, option: str) -> None:

@@ -16,6 +16,7 @@ from torch import nn
 
 from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.schema import TrainConfig
+from mpbench.registry import registrar
 
 
 class RecipeOptions(BaseModel):
@@ -100,11 +101,8 @@ class Recipe:
 RECIPES: dict[str, type[Recipe]] = {}
 
 
-def register(cls: type[Recipe]) -> type[Recipe]:
-    if cls.name in RECIPES:
-        raise ValueError(f"recipe {cls.name!r} registered twice")
-    RECIPES[cls.name] = cls
-    return cls
+register = registrar(RECIPES, "recipe")
+"""Class decorator: add the recipe to RECIPES under its name."""
 
 
 def needs_cuda(device: torch.device, what: str) -> str | None:

@@ -14,6 +14,8 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from mpbench.registry import registrar
+
 if TYPE_CHECKING:
     from mpbench.data.base import TokenSource
     from mpbench.plan.spec import RunSpec
@@ -88,8 +90,5 @@ class Profiler:
 PROFILERS: dict[str, type[Profiler]] = {}
 
 
-def register_profiler(cls: type[Profiler]) -> type[Profiler]:
-    if cls.name in PROFILERS:
-        raise ValueError(f"profiler {cls.name!r} registered twice")
-    PROFILERS[cls.name] = cls
-    return cls
+register_profiler = registrar(PROFILERS, "profiler")
+"""Class decorator: add the profiler to PROFILERS under its name."""

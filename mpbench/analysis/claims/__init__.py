@@ -33,12 +33,12 @@ _MODULES = (kernels, memory, numerics, platform, speed)
 
 def evaluate_claim(spec: ClaimSpec, ev: Evidence) -> ClaimVerdict:
     if not ev.records:
-        return ClaimVerdict(spec.claim_id, spec.statement, "not measured", "-", "no run records",
-                            spec.bound)
+        return ClaimVerdict("not measured", "-", "no run records", claim_id=spec.claim_id,
+                            statement=spec.statement, bound=spec.bound)
     out = spec.evaluate(ev, spec.bound)
     return ClaimVerdict(
-        spec.claim_id, spec.statement, out.verdict, out.measured, out.reason, spec.bound,
-        out.value, out.low, out.high, n=out.n, paired=out.paired, rows=out.rows,
+        out.verdict, out.measured, out.reason, out.value, out.low, out.high, out.n, out.paired,
+        out.rows, claim_id=spec.claim_id, statement=spec.statement, bound=spec.bound,
         targeted=spec.claim_id in ev.targeted,
     )
 

@@ -6,6 +6,7 @@ cases (shapes, ops): it says how typical the median speedup is, not the timing n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mpbench.analysis import access
@@ -50,8 +51,20 @@ def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
     if missing is not None:
         return not_applicable(missing, measured + " — measured here for context")
     return ClaimOutcome(head.verdict or "inconclusive", measured,
-                   f"median {noun} ratio against {bound.text}; {head.note}",
-                   value, low, high, len(per_case), False, [head, *rows])
+                        f"median {noun} ratio against {bound.text}; {head.note}",
+                        value, low, high, len(per_case), False, [head, *rows])
+
+
+def _best_16bit_ratios(cases: dict[tuple[Any, ...], dict[str, float]],
+                       label: Callable[[tuple[Any, ...], str], str]) -> list[tuple[str, float]]:
+    """Per case, the faster 16-bit dtype over fp32; cases without both are left out."""
+    out = []
+    for key, d in cases.items():
+        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
+        if fast:
+            ratio, dtype = max(fast)
+            out.append((label(key, dtype), ratio))
+    return out
 
 
 def _gemm_table(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, float]]:
@@ -67,12 +80,8 @@ def _gemm_table(rows: list[dict[str, Any]]) -> dict[tuple[Any, ...], dict[str, f
        GEMM_TC, "the GEMM micro-benchmark")
 def gemm_tensor_core(ev: Evidence, bound: Bound) -> ClaimOutcome:
     table = _gemm_table(access.bench_rows(ev.bench, "gemm"))
-    per_case = []
-    for (shape, m, n, k, _), d in table.items():
-        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
-        if fast:
-            ratio, dtype = max(fast)
-            per_case.append((f"{shape} {m}×{n}×{k}: {dtype}/fp32", ratio))
+    per_case = _best_16bit_ratios(table, lambda key, dtype:
+                                  f"{key[0]} {key[1]}×{key[2]}×{key[3]}: {dtype}/fp32")
     if not per_case:
         return not_measured(f"no GEMM rows with fp32 and fp16/bf16: {BENCH_HINT}")
     return _case_outcome(per_case, bound, "GEMM shape",
@@ -87,12 +96,8 @@ def bandwidth_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
         if r.get("elements_per_s"):
             by_case.setdefault((r.get("op"), r.get("elements")), {})[str(r.get("dtype"))] = float(
                 r["elements_per_s"])
-    per_case = []
-    for (op, elements), d in by_case.items():
-        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
-        if fast:
-            ratio, dtype = max(fast)
-            per_case.append((f"{op} {elements:,} elements: {dtype}/fp32", ratio))
+    per_case = _best_16bit_ratios(by_case, lambda key, dtype:
+                                  f"{key[0]} {key[1]:,} elements: {dtype}/fp32")
     if not per_case:
         return not_measured(f"no bandwidth rows with fp32 and fp16/bf16: {BENCH_HINT}")
     return _case_outcome(per_case, bound, "bandwidth-bound op", None)
