@@ -49,4 +49,4 @@ def outcome_from_rows(rows: list[ClaimRow], bound: Bound, what: str, note: str =
     if note:
         reason += f". {note}"
     return ClaimOutcome(verdict, measured, reason, head.value, head.low, head.high, head.n,
-                   head.paired, rows)
+                        head.paired, rows)

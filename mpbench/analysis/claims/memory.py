@@ -79,14 +79,14 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
             mixed = p == BASELINE or p in MIXED
             verdict, why = judge(per_param, per_param, per_param, bound)
             rows.append(ClaimRow(f"{label}: {p} model state", per_param, n=len(runs), unit=" B/param",
-                            verdict=verdict if mixed else None, counted=mixed,
-                            note=why if mixed else "not a mixed recipe (context)"))
+                                 verdict=verdict if mixed else None, counted=mixed,
+                                 note=why if mixed else "not a mixed recipe (context)"))
         base_act = _per_param(by_p.get(BASELINE, []), "activations")
         for p in MIXED:
             act = _per_param(by_p.get(p, []), "activations")
             if base_act and act is not None:
                 rows.append(ClaimRow(f"{label}: {p}/fp32 activations", act / base_act, n=1,
-                                counted=False, note="where the savings come from (context)"))
+                                     counted=False, note="where the savings come from (context)"))
     if not any(r.counted for r in rows):
         return not_measured(f"no memory breakdown: add {access.ADD_PROFILER['memory']} with fp32 "
                             "and fp16/bf16")
@@ -102,7 +102,7 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
         reason += "; activations " + ", ".join(
             f"{r.label.split(': ')[1].split('/')[0]} {fmt(r.value)}× fp32's" for r in acts[:3])
     return ClaimOutcome(verdict, measured, reason, float(median(values)), min(values), max(values),
-                   len(counted), False, rows)
+                        len(counted), False, rows)
 
 
 @claim("larger-batch", "Mixed precision lets larger batches (or models) fit", LARGER_BATCH,
@@ -124,9 +124,9 @@ def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
             b, limit = sizes[p]
             v = b / base
             rows.append(ClaimRow(f"{key[0]} t{key[2]}: {p} {b} vs fp32 {base}", v, n=1,
-                            verdict="holds" if b > base else "fails",
-                            note=f"limits: {p} {limit or '?'}, fp32 {base_limit or '?'}; "
-                                 "003 says 2×"))
+                                 verdict="holds" if b > base else "fails",
+                                 note=f"limits: {p} {limit or '?'}, fp32 {base_limit or '?'}; "
+                                      "003 says 2×"))
     if not rows:
         return not_measured(f"no max-batch search: add {access.ADD_PROFILER['max_batch']} with "
                             "fp32 and fp16/bf16")

@@ -82,7 +82,7 @@ def quality_parity(ev: Evidence, bound: Bound) -> ClaimOutcome:
     reason = (f"{sum(r.verdict == 'holds' for r in counted)} of {len(counted)} recipes reach "
               f"fp32's quality (TOST equivalence, or better); deciding row: {worst.note}")
     return ClaimOutcome(verdict, measured, reason, worst.value, worst.low, worst.high, worst.n,
-                   worst.paired, rows)
+                        worst.paired, rows)
 
 
 def _median_underflow(runs: list[RunRecord]) -> dict[str, float] | None:
@@ -109,14 +109,14 @@ def _bf16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
         mid = (scaled + unscaled) / 2
         ok = b["lost"] <= mid
         return ClaimRow(f"{label}: bf16 lost (fp16 scaled {fmt(scaled, 4)}, unscaled {fmt(unscaled, 4)})",
-                   b["lost"], unit="", verdict="holds" if ok else "fails",
-                   note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
-                        f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
+                        b["lost"], unit="", verdict="holds" if ok else "fails",
+                        note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
+                             f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
     if "fraction" in b and "reference" in b:
         ok = b["fraction"] <= b["reference"] * MORE + 1e-9
         return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b['reference'], 4)}",
-                   b["fraction"], unit="", verdict="holds" if ok else "fails",
-                   note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
+                        b["fraction"], unit="", verdict="holds" if ok else "fails",
+                        note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
     return None
 
 
@@ -128,8 +128,8 @@ def _fp16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
         return None
     more = _more(n[key], s[key])
     return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(s[key], 4)}", n[key], unit="",
-               verdict="holds" if more else "fails",
-               note="" if more else "no extra underflow without scaling here")
+                    verdict="holds" if more else "fails",
+                    note="" if more else "no extra underflow without scaling here")
 
 
 @claim("bf16-no-scaling", "BF16 needs no loss scaling; FP16 without it loses small gradients to "
@@ -143,9 +143,9 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
               if (u := _median_underflow(by_p.get(p, []))) is not None}
         for p, u in uf.items():
             rows.append(ClaimRow(f"{label}: {p} flushed to zero", u.get("lost"), n=len(by_p[p]),
-                            unit="", counted=False,
-                            note=f"below fp16 subnormal {fmt(u.get('fraction'), 4)}, fp32 "
-                                 f"reference {fmt(u.get('reference'), 4)}"))
+                                 unit="", counted=False,
+                                 note=f"below fp16 subnormal {fmt(u.get('fraction'), 4)}, fp32 "
+                                      f"reference {fmt(u.get('reference'), 4)}"))
         judged += [r for r in (_bf16_half(label, uf), _fp16_half(label, uf)) if r is not None]
     if not judged:
         return not_measured(f"add {access.ADD_PROFILER['numerics']} and the precisions "
@@ -186,11 +186,11 @@ def dynamic_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
                     f"no growth seen: it needs {interval} overflow-free steps; run longer or "
                     "lower the fp16 recipe's growth_interval option")
         rows.append(ClaimRow(f"{r.run_id}", float(scales[-1]), n=len(scales), unit="", verdict=v,
-                        note=f"{drops} back-offs, {rises} increases, {skipped} skipped; {note}"))
+                             note=f"{drops} back-offs, {rises} increases, {skipped} skipped; {note}"))
     verdict = combine([r.verdict for r in rows if r.verdict])
     head = rows[0]
     return ClaimOutcome(verdict, f"final scale {fmt(head.value)}; {head.note.split(';')[0]}",
-                   head.note, head.value, None, None, len(rows), False, rows)
+                        head.note, head.value, None, None, len(rows), False, rows)
 
 
 @claim("fp16-range", "FP16 overflows above ~65,504", RANGE,
@@ -231,4 +231,4 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     verdict = combine(decided or [r.verdict for r in rows if r.verdict])
     head = max(rows, key=lambda r: r.value or 0.0)
     return ClaimOutcome(verdict, f"max |x| {fmt(head.value)} vs {FP16_MAX:,.0f}", head.note,
-                   head.value, None, None, len(rows), False, rows)
+                        head.value, None, None, len(rows), False, rows)

@@ -56,13 +56,13 @@ def bf16_hardware(ev: Evidence, bound: Bound) -> ClaimOutcome:
     if ratio is None:
         detected: Verdict = "holds" if not caps.get("bf16") else "fails"
         return ClaimOutcome(detected, line,
-                       f"compute capability {cc}: BF16 tensor cores "
-                       f"{'absent' if not caps.get('bf16') else 'reported'} by the capability "
-                       "table; run `mpbench bench` to confirm with a bf16 vs fp16 GEMM")
+                            f"compute capability {cc}: BF16 tensor cores "
+                            f"{'absent' if not caps.get('bf16') else 'reported'} by the capability "
+                            "table; run `mpbench bench` to confirm with a bf16 vs fp16 GEMM")
     verdict: Verdict = "holds" if ratio < EMULATED else "fails"
     return ClaimOutcome(verdict, f"{line}; bf16/fp16 GEMM {fmt(ratio)}×",
-                   f"compute capability {cc}; best bf16 GEMM TFLOP/s over fp16's is {fmt(ratio)} "
-                   f"(below {EMULATED} means no BF16 tensor cores)", ratio, n=1)
+                        f"compute capability {cc}; best bf16 GEMM TFLOP/s over fp16's is {fmt(ratio)} "
+                        f"(below {EMULATED} means no BF16 tensor cores)", ratio, n=1)
 
 
 def _comm_dtype(r: RunRecord) -> str | None:

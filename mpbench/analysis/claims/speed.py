@@ -85,8 +85,8 @@ def speedup_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     reason = f"{inside} of {len(rows)} configurations inside {bound.text}"
     note = cpu_context(ev)
     return ClaimOutcome(verdict, measured, reason + (f". {note}" if note else ""),
-                   float(sorted(values)[len(values) // 2]), min(values), max(values), len(rows),
-                   False, rows)
+                        float(sorted(values)[len(values) // 2]), min(values), max(values), len(rows),
+                        False, rows)
 
 
 def _fp8_capability_missing(ev: Evidence) -> str | None:
@@ -156,8 +156,8 @@ def _cost_row(label: str, ttt: TimeToTarget) -> ClaimRow:
     if ttt.saving is None:
         why = "; ".join(ttt.notes) or "no time ratio"
         return ClaimRow(f"{label} reached fp32's loss in {ttt.reached} of {ttt.n} seeds", None,
-                   n=ttt.n, unit="%", verdict="inconclusive", note=(
-            f"{why}: train longer or evaluate more often (train.eval_every) so the crossing shows"))
+                        n=ttt.n, unit="%", verdict="inconclusive", note=(
+                 f"{why}: train longer or evaluate more often (train.eval_every) so the crossing shows"))
     value = 100.0 * ttt.saving
     low = 100.0 * (1 - ttt.time_ratio_high) if ttt.time_ratio_high is not None else None
     high = 100.0 * (1 - ttt.time_ratio_low) if ttt.time_ratio_low is not None else None
