@@ -16,6 +16,9 @@ from mpbench.registry import registrar
 from mpbench.results.output import check_writable_dir
 from mpbench.results.schema import RunRecord
 
+OPTION_NAMES = {"output": "--out"}
+"""ExportRequest fields whose command-line option has another name."""
+
 
 @dataclass(frozen=True)
 class ExportRequest:
@@ -31,7 +34,7 @@ class ExportRequest:
         """A user error for each option given that this format does not use."""
         for option, value in given.items():
             if value is not None:
-                name = "--" + option.replace("_", "-")
+                name = OPTION_NAMES.get(option, "--" + option.replace("_", "-"))
                 raise UserError(f"{name}: not used by --format {fmt}; leave it out")
 
 
