@@ -41,13 +41,13 @@ import numpy as np
 import torch
 
 from mpbench.analysis.regression import slowdown_test_runs
-from mpbench.config.loader import load_suite
+from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
 from mpbench.train.isolated import request, run_in_fresh_process
+from mpbench.train.load import load_suite
 from mpbench.train.runner import select
-from mpbench.train.spec import RunSpec, expand
 
 Runs = list[list[float]]
 

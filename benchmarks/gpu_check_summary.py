@@ -25,9 +25,9 @@ def measured(out: Path, suite: Path | None = None, device_kind: str = "cuda"
     """The figures the peers publish, from this check's results, and what was missing."""
     from mpbench.bench.ceiling import best_tflops
     from mpbench.bench.store import load_bench
-    from mpbench.config.loader import load_suite
+    from mpbench.plan.spec import expand
     from mpbench.results.store import load_records
-    from mpbench.train.spec import expand
+    from mpbench.train.load import load_suite
 
     found: dict[str, float | None] = {"bf16_gemm_tflops": None, "fp8_gemm_tflops": None,
                                       "ao_tensorwise_speedup": None}

@@ -23,10 +23,10 @@ from mpbench.analysis.stats import median_ratio
 from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.data import TokenSource, make_source
 from mpbench.models.entry import build_entry
+from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
 from mpbench.train.loop import train_run
 from mpbench.train.optim import lr_factor, make_optimizer
-from mpbench.train.spec import expand
 
 
 def bare_loop(suite: Suite, source: TokenSource, seed: int) -> tuple[list[float], float]:

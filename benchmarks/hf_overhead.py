@@ -40,11 +40,11 @@ def plain_loop(suite_path: Path) -> float:
     import torch
     import torch.nn.functional as F
 
-    from mpbench.config.loader import load_suite
     from mpbench.data import make_source
     from mpbench.models.entry import build_entry
+    from mpbench.plan.spec import expand
+    from mpbench.train.load import load_suite
     from mpbench.train.optim import lr_factor, make_optimizer
-    from mpbench.train.spec import expand
 
     torch.set_num_threads(1)
     suite = load_suite(suite_path, "cpu")

@@ -23,9 +23,9 @@ from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import median_ratio
 from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.data import make_source
+from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 
 def suite_for(model: str, precision: str, steps: int, profilers: list[str]) -> Suite:

@@ -41,12 +41,12 @@ from typing import Any
 import pytest
 import torch
 
-from mpbench.config.loader import load_suite
 from mpbench.config.schema import DeviceKind
 from mpbench.interop.pytest_benchmark import run_summary
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir
+from mpbench.train.load import load_suite
 from mpbench.train.runner import expand, resolve_device, run_suite
 
 

@@ -11,6 +11,7 @@ import pytest
 from mpbench.config.budget import BudgetConfig
 from mpbench.config.schema import Suite
 from mpbench.errors import UserError
+from mpbench.plan.spec import RunSpec, expand
 from mpbench.train.calibrate import (
     RecipeCost,
     calibrate,
@@ -21,7 +22,6 @@ from mpbench.train.calibrate import (
     plan_steps,
     with_steps,
 )
-from mpbench.train.spec import RunSpec, expand
 
 pytestmark = pytest.mark.unit
 
@@ -182,7 +182,7 @@ def test_calibration_spec_keeps_the_run_but_short() -> None:
 
 
 def test_budget_config_is_validated_at_load(tmp_path: Any) -> None:
-    from mpbench.config.loader import load_suite
+    from mpbench.train.load import load_suite
 
     path = tmp_path / "s.yaml"
     path.write_text("name: s\nmodels: [gpt-tiny]\nprecisions: [fp32]\n"

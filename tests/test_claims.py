@@ -18,7 +18,7 @@ from fixture_records import (
 
 from mpbench.analysis.claims import CLAIMS, ClaimVerdict, evaluate_claims
 from mpbench.analysis.claims.verdict import Bound, judge
-from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.results.payloads import MaxBatchResult
 
 pytestmark = pytest.mark.unit

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from mpbench.config.loader import load_suite
 from mpbench.errors import UserError
-from mpbench.train.spec import expand
+from mpbench.plan.spec import expand
+from mpbench.train.load import load_suite
 
 pytestmark = pytest.mark.unit
 

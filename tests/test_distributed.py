@@ -18,7 +18,6 @@ import torch
 from click.testing import CliRunner
 
 from mpbench.cli.main import cli
-from mpbench.config.loader import load_suite
 from mpbench.data import make_source
 from mpbench.distributed.comm import CommCounter, bus_factor
 from mpbench.distributed.faults import compose_reason
@@ -28,10 +27,11 @@ from mpbench.distributed.overlap import split_exposed, subtract, union
 from mpbench.distributed.runner import shard
 from mpbench.distributed.scaling import scaling_rows
 from mpbench.errors import UserError
+from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
+from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 LAUNCH_TIMEOUT_S = 150
 FP32_COMM_TOL = 1e-5
@@ -167,6 +167,21 @@ def test_two_ranks_match_one_process(matrix: tuple[Path, Path]) -> None:
     bf16 = deviation(recs["ddp-bf16"], reference)
     assert 0 < bf16 <= BF16_COMM_TOL  # rounded gradients: close, but not bit-equal
     assert deviation(recs["fsdp2-bf16"], reference) <= BF16_COMM_TOL
+
+
+@pytest.mark.integration
+def test_ranks_take_the_single_process_run_path(tmp_path: Path) -> None:
+    """--nproc ranks get what one process gets: --trace (forwarded to the ranks), traces in
+    <out>/traces, the drift probe and the repeat index on the record."""
+    suite = write_suite(tmp_path, "path", "{strategy: ddp, probe_steps: 0, timeout_s: 60}")
+    out = tmp_path / "out"
+    done = launch(["run", str(suite), "--nproc", "2", "--device", "cpu", "-o", str(out), "-q",
+                   "--no-report", "--trace"])
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    [rec] = records(out).values()
+    assert rec["status"] == "ok", rec["reason"]
+    assert (out / "traces" / f"{rec['run_id']}.trace.json").is_file()
+    assert rec["probe"]["before"]["matmul_ms"] > 0 and rec["repeat"] == 0
 
 
 @pytest.mark.integration

@@ -19,13 +19,13 @@ from click.testing import CliRunner
 from torch import nn
 
 from mpbench.cli.main import cli
-from mpbench.config.loader import load_suite
 from mpbench.config.schema import TrainConfig
 from mpbench.data import make_source
 from mpbench.errors import UserError
 from mpbench.models import MODEL_SIZES, build_model
 from mpbench.models.gpt import GPT
 from mpbench.models.llama import Llama
+from mpbench.plan.spec import expand
 from mpbench.precision import RECIPES, ao_backend, get_recipe, te_backend
 from mpbench.precision.fp8_base import block_linears, nearest_multiple
 from mpbench.precision.fp8_emulation import (
@@ -38,8 +38,8 @@ from mpbench.precision.fp8_emulation import (
 )
 from mpbench.precision.fp8_te_base import TERecipe
 from mpbench.results.env import environment_card
+from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 TE_RECIPES = ["fp8-te-delayed", "fp8-te-current", "fp8-te-block", "fp8-te-mxfp8"]
 AO_RECIPES = ["fp8-ao-tensorwise", "fp8-ao-rowwise"]

@@ -7,12 +7,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpbench.config.loader import load_suite
 from mpbench.data import make_source
 from mpbench.hardware import gpu_peaks
+from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
+from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 pytestmark = pytest.mark.gpu
 

@@ -11,6 +11,7 @@ import pytest
 import torch
 import torch.distributed as dist
 
+from mpbench.config.parallel import ParallelRun
 from mpbench.distributed import compat
 from mpbench.distributed.comm import (
     Collective,
@@ -20,7 +21,6 @@ from mpbench.distributed.comm import (
     replay,
 )
 from mpbench.distributed.comm_bench import issue
-from mpbench.distributed.config import ParallelRun
 from mpbench.distributed.session import ParallelSession
 from mpbench.precision import get_recipe
 

@@ -8,16 +8,16 @@ from pathlib import Path
 import pytest
 import torch
 
-from mpbench.config.loader import load_suite
 from mpbench.config.schema import TrainConfig
 from mpbench.data import make_source
+from mpbench.plan.spec import expand
 from mpbench.precision import get_recipe
 from mpbench.precision.base import RECIPES
 from mpbench.precision.standard import FP32
 from mpbench.results.env import environment_card
+from mpbench.train.load import load_suite
 from mpbench.train.loop import compile_info, train_run
 from mpbench.train.measure import Measurement
-from mpbench.train.spec import expand
 
 ROOT = Path(__file__).resolve().parent.parent
 TRAINING_SUITES = ["gpt", "llama", "memory", "convergence", "convergence-synthetic"]

@@ -24,12 +24,12 @@ from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, T
 from mpbench.data import make_source
 from mpbench.models import MODEL_SIZES, build_model
 from mpbench.models.entry import build_entry, model_facts
+from mpbench.models.flops import flops_for
+from mpbench.plan.spec import expand
 from mpbench.precision import get_recipe
 from mpbench.precision.fp8_emulation import EmulatedFp8Linear
 from mpbench.results.env import environment_card
-from mpbench.train.flops import flops_for
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 transformers = pytest.importorskip("transformers")
 
@@ -302,7 +302,7 @@ def test_bad_model_entries_exit_2_with_one_line_and_write_nothing(
 
 @pytest.mark.unit
 def test_hf_config_file_next_to_the_suite_with_overrides(tmp_path: Path) -> None:
-    from mpbench.config.loader import load_suite
+    from mpbench.train.load import load_suite
 
     config = transformers.AutoConfig.for_model(
         "qwen2", hidden_size=64, intermediate_size=128, num_hidden_layers=3, num_attention_heads=4,
@@ -324,7 +324,7 @@ def test_hf_config_file_next_to_the_suite_with_overrides(tmp_path: Path) -> None
 
 @pytest.mark.unit
 def test_bundled_suites_load_on_both_profiles() -> None:
-    from mpbench.config.loader import load_suite
+    from mpbench.train.load import load_suite
 
     cpu = load_suite(ROOT / "suites" / "hf.yaml", "cpu")
     cuda = load_suite(ROOT / "suites" / "hf.yaml", "cuda")

@@ -9,9 +9,9 @@ import torch
 from torch import nn
 
 from mpbench.models import MODEL_SIZES, build_model, count_parameters, flops_per_token
+from mpbench.models.flops import counted_flops_per_token, flops_summary
 from mpbench.models.gpt import GPT
 from mpbench.models.llama import Llama
-from mpbench.train.flops import counted_flops_per_token, flops_summary
 
 pytestmark = pytest.mark.unit
 

@@ -17,6 +17,7 @@ from torch import nn
 from mpbench.cli.main import cli
 from mpbench.config.schema import DataConfig, Suite
 from mpbench.data import TokenSource, make_source
+from mpbench.plan.spec import expand
 from mpbench.precision import get_recipe
 from mpbench.profile.base import RunContext, StepInfo
 from mpbench.profile.grad_probe import FP16_MAX, probe, underflow
@@ -25,7 +26,6 @@ from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 
 @pytest.fixture(autouse=True)

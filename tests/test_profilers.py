@@ -14,16 +14,16 @@ import torch
 import yaml
 from torch import nn
 
-from mpbench.config.loader import load_suite
 from mpbench.data import make_source
+from mpbench.plan.spec import expand
 from mpbench.profile.max_batch import MaxBatchOptions, MaxBatchProfiler, oom_safe, search_max_batch
 from mpbench.profile.nvml import NvmlProfiler, NvmlWindow, throttle_names
 from mpbench.profile.saved_tensors import SavedTensorCounter
 from mpbench.profile.step_memory import unique_bytes
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
+from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 # -- saved activations: measured vs counted by hand ----------------------------------------
 

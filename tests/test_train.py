@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch import nn
 
-from mpbench.config.loader import load_suite
 from mpbench.data import make_source
+from mpbench.plan.spec import expand
 from mpbench.precision.base import RECIPES, Recipe
 from mpbench.results.env import environment_card
+from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
-from mpbench.train.spec import expand
 
 SUITE = """\
 name: t

@@ -5,10 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TypeVar
 
-from mpbench.bench.rows import ROW_MODELS, Row
+from mpbench.bench.rows import ROW_MODELS, BenchRow
 from mpbench.bench.store import BenchRecord, load_bench
 
-R = TypeVar("R", bound=Row)
+R = TypeVar("R", bound=BenchRow)
 
 
 def load_bench_dir(results_dir: Path) -> list[BenchRecord]:

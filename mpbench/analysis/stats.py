@@ -8,24 +8,6 @@ from typing import Any
 import numpy as np
 from scipy import stats as sps
 
-from mpbench.results.schema import StepStats
-
-
-def step_stats(times_ms: list[float]) -> StepStats | None:
-    if not times_ms:
-        return None
-    a = np.asarray(times_ms, dtype=float)
-    return StepStats(
-        n=int(a.size),
-        median_ms=float(np.median(a)),
-        mean_ms=float(a.mean()),
-        stdev_ms=float(a.std(ddof=1)) if a.size > 1 else 0.0,
-        p10_ms=float(np.percentile(a, 10)),
-        p90_ms=float(np.percentile(a, 90)),
-        min_ms=float(a.min()),
-        max_ms=float(a.max()),
-    )
-
 
 @dataclass(frozen=True)
 class Ratio:

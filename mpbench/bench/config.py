@@ -12,8 +12,8 @@ from mpbench.bench.dtypes import DtypeKey
 from mpbench.bench.timing import TimingConfig
 from mpbench.config.errors import first_error
 from mpbench.config.loader import deep_merge, read_yaml
+from mpbench.config.model_sizes import MODEL_SIZES
 from mpbench.errors import UserError
-from mpbench.models.config import MODEL_SIZES
 
 DeviceKind = Literal["cpu", "cuda"]
 
@@ -126,7 +126,7 @@ def _validate(raw: dict[str, Any], path: Path, prefix: tuple[str, ...]) -> Micro
 
 
 def _check_claims(suite: MicrobenchSuite, path: Path) -> None:
-    from mpbench.analysis.claims_index import CLAIM_IDS
+    from mpbench.config.claim_ids import CLAIM_IDS
     from mpbench.config.schema import unknown_name
 
     for i, claim in enumerate(suite.claims):

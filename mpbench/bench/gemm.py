@@ -11,7 +11,7 @@ import torch
 from mpbench.bench.dtypes import STORAGE, DtypeKey, numerics_only, skip_reason
 from mpbench.bench.rows import GemmRow
 from mpbench.bench.timing import TimingConfig, time_op
-from mpbench.models.config import MODEL_SIZES
+from mpbench.config.model_sizes import MODEL_SIZES
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 NUMERICS_ONLY_NOTE = ("numerics only: torch._scaled_mm on a CPU is a reference path, not FP8 "

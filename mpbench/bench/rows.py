@@ -1,4 +1,4 @@
-"""Row schemas of the bench records: one row per measured case, validated on write and on read."""
+"""BenchRow schemas of the bench records: one row per measured case, validated on write and on read."""
 
 from __future__ import annotations
 
@@ -9,14 +9,14 @@ from pydantic import BaseModel, ConfigDict
 RowStatus = Literal["ok", "skipped", "unsupported", "oom", "failed"]
 
 
-class Row(BaseModel):
+class BenchRow(BaseModel):
     model_config = ConfigDict(extra="allow")
 
     status: RowStatus = "ok"
     reason: str | None = None
 
 
-class GemmRow(Row):
+class GemmRow(BenchRow):
     dtype: str
     shape: str
     """'square' or '<model>.<layer>' (with .dgrad/.wgrad for the backward GEMMs)."""
@@ -48,7 +48,7 @@ class AlignmentRow(GemmRow):
     """TFLOP/s over the aligned case's TFLOP/s for the same dtype (1.0 = no penalty)."""
 
 
-class BandwidthRow(Row):
+class BandwidthRow(BenchRow):
     dtype: str
     op: str
     elements: int
@@ -64,7 +64,7 @@ class BandwidthRow(Row):
     """elements/s over fp32's elements/s for the same op."""
 
 
-class PredictionRow(Row):
+class PredictionRow(BenchRow):
     dtype: str
     baseline: str
     gemm_speedup: float | None = None
@@ -81,6 +81,6 @@ class PredictionRow(Row):
     measured_source: str | None = None
 
 
-ROW_MODELS: dict[str, type[Row]] = {
+ROW_MODELS: dict[str, type[BenchRow]] = {
     "gemm": GemmRow, "alignment": AlignmentRow, "bandwidth": BandwidthRow, "prediction": PredictionRow,
 }

@@ -16,12 +16,12 @@ from mpbench.bench.config import MicrobenchSuite
 from mpbench.bench.dtypes import device_name, dtype_key
 from mpbench.bench.gemm import GemmShape, run_gemm, square_shapes, transformer_shapes
 from mpbench.bench.predict import assumed_predictions, run_predictions
-from mpbench.bench.rows import BandwidthRow, GemmRow, Row
+from mpbench.bench.rows import BandwidthRow, BenchRow, GemmRow
 from mpbench.bench.store import BenchName, BenchRecord
 from mpbench.results.env import cpu_16bit_note
 from mpbench.results.schema import RunRecord
 
-RowFn = Callable[[str, Row], None]
+RowFn = Callable[[str, BenchRow], None]
 
 
 def gemm_shapes(suite: MicrobenchSuite) -> list[GemmShape]:
@@ -77,7 +77,7 @@ def _run(suite: MicrobenchSuite, device: torch.device, env: dict[str, Any], quic
             duration_s=time.perf_counter() - clock.t0,
         )
 
-    def emit(bench: str) -> Callable[[Row], None] | None:
+    def emit(bench: str) -> Callable[[BenchRow], None] | None:
         return (lambda row: on_row(bench, row)) if on_row else None
 
     gemm_rows: list[GemmRow] = []

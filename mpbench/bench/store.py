@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationErr
 if TYPE_CHECKING:
     import pandas as pd
 
-from mpbench.bench.rows import ROW_MODELS, Row
+from mpbench.bench.rows import ROW_MODELS, BenchRow
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
 from mpbench.results.store import (
@@ -45,7 +45,7 @@ class BenchRecord(BaseModel):
     device_name: str
     quick: bool = False
     timing: dict[str, Any] = Field(default_factory=dict)
-    rows: list[SerializeAsAny[Row]]
+    rows: list[SerializeAsAny[BenchRow]]
     """Typed rows: each is validated as the benchmark's row model (mpbench.bench.rows)."""
     notes: list[str] = Field(default_factory=list)
     env: dict[str, Any]

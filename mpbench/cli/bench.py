@@ -9,7 +9,7 @@ import click
 from rich.console import Console
 
 from mpbench.bench.config import load_microbench
-from mpbench.bench.rows import Row
+from mpbench.bench.rows import BenchRow
 from mpbench.bench.runner import run_microbench
 from mpbench.bench.store import BenchRecord, prepare_out, write_bench
 from mpbench.cli.bench_summary import print_bench_summary, row_line
@@ -67,7 +67,7 @@ def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir
     console.print(f"microbench {suite.name} (profile {suite.profile}{', quick' if quick else ''}) "
                   f"on {dev} ({where}) -> {out}", highlight=False)
     records: list[BenchRecord] = []
-    def on_row(benchmark: str, row: Row) -> None:
+    def on_row(benchmark: str, row: BenchRow) -> None:
         console.print(row_line(benchmark, row), highlight=False)
 
     for record in run_microbench(suite, dev, env, quick, runs, None if quiet else on_row):

@@ -7,11 +7,19 @@ import statistics
 from rich.console import Console
 from rich.table import Table
 
-from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow, PredictionRow, Row
+from mpbench.bench.rows import AlignmentRow, BandwidthRow, BenchRow, GemmRow, PredictionRow
 from mpbench.bench.store import BenchRecord
 
 
-def _status(row: Row) -> str:
+def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table:
+    """A table whose `left` columns are left-aligned and the others (numbers) right-aligned."""
+    table = Table(title=title)
+    for col in columns:
+        table.add_column(col, justify="left" if col in left else "right")
+    return table
+
+
+def _status(row: BenchRow) -> str:
     return f"{row.status}: {row.reason}" if row.status != "ok" else "ok"
 
 
@@ -22,7 +30,7 @@ def _noisy(spread: float | None) -> str:
     return f", noisy: spread {spread:.0%}" if spread and spread > NOISY_SPREAD else ""
 
 
-def row_line(bench: str, row: Row) -> str:
+def row_line(bench: str, row: BenchRow) -> str:
     """One progress line per measured case."""
     if isinstance(row, GemmRow):
         dims = f"{row.m}x{row.n}x{row.k}"
@@ -40,9 +48,9 @@ def row_line(bench: str, row: Row) -> str:
 
 
 def gemm_table(rows: list[GemmRow]) -> Table:
-    table = Table(title="GEMM TFLOP/s per dtype (best over shapes = this device's measured ceiling)")
-    for col in ("dtype", "best TFLOP/s", "at m x n x k", "speedup vs fp32", "median rel error", "note"):
-        table.add_column(col, justify="left" if col in ("dtype", "note", "at m x n x k") else "right")
+    table = _table("GEMM TFLOP/s per dtype (best over shapes = this device's measured ceiling)",
+                   ("dtype", "best TFLOP/s", "at m x n x k", "speedup vs fp32", "median rel error", "note"),
+                   left=("dtype", "note", "at m x n x k"))
     best: dict[str, GemmRow] = {}
     for r in rows:
         if r.status == "ok" and r.tflops and (r.dtype not in best or r.tflops > (best[r.dtype].tflops or 0)):
@@ -65,9 +73,9 @@ def gemm_table(rows: list[GemmRow]) -> Table:
 
 
 def alignment_table(rows: list[AlignmentRow]) -> Table:
-    table = Table(title="alignment: K = N off a multiple of 16 (TFLOP/s relative to the aligned size)")
-    for col in ("dtype", "K = N", "multiple of", "TFLOP/s", "vs aligned", "status"):
-        table.add_column(col, justify="left" if col in ("dtype", "status") else "right")
+    table = _table("alignment: K = N off a multiple of 16 (TFLOP/s relative to the aligned size)",
+                   ("dtype", "K = N", "multiple of", "TFLOP/s", "vs aligned", "status"),
+                   left=("dtype", "status"))
     for r in rows:
         table.add_row(r.dtype, str(r.n), str(r.multiple_of), f"{r.tflops:.3g}" if r.tflops else "-",
                       f"{r.relative_to_aligned:.2f}" if r.relative_to_aligned else "-",
@@ -76,9 +84,9 @@ def alignment_table(rows: list[AlignmentRow]) -> Table:
 
 
 def bandwidth_table(rows: list[BandwidthRow]) -> Table:
-    table = Table(title="bandwidth-bound ops: 16-bit over 32-bit elements/s (2.00x = bytes halved, speed doubled)")
-    for col in ("op", "dtype", "bytes/elem", "GB/s", "elements/s", "vs fp32"):
-        table.add_column(col, justify="left" if col in ("op", "dtype") else "right")
+    table = _table("bandwidth-bound ops: 16-bit over 32-bit elements/s (2.00x = bytes halved, speed doubled)",
+                   ("op", "dtype", "bytes/elem", "GB/s", "elements/s", "vs fp32"),
+                   left=("op", "dtype"))
     for r in rows:
         table.add_row(r.op, r.dtype, str(r.bytes_per_element), f"{r.gbps:.3g}" if r.gbps else "-",
                       f"{r.elements_per_s:.3g}" if r.elements_per_s else _status(r),
@@ -87,10 +95,11 @@ def bandwidth_table(rows: list[BandwidthRow]) -> Table:
 
 
 def prediction_table(rows: list[PredictionRow]) -> Table:
-    table = Table(title="predicted end-to-end speedup (Amdahl: rest unchanged; roofline: rest at the bandwidth ratio)")
-    for col in ("dtype vs baseline", "GEMM speedup", "GEMM share", "predicted (Amdahl)",
-                "predicted (roofline)", "measured", "share from"):
-        table.add_column(col, justify="left" if col in ("dtype vs baseline", "share from") else "right")
+    table = _table("predicted end-to-end speedup (Amdahl: rest unchanged; roofline: rest at the "
+                   "bandwidth ratio)",
+                   ("dtype vs baseline", "GEMM speedup", "GEMM share", "predicted (Amdahl)",
+                    "predicted (roofline)", "measured", "share from"),
+                   left=("dtype vs baseline", "share from"))
     for r in rows:
         if r.status != "ok":
             continue

@@ -14,6 +14,7 @@ from rich.console import Console
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.errors import UserError
+from mpbench.plan.spec import RunSpec
 from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import MANIFEST, ResultsDir, load_records
 from mpbench.train.calibrate import (
@@ -26,7 +27,6 @@ from mpbench.train.calibrate import (
 )
 from mpbench.train.loop import train_run
 from mpbench.train.runner import expand, select
-from mpbench.train.spec import RunSpec
 
 
 @dataclass

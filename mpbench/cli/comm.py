@@ -136,8 +136,8 @@ def _launch(nproc: int, kind: str, out: Path, passed: list[str]) -> None:
 
 def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list[int],
              iters: int, warmup: int, reps: int, timeout_s: float, out: Path) -> None:
+    from mpbench.config.parallel import ParallelConfig
     from mpbench.distributed.comm_bench import run_comm_bench
-    from mpbench.distributed.config import ParallelConfig
     from mpbench.distributed.group import init_group, rank_device
     from mpbench.distributed.launch import launched_by_parent
     from mpbench.distributed.topology import topology

@@ -26,7 +26,7 @@ def list_cmd(device: str) -> None:
     Example:
       mpbench list
     """
-    from mpbench.models.config import MODEL_SIZES
+    from mpbench.config.model_sizes import MODEL_SIZES
     from mpbench.precision import RECIPES, get_recipe
     from mpbench.profile import PROFILERS
     from mpbench.train.device import resolve_device

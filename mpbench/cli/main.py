@@ -39,7 +39,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
 }
 
 
-class Group(click.Group):
+class CommandGroup(click.Group):
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
@@ -66,7 +66,7 @@ class Group(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=CommandGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(mpbench.__version__, prog_name="mpbench")
 def cli() -> None:
     """Measure what each training precision buys on this machine.

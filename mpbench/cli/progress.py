@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import TYPE_CHECKING
 
 from rich.console import Console
 from rich.progress import (
@@ -15,9 +16,12 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from mpbench.plan.spec import RunSpec
 from mpbench.results.schema import RunRecord
 from mpbench.train.loop import ProgressFn
-from mpbench.train.spec import RunSpec
+
+if TYPE_CHECKING:
+    from mpbench.train.runner import RunEvent
 
 
 def outcome_line(record: RunRecord) -> str:
@@ -84,3 +88,13 @@ class RunProgress:
     def resumed(self, spec: RunSpec, index: int, total: int) -> None:
         self.console.print(f"[{index + 1}/{total}] {spec.run_id}: already recorded, skipped (--resume)",
                            highlight=False)
+
+    def follow(self, event: RunEvent) -> RunRecord | None:
+        """Show one event of a suite (one process or torchrun); the new record, if any."""
+        if event.resumed:
+            self.resumed(event.spec, event.index, event.total)
+        elif event.record is None:
+            self.start(event.spec, event.index, event.total)
+        else:
+            self.finish(event.record)
+        return None if event.resumed else event.record

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-from datetime import datetime
 from pathlib import Path
 
 import click
@@ -13,20 +12,15 @@ from rich.console import Console
 from mpbench.cli.budget import apply_budget, report_budget
 from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
+from mpbench.cli.results_out import check_out_dir, default_out, write_report_if_available
 from mpbench.cli.summary import print_summary
-from mpbench.config.loader import load_suite
 from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.errors import UserError
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
-from mpbench.results.store import MANIFEST, ResultsDir, check_writable, load_records, read_json
+from mpbench.results.store import ResultsDir, load_records
+from mpbench.train.load import load_suite
 from mpbench.train.runner import expand, resolve_device, run_suite, select
-
-
-def default_out(suite_name: str) -> Path:
-    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
-    safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in suite_name)
-    return Path("reports") / f"{safe}-{stamp}"
 
 
 def with_trace(suite: Suite) -> Suite:
@@ -36,19 +30,6 @@ def with_trace(suite: Suite) -> Suite:
     options = {**(current.options if current else {}), "trace": True}
     profilers.append(PrecisionSpec(name="tensor_cores", options=options))
     return suite.model_copy(update={"profilers": profilers})
-
-
-def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
-    check_writable(out)  # also refuses an --out that is a file
-    manifest = out / MANIFEST
-    if out.is_dir() and any(out.iterdir()) and not resume:
-        raise UserError(f"--out: {out} already holds results; pass --resume to continue it, "
-                        "or choose another --out")
-    if resume and manifest.is_file():
-        meta = read_json(manifest, "restore it or choose another --out")
-        if not isinstance(meta, dict) or meta.get("suite") != suite_name:
-            raise UserError(f"--resume: {out} holds suite '{meta.get('suite')}', not '{suite_name}'; "
-                            "choose the matching --out")
 
 
 @click.command("run")
@@ -103,9 +84,12 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         if mlflow_uri or tensorboard:
             raise UserError("--mlflow/--tensorboard: not available with parallel runs yet; run "
                             "without them, then `mpbench export OUT --format mlflow|tensorboard`")
-        from mpbench.distributed.command import run_parallel  # torchrun launch or one rank
+        from mpbench.cli.parallel import run_parallel  # torchrun launch or one rank
 
-        return run_parallel(suite, suite_file, out, dev, only, resume, quiet, report, nproc)
+        forward = (("--trace",) if trace else ()) + (
+            ("--repeats", str(repeats)) if repeats is not None else ())
+        return run_parallel(suite, suite_file, out, dev, only, resume, quiet, report, nproc,
+                            forward)
     specs = select(expand(suite), only)
     if not specs:
         ids = ", ".join(sorted({s.precision.name for s in expand(suite)} | {m.label for m in suite.models}))
@@ -134,14 +118,10 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
             for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
                                    suite_file.parent, isolate=fresh, source=budgeted.source,
                                    budget=budgeted.note):
-                if event.resumed:
-                    progress.resumed(event.spec, event.index, event.total)
-                elif event.record is None:
-                    progress.start(event.spec, event.index, event.total)
-                else:
-                    records.append(event.record)
-                    progress.finish(event.record)
-                    live.log_run(event.record)
+                record = progress.follow(event)
+                if record is not None:
+                    records.append(record)
+                    live.log_run(record)
     except KeyboardInterrupt:
         done = len(results.recorded_ids())
         console.print(f"interrupted: {done} of {len(specs)} runs are recorded in {out}; continue with "
@@ -154,20 +134,6 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         write_report_if_available(console, out)
     report_budget(console, budgeted.note)
     live.finish(all_records)
-
-
-def write_report_if_available(console: Console, out: Path) -> None:
-    try:
-        from mpbench.report import write_report
-    except ImportError:
-        return
-    try:
-        path = write_report([out], out / "report.html")
-    except Exception as exc:  # the results are saved; a report bug must not hide that
-        click.echo(f"error: the report could not be written ({type(exc).__name__}: {exc}); the "
-                   f"results in {out} are complete: retry with `mpbench report {out}`", err=True)
-        sys.exit(1)
-    console.print(f"report:  {path.resolve()}", highlight=False, soft_wrap=True)
 
 
 COMMANDS = [run]

@@ -63,3 +63,10 @@ def first_error(exc: ValidationError, root: type[BaseModel], prefix: tuple[Any, 
     if len(errors) > 1:
         message += f" (and {len(errors) - 1} more problem{'s' if len(errors) > 2 else ''})"
     return message
+
+
+def unknown_name(kind: str, name: str, valid: Any) -> str:
+    names = sorted(valid)
+    close = difflib.get_close_matches(name, names, n=1)
+    hint = f"did you mean '{close[0]}'? " if close else ""
+    return f"unknown {kind} '{name}'; {hint}valid: {', '.join(names)}"

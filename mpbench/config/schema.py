@@ -8,8 +8,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from mpbench.config.budget import BudgetConfig
-from mpbench.distributed.config import ParallelConfig
-from mpbench.models.config import MODEL_SIZES
+from mpbench.config.errors import unknown_name
+from mpbench.config.model_sizes import MODEL_SIZES
+from mpbench.config.parallel import ParallelConfig
 
 DeviceKind = Literal["cpu", "cuda"]
 
@@ -230,12 +231,3 @@ class Suite(Strict):
                 raise ValueError("seeds as a count must be >= 1 (or give a list of seeds)")
             return list(range(value))
         return value
-
-
-def unknown_name(kind: str, name: str, valid: Any) -> str:
-    import difflib
-
-    names = sorted(valid)
-    close = difflib.get_close_matches(name, names, n=1)
-    hint = f"did you mean '{close[0]}'? " if close else ""
-    return f"unknown {kind} '{name}'; {hint}valid: {', '.join(names)}"

@@ -21,13 +21,13 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from mpbench.config.parallel import COMM_DTYPES
 from mpbench.distributed.comm import (
     all_gather_tensor,
     bus_factor,
     dtype_name,
     reduce_scatter_tensor,
 )
-from mpbench.distributed.config import COMM_DTYPES
 from mpbench.train.measure import synchronize
 
 OPS = ("all_reduce", "reduce_scatter", "all_gather")

@@ -13,7 +13,7 @@ import time
 from typing import Any
 
 from mpbench.distributed.faults import compose_reason, is_comm_error
-from mpbench.distributed.group import Group
+from mpbench.distributed.group import RankGroup
 from mpbench.results.schema import RunRecord
 
 FAILED = ("failed", "oom")
@@ -47,13 +47,13 @@ def rank_report(record: RunRecord, rank: int, host: str, step: int | None,
     }
 
 
-def report_key(group: Group, run_id: str, rank: int | None = None,
+def report_key(group: RankGroup, run_id: str, rank: int | None = None,
                attempt: int | None = None) -> str:
     return group.key("run", run_id, f"rank{group.rank if rank is None else rank}",
                      attempt=attempt)
 
 
-def collect_reports(group: Group, run_id: str, wait_s: float,
+def collect_reports(group: RankGroup, run_id: str, wait_s: float,
                     attempt: int | None = None) -> dict[int, dict[str, Any] | None]:
     """Each rank's report, or None for a rank that did not report within wait_s."""
     keys = {r: report_key(group, run_id, r, attempt) for r in range(group.world_size)}

@@ -16,7 +16,7 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
-from mpbench.distributed.config import ParallelConfig
+from mpbench.config.parallel import ParallelConfig
 from mpbench.errors import UserError
 
 
@@ -78,7 +78,7 @@ def resolve_backend(choice: str, device: torch.device) -> str:
 
 
 @dataclass
-class Group:
+class RankGroup:
     """The process group of one torchrun attempt, with its store and SIGTERM deferral."""
 
     env: TorchrunEnv
@@ -125,11 +125,11 @@ def open_store(env: TorchrunEnv, timeout_s: float) -> dist.Store:
                          is_master=env.rank == 0, timeout=timeout)
 
 
-def init_group(env: TorchrunEnv, device: torch.device, parallel: ParallelConfig) -> Group:
+def init_group(env: TorchrunEnv, device: torch.device, parallel: ParallelConfig) -> RankGroup:
     """Open the store and the process group (NCCL on GPUs, gloo on CPUs) with the timeout."""
     backend = resolve_backend(parallel.backend, device)
     store = open_store(env, parallel.timeout_s)
-    group = Group(env, device, backend, store, parallel.timeout_s)
+    group = RankGroup(env, device, backend, store, parallel.timeout_s)
     dist.init_process_group(
         backend, store=dist.PrefixStore(f"mpbench-pg/{env.restart_count}", store),
         rank=env.rank, world_size=env.world_size,

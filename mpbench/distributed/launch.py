@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import torch
 
+from mpbench.config.parallel import batch_problem
 from mpbench.config.schema import Suite
-from mpbench.distributed.config import batch_problem
 from mpbench.errors import UserError
 
 LAUNCHED_ENV = "MPBENCH_LAUNCHED_BY"

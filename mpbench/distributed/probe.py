@@ -20,8 +20,8 @@ from typing import Any
 import torch
 import torch.distributed as dist
 
+from mpbench.config.parallel import ParallelRun
 from mpbench.distributed.comm import CommCounter, make_buffers, replay
-from mpbench.distributed.config import ParallelRun
 from mpbench.distributed.overlap import kernel_overlap
 from mpbench.profile.base import Profiler, RunContext
 from mpbench.train.measure import synchronize

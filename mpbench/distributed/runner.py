@@ -32,14 +32,14 @@ from mpbench.distributed.gather import (
     rank_report,
     report_key,
 )
-from mpbench.distributed.group import Group
+from mpbench.distributed.group import RankGroup
 from mpbench.distributed.session import ParallelSession
 from mpbench.distributed.topology import topology
+from mpbench.plan.spec import RunSpec
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.loop import ProgressFn, train_run
-from mpbench.train.runner import RunEvent
-from mpbench.train.spec import RunSpec
+from mpbench.train.runner import RunEvent, probed_run, run_extra
 
 GRACE_S = 1.5
 """How long rank 0 waits for the other ranks' reports once the run has failed (they
@@ -91,7 +91,7 @@ def shard(source: TokenSource, rank: int, world_size: int) -> ShardedSource:
     return ShardedSource(**own, inner=source, rank=rank, world_size=world_size)
 
 
-def wait_for(group: Group, key: str, timeout_s: float) -> str | None:
+def wait_for(group: RankGroup, key: str, timeout_s: float) -> str | None:
     """The value of `key`, or None after timeout_s (sooner once torchrun asked us to stop)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -106,11 +106,13 @@ def wait_for(group: Group, key: str, timeout_s: float) -> str | None:
 @dataclass
 class ParallelRunner:
     suite: Suite
-    group: Group
+    group: RankGroup
     env: dict[str, Any]
     results: ResultsDir | None
     """Rank 0's results directory; None on the other ranks."""
     suite_dir: Path | None = None
+    out: Path | None = None
+    """The results directory (every rank knows it): traces and bench ceilings, as in one process."""
 
     def __post_init__(self) -> None:
         self._source: TokenSource | None = None
@@ -196,7 +198,8 @@ class ParallelRunner:
                                EXIT_RESTART).start()
         source = shard(self.source, g.rank, g.world_size)
         try:
-            record = train_run(spec, source, g.device, self.env, progress, parallel=session)
+            extra = run_extra(self.out) if self.out is not None else {}
+            record = probed_run(spec, source, g.device, self.env, progress, extra, parallel=session)
         finally:
             if watch is not None:
                 watch.stop()

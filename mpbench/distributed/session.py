@@ -8,9 +8,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from mpbench.config.parallel import ParallelRun
 from mpbench.distributed.comm import CommCounter
 from mpbench.distributed.compat import dtensor_reduces_found_inf, fsdp2_unsupported
-from mpbench.distributed.config import ParallelRun
 from mpbench.distributed.faults import FaultInjection
 from mpbench.distributed.probe import ParallelProbe
 from mpbench.distributed.wrap import DistributedStepper, wrap_ddp, wrap_fsdp2

@@ -13,13 +13,13 @@ import torch
 import torch.distributed as dist
 from torch import nn
 
+from mpbench.config.parallel import COMM_DTYPES, ParallelRun
 from mpbench.distributed.comm import (
     CommCounter,
     HookState,
     cast_allreduce_hook,
     fsdp_counting_comms,
 )
-from mpbench.distributed.config import COMM_DTYPES, ParallelRun
 from mpbench.distributed.faults import FaultInjection
 from mpbench.train.optim import Stepper, StepResult
 

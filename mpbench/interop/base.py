@@ -12,8 +12,12 @@ from pathlib import Path
 from typing import ClassVar
 
 from mpbench.errors import UserError
+from mpbench.registry import registrar
 from mpbench.results.output import check_writable_dir
 from mpbench.results.schema import RunRecord
+
+OPTION_NAMES = {"output": "--out"}
+"""ExportRequest fields whose command-line option has another name."""
 
 
 @dataclass(frozen=True)
@@ -30,7 +34,7 @@ class ExportRequest:
         """A user error for each option given that this format does not use."""
         for option, value in given.items():
             if value is not None:
-                name = "--" + option.replace("_", "-")
+                name = OPTION_NAMES.get(option, "--" + option.replace("_", "-"))
                 raise UserError(f"{name}: not used by --format {fmt}; leave it out")
 
 
@@ -47,11 +51,8 @@ class Exporter:
 EXPORTERS: dict[str, type[Exporter]] = {}
 
 
-def register(cls: type[Exporter]) -> type[Exporter]:
-    if cls.name in EXPORTERS:
-        raise ValueError(f"exporter {cls.name!r} registered twice")
-    EXPORTERS[cls.name] = cls
-    return cls
+register = registrar(EXPORTERS, "exporter")
+"""Class decorator: add the exporter to EXPORTERS under its name."""
 
 
 def check_dir_writable(directory: Path, option: str) -> None:

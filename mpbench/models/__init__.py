@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-from mpbench.models.config import MODEL_SIZES, ModelConfig
+from mpbench.config.model_sizes import MODEL_SIZES, ModelConfig
 from mpbench.models.gpt import GPT
 from mpbench.models.layers import LinearFactory, count_parameters, init_parameters, torch_linear
 from mpbench.models.llama import Llama

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from torch import nn
 
-from mpbench.models.config import MODEL_SIZES, ModelConfig
+from mpbench.config.model_sizes import MODEL_SIZES, ModelConfig
 
 if TYPE_CHECKING:
     from mpbench.config.schema import ModelSpec

@@ -7,7 +7,7 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from mpbench.models.config import ModelConfig
+from mpbench.config.model_sizes import ModelConfig
 from mpbench.models.layers import LinearFactory, torch_linear
 
 

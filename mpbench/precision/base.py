@@ -14,9 +14,10 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.schema import TrainConfig
 from mpbench.dtypes import DtypeKey, recipe_gemm_key
-from mpbench.models.config import ModelConfig
+from mpbench.registry import registrar
 
 
 class RecipeOptions(BaseModel):
@@ -110,11 +111,8 @@ class Recipe:
 RECIPES: dict[str, type[Recipe]] = {}
 
 
-def register(cls: type[Recipe]) -> type[Recipe]:
-    if cls.name in RECIPES:
-        raise ValueError(f"recipe {cls.name!r} registered twice")
-    RECIPES[cls.name] = cls
-    return cls
+register = registrar(RECIPES, "recipe")
+"""Class decorator: add the recipe to RECIPES under its name."""
 
 
 def needs_cuda(device: torch.device, what: str) -> str | None:

@@ -19,7 +19,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mpbench.models.config import ModelConfig
+from mpbench.config.model_sizes import ModelConfig
 from mpbench.precision import convert as converter
 from mpbench.precision.base import Recipe, RecipeOptions
 from mpbench.precision.convert import ALIGN, Fp8Filter

@@ -14,12 +14,13 @@ from typing import TYPE_CHECKING, Any, ClassVar
 import torch
 from pydantic import BaseModel, ConfigDict
 
+from mpbench.registry import registrar
 from mpbench.results.payloads import ProfileResult
 
 if TYPE_CHECKING:
     from mpbench.data.base import TokenSource
+    from mpbench.plan.spec import RunSpec
     from mpbench.precision.base import Recipe
-    from mpbench.train.spec import RunSpec
 
 
 class ProfilerOptions(BaseModel):
@@ -92,8 +93,5 @@ class Profiler:
 PROFILERS: dict[str, type[Profiler]] = {}
 
 
-def register_profiler(cls: type[Profiler]) -> type[Profiler]:
-    if cls.name in PROFILERS:
-        raise ValueError(f"profiler {cls.name!r} registered twice")
-    PROFILERS[cls.name] = cls
-    return cls
+register_profiler = registrar(PROFILERS, "profiler")
+"""Class decorator: add the profiler to PROFILERS under its name."""

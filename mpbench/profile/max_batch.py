@@ -20,10 +20,10 @@ import torch
 from pydantic import Field
 
 from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profile.memory import release_memory
 from mpbench.profile.restore import weights_restored
 from mpbench.profile.step_memory import StepMemory, live_state_bytes
 from mpbench.results.payloads import MaxBatchResult
-from mpbench.train.memory import release_memory
 
 
 class MaxBatchOptions(ProfilerOptions):

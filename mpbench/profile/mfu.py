@@ -19,8 +19,8 @@ from mpbench.bench.ceiling import measured_ceiling_tflops
 from mpbench.bench.model_ceiling import model_gemm_ceiling
 from mpbench.dtypes import DtypeKey
 from mpbench.mfu import against, mfu_figures
+from mpbench.models.flops import flops_for
 from mpbench.profile.base import Profiler, RunContext, StepInfo, register_profiler
-from mpbench.train.flops import flops_for
 
 
 @register_profiler

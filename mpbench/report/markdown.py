@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from mpbench.analysis.claim_sources import SOURCES
-from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.report.resultset import ResultSet
 
 ICON = {"holds": "✅ holds", "fails": "❌ fails here", "inconclusive": "⚠️ inconclusive",

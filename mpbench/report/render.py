@@ -13,7 +13,7 @@ from mpbench.analysis.claim_sources import SOURCES, source_anchor
 from mpbench.analysis.claims import CLAIMS
 from mpbench.analysis.claims.estimate import throughput_ratio
 from mpbench.analysis.claims.verdict import POINT_MARGIN
-from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.report.blocks import Cell, Section, Table, text
 from mpbench.report.resultset import ResultSet
 from mpbench.report.sections_kernels import microbench_section, tensor_core_section

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from mpbench.analysis import access
 from mpbench.analysis.claims import CLAIMS, ClaimVerdict, Verdict
 from mpbench.analysis.claims.platform import support_line
-from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.report.blocks import Block, Cell, Note, Section, SetBlocks, Table, num, text
 from mpbench.report.resultset import ResultSet
 from mpbench.results.env import cpu_16bit_note

@@ -37,9 +37,9 @@ from mpbench.config.budget import BudgetConfig
 from mpbench.config.schema import PrecisionSpec, Suite, TrainConfig
 from mpbench.data.base import TokenSource
 from mpbench.errors import UserError
+from mpbench.plan.spec import RunSpec
 from mpbench.profile import PROFILERS
 from mpbench.results.schema import BudgetNote
-from mpbench.train.spec import RunSpec
 
 
 class Timed(Protocol):

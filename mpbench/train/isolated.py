@@ -21,9 +21,9 @@ from typing import Any
 import torch
 
 from mpbench.config.schema import Suite
+from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
-from mpbench.train.spec import RunSpec, expand
 
 
 def request(spec: RunSpec, results: ResultsDir, device: torch.device, env: dict[str, Any],

@@ -17,15 +17,15 @@ from mpbench.data.base import TokenSource
 from mpbench.mfu import achieved_tflops, mfu_figures
 from mpbench.models import count_parameters
 from mpbench.models.entry import ModelEntryError, ModelFacts, build_entry, check_fits
+from mpbench.models.flops import flops_for
+from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profile.base import PROFILERS, Profiler, RunContext, StepInfo
+from mpbench.profile.memory import PeakMemory, release_memory
 from mpbench.results.schema import CompileInfo, RunRecord
-from mpbench.train.flops import flops_for
 from mpbench.train.measure import Measurement, measure, synchronize
-from mpbench.train.memory import PeakMemory, release_memory
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
-from mpbench.train.spec import RunSpec
 
 if TYPE_CHECKING:
     from mpbench.distributed.session import ParallelSession
@@ -35,7 +35,7 @@ ProgressFn = Callable[[str, int, int, float | None], None]
 
 
 @dataclass
-class Outcome:
+class RunOutcome:
     status: str = "ok"
     reason: str | None = None
     diverged_step: int | None = None
@@ -115,7 +115,7 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     t_start = time.perf_counter()
     recipe = get_recipe(spec.precision.name, spec.precision.options)
     cfg = spec.train
-    out = Outcome()
+    out = RunOutcome()
     facts: ModelFacts | None = None
     try:  # checked at load; here for runs started without the loader (API, tests)
         facts = spec.model_facts(source.vocab_size)

@@ -13,16 +13,33 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
 
-from mpbench.analysis.stats import step_stats
 from mpbench.config.schema import TrainConfig
 from mpbench.profile.base import StepInfo
+from mpbench.profile.memory import PeakMemory
 from mpbench.results.schema import CompileInfo, MemoryStats, StepStats
-from mpbench.train.memory import PeakMemory
 from mpbench.train.optim import Stepper
 
 ProgressFn = Callable[[str, int, int, float | None], None]
+
+
+def step_stats(times_ms: list[float]) -> StepStats | None:
+    """The timed window's step times summarised (median, spread, percentiles)."""
+    if not times_ms:
+        return None
+    a = np.asarray(times_ms, dtype=float)
+    return StepStats(
+        n=int(a.size),
+        median_ms=float(np.median(a)),
+        mean_ms=float(a.mean()),
+        stdev_ms=float(a.std(ddof=1)) if a.size > 1 else 0.0,
+        p10_ms=float(np.percentile(a, 10)),
+        p90_ms=float(np.percentile(a, 90)),
+        min_ms=float(a.min()),
+        max_ms=float(a.max()),
+    )
 
 
 @dataclass

@@ -5,18 +5,21 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
+from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.schema import BudgetNote, DriftProbe, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.device import resolve_device
 from mpbench.train.loop import ProgressFn, train_run
-from mpbench.train.spec import RunSpec, expand
+
+if TYPE_CHECKING:
+    from mpbench.distributed.session import ParallelSession
 
 
 @dataclass
@@ -37,11 +40,22 @@ def select(specs: list[RunSpec], only: tuple[str, ...]) -> list[RunSpec]:
     return [s for s in specs if {s.precision.name, s.model_label, s.run_id} & set(only)]
 
 
+def run_extra(out: Path) -> dict[str, Any]:
+    """What every run writing into results directory `out` hands its profilers (one process
+    and every torchrun rank alike): where traces go, and the measured GEMM ceilings for MFU."""
+    extra = {"results_dir": str(out)}
+    if (out / "bench").is_dir():
+        extra["bench_results"] = str(out)
+    return extra
+
+
 def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
-               progress: ProgressFn | None, extra: dict[str, Any]) -> RunRecord:
-    """train_run between two timings of the machine-drift probe; the record carries both."""
+               progress: ProgressFn | None, extra: dict[str, Any],
+               parallel: ParallelSession | None = None) -> RunRecord:
+    """train_run between two timings of the machine-drift probe; the record carries both.
+    The one run path of a single process and of each torchrun rank (`parallel`)."""
     before = time_probe(device)
-    record = train_run(spec, source, device, env, progress, extra=extra)
+    record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
     probe = DriftProbe(before=before, after=time_probe(device), device=str(device))
     return record.model_copy(update={"probe": probe, "repeat": spec.repeat})
 
@@ -71,9 +85,7 @@ def run_suite(
             yield RunEvent(spec, i, len(specs), resumed=True)
             continue
         yield RunEvent(spec, i, len(specs))
-        extra = {"results_dir": str(results.path)}
-        if (results.path / "bench").is_dir():  # measured GEMM ceilings for MFU
-            extra["bench_results"] = str(results.path)
+        extra = run_extra(results.path)
         if isolate:
             record = run_in_fresh_process(spec, results, device, env, extra, suite_dir)
             if budget is not None:  # the child wrote its record; add why it has its steps
@@ -92,4 +104,5 @@ def run_suite(
         yield RunEvent(spec, i, len(specs), record=record)
 
 
-__all__ = ["RunEvent", "expand", "probed_run", "resolve_device", "run_suite", "select"]
+__all__ = ["RunEvent", "expand", "probed_run", "resolve_device", "run_extra", "run_suite",
+           "select"]

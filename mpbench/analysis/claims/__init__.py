@@ -11,24 +11,33 @@ from __future__ import annotations
 from mpbench.analysis.claims import kernels, memory, numerics, platform, speed
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec
-from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimVerdict, Row, Verdict
-from mpbench.analysis.claims_index import CLAIM_IDS
+from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimRow, ClaimVerdict, Verdict
 from mpbench.bench.store import BenchRecord
+from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.results.schema import RunRecord
 
-__all__ = ["CLAIMS", "VERDICTS", "Bound", "ClaimSpec", "ClaimVerdict", "Row", "Verdict",
-           "evaluate_claim", "evaluate_claims"]
+__all__ = [
+    "CLAIMS",
+    "VERDICTS",
+    "Bound",
+    "ClaimRow",
+    "ClaimSpec",
+    "ClaimVerdict",
+    "Verdict",
+    "evaluate_claim",
+    "evaluate_claims",
+]
 _MODULES = (kernels, memory, numerics, platform, speed)
 
 
 def evaluate_claim(spec: ClaimSpec, ev: Evidence) -> ClaimVerdict:
     if not ev.records:
-        return ClaimVerdict(spec.claim_id, spec.statement, "not measured", "-", "no run records",
-                            spec.bound)
+        return ClaimVerdict("not measured", "-", "no run records", claim_id=spec.claim_id,
+                            statement=spec.statement, bound=spec.bound)
     out = spec.evaluate(ev, spec.bound)
     return ClaimVerdict(
-        spec.claim_id, spec.statement, out.verdict, out.measured, out.reason, spec.bound,
-        out.value, out.low, out.high, n=out.n, paired=out.paired, rows=out.rows,
+        out.verdict, out.measured, out.reason, out.value, out.low, out.high, out.n, out.paired,
+        out.rows, claim_id=spec.claim_id, statement=spec.statement, bound=spec.bound,
         targeted=spec.claim_id in ev.targeted,
     )
 

@@ -6,6 +6,7 @@ cases (shapes, ops): it says how typical the median speedup is, not the timing n
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from mpbench.analysis.bench_view import bench_rows
@@ -13,7 +14,7 @@ from mpbench.analysis.claims.common import judged_row
 from mpbench.analysis.claims.estimate import Estimate, median_interval
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, Outcome, Row
+from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow
 from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow
 
 GEMM_TC = Bound(
@@ -39,20 +40,32 @@ def _no_tensor_cores(ev: Evidence) -> str | None:
 
 
 def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
-                  missing: str | None) -> Outcome:
+                  missing: str | None) -> ClaimOutcome:
     """The median ratio over cases; `noun` is singular ("GEMM shape")."""
     n = len(per_case)
     what = f"{noun}{'s' if n != 1 else ''}"
-    rows = [Row(label, v, n=1, verdict=None, note="one case") for label, v in per_case]
+    rows = [ClaimRow(label, v, n=1, verdict=None, note="one case") for label, v in per_case]
     value, low, high = median_interval([v for _, v in per_case])
     est = Estimate(value, low, high, n, False, f"median over {n} {what}")
     head = judged_row(f"median over {n} {what}", est, bound)
     measured = f"{head.text} (median over {n} {what})"
     if missing is not None:
         return not_applicable(missing, measured + " — measured here for context")
-    return Outcome(head.verdict or "inconclusive", measured,
-                   f"median {noun} ratio against {bound.text}; {head.note}",
-                   value, low, high, len(per_case), False, [head, *rows])
+    return ClaimOutcome(head.verdict or "inconclusive", measured,
+                        f"median {noun} ratio against {bound.text}; {head.note}",
+                        value, low, high, len(per_case), False, [head, *rows])
+
+
+def _best_16bit_ratios(cases: dict[tuple[Any, ...], dict[str, float]],
+                       label: Callable[[tuple[Any, ...], str], str]) -> list[tuple[str, float]]:
+    """Per case, the faster 16-bit dtype over fp32; cases without both are left out."""
+    out = []
+    for key, d in cases.items():
+        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
+        if fast:
+            ratio, dtype = max(fast)
+            out.append((label(key, dtype), ratio))
+    return out
 
 
 def _gemm_table(rows: list[GemmRow]) -> dict[tuple[Any, ...], dict[str, float]]:
@@ -65,14 +78,10 @@ def _gemm_table(rows: list[GemmRow]) -> dict[tuple[Any, ...], dict[str, float]]:
 
 @claim("gemm-tensor-core", "FP16/BF16 tensor-core matrix multiplies are 2-8x faster than FP32",
        GEMM_TC, "the GEMM micro-benchmark")
-def gemm_tensor_core(ev: Evidence, bound: Bound) -> Outcome:
+def gemm_tensor_core(ev: Evidence, bound: Bound) -> ClaimOutcome:
     table = _gemm_table(bench_rows(ev.bench, GemmRow))
-    per_case = []
-    for (shape, m, n, k, _), d in table.items():
-        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
-        if fast:
-            ratio, dtype = max(fast)
-            per_case.append((f"{shape} {m}×{n}×{k}: {dtype}/fp32", ratio))
+    per_case = _best_16bit_ratios(table, lambda key, dtype:
+                                  f"{key[0]} {key[1]}×{key[2]}×{key[3]}: {dtype}/fp32")
     if not per_case:
         return not_measured(f"no GEMM rows with fp32 and fp16/bf16: {BENCH_HINT}")
     return _case_outcome(per_case, bound, "GEMM shape",
@@ -81,17 +90,13 @@ def gemm_tensor_core(ev: Evidence, bound: Bound) -> Outcome:
 
 @claim("bandwidth-halving", "Half the bytes moves twice the values: bandwidth-bound work nearly "
        "doubles in throughput", BANDWIDTH, "the bandwidth micro-benchmark")
-def bandwidth_halving(ev: Evidence, bound: Bound) -> Outcome:
+def bandwidth_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
     by_case: dict[tuple[Any, ...], dict[str, float]] = {}
     for r in bench_rows(ev.bench, BandwidthRow):
         if r.elements_per_s:
             by_case.setdefault((r.op, r.elements), {})[r.dtype] = r.elements_per_s
-    per_case = []
-    for (op, elements), d in by_case.items():
-        fast = [(d[x] / d["fp32"], x) for x in SIXTEEN if x in d and "fp32" in d]
-        if fast:
-            ratio, dtype = max(fast)
-            per_case.append((f"{op} {elements:,} elements: {dtype}/fp32", ratio))
+    per_case = _best_16bit_ratios(by_case, lambda key, dtype:
+                                  f"{key[0]} {key[1]:,} elements: {dtype}/fp32")
     if not per_case:
         return not_measured(f"no bandwidth rows with fp32 and fp16/bf16: {BENCH_HINT}")
     return _case_outcome(per_case, bound, "bandwidth-bound op", None)
@@ -103,7 +108,7 @@ def _aligned_multiple(dtype: str) -> int:
 
 @claim("alignment", "Dimensions must be multiples of 8 (FP16/BF16) or 16 (FP8) to use tensor "
        "cores fully", ALIGNMENT, "the alignment micro-benchmark")
-def alignment(ev: Evidence, bound: Bound) -> Outcome:
+def alignment(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows = [r for r in bench_rows(ev.bench, AlignmentRow, ok_only=False) if not r.numerics_only]
     aligned = {(r.dtype, r.base): r.tflops for r in rows if r.offset == 0 and r.tflops}
     per_case: list[tuple[str, float]] = []
@@ -126,7 +131,7 @@ def alignment(ev: Evidence, bound: Bound) -> Outcome:
     missing = _no_tensor_cores(ev)
     if not per_case:
         text = f"FP8 refused {len(refused)} misaligned shapes"
-        return not_applicable(missing, text) if missing else Outcome(
+        return not_applicable(missing, text) if missing else ClaimOutcome(
             "holds", text, "FP8 GEMMs refuse K/N not divisible by 16: " + "; ".join(refused))
     out = _case_outcome(per_case, bound, "misaligned GEMM", missing)
     if refused:

@@ -9,7 +9,7 @@ from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import compare_runs, throughput_ratio
 from mpbench.analysis.claims.evidence import BASELINE, MIXED, Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_measured
-from mpbench.analysis.claims.verdict import Bound, Outcome, Row, combine, fmt, judge
+from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, fmt, judge
 from mpbench.results.schema import RunRecord
 
 MEMORY_HALVING = Bound(
@@ -31,8 +31,8 @@ CPU_MEMORY_NOTE = ("on a CPU the peak is RSS above the run's start, which the al
 
 @claim("memory-halving", "Mixed precision halves GPU memory use", MEMORY_HALVING,
        "fp32 and fp16/bf16 runs (profilers: [memory] for the breakdown)")
-def memory_halving(ev: Evidence, bound: Bound) -> Outcome:
-    rows: list[Row] = []
+def memory_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
+    rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
         base = by_p.get(BASELINE)
         config_rows = []
@@ -68,8 +68,8 @@ def _per_param(runs: list[RunRecord], part: str) -> float | None:
 
 @claim("adam-16-bytes", "With Adam, model state is 16 bytes/param in FP32 and in mixed precision; "
        "the savings come from activations", ADAM_16, "profilers: [memory]")
-def adam_16_bytes(ev: Evidence, bound: Bound) -> Outcome:
-    rows: list[Row] = []
+def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
+    rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
         label = access.config_label(key)
         for p, runs in by_p.items():
@@ -78,15 +78,15 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> Outcome:
                 continue
             mixed = p == BASELINE or p in MIXED
             verdict, why = judge(per_param, per_param, per_param, bound)
-            rows.append(Row(f"{label}: {p} model state", per_param, n=len(runs), unit=" B/param",
-                            verdict=verdict if mixed else None, counted=mixed,
-                            note=why if mixed else "not a mixed recipe (context)"))
+            rows.append(ClaimRow(f"{label}: {p} model state", per_param, n=len(runs), unit=" B/param",
+                                 verdict=verdict if mixed else None, counted=mixed,
+                                 note=why if mixed else "not a mixed recipe (context)"))
         base_act = _per_param(by_p.get(BASELINE, []), "activations")
         for p in MIXED:
             act = _per_param(by_p.get(p, []), "activations")
             if base_act and act is not None:
-                rows.append(Row(f"{label}: {p}/fp32 activations", act / base_act, n=1,
-                                counted=False, note="where the savings come from (context)"))
+                rows.append(ClaimRow(f"{label}: {p}/fp32 activations", act / base_act, n=1,
+                                     counted=False, note="where the savings come from (context)"))
     if not any(r.counted for r in rows):
         return not_measured(f"no memory breakdown: add {access.ADD_PROFILER['memory']} with fp32 "
                             "and fp16/bf16")
@@ -101,14 +101,14 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> Outcome:
     if acts:
         reason += "; activations " + ", ".join(
             f"{r.label.split(': ')[1].split('/')[0]} {fmt(r.value)}× fp32's" for r in acts[:3])
-    return Outcome(verdict, measured, reason, float(median(values)), min(values), max(values),
-                   len(counted), False, rows)
+    return ClaimOutcome(verdict, measured, reason, float(median(values)), min(values), max(values),
+                        len(counted), False, rows)
 
 
 @claim("larger-batch", "Mixed precision lets larger batches (or models) fit", LARGER_BATCH,
        "profilers: [max_batch]")
-def larger_batch(ev: Evidence, bound: Bound) -> Outcome:
-    rows: list[Row] = []
+def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
+    rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
         sizes = {}
         for p, runs in by_p.items():
@@ -123,14 +123,14 @@ def larger_batch(ev: Evidence, bound: Bound) -> Outcome:
                 continue
             b, limit = sizes[p]
             v = b / base
-            rows.append(Row(f"{key.model} t{key.seq_len}: {p} {b} vs fp32 {base}", v, n=1,
+            rows.append(ClaimRow(f"{key.model} t{key.seq_len}: {p} {b} vs fp32 {base}", v, n=1,
                             verdict="holds" if b > base else "fails",
                             note=f"limits: {p} {limit or '?'}, fp32 {base_limit or '?'}; "
                                  "003 says 2×"))
     if not rows:
         return not_measured(f"no max-batch search: add {access.ADD_PROFILER['max_batch']} with "
                             "fp32 and fp16/bf16")
-    best: dict[str, Row] = {}
+    best: dict[str, ClaimRow] = {}
     for r in rows:
         cfg = r.label.split(":")[0]
         if cfg not in best or (r.value or 0) > (best[cfg].value or 0):
@@ -157,10 +157,10 @@ def _ckpt_pairs(ev: Evidence) -> list[tuple[str, list[RunRecord], list[RunRecord
 @claim("checkpointing-tradeoff", "Gradient checkpointing cuts activation memory at the cost of "
        "extra compute", CHECKPOINTING,
        "the same runs with and without train.activation_checkpointing")
-def checkpointing(ev: Evidence, bound: Bound) -> Outcome:
+def checkpointing(ev: Evidence, bound: Bound) -> ClaimOutcome:
     less = Bound("at_most", None, 1.0, "×", (), "", "")
     more = Bound("at_least", 1.0, None, "×", (), "", "")
-    rows: list[Row] = []
+    rows: list[ClaimRow] = []
     for label, plain, ckpt in _ckpt_pairs(ev):
         metric = (access.activation_bytes
                   if all(access.activation_bytes(r) is not None for r in plain + ckpt)

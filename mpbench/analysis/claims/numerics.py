@@ -8,7 +8,15 @@ from statistics import median
 from mpbench.analysis import access
 from mpbench.analysis.claims.evidence import NOT_DONE_RIGHT, Evidence
 from mpbench.analysis.claims.registry import claim, not_measured
-from mpbench.analysis.claims.verdict import Bound, Outcome, Row, Verdict, combine, fmt, fmt_interval
+from mpbench.analysis.claims.verdict import (
+    Bound,
+    ClaimOutcome,
+    ClaimRow,
+    Verdict,
+    combine,
+    fmt,
+    fmt_interval,
+)
 from mpbench.analysis.convergence import analyze
 from mpbench.analysis.equivalence import Equivalence
 from mpbench.results.schema import RunRecord
@@ -37,14 +45,14 @@ EQUIVALENCE_VERDICT: dict[str, Verdict] = {"equivalent": "holds", "better": "hol
 """TOST verdicts of mpbench.analysis.equivalence; better than fp32 also reaches its quality."""
 
 
-def _parity_row(label: str, precision: str, eq: Equivalence) -> Row:
+def _parity_row(label: str, precision: str, eq: Equivalence) -> ClaimRow:
     verdict = EQUIVALENCE_VERDICT.get(eq.verdict, "inconclusive")
     margin = f"±{fmt(eq.margin, 4)}" if eq.margin is not None else "none"
     note = (f"TOST: {eq.verdict}; {eq.confidence:.0%} interval of the eval-loss difference, "
             f"margin {margin} ({eq.margin_source})" + (f"; {eq.note}" if eq.note else ""))
     if eq.seeds_needed:
         note += f"; about {eq.seeds_needed} seeds would decide it"
-    row = Row(label, eq.diff, eq.ci_low, eq.ci_high, eq.n, eq.paired, verdict, note, unit="")
+    row = ClaimRow(label, eq.diff, eq.ci_low, eq.ci_high, eq.n, eq.paired, verdict, note, unit="")
     if precision in NOT_DONE_RIGHT:
         row.counted, row.note = False, f"{NOT_DONE_RIGHT[precision]} (context); {row.note}"
     return row
@@ -52,8 +60,8 @@ def _parity_row(label: str, precision: str, eq: Equivalence) -> Row:
 
 @claim("quality-parity", "Done right, mixed precision reaches the same model quality as FP32",
        QUALITY, "2+ seeds of fp32 and each mixed recipe, with eval loss")
-def quality_parity(ev: Evidence, bound: Bound) -> Outcome:
-    rows: list[Row] = []
+def quality_parity(ev: Evidence, bound: Bound) -> ClaimOutcome:
+    rows: list[ClaimRow] = []
     seeds = 0
     for summary in analyze(ev.records):
         seeds = max(seeds, summary.baseline_seeds)
@@ -73,8 +81,8 @@ def quality_parity(ev: Evidence, bound: Bound) -> Outcome:
     measured = f"Δ eval loss {fmt_interval(worst.value, worst.low, worst.high, '')} ({worst.label})"
     reason = (f"{sum(r.verdict == 'holds' for r in counted)} of {len(counted)} recipes reach "
               f"fp32's quality (TOST equivalence, or better); deciding row: {worst.note}")
-    return Outcome(verdict, measured, reason, worst.value, worst.low, worst.high, worst.n,
-                   worst.paired, rows)
+    return ClaimOutcome(verdict, measured, reason, worst.value, worst.low, worst.high, worst.n,
+                        worst.paired, rows)
 
 
 def _median_underflow(runs: list[RunRecord]) -> dict[str, float] | None:
@@ -93,51 +101,51 @@ def _more(a: float, b: float) -> bool:
     return a > b * MORE + 1e-9
 
 
-def _bf16_half(label: str, uf: dict[str, dict[str, float]]) -> Row | None:
+def _bf16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
     """bf16 unscaled loses about what scaled fp16 loses (or keeps FP32's tiny values)."""
     b = uf.get("bf16", {})
     scaled, unscaled = uf.get("fp16", {}).get("lost"), uf.get("fp16-noscale", {}).get("lost")
     if "lost" in b and scaled is not None and unscaled is not None:
         mid = (scaled + unscaled) / 2
         ok = b["lost"] <= mid
-        return Row(f"{label}: bf16 lost (fp16 scaled {fmt(scaled, 4)}, unscaled {fmt(unscaled, 4)})",
-                   b["lost"], unit="", verdict="holds" if ok else "fails",
-                   note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
-                        f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
+        return ClaimRow(f"{label}: bf16 lost (fp16 scaled {fmt(scaled, 4)}, unscaled {fmt(unscaled, 4)})",
+                        b["lost"], unit="", verdict="holds" if ok else "fails",
+                        note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
+                             f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
     if "fraction" in b and "reference" in b:
         ok = b["fraction"] <= b["reference"] * MORE + 1e-9
-        return Row(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b['reference'], 4)}",
-                   b["fraction"], unit="", verdict="holds" if ok else "fails",
-                   note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
+        return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b['reference'], 4)}",
+                        b["fraction"], unit="", verdict="holds" if ok else "fails",
+                        note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
     return None
 
 
-def _fp16_half(label: str, uf: dict[str, dict[str, float]]) -> Row | None:
+def _fp16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
     """fp16 without scaling flushes more activation gradients to zero than fp16 with it."""
     s, n = uf.get("fp16", {}), uf.get("fp16-noscale", {})
     key = "lost" if "lost" in s and "lost" in n else "fraction"
     if key not in s or key not in n:
         return None
     more = _more(n[key], s[key])
-    return Row(f"{label}: fp16-noscale {key} vs fp16 {fmt(s[key], 4)}", n[key], unit="",
-               verdict="holds" if more else "fails",
-               note="" if more else "no extra underflow without scaling here")
+    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(s[key], 4)}", n[key], unit="",
+                    verdict="holds" if more else "fails",
+                    note="" if more else "no extra underflow without scaling here")
 
 
 @claim("bf16-no-scaling", "BF16 needs no loss scaling; FP16 without it loses small gradients to "
        "underflow", NO_SCALING, "fp16-noscale, fp16 and bf16 with profilers: [numerics]")
-def bf16_no_scaling(ev: Evidence, bound: Bound) -> Outcome:
-    rows: list[Row] = []
-    judged: list[Row] = []
+def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
+    rows: list[ClaimRow] = []
+    judged: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
         label = access.config_label(key)
         uf = {p: u for p in ("bf16", "fp16", "fp16-noscale")
               if (u := _median_underflow(by_p.get(p, []))) is not None}
         for p, u in uf.items():
-            rows.append(Row(f"{label}: {p} flushed to zero", u.get("lost"), n=len(by_p[p]),
-                            unit="", counted=False,
-                            note=f"below fp16 subnormal {fmt(u.get('fraction'), 4)}, fp32 "
-                                 f"reference {fmt(u.get('reference'), 4)}"))
+            rows.append(ClaimRow(f"{label}: {p} flushed to zero", u.get("lost"), n=len(by_p[p]),
+                                 unit="", counted=False,
+                                 note=f"below fp16 subnormal {fmt(u.get('fraction'), 4)}, fp32 "
+                                      f"reference {fmt(u.get('reference'), 4)}"))
         judged += [r for r in (_bf16_half(label, uf), _fp16_half(label, uf)) if r is not None]
     if not judged:
         return not_measured(f"add {access.ADD_PROFILER['numerics']} and the precisions "
@@ -150,12 +158,12 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> Outcome:
     reason = ("shares of sampled activation gradients" +
               ("" if len(halves) == 2 else "; only one half of the claim measured: add the "
                "missing precisions (bf16, fp16 and fp16-noscale)"))
-    return Outcome(verdict, measured, reason, None, None, None, len(judged), False, judged + rows)
+    return ClaimOutcome(verdict, measured, reason, None, None, None, len(judged), False, judged + rows)
 
 
 @claim("dynamic-scaling", "Dynamic loss scaling backs off on overflow and grows when stable",
        DYNAMIC, "fp16 with profilers: [numerics]")
-def dynamic_scaling(ev: Evidence, bound: Bound) -> Outcome:
+def dynamic_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
     runs = [r for r in ev.ok if r.precision == "fp16" and access.loss_scale_history(r)]
     if not runs:
         return not_measured(f"add fp16 with {access.ADD_PROFILER['numerics']}")
@@ -177,17 +185,17 @@ def dynamic_scaling(ev: Evidence, bound: Bound) -> Outcome:
             note = ("no overflow, so no back-off to see" if not drops else
                     f"no growth seen: it needs {interval} overflow-free steps; run longer or "
                     "lower the fp16 recipe's growth_interval option")
-        rows.append(Row(f"{r.run_id}", float(scales[-1]), n=len(scales), unit="", verdict=v,
-                        note=f"{drops} back-offs, {rises} increases, {skipped} skipped; {note}"))
+        rows.append(ClaimRow(f"{r.run_id}", float(scales[-1]), n=len(scales), unit="", verdict=v,
+                             note=f"{drops} back-offs, {rises} increases, {skipped} skipped; {note}"))
     verdict = combine([r.verdict for r in rows if r.verdict])
     head = rows[0]
-    return Outcome(verdict, f"final scale {fmt(head.value)}; {head.note.split(';')[0]}",
-                   head.note, head.value, None, None, len(rows), False, rows)
+    return ClaimOutcome(verdict, f"final scale {fmt(head.value)}; {head.note.split(';')[0]}",
+                        head.note, head.value, None, None, len(rows), False, rows)
 
 
 @claim("fp16-range", "FP16 overflows above ~65,504", RANGE,
        "fp16 (or fp16-noscale) with profilers: [numerics]")
-def fp16_range(ev: Evidence, bound: Bound) -> Outcome:
+def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows = []
     for r in ev.records:
         o = access.overflow(r)
@@ -214,7 +222,7 @@ def fp16_range(ev: Evidence, bound: Bound) -> Outcome:
             v, note = "inconclusive", (f"the limit was not reached: max |x| {amax:,.4g} is "
                                        f"{FP16_MAX / amax:,.3g}× below it" if amax > 0
                                        else "all values zero")
-        rows.append(Row(r.run_id, amax, n=1, unit="", verdict=v, note=note))
+        rows.append(ClaimRow(r.run_id, amax, n=1, unit="", verdict=v, note=note))
     if not rows:
         return not_measured(f"add fp16 (and fp16-noscale) with {access.ADD_PROFILER['numerics']}")
     # A run whose values stayed below the limit says nothing about the limit; where another
@@ -222,5 +230,5 @@ def fp16_range(ev: Evidence, bound: Bound) -> Outcome:
     decided: list[Verdict] = [r.verdict for r in rows if r.verdict in ("holds", "fails")]
     verdict = combine(decided or [r.verdict for r in rows if r.verdict])
     head = max(rows, key=lambda r: r.value or 0.0)
-    return Outcome(verdict, f"max |x| {fmt(head.value)} vs {FP16_MAX:,.0f}", head.note,
-                   head.value, None, None, len(rows), False, rows)
+    return ClaimOutcome(verdict, f"max |x| {fmt(head.value)} vs {FP16_MAX:,.0f}", head.note,
+                        head.value, None, None, len(rows), False, rows)

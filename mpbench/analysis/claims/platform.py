@@ -7,7 +7,7 @@ from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import compare_runs
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, Outcome, Row, Verdict, fmt
+from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, Verdict, fmt
 from mpbench.bench.ceiling import best_gemm
 from mpbench.results.schema import RunRecord
 
@@ -37,7 +37,7 @@ def _bf16_fp16_gemm(ev: Evidence) -> float | None:
 
 @claim("bf16-hardware", "Pre-Ampere GPUs have no BF16 tensor cores", BF16_HW,
        "nothing: the environment card records the device's capabilities")
-def bf16_hardware(ev: Evidence, bound: Bound) -> Outcome:
+def bf16_hardware(ev: Evidence, bound: Bound) -> ClaimOutcome:
     if not ev.records:
         return not_measured("no run records")
     caps = ev.caps
@@ -54,14 +54,14 @@ def bf16_hardware(ev: Evidence, bound: Bound) -> Outcome:
     ratio = _bf16_fp16_gemm(ev)
     if ratio is None:
         detected: Verdict = "holds" if not caps.get("bf16") else "fails"
-        return Outcome(detected, line,
-                       f"compute capability {cc}: BF16 tensor cores "
-                       f"{'absent' if not caps.get('bf16') else 'reported'} by the capability "
-                       "table; run `mpbench bench` to confirm with a bf16 vs fp16 GEMM")
+        return ClaimOutcome(detected, line,
+                            f"compute capability {cc}: BF16 tensor cores "
+                            f"{'absent' if not caps.get('bf16') else 'reported'} by the capability "
+                            "table; run `mpbench bench` to confirm with a bf16 vs fp16 GEMM")
     verdict: Verdict = "holds" if ratio < EMULATED else "fails"
-    return Outcome(verdict, f"{line}; bf16/fp16 GEMM {fmt(ratio)}×",
-                   f"compute capability {cc}; best bf16 GEMM TFLOP/s over fp16's is {fmt(ratio)} "
-                   f"(below {EMULATED} means no BF16 tensor cores)", ratio, n=1)
+    return ClaimOutcome(verdict, f"{line}; bf16/fp16 GEMM {fmt(ratio)}×",
+                        f"compute capability {cc}; best bf16 GEMM TFLOP/s over fp16's is {fmt(ratio)} "
+                        f"(below {EMULATED} means no BF16 tensor cores)", ratio, n=1)
 
 
 def _comm_dtype(r: RunRecord) -> str | None:
@@ -76,8 +76,8 @@ def _comm_bytes(r: RunRecord) -> float | None:
 
 @claim("comm-halving", "All-reduce in FP16/BF16 halves gradient communication", COMM,
        "data-parallel runs (torchrun) with fp32 and 16-bit gradient communication")
-def comm_halving(ev: Evidence, bound: Bound) -> Outcome:
-    rows: list[Row] = []
+def comm_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
+    rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
         runs = [r for rs in by_p.values() for r in rs if _comm_dtype(r)]
         by_dtype: dict[str, list[RunRecord]] = {}

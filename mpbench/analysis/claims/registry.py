@@ -6,7 +6,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.verdict import Bound, Outcome
+from mpbench.analysis.claims.verdict import Bound, ClaimOutcome
 
 APPROX = 0.10
 """Slack for figures the sources give loosely ("~2x", "nearly double", "halves"): 10%."""
@@ -17,7 +17,7 @@ class ClaimSpec:
     claim_id: str
     statement: str
     bound: Bound
-    evaluate: Callable[[Evidence, Bound], Outcome]
+    evaluate: Callable[[Evidence, Bound], ClaimOutcome]
     needs: str
     """What the claim needs from the suite (shown with 'not measured')."""
 
@@ -26,8 +26,8 @@ CLAIMS: dict[str, ClaimSpec] = {}
 
 
 def claim(claim_id: str, statement: str, bound: Bound, needs: str
-          ) -> Callable[[Callable[[Evidence, Bound], Outcome]], Callable[[Evidence, Bound], Outcome]]:
-    def register(fn: Callable[[Evidence, Bound], Outcome]) -> Callable[[Evidence, Bound], Outcome]:
+          ) -> Callable[[Callable[[Evidence, Bound], ClaimOutcome]], Callable[[Evidence, Bound], ClaimOutcome]]:
+    def register(fn: Callable[[Evidence, Bound], ClaimOutcome]) -> Callable[[Evidence, Bound], ClaimOutcome]:
         if claim_id in CLAIMS:
             raise ValueError(f"claim {claim_id!r} registered twice")
         CLAIMS[claim_id] = ClaimSpec(claim_id, statement, bound, fn, needs)
@@ -36,9 +36,9 @@ def claim(claim_id: str, statement: str, bound: Bound, needs: str
     return register
 
 
-def not_measured(what_to_add: str) -> Outcome:
-    return Outcome("not measured", "-", what_to_add)
+def not_measured(what_to_add: str) -> ClaimOutcome:
+    return ClaimOutcome("not measured", "-", what_to_add)
 
 
-def not_applicable(missing: str, measured: str = "-") -> Outcome:
-    return Outcome("not applicable", measured, missing)
+def not_applicable(missing: str, measured: str = "-") -> ClaimOutcome:
+    return ClaimOutcome("not applicable", measured, missing)

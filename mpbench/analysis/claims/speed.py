@@ -8,7 +8,7 @@ from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import Estimate, median_interval, throughput_ratio
 from mpbench.analysis.claims.evidence import BASELINE, MIXED, Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, Outcome, Row, combine, judge
+from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, judge
 from mpbench.analysis.convergence import analyze
 from mpbench.analysis.time_to_target import TimeToTarget
 from mpbench.bench.rows import GemmRow
@@ -33,9 +33,9 @@ def cpu_context(ev: Evidence) -> str:
             "figure fails here")
 
 
-def mixed_rows(ev: Evidence) -> list[Row]:
+def mixed_rows(ev: Evidence) -> list[ClaimRow]:
     """Each 16-bit mixed recipe over fp32 per configuration; the faster one counts."""
-    rows: list[Row] = []
+    rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
         base = by_p.get(BASELINE)
         if not base:
@@ -59,7 +59,7 @@ def mixed_rows(ev: Evidence) -> list[Row]:
 
 @claim("speedup-amp", "Mixed precision (FP16/BF16) trains 2-3x faster than FP32", SPEEDUP_AMP,
        "fp32 and fp16 or bf16 in precisions")
-def speedup_amp(ev: Evidence, bound: Bound) -> Outcome:
+def speedup_amp(ev: Evidence, bound: Bound) -> ClaimOutcome:
     if not any(BASELINE in by_p for by_p in ev.configs.values()):
         return not_measured(f"no completed fp32 baseline: {ev.why_missing({BASELINE})}")
     rows = mixed_rows(ev)
@@ -71,7 +71,7 @@ def speedup_amp(ev: Evidence, bound: Bound) -> Outcome:
 
 @claim("speedup-range", "Speedups range from 1.5x to 3x depending on architecture and batch size",
        SPEEDUP_RANGE, "two or more models or batch sizes, each with fp32 and fp16/bf16")
-def speedup_range(ev: Evidence, bound: Bound) -> Outcome:
+def speedup_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows = [r for r in mixed_rows(ev) if r.counted]
     if len(rows) < 2:
         have = f"{len(rows)} configuration" + ("" if len(rows) == 1 else "s")
@@ -86,9 +86,9 @@ def speedup_range(ev: Evidence, bound: Bound) -> Outcome:
     measured = f"{min(values):.2f}× to {max(values):.2f}× over {len(rows)} configurations"
     reason = f"{inside} of {len(rows)} configurations inside {bound.text}"
     note = cpu_context(ev)
-    return Outcome(verdict, measured, reason + (f". {note}" if note else ""),
-                   float(sorted(values)[len(values) // 2]), min(values), max(values), len(rows),
-                   False, rows)
+    return ClaimOutcome(verdict, measured, reason + (f". {note}" if note else ""),
+                        float(sorted(values)[len(values) // 2]), min(values), max(values), len(rows),
+                        False, rows)
 
 
 def _fp8_capability_missing(ev: Evidence) -> str | None:
@@ -101,7 +101,7 @@ def _fp8_capability_missing(ev: Evidence) -> str | None:
     return None
 
 
-def _fp8_gemm_rows(ev: Evidence) -> list[Row]:
+def _fp8_gemm_rows(ev: Evidence) -> list[ClaimRow]:
     by_shape: dict[tuple[object, ...], dict[str, float]] = {}
     for r in bench_rows(ev.bench, GemmRow):
         if r.tflops and not r.numerics_only:
@@ -116,13 +116,13 @@ def _fp8_gemm_rows(ev: Evidence) -> list[Row]:
 
 @claim("fp8-2x", "FP8 promises another ~2x over BF16", FP8_2X,
        "an FP8 recipe and bf16 in precisions, on a GPU with FP8 tensor cores")
-def fp8_2x(ev: Evidence, bound: Bound) -> Outcome:
+def fp8_2x(ev: Evidence, bound: Bound) -> ClaimOutcome:
     missing = _fp8_capability_missing(ev)
     if missing is not None:
         fp8 = [r for r in ev.records if access.family(r) == "fp8"]
         seen = f"{len(fp8)} FP8 runs recorded as numerics only or skipped" if fp8 else "-"
         return not_applicable(missing, seen)
-    rows: list[Row] = []
+    rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
         base = by_p.get("bf16")
         config_rows = []
@@ -152,12 +152,12 @@ COST_SAVINGS = Bound(
     "eval loss (same seed)")
 
 
-def _cost_row(label: str, ttt: TimeToTarget) -> Row:
+def _cost_row(label: str, ttt: TimeToTarget) -> ClaimRow:
     if ttt.saving is None:
         why = "; ".join(ttt.notes) or "no time ratio"
-        return Row(f"{label} reached fp32's loss in {ttt.reached} of {ttt.n} seeds", None,
-                   n=ttt.n, unit="%", verdict="inconclusive", note=(
-            f"{why}: train longer or evaluate more often (train.eval_every) so the crossing shows"))
+        return ClaimRow(f"{label} reached fp32's loss in {ttt.reached} of {ttt.n} seeds", None,
+                        n=ttt.n, unit="%", verdict="inconclusive", note=(
+                 f"{why}: train longer or evaluate more often (train.eval_every) so the crossing shows"))
     value = 100.0 * ttt.saving
     low = 100.0 * (1 - ttt.time_ratio_high) if ttt.time_ratio_high is not None else None
     high = 100.0 * (1 - ttt.time_ratio_low) if ttt.time_ratio_low is not None else None
@@ -173,8 +173,8 @@ def _cost_row(label: str, ttt: TimeToTarget) -> Row:
 
 @claim("cost-savings", "Mixed precision saves 30-50% of compute cost", COST_SAVINGS,
        "fp32 and fp16/bf16 runs with eval loss (energy: profilers: [nvml] on a GPU)")
-def cost_savings(ev: Evidence, bound: Bound) -> Outcome:
-    rows: list[Row] = []
+def cost_savings(ev: Evidence, bound: Bound) -> ClaimOutcome:
+    rows: list[ClaimRow] = []
     for summary in analyze(ev.records):
         label = f"{summary.model} b{summary.batch_size}×t{summary.seq_len}"
         config_rows = [_cost_row(f"{label}: {rc.precision}", rc.time_to_target)

@@ -54,7 +54,7 @@ class Bound:
 
 
 @dataclass
-class Row:
+class ClaimRow:
     """One comparison behind a verdict (a model configuration, a GEMM shape, a precision)."""
 
     label: str
@@ -78,37 +78,30 @@ class Row:
 
 
 @dataclass
-class Outcome:
+class ClaimOutcome:
     """What a claim's evaluator found; the engine adds the claim's id, statement and bound."""
 
-    verdict: Verdict
-    measured: str
-    reason: str
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    n: int = 0
-    paired: bool = False
-    rows: list[Row] = field(default_factory=list)
-
-
-@dataclass
-class ClaimVerdict:
-    claim_id: str
-    statement: str
     verdict: Verdict
     measured: str
     """The headline number(s), formatted; '-' when nothing was measured."""
     reason: str
     """Why this verdict: the missing capability, what the suite must add, or the comparison."""
-    bound: Bound
     value: float | None = None
     low: float | None = None
     high: float | None = None
-    confidence: float = 0.95
     n: int = 0
     paired: bool = False
-    rows: list[Row] = field(default_factory=list)
+    rows: list[ClaimRow] = field(default_factory=list)
+
+
+@dataclass(kw_only=True)
+class ClaimVerdict(ClaimOutcome):
+    """A claim's outcome with what it was judged against."""
+
+    claim_id: str
+    statement: str
+    bound: Bound
+    confidence: float = 0.95
     targeted: bool = False
     """True when the suite lists this claim under `claims:`."""
 

@@ -12,6 +12,8 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from mpbench.config.errors import unknown_name
+
 Strategy = Literal["ddp", "fsdp2"]
 CommDtype = Literal["fp32", "bf16", "fp16"]
 STRATEGIES: tuple[str, ...] = ("ddp", "fsdp2")
@@ -27,8 +29,6 @@ class _Frozen(BaseModel):
 
 
 def _as_list(value: Any, valid: Any, kind: str) -> Any:
-    from mpbench.config.schema import unknown_name
-
     items = value if isinstance(value, list) else [value]
     for item in items:
         if isinstance(item, str) and item not in valid:

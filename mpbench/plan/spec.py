@@ -5,9 +5,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpbench.config.matrix import train_variants, variant_tag
+from mpbench.config.model_sizes import ModelConfig
+from mpbench.config.parallel import ParallelRun
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
-from mpbench.distributed.config import ParallelRun
-from mpbench.models.config import ModelConfig
 from mpbench.models.entry import ModelFacts, model_facts, resolve_model_config
 from mpbench.results.key import ConfigKey, ParallelKey, make_key, options_tag
 

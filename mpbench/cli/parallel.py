@@ -11,7 +11,7 @@ from rich.console import Console
 
 from mpbench.config.schema import Suite
 from mpbench.errors import UserError
-from mpbench.train.spec import RunSpec
+from mpbench.plan.spec import RunSpec
 
 
 def _specs(suite: Suite, only: tuple[str, ...]) -> list[RunSpec]:
@@ -25,15 +25,15 @@ def _specs(suite: Suite, only: tuple[str, ...]) -> list[RunSpec]:
 
 
 def _child_args(suite_file: Path, out: Path, device: str, only: tuple[str, ...],
-                quiet: bool) -> list[str]:
+                quiet: bool, forward: tuple[str, ...] = ()) -> list[str]:
     args = ["run", str(suite_file), "--out", str(out), "--device", device, "--resume",
-            "--no-report"]
+            "--no-report", *forward]
     args += [f"--only={name}" for name in only]
     return [*args, "--quiet"] if quiet else args
 
 
 def _summary(console: Console, out: Path, report: bool) -> None:
-    from mpbench.cli.run import write_report_if_available
+    from mpbench.cli.results_out import write_report_if_available
     from mpbench.cli.summary import print_summary
     from mpbench.results.store import load_records
 
@@ -47,20 +47,22 @@ def _summary(console: Console, out: Path, report: bool) -> None:
 
 def run_parallel(suite: Suite, suite_file: Path, out: Path | None, device: torch.device,
                  only: tuple[str, ...], resume: bool, quiet: bool, report: bool,
-                 nproc: int | None) -> None:
+                 nproc: int | None, forward: tuple[str, ...] = ()) -> None:
+    """`forward`: the run options that change the suite (--trace, --repeats N), passed on to
+    every rank, which loads the suite file again."""
     from mpbench.distributed.group import TorchrunEnv
 
     env = TorchrunEnv.detect()
     if env is None:
-        _launch(suite, suite_file, out, device, only, resume, quiet, report, nproc)
+        _launch(suite, suite_file, out, device, only, resume, quiet, report, nproc, forward)
     else:
         _as_rank(env, suite, suite_file, out, device, only, resume, quiet, report)
 
 
 def _launch(suite: Suite, suite_file: Path, out: Path | None, device: torch.device,
             only: tuple[str, ...], resume: bool, quiet: bool, report: bool,
-            nproc: int | None) -> None:
-    from mpbench.cli.run import check_out_dir, default_out
+            nproc: int | None, forward: tuple[str, ...] = ()) -> None:
+    from mpbench.cli.results_out import check_out_dir, default_out
     from mpbench.distributed.launch import check_world, launch, needs_parallel, with_world_size
 
     needs_parallel(suite, "--nproc")
@@ -76,7 +78,8 @@ def _launch(suite: Suite, suite_file: Path, out: Path | None, device: torch.devi
     console.print(f"suite {suite.name}: {len(specs)} runs on {world} processes "
                   f"(torchrun, {device.type}) -> {out}", highlight=False)
     try:
-        code = launch(world, len(specs), _child_args(suite_file, out, device.type, only, quiet))
+        code = launch(world, len(specs),
+                      _child_args(suite_file, out, device.type, only, quiet, forward))
     except KeyboardInterrupt:
         console.print(f"interrupted; continue with `mpbench run {suite_file} --nproc {world} "
                       f"--out {out} --resume`", highlight=False)
@@ -92,7 +95,7 @@ def _launch(suite: Suite, suite_file: Path, out: Path | None, device: torch.devi
 def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, device: torch.device,
              only: tuple[str, ...], resume: bool, quiet: bool, report: bool) -> None:
     from mpbench.cli.progress import RunProgress
-    from mpbench.cli.run import check_out_dir
+    from mpbench.cli.results_out import check_out_dir
     from mpbench.distributed.group import TorchrunEnv, init_group, rank_device
     from mpbench.distributed.launch import (
         check_world,
@@ -132,16 +135,11 @@ def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, devi
     else:
         console.print(f"torchrun restart {env.restart_count}: resuming {out}", highlight=False)
     progress = RunProgress(console, plain)
-    runner = ParallelRunner(suite, group, environment_card(), results, suite_file.parent)
+    runner = ParallelRunner(suite, group, environment_card(), results, suite_file.parent, out)
     try:
         with progress.live():
             for event in runner.run(specs, resume, progress.callback):
-                if event.resumed:
-                    progress.resumed(event.spec, event.index, event.total)
-                elif event.record is None:
-                    progress.start(event.spec, event.index, event.total)
-                else:
-                    progress.finish(event.record)
+                progress.follow(event)
     except KeyboardInterrupt:
         console.print(f"interrupted: recorded runs are in {out}; continue with --out {out} "
                       "--resume", highlight=False)

@@ -17,9 +17,9 @@ import torch
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
+from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.schema import ModelSpec
 from mpbench.models import build_model, flops_per_token
-from mpbench.models.config import ModelConfig
 from mpbench.models.entry import ModelFacts, build_entry
 from mpbench.models.gpt import GPT
 from mpbench.models.llama import Llama

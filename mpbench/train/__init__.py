@@ -1,0 +1,1 @@
+"""Plan and run training specs; write records."""
