@@ -50,7 +50,7 @@ def measured(out: Path, suite: Path | None = None, device_kind: str = "cuda"
     for r in records:
         if r.status != "ok":
             missing.append(f"run {r.run_id}: {r.status}: {r.reason}")
-        for prof, result in (r.profiles or {}).items():
+        for prof, result in (r.profiler_results or {}).items():
             if isinstance(result, dict) and "skipped" in result:
                 missing.append(f"run {r.run_id}: profiler {prof}: {result['skipped']}")
     return found, missing

@@ -69,7 +69,7 @@ def main() -> None:
             steps[label].append(record.step_times_ms)
             if label == "on":
                 hooks.append(record.hook_time_s)
-                overhead = record.profiles.get("nvml", {}).get("overhead_fraction")
+                overhead = record.profiler_results.get("nvml", {}).get("overhead_fraction")
                 if overhead is not None:
                     print(f"  nvml sampler CPU time: {100 * overhead:.3f}% of the window")
     throughput = median_ratio(tps["on"], tps["off"])  # off tokens/s over on tokens/s

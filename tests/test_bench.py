@@ -227,7 +227,7 @@ def run_record(precision: str, family: str, tps: float, **kw: Any) -> RunRecord:
 
 @pytest.mark.unit
 def test_predictions_from_training_runs() -> None:
-    profiled = run_record("fp32", "fp32", 1000.0, profiles={"tensor_cores": {"buckets": {"gemm": 3, "other": 1}}})
+    profiled = run_record("fp32", "fp32", 1000.0, profiler_results={"tensor_cores": {"buckets": {"gemm": 3, "other": 1}}})
     assert gemm_share_from_record(profiled, None) == (0.75, f"tensor_cores profile of run {profiled.run_id}")
     flops_only = run_record("fp32", "fp32", 1000.0, achieved_tflops=0.05)
     share, source = gemm_share_from_record(flops_only, 0.2) or (0.0, "")
@@ -397,7 +397,7 @@ def test_cli_bench_predicts_next_to_training_runs(tmp_path: Path) -> None:
 
     here = device_name(CPU)
     results.write(run_record("fp32", "fp32", 1000.0, device_name=here,
-                             profiles={"tensor_cores": {"buckets": {"gemm": 1, "other": 1}}}))
+                             profiler_results={"tensor_cores": {"buckets": {"gemm": 1, "other": 1}}}))
     results.write(run_record("bf16", "bf16", 1200.0, device_name=here, run_id="gpt-tiny-bf16-s0"))
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["bench", str(suite), "--device", "cpu", "-o", str(out),

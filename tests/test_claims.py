@@ -177,21 +177,21 @@ def test_memory_halving_on_a_gpu_and_noisy_cpu_points() -> None:
 
 def test_adam_16_bytes_from_the_memory_breakdown() -> None:
     n = 1_000_000
-    good = [record(p, profiles={"memory": memory_profile(n, a)}, n_params=n)
+    good = [record(p, profiler_results={"memory": memory_profile(n, a)}, n_params=n)
             for p, a in (("fp32", 4_000_000), ("bf16", 2_000_000))]
     v = verdicts(good)["adam-16-bytes"]
     assert v.verdict == "holds" and v.value == pytest.approx(16.0)
     assert "0.50× fp32" in v.reason  # where the savings come from
-    bad = [record("fp32", profiles={"memory": memory_profile(n, 4_000_000)}, n_params=n),
-           record("bf16", profiles={"memory": memory_profile(n, 2_000_000, 12.0)}, n_params=n)]
+    bad = [record("fp32", profiler_results={"memory": memory_profile(n, 4_000_000)}, n_params=n),
+           record("bf16", profiler_results={"memory": memory_profile(n, 2_000_000, 12.0)}, n_params=n)]
     assert verdicts(bad)["adam-16-bytes"].verdict == "fails"
     assert verdicts(runs("fp32"))["adam-16-bytes"].verdict == "not measured"
 
 
 def test_larger_batch_from_the_max_batch_search() -> None:
-    recs = [record("fp32", profiles={"max_batch": payload(MaxBatchResult, max_batch_size=8,
+    recs = [record("fp32", profiler_results={"max_batch": payload(MaxBatchResult, max_batch_size=8,
                                                           limit="oom")}),
-            record("bf16", profiles={"max_batch": payload(MaxBatchResult, max_batch_size=16,
+            record("bf16", profiler_results={"max_batch": payload(MaxBatchResult, max_batch_size=16,
                                                           limit="oom")})]
     v = verdicts(recs)["larger-batch"]
     assert v.verdict == "holds" and v.value == pytest.approx(2.0)
@@ -227,13 +227,13 @@ def _numerics(frac: float, lost: float | None, ref: float = 0.012, **kw):
 
 def test_bf16_no_scaling_from_underflow_fractions() -> None:
     # fractions as measured on gpt-tiny (CPU, 3 seeds): fp16-noscale flushes ~3x scaled fp16
-    recs = [record("bf16", profiles=_numerics(0.0120, 0.0024)),
-            record("fp16", profiles=_numerics(0.0022, 0.0021)),
-            record("fp16-noscale", profiles=_numerics(0.0078, 0.0069))]
+    recs = [record("bf16", profiler_results=_numerics(0.0120, 0.0024)),
+            record("fp16", profiler_results=_numerics(0.0022, 0.0021)),
+            record("fp16-noscale", profiler_results=_numerics(0.0078, 0.0069))]
     v = verdicts(recs)["bf16-no-scaling"]
     assert v.verdict == "holds"
     assert "fp16-noscale lost vs fp16 0.0021: 0.0069" in v.measured
-    recs[2] = record("fp16-noscale", profiles=_numerics(0.0022, 0.0021))
+    recs[2] = record("fp16-noscale", profiler_results=_numerics(0.0022, 0.0021))
     assert verdicts(recs)["bf16-no-scaling"].verdict == "fails"
     only_bf16 = verdicts(recs[:1])["bf16-no-scaling"]  # bf16 keeps FP32's tiny values: one half
     assert only_bf16.verdict == "inconclusive" and "one half" in only_bf16.reason
@@ -241,35 +241,35 @@ def test_bf16_no_scaling_from_underflow_fractions() -> None:
 
 def test_dynamic_scaling_needs_a_back_off_and_a_rise() -> None:
     hist = [[1, 65536.0], [2, 32768.0], [40, 65536.0]]
-    v = verdicts([record("fp16", profiles={"numerics": numerics(loss_scale=hist, skipped_steps=1)})])
+    v = verdicts([record("fp16", profiler_results={"numerics": numerics(loss_scale=hist, skipped_steps=1)})])
     assert v["dynamic-scaling"].verdict == "holds"
     only_down = [[1, 65536.0], [2, 32768.0]]
-    v = verdicts([record("fp16", profiles={"numerics": numerics(loss_scale=only_down,
+    v = verdicts([record("fp16", profiler_results={"numerics": numerics(loss_scale=only_down,
                                                                skipped_steps=1)})])
     assert v["dynamic-scaling"].verdict == "inconclusive"
     assert "growth_interval" in v["dynamic-scaling"].reason
     flat = [[1, 65536.0], [5, 65536.0]]
-    v = verdicts([record("fp16", profiles={"numerics": numerics(loss_scale=flat, skipped_steps=3)})])
+    v = verdicts([record("fp16", profiler_results={"numerics": numerics(loss_scale=flat, skipped_steps=3)})])
     assert v["dynamic-scaling"].verdict == "fails"
 
 
 def test_fp16_range_against_65504() -> None:
     over = numerics(overflow={"act_amax": 70000.0, "grad_amax": 10.0, "events": [{"step": 3}] * 2})
-    v = verdicts([record("fp16-noscale", profiles={"numerics": over})])["fp16-range"]
+    v = verdicts([record("fp16-noscale", profiler_results={"numerics": over})])["fp16-range"]
     assert v.verdict == "holds" and "70,000" in v.measured
     calm = numerics(overflow={"act_amax": 100.0, "grad_amax": 1.0, "events": []})
-    v = verdicts([record("fp16", profiles={"numerics": calm})])["fp16-range"]
+    v = verdicts([record("fp16", profiler_results={"numerics": calm})])["fp16-range"]
     assert v.verdict == "inconclusive" and "655" in v.reason  # 65504 / 100 below the limit
     # an inf gradient leaves only finite amaxes below the limit; the event's FP32 reference
     # (x loss scale) shows the value was over 65504, so the claim holds
     inf_event = numerics(overflow={"act_amax": 30.0, "grad_amax": 900.0, "events": [
         {"step": 5, "kind": "inf", "fp32_scaled_amax": 1.2e5}]})
-    v = verdicts([record("fp16", profiles={"numerics": inf_event})])["fp16-range"]
+    v = verdicts([record("fp16", profiler_results={"numerics": inf_event})])["fp16-range"]
     assert v.verdict == "holds" and v.value == pytest.approx(1.2e5)
     # fp16-noscale's small values never reach the limit: no evidence either way, so the
     # scaled run that overflowed above 65504 decides
-    v = verdicts([record("fp16", profiles={"numerics": inf_event}),
-                  record("fp16-noscale", profiles={"numerics": calm})])["fp16-range"]
+    v = verdicts([record("fp16", profiler_results={"numerics": inf_event}),
+                  record("fp16-noscale", profiler_results={"numerics": calm})])["fp16-range"]
     assert v.verdict == "holds" and len(v.rows) == 2
 
 
@@ -314,8 +314,8 @@ def test_comm_halving_from_communication_bytes() -> None:
         return {"parallel": {"strategy": "ddp", "world_size": 2, "grad_comm_dtype": dtype,
                              "comm_per_step": {"bytes": nbytes, "bytes_by_dtype": {dtype: nbytes}}}}
 
-    recs = [record("fp32", profiles=parallel("fp32", 4000)),
-            record("bf16", profiles=parallel("bf16", 2000))]
+    recs = [record("fp32", profiler_results=parallel("fp32", 4000)),
+            record("bf16", profiler_results=parallel("bf16", 2000))]
     v = verdicts(recs)["comm-halving"]
     assert v.verdict == "holds" and v.value == pytest.approx(0.5)
     assert verdicts(runs("fp32"))["comm-halving"].verdict == "not measured"

@@ -175,9 +175,9 @@ def test_typed_payloads_refuse_a_renamed_field() -> None:
 
     with pytest.raises(ValidationError):
         payload(MemoryResult, param_bytes=4)  # the field is params_bytes
-    good = record("fp32", profiles={"memory": memory_profile(1000, 5000)})
+    good = record("fp32", profiler_results={"memory": memory_profile(1000, 5000)})
     assert access.model_state_bytes(good) == 16 * 1000 and access.activation_bytes(good) == 5000
-    renamed = record("fp32", profiles={"memory": {"param_bytes": 4000}})
-    with pytest.raises(UserError, match=r"profiles\.memory"):
+    renamed = record("fp32", profiler_results={"memory": {"param_bytes": 4000}})
+    with pytest.raises(UserError, match=r"profiler_results\.memory"):
         access.memory_breakdown(renamed)
     assert record("fp32").env.cpu.model == "Test CPU"  # the environment card is typed too

@@ -155,7 +155,7 @@ def test_time_to_target_and_cost_ratio() -> None:
 @pytest.mark.unit
 def test_energy_to_target_uses_measured_window_power() -> None:
     nvml = {"nvml": {"energy_j": 100.0}}
-    fp32 = [record("fp32", 0, [(10, 2.0)], [8.0], profiles=nvml, window_s=10.0)]
+    fp32 = [record("fp32", 0, [(10, 2.0)], [8.0], profiler_results=nvml, window_s=10.0)]
     result = time_to_target(fp32, {0: 2.0})
     assert result is not None and result.median_energy_j == pytest.approx(80.0)
 
@@ -220,7 +220,7 @@ def test_cpu_profile_end_to_end(tmp_path: Path) -> None:
         assert len(r.eval_times_s) == 3 and r.eval_times_s == sorted(r.eval_times_s)
         # the clock: every step but the first (the only warm-up step here), no eval time
         assert r.eval_times_s[-1] == pytest.approx(sum(r.step_times_ms) / 1e3, rel=1e-9)
-        numerics = r.profiles["numerics"]
+        numerics = r.profiler_results["numerics"]
         assert numerics["every"] == 100 and numerics["overhead_s"] > 0
     [summary] = analyze(records)
     assert summary.baseline_seeds == len(raw["seeds"]) >= 3
@@ -236,6 +236,6 @@ def test_cpu_profile_end_to_end(tmp_path: Path) -> None:
     fp32_ttt = by_name["fp32"].time_to_target
     assert fp32_ttt is not None and fp32_ttt.reached == 3  # every seed reaches its own final loss
     assert all(math.isfinite(s.time_s or math.nan) for s in fp32_ttt.seeds)
-    lost = {r.precision: r.profiles["numerics"]["underflow"]["lost_fraction"] for r in ok
+    lost = {r.precision: r.profiler_results["numerics"]["underflow"]["lost_fraction"] for r in ok
             if r.seed == 0 and r.precision in ("fp16", "fp16-noscale")}
     assert lost["fp16-noscale"] > lost["fp16"]

@@ -76,7 +76,7 @@ def records(out: Path) -> dict[str, dict[str, Any]]:
     found = {}
     for p in (out / "runs").glob("*.json"):
         r = json.loads(p.read_text())
-        par = r["profiles"]["parallel"]
+        par = r["profiler_results"]["parallel"]
         found[f"{par['strategy']}-{par['grad_comm_dtype']}"] = r
     return found
 
@@ -101,7 +101,7 @@ def deviation(record: dict[str, Any], reference: list[float]) -> float:
 
 
 def bytes_of(record: dict[str, Any], op: str) -> dict[str, int]:
-    return {c["dtype"]: c["bytes"] for c in record["profiles"]["parallel"]["comm_per_step"]
+    return {c["dtype"]: c["bytes"] for c in record["profiler_results"]["parallel"]["comm_per_step"]
             ["collectives"] if c["op"] == op}
 
 
@@ -125,7 +125,7 @@ def test_two_ranks_train_every_strategy_and_record_ranks(matrix: tuple[Path, Pat
     assert sorted(recs) == ["ddp-bf16", "ddp-fp32", "fsdp2-bf16", "fsdp2-fp32"]
     for rec in recs.values():
         assert rec["status"] == "ok", rec["reason"]
-        par = rec["profiles"]["parallel"]
+        par = rec["profiler_results"]["parallel"]
         assert (par["world_size"], par["backend"], par["per_rank_batch"]) == (2, "gloo", 2)
         assert [r["rank"] for r in par["ranks"]] == [0, 1]
         assert all(r["status"] == "ok" and r["step_stats"]["n"] == 4 for r in par["ranks"])
@@ -153,7 +153,7 @@ def test_bf16_gradient_comm_halves_the_bytes(matrix: tuple[Path, Path]) -> None:
     assert rs16["bfloat16"] * 2 == rs32["float32"]
     # FSDP2 gathers parameters in their own dtype (no param_dtype set): unchanged by comm dtype
     assert bytes_of(recs["fsdp2-fp32"], "all_gather") == bytes_of(recs["fsdp2-bf16"], "all_gather")
-    per_step = recs["ddp-bf16"]["profiles"]["parallel"]["comm_per_step"]
+    per_step = recs["ddp-bf16"]["profiler_results"]["parallel"]["comm_per_step"]
     assert per_step["sent_bytes"] == per_step["bytes"]  # ring all-reduce on 2 ranks: 2(n-1)/n = 1
 
 
@@ -202,7 +202,7 @@ def test_killed_rank_gives_a_failed_record_and_the_suite_goes_on(tmp_path: Path)
     # step's loss average when the kill lands while that is still in flight
     assert re.search(r"; rank 0 stopped in all_reduce \((DDP gradient bucket|loss average)",
                      failed["reason"]), failed["reason"]
-    assert [r["status"] for r in failed["profiles"]["parallel"]["ranks"]] == ["failed", "missing"]
+    assert [r["status"] for r in failed["profiler_results"]["parallel"]["ranks"]] == ["failed", "missing"]
     assert after["status"] == "ok"  # torchrun restarted the group; the suite went on
 
 
@@ -368,7 +368,7 @@ def test_merge_keeps_per_rank_spread_and_fails_on_a_missing_rank() -> None:
                 "tokens_per_s": 1000.0, "peak_bytes": 100 * (rank + 1)}
 
     merged = merge(_record(), {0: report(0, 10.0), 1: report(1, 14.0)}, 2, {"strategy": "ddp"})
-    par = merged.profiles["parallel"]
+    par = merged.profiler_results["parallel"]
     assert merged.status == "ok" and par["strategy"] == "ddp"
     assert par["across_ranks"]["step_median_ms"] == {"min": 10.0, "median": 12.0, "max": 14.0,
                                                      "max_rank": 1}
@@ -381,7 +381,7 @@ def test_merge_keeps_per_rank_spread_and_fails_on_a_missing_rank() -> None:
 @pytest.mark.unit
 def test_scaling_efficiency_per_device_against_world_size_one() -> None:
     def rec(world: int, tps: float) -> RunRecord:
-        return _record(tokens_per_s=tps, profiles={"parallel": {
+        return _record(tokens_per_s=tps, profiler_results={"parallel": {
             "world_size": world, "strategy": "ddp", "grad_comm_dtype": "bf16"}})
 
     rows = scaling_rows([rec(1, 1000.0), rec(2, 1800.0), rec(2, 1600.0)])
@@ -402,7 +402,7 @@ def test_single_gpu_nccl_run_profiles_kernels(tmp_path: Path) -> None:
                    "--no-report"])
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     for rec in records(out).values():
-        par = rec["profiles"]["parallel"]
+        par = rec["profiler_results"]["parallel"]
         assert rec["status"] == "ok" and par["backend"] == "nccl"
         assert par["topology"]["gpus_per_node"] >= 1 and "gpu_links" in par["topology"]
         kernels = par["gpu_kernels"]

@@ -12,10 +12,10 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
 from mpbench.distributed.overlap import kernel_overlap
-from mpbench.profile.kernels import GPU_BUCKETS, summarize
-from mpbench.profile.nvml import NvmlProfiler, NvmlWindow, device_handle
-from mpbench.profile.restore import weights_restored
-from mpbench.profile.tensor_cores import busy_time_us, gpu_kernels
+from mpbench.profilers.kernels import GPU_BUCKETS, summarize
+from mpbench.profilers.nvml import NvmlProfiler, NvmlWindow, device_handle
+from mpbench.profilers.restore import weights_restored
+from mpbench.profilers.tensor_cores import busy_time_us, gpu_kernels
 from mpbench.results.env import nvml_card, nvml_handle
 
 pytestmark = pytest.mark.unit

@@ -116,7 +116,7 @@ def test_profilers_work_unchanged_on_a_hf_model() -> None:
     (spec,) = expand(suite)
     rec = train_run(spec, make_source(suite.data), torch.device("cpu"), environment_card())
     assert rec.status == "ok", rec.reason
-    memory, numerics, max_batch = (rec.profiles[k] for k in ("memory", "numerics", "max_batch"))
+    memory, numerics, max_batch = (rec.profiler_results[k] for k in ("memory", "numerics", "max_batch"))
     n = sum(p.numel() for p in hf_model("llama").parameters())
     assert memory["n_params"] == n and memory["params_bytes"] == 4 * n
     assert memory["grads_bytes"] == 4 * n and memory["optimizer_bytes"] >= 8 * n
@@ -255,7 +255,7 @@ def test_user_modules_train_and_report(tmp_path: Path) -> None:
     assert tiny["recipe"]["fp8"]["layers_in_fp8"] == [
         f"user.blocks.0.{s}" for s in ("qkv", "out", "up", "down")]
     assert tiny["flops_method"] == "flop_counter" and tiny["flops_per_token"] > 0
-    assert tiny["profiles"]["mfu"]["flops_method"] == "flop_counter"
+    assert tiny["profiler_results"]["mfu"]["flops_method"] == "flop_counter"
     bigram = records["build__fp32__b2-t16__seed0.json"]
     assert bigram["model_source"]["returns"] == "loss" and bigram["n_params"] == 64 * 64 * 2 + 64 * 64 + 64 + 64
     html = (out / "report.html").read_text()

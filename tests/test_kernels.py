@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mpbench.profile import kernels as k
+from mpbench.profilers import kernels as k
 
 pytestmark = pytest.mark.unit
 

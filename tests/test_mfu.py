@@ -117,8 +117,8 @@ def test_report_reads_the_records_figures_and_says_no_valid_ceiling(tmp_path: Pa
     assert achieved == pytest.approx(0.03072)
     mfu = {"mfu": {"dtype": "fp32", "ceiling_tflops": 0.12288}}
     beaten = {"mfu": {"dtype": "fp16", "ceiling_tflops": 0.01}}
-    path = write_results(tmp_path / "r", [record("fp32", profiles=mfu),
-                                          record("fp16", profiles=beaten)])
+    path = write_results(tmp_path / "r", [record("fp32", profiler_results=mfu),
+                                          record("fp16", profiler_results=beaten)])
     table = _mfu_table(ResultSet.load(path))
     ceiling_col = table.columns.index("MFU (ceiling)")
     note_col = table.columns.index("ceiling note")

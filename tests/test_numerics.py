@@ -19,9 +19,9 @@ from mpbench.config.schema import DataConfig, Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.plan.spec import expand
 from mpbench.precision import get_recipe
-from mpbench.profile.base import RunContext, StepInfo
-from mpbench.profile.grad_probe import FP16_MAX, probe, underflow
-from mpbench.profile.numerics import Numerics, NumericsOptions
+from mpbench.profilers.base import RunContext, StepInfo
+from mpbench.profilers.grad_probe import FP16_MAX, probe, underflow
+from mpbench.profilers.numerics import Numerics, NumericsOptions
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
@@ -180,13 +180,13 @@ def run(suite: Suite) -> RunRecord:
 def test_grad_scaler_backs_off_on_overflow_and_grows_when_stable() -> None:
     rare = [{"name": "numerics", "options": {"every": 100}}]
     high = run(tiny_suite({"name": "fp16", "options": {"init_scale": 2.0**40}}, 3, rare))
-    n = high.profiles["numerics"]
+    n = high.profiler_results["numerics"]
     assert high.status == "ok" and n["skipped_steps"] == [1, 2, 3]
     assert [s for _, s in n["loss_scale"]] == [2.0**40, 2.0**39, 2.0**38, 2.0**37]
     assert sum(e["kind"] == "skipped-step" for e in n["overflow"]["events"]) == 3
     low = run(tiny_suite({"name": "fp16", "options": {"init_scale": 1.0, "growth_interval": 2}},
                          4, rare))
-    n = low.profiles["numerics"]
+    n = low.profiler_results["numerics"]
     assert n["skipped_steps"] == []
     # initial scale, step 1 (sampled), then every change: x2 after each 2 clean steps
     assert n["loss_scale"] == [[0, 1.0], [1, 1.0], [2, 2.0], [4, 4.0]]
@@ -198,7 +198,7 @@ def test_profiler_does_not_change_training() -> None:
     every2 = [{"name": "numerics", "options": {"every": 2}}]
     watched, plain = run(tiny_suite(fp16, 4, every2)), run(tiny_suite(fp16, 4, []))
     assert watched.loss_curve == plain.loss_curve and watched.eval_loss == plain.eval_loss
-    n = watched.profiles["numerics"]
+    n = watched.profiler_results["numerics"]
     assert n["probes"] == 3 and n["overhead_s"] > 0 and n["overhead_fraction"] > 0
     assert [s for s, _ in n["grad_norm"]] == [1, 2, 4] and all(v > 0 for _, v in n["grad_norm"])
 
@@ -226,7 +226,7 @@ def test_a_blown_up_run_is_recorded_as_diverged_and_the_suite_goes_on(tmp_path: 
         assert r.last_good_loss is not None and r.last_good_loss < 3 * 3.47  # 3 x ln(32)
         assert r.reason is not None and f"at step {r.diverged_step}" in r.reason
         assert r.eval_loss is None and r.tokens_per_s is None
-        assert "numerics" in r.profiles
+        assert "numerics" in r.profiler_results
     assert "diverged" in result.output
 
 
@@ -240,5 +240,5 @@ def test_underflow_on_cuda_fp16_noscale_vs_fp16() -> None:
         spec = expand(tiny_suite({"name": name}, steps=3))[0]
         record = train_run(spec, source, torch.device("cuda"), environment_card())
         assert record.status == "ok"
-        lost[name] = record.profiles["numerics"]["underflow"]["lost_fraction"]
+        lost[name] = record.profiler_results["numerics"]["underflow"]["lost_fraction"]
     assert lost["fp16-noscale"] > lost["fp16"]

@@ -38,11 +38,11 @@ def gpu_results(tmp: Path, bf16_ms: float = 40.0, name: str = "gpu", suite: str 
         recs.append(record("fp32", s, step_ms=100, eval_loss=fp32_eval[s], peak_bytes=1000 * 2**20, env=H100, suite=suite,
                            description=description, model=model, n_params=n,
                            claims=["speedup-amp", "memory-halving"],
-                           profiles={"memory": memory_profile(n, 8_000_000)}))
+                           profiler_results={"memory": memory_profile(n, 8_000_000)}))
         recs.append(record("bf16", s, step_ms=bf16_ms, peak_bytes=450 * 2**20, env=H100,
                            eval_loss=bf16_eval[s],
                            suite=suite, description=description, model=model, n_params=n,
-                           profiles={"memory": memory_profile(n, 4_000_000)}))
+                           profiler_results={"memory": memory_profile(n, 4_000_000)}))
     recs.append(record("fp8-te", 0, env=H100, status="skipped", suite=suite, model=model,
                        reason="TransformerEngine is not installed"))
     bench = [bench_record("gemm", [gemm_row(d, 8192, t) for d, t in
@@ -226,7 +226,7 @@ def test_rendering_200_records(benchmark, tmp_path: Path) -> None:
         for p in ("fp32", "bf16", "fp16", "fp16-noscale"):
             for s in range(10):
                 recs.append(record(p, s, model=m, step_ms=100 if p == "fp32" else 60,
-                                   eval_loss=2.0 + 0.01 * s, n_params=1_000_000, profiles={
+                                   eval_loss=2.0 + 0.01 * s, n_params=1_000_000, profiler_results={
                                        "memory": memory_profile(1_000_000, 4_000_000),
                                        "numerics": numerics(loss_scale=[[0, 65536.0]],
                                                             skipped_steps=[])}))

@@ -11,7 +11,7 @@ pytestmark = pytest.mark.unit
 
 SCRIPT = """
 import os, sys
-from mpbench.profile.stderr_filter import without_profiler_chatter
+from mpbench.profilers.stderr_filter import without_profiler_chatter
 with without_profiler_chatter():
     os.write(2, b"USDT:2026 profiler_start\\n")
     os.write(2, b"a real warning\\n")

@@ -144,7 +144,7 @@ def test_mlflow_export_reads_back(logged: Logged, tmp_path: Path) -> None:
     assert [v for _, v, _ in m["train/step_time_ms"]] == fp16.step_times_ms
     assert [s for s, _, _ in m["train/step_time_ms"]] == list(range(3, 9))  # after 2 warm-up
     assert [(s, v) for s, v, _ in m["eval/loss"]] == [(s, v) for s, v in fp16.eval_curve]
-    numerics = fp16.profiles["numerics"]
+    numerics = fp16.profiler_results["numerics"]
     assert [(s, v) for s, v, _ in m["numerics/loss_scale"]] == [tuple(x) for x in numerics["loss_scale"]]
     assert [(s, v) for s, v, _ in m["numerics/grad_norm"]] == [tuple(x) for x in numerics["grad_norm"]]
     last = fp16.loss_curve[-1][0]
@@ -361,7 +361,7 @@ def test_export_to_a_live_mlflow_server_over_http(small_results: Path, tmp_path:
 
 @pytest.mark.unit
 def test_summary_metrics_carry_mfu_energy_and_leave_out_what_was_not_measured() -> None:
-    gpu = record("bf16", env=gpu_env(), profiles={
+    gpu = record("bf16", env=gpu_env(), profiler_results={
         "mfu": {"mfu_vs_ceiling": 0.41}, "nvml": {"joules_per_token": 0.0125},
         "numerics": numerics(loss_scale=[], grad_norm=[[1, 0.5], [2, None], [3, 0.25]])},
     ).model_copy(update={"mfu": 0.35})

@@ -24,7 +24,7 @@ from mpbench.results.payloads import (
 )
 from mpbench.results.schema import RunRecord
 
-# Suite lines that turn each profiler on (names as registered in mpbench/profile/).
+# Suite lines that turn each profiler on (names as registered in mpbench/profilers/).
 ADD_PROFILER = {
     "memory": "profilers: [memory]",
     "tensor_cores": "profilers: [tensor_cores]",
@@ -40,7 +40,7 @@ MEMORY_PARTS = ("params_bytes", "grads_bytes", "optimizer_bytes", "activations_b
 
 
 def _profile(r: RunRecord, name: str) -> dict[str, Any] | None:
-    p = r.profiles.get(name)
+    p = r.profiler_results.get(name)
     if not isinstance(p, dict) or "skipped" in p:
         return None
     return p
@@ -55,12 +55,12 @@ def _typed(r: RunRecord, name: str, model: type[P]) -> P | None:
     try:
         return model.model_validate(p)
     except ValidationError as exc:
-        raise UserError(f"run {r.run_id}: profiles.{name}: {first_error(exc, model)}; "
+        raise UserError(f"run {r.run_id}: profiler_results.{name}: {first_error(exc, model)}; "
                         "re-run it with this mpbench") from None
 
 
 def profile_skip_reason(r: RunRecord, name: str) -> str | None:
-    p = r.profiles.get(name)
+    p = r.profiler_results.get(name)
     return str(p["skipped"]) if isinstance(p, dict) and "skipped" in p else None
 
 

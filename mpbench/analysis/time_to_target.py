@@ -91,7 +91,7 @@ def eval_clock(record: RunRecord) -> tuple[list[tuple[int, float, float]], str]:
 
 
 def average_power_w(record: RunRecord) -> float | None:
-    nvml = record.profiles.get("nvml") or {}
+    nvml = record.profiler_results.get("nvml") or {}
     energy = nvml.get("energy_j") if isinstance(nvml, dict) else None
     if not energy:
         return None

@@ -95,7 +95,7 @@ def gemm_share_from_buckets(buckets: Any) -> float | None:
 
 def gemm_share_from_record(record: RunRecord, ceiling_tflops: float | None) -> tuple[float, str] | None:
     """The baseline run's GEMM time share: from its kernel profile, else from its FLOPs."""
-    profile = record.profiles.get("tensor_cores")
+    profile = record.profiler_results.get("tensor_cores")
     if isinstance(profile, dict) and "buckets" in profile:
         share = gemm_share_from_buckets(profile["buckets"])
         if share is not None:

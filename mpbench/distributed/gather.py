@@ -43,7 +43,7 @@ def rank_report(record: RunRecord, rank: int, host: str, step: int | None,
         "memory_kind": mem.kind if mem else None,
         "first_step_s": record.first_step_s,
         "final_train_loss": record.final_train_loss,
-        "comm_per_step": (record.profiles.get("parallel") or {}).get("comm_per_step"),
+        "comm_per_step": (record.profiler_results.get("parallel") or {}).get("comm_per_step"),
     }
 
 
@@ -93,12 +93,12 @@ def across_ranks(reports: dict[int, dict[str, Any] | None]) -> dict[str, Any]:
 def merge(record: RunRecord, reports: dict[int, dict[str, Any] | None], world_size: int,
           facts: dict[str, Any]) -> RunRecord:
     """Rank 0's record with every rank's numbers; failed when any rank failed or is missing."""
-    par: dict[str, Any] = {**facts, **(record.profiles.get("parallel") or {})}
+    par: dict[str, Any] = {**facts, **(record.profiler_results.get("parallel") or {})}
     par["ranks"] = [reports[r] or {"rank": r, "status": "missing"} for r in range(world_size)]
     par["across_ranks"] = across_ranks(reports)
     if record.tokens_per_s is not None:
         par["tokens_per_s_per_device"] = record.tokens_per_s / world_size
-    update: dict[str, Any] = {"profiles": {**record.profiles, "parallel": par}}
+    update: dict[str, Any] = {"profiler_results": {**record.profiler_results, "parallel": par}}
     statuses = {rep["status"] if rep else "missing" for rep in reports.values()}
     if len(statuses) > 1 or statuses & {*FAILED, "missing", "aborted"}:
         status, reason = compose_reason(reports, world_size)

@@ -62,7 +62,7 @@ def split_exposed(comm: list[Interval], compute: list[Interval]) -> dict[str, fl
 
 def kernel_overlap(events: Any, steps: int) -> dict[str, Any]:
     """From torch.profiler events: per-step milliseconds of NCCL and compute kernels."""
-    from mpbench.profile.tensor_cores import is_kernel
+    from mpbench.profilers.tensor_cores import is_kernel
 
     comm: list[Interval] = []
     compute: list[Interval] = []

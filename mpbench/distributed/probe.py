@@ -23,7 +23,7 @@ import torch.distributed as dist
 from mpbench.config.parallel import ParallelRun
 from mpbench.distributed.comm import CommCounter, make_buffers, replay
 from mpbench.distributed.overlap import kernel_overlap
-from mpbench.profile.base import Profiler, RunContext
+from mpbench.profilers.base import Profiler, RunContext
 from mpbench.train.measure import synchronize
 
 
@@ -106,7 +106,7 @@ class ParallelProbe(Profiler):
                         steps: int) -> dict[str, Any]:
         from torch.profiler import ProfilerActivity, profile
 
-        from mpbench.profile.stderr_filter import without_profiler_chatter
+        from mpbench.profilers.stderr_filter import without_profiler_chatter
 
         with without_profiler_chatter(), profile(
                 activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:

@@ -18,7 +18,7 @@ from mpbench.results.schema import RunRecord
 
 
 def _facts(r: RunRecord) -> dict[str, Any]:
-    par = r.profiles.get("parallel") or {}
+    par = r.profiler_results.get("parallel") or {}
     world = int(par.get("world_size") or 1)
     return {
         "world": world,

@@ -15,7 +15,7 @@ from mpbench.distributed.faults import FaultInjection
 from mpbench.distributed.probe import ParallelProbe
 from mpbench.distributed.wrap import DistributedStepper, wrap_ddp, wrap_fsdp2
 from mpbench.precision.base import Recipe
-from mpbench.profile.base import Profiler
+from mpbench.profilers.base import Profiler
 from mpbench.train.optim import Stepper
 
 

@@ -1,4 +1,4 @@
-"""Typed profiler results: what a profiler stores under `RunRecord.profiles[<name>]`.
+"""Typed profiler results: what a profiler stores under `RunRecord.profiler_results[<name>]`.
 
 Each profiler binds its model next to its Options (`Result = MemoryResult` in
 profile/memory_breakdown.py) and builds its result through it; the analysis reads these

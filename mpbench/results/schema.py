@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 
 from mpbench.results.env_card import EnvCard
 from mpbench.results.key import ConfigKey, derive_key
@@ -159,7 +159,9 @@ class RunRecord(BaseModel):
     peak_source: str | None = None
     mfu: float | None = None
 
-    profiles: dict[str, Any] = Field(default_factory=dict)
+    profiler_results: dict[str, Any] = Field(
+        default_factory=dict, validation_alias=AliasChoices("profiler_results", "profiles"))
+    """Each profiler's output by profiler name (`profiles` in records before the rename)."""
     """Profiler findings by profiler name (or {'skipped': reason})."""
     env: EnvCard
     """The environment card (results/env_card.py): machine and software versions."""

@@ -38,7 +38,7 @@ from mpbench.config.schema import PrecisionSpec, Suite, TrainConfig
 from mpbench.data.base import TokenSource
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
-from mpbench.profile import PROFILERS
+from mpbench.profilers import PROFILERS
 from mpbench.results.schema import BudgetNote
 
 

@@ -43,7 +43,7 @@ def _check_options(
 def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: str) -> None:
     """Checks that need the registries or cross-field knowledge."""
     from mpbench.precision import RECIPES
-    from mpbench.profile import PROFILERS
+    from mpbench.profilers import PROFILERS
 
     def at(key: str) -> str:  # name the device section when the key came from it
         return f"devices.{kind}.{key}" if key in override else key

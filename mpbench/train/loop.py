@@ -21,8 +21,8 @@ from mpbench.models.flops import flops_for
 from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
-from mpbench.profile.base import PROFILERS, Profiler, RunContext, StepInfo
-from mpbench.profile.memory import PeakMemory, release_memory
+from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
+from mpbench.profilers.memory import PeakMemory, release_memory
 from mpbench.results.schema import CompileInfo, RunRecord
 from mpbench.train.measure import Measurement, measure, synchronize
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
@@ -178,7 +178,7 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
         flops_per_token_counter=flops.counter if flops else None,
         flops_note=flops.note if flops else None, flops_method=flops.method if flops else None,
         **_mfu_fields(flops.per_token if flops else None, tokens_per_s, recipe, device),
-        profiles=profiles, env=env, suite_config=spec.suite.model_dump(mode="json"),
+        profiler_results=profiles, env=env, suite_config=spec.suite.model_dump(mode="json"),
         started_at=started.isoformat(timespec="milliseconds"),
         finished_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
         duration_s=time.perf_counter() - t_start, traceback=out.tb,

@@ -17,8 +17,8 @@ import numpy as np
 import torch
 
 from mpbench.config.schema import TrainConfig
-from mpbench.profile.base import StepInfo
-from mpbench.profile.memory import PeakMemory
+from mpbench.profilers.base import StepInfo
+from mpbench.profilers.memory import PeakMemory
 from mpbench.results.schema import CompileInfo, MemoryStats, StepStats
 from mpbench.train.optim import Stepper
 

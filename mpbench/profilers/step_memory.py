@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import torch
 from torch import nn
 
-from mpbench.profile.memory import PeakMemory, current_rss_bytes, trim_heap
-from mpbench.profile.saved_tensors import storages
+from mpbench.profilers.memory import PeakMemory, current_rss_bytes, trim_heap
+from mpbench.profilers.saved_tensors import storages
 from mpbench.results.schema import MemoryStats
 
 

@@ -21,10 +21,10 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, register_profiler
-from mpbench.profile.restore import weights_restored
-from mpbench.profile.saved_tensors import SavedTensorCounter
-from mpbench.profile.step_memory import (
+from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profilers.restore import weights_restored
+from mpbench.profilers.saved_tensors import SavedTensorCounter
+from mpbench.profilers.step_memory import (
     StepMemory,
     live_state_bytes,
     optimizer_state_tensors,

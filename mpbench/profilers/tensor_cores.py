@@ -18,8 +18,8 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, register_profiler
-from mpbench.profile.kernels import (
+from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profilers.kernels import (
     CPU_BUCKETS,
     GPU_BUCKETS,
     Timed,
@@ -27,8 +27,8 @@ from mpbench.profile.kernels import (
     classify_kernel,
     summarize,
 )
-from mpbench.profile.restore import weights_restored
-from mpbench.profile.stderr_filter import without_profiler_chatter
+from mpbench.profilers.restore import weights_restored
+from mpbench.profilers.stderr_filter import without_profiler_chatter
 from mpbench.results.output import write_output
 
 

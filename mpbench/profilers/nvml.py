@@ -18,8 +18,14 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, StepInfo, register_profiler
-from mpbench.profile.nvml_gpm import GpmWindow
+from mpbench.profilers.base import (
+    Profiler,
+    ProfilerOptions,
+    RunContext,
+    StepInfo,
+    register_profiler,
+)
+from mpbench.profilers.nvml_gpm import GpmWindow
 from mpbench.results.env import nvml_handle
 
 # nvmlClocksEventReason* bits (nvml.h); the older API calls them ClocksThrottleReason*.

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpbench.profile import (  # noqa: F401  (importing a module registers its profiler)
+from mpbench.profilers import (  # noqa: F401  (importing a module registers its profiler)
     max_batch,
     memory_breakdown,
     mfu,
@@ -10,7 +10,7 @@ from mpbench.profile import (  # noqa: F401  (importing a module registers its p
     nvml,
     tensor_cores,
 )
-from mpbench.profile.base import (
+from mpbench.profilers.base import (
     PROFILERS,
     Profiler,
     ProfilerOptions,

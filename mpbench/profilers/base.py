@@ -86,7 +86,7 @@ class Profiler:
         which may call ctx.train_step for extra steps that are never timed."""
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
-        """JSON-able findings, stored under record.profiles[name]."""
+        """JSON-able findings, stored under record.profiler_results[name]."""
         return {}
 
 

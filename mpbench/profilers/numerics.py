@@ -25,8 +25,14 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, StepInfo, register_profiler
-from mpbench.profile.grad_probe import (
+from mpbench.profilers.base import (
+    Profiler,
+    ProfilerOptions,
+    RunContext,
+    StepInfo,
+    register_profiler,
+)
+from mpbench.profilers.grad_probe import (
     FP16_MAX,
     FP16_TINY,
     SIXTEEN_BIT,

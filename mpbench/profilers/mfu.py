@@ -20,7 +20,7 @@ from mpbench.bench.model_ceiling import model_gemm_ceiling
 from mpbench.dtypes import DtypeKey
 from mpbench.mfu import against, mfu_figures
 from mpbench.models.flops import flops_for
-from mpbench.profile.base import Profiler, RunContext, StepInfo, register_profiler
+from mpbench.profilers.base import Profiler, RunContext, StepInfo, register_profiler
 
 
 @register_profiler

@@ -19,10 +19,10 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from mpbench.profile.base import Profiler, ProfilerOptions, RunContext, register_profiler
-from mpbench.profile.memory import release_memory
-from mpbench.profile.restore import weights_restored
-from mpbench.profile.step_memory import StepMemory, live_state_bytes
+from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profilers.memory import release_memory
+from mpbench.profilers.restore import weights_restored
+from mpbench.profilers.step_memory import StepMemory, live_state_bytes
 from mpbench.results.payloads import MaxBatchResult
 
 
