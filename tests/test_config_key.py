@@ -29,7 +29,7 @@ from mpbench.results.store import load_records
 from mpbench.results.upgrade import upgrade
 from tests.fixture_records import record, write_results
 
-REPORTS = Path(__file__).resolve().parent.parent / "reports"
+SCHEMA_1 = Path(__file__).resolve().parent / "data" / "schema1-gpt-cpu"
 DDP = ParallelKey(strategy="ddp", grad_comm_dtype="fp32", world_size=2)
 FSDP = ParallelKey(strategy="fsdp2", grad_comm_dtype="bf16", world_size=2)
 # (matrix, parallel) -> (fp32 step ms, bf16 step ms): a different speedup in every group
@@ -144,7 +144,7 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
 
     from mpbench.cli.main import cli
 
-    src = REPORTS / "gpt-cpu-example"
+    src = SCHEMA_1  # the gpt-cpu example as committed under schema 1
     raw = json.loads(next((src / "runs").glob("*.json")).read_text())
     assert raw["schema_version"] == 1 and "config_key" not in raw  # committed before the key
     up = upgrade(raw)

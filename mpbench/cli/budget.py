@@ -68,13 +68,21 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
         records.append(record)
         return record
 
+    untimed: list[str] = []
+
     def said(spec: RunSpec, cost: RecipeCost) -> None:
+        if cost.step_s <= 0:  # skipped here (e.g. a GPU recipe on a CPU): nothing to time
+            untimed.append(f"{spec.model_label} {spec.precision.name}")
+            return
         one = cost.run_s(spec.train.warmup_steps, spec.train.steps, [])
         console.print(f"  {spec.model_label} {spec.precision.name}: {cost.step_s:.3f} s/step, "
                       f"{cost.fixed_s:.1f} s per run besides steps (~{one:.0f} s a run)",
                       highlight=False)
 
     costs = calibrate(specs, source, device, env, train, budget.calibration_steps, said)
+    if untimed:
+        console.print(f"  not timed, skipped here: {', '.join(untimed)}", highlight=False,
+                      soft_wrap=True)
     after_s = _report_seconds(records, len(specs)) if report else 0.0
     plan = plan_steps(specs, costs, budget, suite.train.steps, seconds_since_start(), after_s,
                       where)
