@@ -79,14 +79,6 @@ def fp8_details(r: RunRecord) -> dict[str, Any] | None:
     return d if isinstance(d, dict) else None
 
 
-def activation_checkpointing(r: RunRecord) -> bool:
-    return bool(r.train.get("activation_checkpointing", False))
-
-
-def compiled(r: RunRecord) -> bool:
-    return bool(r.train.get("compile", False))
-
-
 def config_key(r: RunRecord) -> ComparisonKey:
     """Runs with equal keys differ only in precision, seed and repeat, so they can be compared
     (the record's ConfigKey without its precision: results/key.py)."""

@@ -14,7 +14,8 @@ from mpbench.bench.runner import run_microbench
 from mpbench.bench.store import BenchRecord, prepare_out, write_bench
 from mpbench.cli.bench_summary import print_bench_summary, row_line
 from mpbench.results.env import environment_card
-from mpbench.results.store import check_writable, load_records
+from mpbench.results.output import check_writable_dir
+from mpbench.results.store import load_records
 
 DEFAULT_SUITE = Path("suites/microbench.yaml")
 
@@ -57,7 +58,7 @@ def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir
         suite = suite.quick()
     runs = load_records(runs_dir) if runs_dir is not None else None
     out = out or default_out(suite.name)
-    check_writable(out)
+    check_writable_dir(out)
     prepare_out(out, suite.name, suite.model_dump(mode="json"),
                 suite_file.read_text(encoding="utf-8"))
 

@@ -85,7 +85,7 @@ def bench_comm(nproc: int | None, device: str, ops: tuple[str, ...], dtypes: tup
     """
     from mpbench.distributed.comm_bench import OPS, sizes_between
     from mpbench.distributed.group import TorchrunEnv
-    from mpbench.results.store import check_writable
+    from mpbench.results.output import check_writable_dir
     from mpbench.train.device import resolve_device
 
     dev = resolve_device(device)
@@ -107,7 +107,7 @@ def bench_comm(nproc: int | None, device: str, ops: tuple[str, ...], dtypes: tup
                   f"--timeout-s={timeout_s}"]
         _launch(nproc, dev.type, out, passed)
         return
-    check_writable(out)
+    check_writable_dir(out)
     _as_rank(env, dev.type, list(ops or OPS), list(dtypes or ("fp32", "bf16", "fp16")), sizes,
              iters, warmup, reps, timeout_s, out)
 
@@ -116,12 +116,12 @@ def _launch(nproc: int, kind: str, out: Path, passed: list[str]) -> None:
     import torch
 
     from mpbench.distributed.launch import launch
-    from mpbench.results.store import check_writable
+    from mpbench.results.output import check_writable_dir
 
     if kind == "cuda" and nproc > torch.cuda.device_count():
         raise UserError(f"--nproc {nproc}: only {torch.cuda.device_count()} CUDA device(s) are "
                         "visible; one process drives one GPU, so lower --nproc")
-    check_writable(out)
+    check_writable_dir(out)
     code = launch(nproc, 0, ["bench-comm", "--device", kind, "--out", str(out), *passed])
     console = Console() if Console().is_terminal else Console(width=150)
     path = out / RESULT_FILE

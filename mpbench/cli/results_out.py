@@ -10,7 +10,8 @@ import click
 from rich.console import Console
 
 from mpbench.errors import UserError
-from mpbench.results.store import MANIFEST, check_writable, read_json
+from mpbench.results.output import check_writable_dir
+from mpbench.results.store import MANIFEST, read_json
 
 
 def default_out(suite_name: str) -> Path:
@@ -20,7 +21,7 @@ def default_out(suite_name: str) -> Path:
 
 
 def check_out_dir(out: Path, suite_name: str, resume: bool) -> None:
-    check_writable(out)  # also refuses an --out that is a file
+    check_writable_dir(out)  # also refuses an --out that is a file
     manifest = out / MANIFEST
     if out.is_dir() and any(out.iterdir()) and not resume:
         raise UserError(f"--out: {out} already holds results; pass --resume to continue it, "

@@ -13,7 +13,6 @@ from typing import ClassVar
 
 from mpbench.errors import UserError
 from mpbench.registry import registrar
-from mpbench.results.output import check_writable_dir
 from mpbench.results.schema import RunRecord
 
 OPTION_NAMES = {"output": "--out"}
@@ -53,8 +52,3 @@ EXPORTERS: dict[str, type[Exporter]] = {}
 
 register = registrar(EXPORTERS, "exporter")
 """Class decorator: add the exporter to EXPORTERS under its name."""
-
-
-def check_dir_writable(directory: Path, option: str) -> None:
-    """Fail before writing anything when `directory` cannot be created or written."""
-    check_writable_dir(directory, option)  # the one probe every output of mpbench uses

@@ -23,7 +23,7 @@ from typing import Any
 from urllib.parse import urlparse
 
 from mpbench.errors import UserError
-from mpbench.interop.base import Exporter, ExportRequest, check_dir_writable, register
+from mpbench.interop.base import Exporter, ExportRequest, register
 from mpbench.interop.tracking import (
     TAG_DIGEST,
     TAG_KIND,
@@ -36,7 +36,7 @@ from mpbench.interop.tracking import (
     sync,
     tracked_run,
 )
-from mpbench.results.output import write_output
+from mpbench.results.output import check_writable_dir, write_output
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import RUNS
 
@@ -69,7 +69,7 @@ def check_uri(uri: str, option: str) -> None:
                         f"sqlite:////ABSOLUTE.db; {FIX}")
     store = local_store_dir(uri)
     if store is not None:
-        check_dir_writable(store, option)
+        check_writable_dir(store, option)
     elif parsed.scheme in ("http", "https"):
         host = parsed.hostname or ""
         port = parsed.port or (443 if parsed.scheme == "https" else 80)

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from mpbench.errors import UserError
-from mpbench.interop.base import Exporter, ExportRequest, check_dir_writable, register
+from mpbench.interop.base import Exporter, ExportRequest, register
 from mpbench.interop.tracking import (
     comparison_time_ms,
     comparisons,
@@ -31,7 +31,7 @@ from mpbench.interop.tracking import (
     sync,
     tracked_run,
 )
-from mpbench.results.output import write_output
+from mpbench.results.output import check_writable_dir, write_output
 from mpbench.results.schema import RunRecord
 
 
@@ -46,7 +46,7 @@ def _writer_class(option: str) -> Any:
 
 class TensorBoardTracker:
     def __init__(self, logdir: Path, results: Path, option: str = "--out"):
-        check_dir_writable(logdir, option)  # also refuses a file
+        check_writable_dir(logdir, option)  # also refuses a file
         self.writer = _writer_class(option)
         self.logdir, self.results = logdir, results
         self._subdir: str | None = None

@@ -11,7 +11,7 @@ from pydantic import ValidationError
 
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
-from mpbench.results.output import check_writable_dir, write_output
+from mpbench.results.output import write_output
 from mpbench.results.schema import RESULTS_FORMAT, SCHEMA_VERSION, RunRecord
 from mpbench.results.upgrade import upgrade
 
@@ -22,11 +22,6 @@ RUNS = "runs"
 def atomic_write_text(path: Path, text: str, what: str = "results") -> None:
     """Write to a temp file in the same directory, then rename over the target."""
     write_output(path, text, what)
-
-
-def check_writable(directory: Path, what: str = "--out") -> None:
-    """Fail early, before any training, when the results cannot be written."""
-    check_writable_dir(directory, what)
 
 
 class ResultsDir:
