@@ -216,3 +216,45 @@ def test_run_under_a_budget_prints_and_records_the_choice(tmp_path: Any) -> None
     for r in records:
         assert r.budget is not None and r.budget.steps == 6 and r.budget.budget_s == 3600
         assert "fit the budget" in r.budget.reason
+
+
+@pytest.mark.integration
+def test_calibration_counts_and_names_only_what_runs_here(tmp_path: Any) -> None:
+    from click.testing import CliRunner
+
+    from mpbench.cli.main import cli
+
+    path = tmp_path / "b.yaml"
+    path.write_text(
+        "name: b\nmodels: [gpt-tiny]\nprecisions: [fp32, tf32]\nseeds: [0]\n"
+        "train: {batch_size: 2, seq_len: 16, steps: 3, warmup_steps: 1, eval_batches: 1}\n"
+        "data: {source: synthetic, vocab_size: 32}\n"
+        "devices:\n  cpu:\n    budget: {seconds: 3600, min_steps: 2}\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["run", str(path), "--device", "cpu", "-o",
+                                      str(tmp_path / "out"), "-q", "--no-report"])
+    assert result.exit_code == 0, result.output
+    # tf32 needs a CUDA GPU: it is named once as skipped, not counted as calibrated
+    assert "calibrating 1 recipe (2 steps each)" in result.stdout
+    assert "not timed, skipped here: gpt-tiny tf32" in result.stdout
+    assert "gpt-tiny tf32:" not in result.stdout  # no cost line for it
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize(("took", "warned"), [(100.0, False), (180.0, False), (260.0, True)])
+def test_an_overrun_says_the_machine_changed(monkeypatch: Any, took: float,
+                                            warned: bool) -> None:
+    from rich.console import Console
+
+    from mpbench.cli import budget as cli_budget
+    from mpbench.results.schema import BudgetNote
+
+    monkeypatch.setattr(cli_budget, "seconds_since_start", lambda: took)
+    console = Console(record=True, width=200)
+    note = BudgetNote(budget_s=175, configured_steps=20, steps=8, estimate_s=170,
+                      calibration_s=40, reason="scaled")
+    cli_budget.report_budget(console, note)
+    text = console.export_text()
+    assert f"budget: took {took:.0f} s (estimated 170 s, budget 175 s)" in text
+    assert ("over the estimate" in text) is warned
+    if warned:
+        assert "53% over the estimate" in text

@@ -15,11 +15,13 @@ from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
+from mpbench.precision import get_recipe
 from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import MANIFEST, ResultsDir, load_records
 from mpbench.train.calibrate import (
     RecipeCost,
     calibrate,
+    cost_key,
     estimate_s,
     plan_steps,
     seconds_since_start,
@@ -27,6 +29,9 @@ from mpbench.train.calibrate import (
 )
 from mpbench.train.loop import train_run
 from mpbench.train.runner import expand, select
+
+OVERRUN = 1.15
+"""Took this much more than estimated: say the machine changed, not only the figures."""
 
 
 @dataclass
@@ -58,9 +63,16 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
                           reason=f"resumed: keeps the {recorded} steps of the recorded runs")
         return Budgeted(planned, select(expand(planned), only), note)
     source = make_source(suite.data, suite_file.parent)
-    distinct = len({s.run_id.rsplit("__seed", 1)[0] for s in specs})
-    console.print(f"budget {budget.seconds:g} s: calibrating {distinct} recipes "
-                  f"({budget.calibration_steps} steps each) on this machine", highlight=False)
+    distinct = {cost_key(s): s for s in specs}
+    skipped = [f"{s.model_label} {s.precision.name}" for s in distinct.values()
+               if _skip_reason(s, device) is not None]
+    timed = len(distinct) - len(skipped)
+    console.print(f"budget {budget.seconds:g} s: calibrating {timed} "
+                  f"recipe{'' if timed == 1 else 's'} ({budget.calibration_steps} steps each) "
+                  "on this machine", highlight=False)
+    if skipped:  # they skip in the suite as well: nothing to time, no time to plan for
+        console.print(f"  not timed, skipped here: {', '.join(skipped)}", highlight=False,
+                      soft_wrap=True)
     records: list[Any] = []
 
     def train(spec: RunSpec, *args: Any, **kwargs: Any) -> RunRecord:
@@ -68,11 +80,8 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
         records.append(record)
         return record
 
-    untimed: list[str] = []
-
     def said(spec: RunSpec, cost: RecipeCost) -> None:
-        if cost.step_s <= 0:  # skipped here (e.g. a GPU recipe on a CPU): nothing to time
-            untimed.append(f"{spec.model_label} {spec.precision.name}")
+        if cost.step_s <= 0:  # skipped or failed here: said above, or by the run itself
             return
         one = cost.run_s(spec.train.warmup_steps, spec.train.steps, [])
         console.print(f"  {spec.model_label} {spec.precision.name}: {cost.step_s:.3f} s/step, "
@@ -80,9 +89,6 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
                       highlight=False)
 
     costs = calibrate(specs, source, device, env, train, budget.calibration_steps, said)
-    if untimed:
-        console.print(f"  not timed, skipped here: {', '.join(untimed)}", highlight=False,
-                      soft_wrap=True)
     after_s = _report_seconds(records, len(specs)) if report else 0.0
     plan = plan_steps(specs, costs, budget, suite.train.steps, seconds_since_start(), after_s,
                       where)
@@ -103,6 +109,19 @@ def report_budget(console: Console, note: BudgetNote | None) -> None:
     took = seconds_since_start()
     console.print(f"budget: took {took:.0f} s (estimated {note.estimate_s:.0f} s, budget "
                   f"{note.budget_s:g} s)", highlight=False)
+    if took > note.budget_s and took > OVERRUN * note.estimate_s:
+        # calibration measures the machine once, before the runs: a machine that got busier
+        # afterwards (another job, a noisy neighbour) makes every run slower than planned
+        console.print(f"budget: {took / note.estimate_s - 1:.0%} over the estimate: the "
+                      "machine ran slower than when it was calibrated (was something else "
+                      "running?); the measurements of a busy machine vary more between runs",
+                      highlight=False)
+
+
+def _skip_reason(spec: RunSpec, device: torch.device) -> str | None:
+    """Why this recipe skips on `device` (the run's own check, before training), or None."""
+    recipe = get_recipe(spec.precision.name, spec.precision.options)
+    return recipe.check(device) or recipe.check_train(spec.train)
 
 
 def _recorded_steps(out: Path) -> int | None:

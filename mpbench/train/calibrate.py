@@ -265,5 +265,5 @@ def seconds_since_start() -> float:
 
 _LOADED = time.perf_counter()
 
-__all__ = ["BudgetPlan", "RecipeCost", "calibrate", "cost_from_record", "estimate_s",
+__all__ = ["BudgetPlan", "RecipeCost", "calibrate", "cost_from_record", "cost_key", "estimate_s",
            "plan_steps", "seconds_since_start", "with_steps"]
