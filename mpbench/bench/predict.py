@@ -14,6 +14,7 @@ from typing import Any
 
 from mpbench.bench.rows import BandwidthRow, GemmRow, PredictionRow
 from mpbench.mfu import against
+from mpbench.results.payloads import TensorCoreResult, stored
 from mpbench.results.schema import RunRecord
 
 # (precision, baseline) pairs. FP8 recipes keep the non-GEMM rest in bf16, so against fp32 the
@@ -95,9 +96,9 @@ def gemm_share_from_buckets(buckets: Any) -> float | None:
 
 def gemm_share_from_record(record: RunRecord, ceiling_tflops: float | None) -> tuple[float, str] | None:
     """The baseline run's GEMM time share: from its kernel profile, else from its FLOPs."""
-    profile = record.profiler_results.get("tensor_cores")
-    if isinstance(profile, dict) and "buckets" in profile:
-        share = gemm_share_from_buckets(profile["buckets"])
+    profile = stored(record, "tensor_cores", TensorCoreResult)
+    if profile is not None and profile.buckets:
+        share = gemm_share_from_buckets(profile.buckets)
         if share is not None:
             return share, f"tensor_cores profile of run {record.run_id}"
     share, _ = against(record.achieved_tflops, ceiling_tflops)  # MFU against the ceiling

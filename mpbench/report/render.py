@@ -57,9 +57,9 @@ def headline(s: ResultSet) -> str:
 
 def card(s: ResultSet) -> dict[str, Any]:
     r = s.first
-    caps = access.capabilities(r) if r else {}
+    device = access.capabilities(r).name if r else "-"
     ok = sum(x.status == "ok" for x in s.records)
-    return {"label": s.label, "device": caps.get("name", "-"), "suite": s.suite,
+    return {"label": s.label, "device": device, "suite": s.suite,
             "profile": r.profile if r else "-", "runs": f"{ok} of {len(s.records)} runs ok",
             "headline": headline(s), "counts": verdict_counts(s)}
 
@@ -105,7 +105,7 @@ def sections(sets: list[ResultSet]) -> list[Section]:
 
 def render_html(sets: list[ResultSet]) -> str:
     suites = sorted({s.suite for s in sets})
-    devices = [access.capabilities(s.first).get("name", "?") for s in sets if s.first]
+    devices = [access.capabilities(s.first).name for s in sets if s.first]
     context = {
         "title": ", ".join(suites) or "no results",
         "subtitle": f"{len(sets)} result set{'s' if len(sets) != 1 else ''} · "

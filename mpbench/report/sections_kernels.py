@@ -49,17 +49,15 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
         prof = next((p for r in ok if (p := access.tensor_core_profile(r))), None)
         if prof is None:
             continue
-        b = {str(k): float(v) for k, v in prof["buckets"].items()}
-        buckets.append((key, b, prof.get("device_kind")))
-        for k in sorted(prof.get("top_kernels") or [], key=lambda k: -float(k.get("share", 0)))[:3]:
-            kernel_rows.append([text(group_label(key)), Cell(str(k.get("name")), str(k.get("name")),
-                                                             "kernel"),
-                                text(k.get("bucket")), num(k.get("time_us"), 0), pct(k.get("share"))])
+        buckets.append((key, dict(prof.buckets)))
+        for k in sorted(prof.top_kernels, key=lambda k: -k.share)[:3]:
+            kernel_rows.append([text(group_label(key)), Cell(k.name, k.name, "kernel"),
+                                text(k.bucket), num(k.time_us, 0), pct(k.share)])
     blocks: list[Block] = []
     if buckets:
-        names = sorted({n for _, b, _ in buckets for n in b}, key=lambda n: -sum(
-            b.get(n, 0.0) for _, b, _ in buckets))
-        share_rows = [[text(group_label(k)), *[pct(b.get(n)) for n in names]] for k, b, _ in buckets]
+        names = sorted({n for _, b in buckets for n in b}, key=lambda n: -sum(
+            b.get(n, 0.0) for _, b in buckets))
+        share_rows = [[text(group_label(k)), *[pct(b.get(n)) for n in names]] for k, b in buckets]
         blocks.append(Table(["run", *names], share_rows, "Share of device time by kernel bucket",
                             numeric=set(range(1, len(names) + 1))))
         if kernel_rows:
@@ -76,9 +74,10 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
 
 def _ceiling(r: RunRecord, s: ResultSet) -> float | None:
     """The best ceiling known for a run: its own (the mfu profiler's) or the bench's best GEMM."""
-    prof = access.mfu_profile(r) or {}
+    prof = access.mfu_profile(r)
     best = best_gemm(s.bench, compute_key(r))
-    known = [c for c in (prof.get("ceiling_tflops"), best.tflops if best else None) if c]
+    known = [c for c in (prof.ceiling_tflops if prof else None, best.tflops if best else None)
+             if c]
     return max(known) if known else None
 
 
@@ -90,7 +89,7 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
             continue
         r = ok[0]
         achieved = median_of([x.achieved_tflops for x in ok])
-        prof = access.mfu_profile(r) or {}
+        prof = access.mfu_profile(r)
         ceil = _ceiling(r, s)
         spec, spec_note = against(achieved, r.peak_tflops, "spec peak")
         mfu_ceil, ceil_note = against(achieved, ceil)
@@ -99,7 +98,7 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
             diff = r.flops_per_token_counter / r.flops_per_token - 1
             flops_note = f"counter {diff:+.1%} vs formula"
         rows.append([text(group_label(key)), num(achieved, 3), num(r.peak_tflops, 1), pct(spec),
-                     text(spec_note or r.peak_source or prof.get("spec_note")
+                     text(spec_note or r.peak_source or (prof.spec_note if prof else None)
                           or "unknown device: no spec peak"),
                      num(ceil, 4), pct(mfu_ceil), text(ceil_note or "-"),
                      text(flops_note or r.flops_note)])

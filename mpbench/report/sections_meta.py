@@ -90,19 +90,19 @@ def env_blocks(s: ResultSet) -> list[Block]:
         return [Note("No run records in this directory.", "missing")]
     env = r.env
     caps = access.capabilities(r)
-    if caps["kind"] == "cuda":
+    if caps.kind == "cuda":
         gpu = env.gpu
-        device = [("device", f"{caps['name']} (compute capability {caps['capability']})"),
+        device = [("device", f"{caps.name} (compute capability {caps.capability})"),
                   ("GPUs", gpu.count if gpu else None), ("driver", gpu.driver if gpu else None),
                   ("power limit", f"{gpu.power_limit_w:.0f} W" if gpu and gpu.power_limit_w
                    else None)]
     else:
         cpu = env.cpu
-        device = [("device", f"CPU: {caps['name']} ({cpu.logical_cores} logical cores, "
+        device = [("device", f"CPU: {caps.name} ({cpu.logical_cores} logical cores, "
                              f"{cpu.torch_threads} torch threads)"),
-                  ("ISA", f"{caps['capability']}; flags {', '.join(caps['isa_flags']) or 'none'}"),
+                  ("ISA", f"{caps.capability}; flags {', '.join(caps.isa_flags) or 'none'}"),
                   ("ISA overrides", ", ".join(f"{k}={v}" for k, v in
-                                              caps.get("isa_env_overrides", {}).items())),
+                                              caps.isa_env_overrides.items())),
                   ("16-bit on this CPU", cpu_16bit_note(cpu))]
     statuses = Counter(x.status for x in s.records)
     rows: list[tuple[str, object]] = [("results", str(s.path)), ("suite", r.suite), ("description", r.suite_description),

@@ -34,8 +34,8 @@ SIXTEEN = ("fp16", "bf16")
 def _no_tensor_cores(ev: Evidence) -> str | None:
     if ev.device == "cpu":
         return "tensor cores: a CPU has none (the figure is about NVIDIA tensor-core GEMMs)"
-    if not ev.caps.get("tensor_cores"):
-        return f"tensor cores: {ev.caps.get('name')} has none"
+    if not ev.caps.tensor_cores:
+        return f"tensor cores: {ev.caps.name} has none"
     return None
 
 

@@ -6,6 +6,7 @@ from itertools import pairwise
 from statistics import median
 
 from mpbench.analysis import access
+from mpbench.analysis.access import UnderflowShares
 from mpbench.analysis.claims.evidence import NOT_DONE_RIGHT, Evidence
 from mpbench.analysis.claims.registry import claim, not_measured
 from mpbench.analysis.claims.verdict import (
@@ -85,49 +86,52 @@ def quality_parity(ev: Evidence, bound: Bound) -> ClaimOutcome:
                         worst.paired, rows)
 
 
-def _median_underflow(runs: list[RunRecord]) -> dict[str, float] | None:
+def _median_underflow(runs: list[RunRecord]) -> UnderflowShares | None:
     found = [u for r in runs if (u := access.underflow(r)) is not None]
     if not found:
         return None
     out = {}
-    for key in ("fraction", "reference", "lost"):
-        vals = [v for u in found if (v := u.get(key)) is not None]
+    for key in UnderflowShares.model_fields:
+        vals = [v for u in found if (v := getattr(u, key)) is not None]
         if vals:
             out[key] = float(median(vals))
-    return out
+    return UnderflowShares(**out)
 
 
 def _more(a: float, b: float) -> bool:
     return a > b * MORE + 1e-9
 
 
-def _bf16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
+def _bf16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
     """bf16 unscaled loses about what scaled fp16 loses (or keeps FP32's tiny values)."""
-    b = uf.get("bf16", {})
-    scaled, unscaled = uf.get("fp16", {}).get("lost"), uf.get("fp16-noscale", {}).get("lost")
-    if "lost" in b and scaled is not None and unscaled is not None:
+    none = UnderflowShares()
+    b = uf.get("bf16", none)
+    scaled, unscaled = uf.get("fp16", none).lost, uf.get("fp16-noscale", none).lost
+    if b.lost is not None and scaled is not None and unscaled is not None:
         mid = (scaled + unscaled) / 2
-        ok = b["lost"] <= mid
+        ok = b.lost <= mid
         return ClaimRow(f"{label}: bf16 lost (fp16 scaled {fmt(scaled, 4)}, unscaled {fmt(unscaled, 4)})",
-                        b["lost"], unit="", verdict="holds" if ok else "fails",
+                        b.lost, unit="", verdict="holds" if ok else "fails",
                         note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
                              f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
-    if "fraction" in b and "reference" in b:
-        ok = b["fraction"] <= b["reference"] * MORE + 1e-9
-        return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b['reference'], 4)}",
-                        b["fraction"], unit="", verdict="holds" if ok else "fails",
+    if b.fraction is not None and b.reference is not None:
+        ok = b.fraction <= b.reference * MORE + 1e-9
+        return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b.reference, 4)}",
+                        b.fraction, unit="", verdict="holds" if ok else "fails",
                         note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
     return None
 
 
-def _fp16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
+def _fp16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
     """fp16 without scaling flushes more activation gradients to zero than fp16 with it."""
-    s, n = uf.get("fp16", {}), uf.get("fp16-noscale", {})
-    key = "lost" if "lost" in s and "lost" in n else "fraction"
-    if key not in s or key not in n:
+    none = UnderflowShares()
+    s, n = uf.get("fp16", none), uf.get("fp16-noscale", none)
+    key = "lost" if s.lost is not None and n.lost is not None else "fraction"
+    scaled, unscaled = getattr(s, key), getattr(n, key)
+    if scaled is None or unscaled is None:
         return None
-    more = _more(n[key], s[key])
-    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(s[key], 4)}", n[key], unit="",
+    more = _more(unscaled, scaled)
+    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(scaled, 4)}", unscaled, unit="",
                     verdict="holds" if more else "fails",
                     note="" if more else "no extra underflow without scaling here")
 
@@ -142,10 +146,10 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
         uf = {p: u for p in ("bf16", "fp16", "fp16-noscale")
               if (u := _median_underflow(by_p.get(p, []))) is not None}
         for p, u in uf.items():
-            rows.append(ClaimRow(f"{label}: {p} flushed to zero", u.get("lost"), n=len(by_p[p]),
+            rows.append(ClaimRow(f"{label}: {p} flushed to zero", u.lost, n=len(by_p[p]),
                                  unit="", counted=False,
-                                 note=f"below fp16 subnormal {fmt(u.get('fraction'), 4)}, fp32 "
-                                      f"reference {fmt(u.get('reference'), 4)}"))
+                                 note=f"below fp16 subnormal {fmt(u.fraction, 4)}, fp32 "
+                                      f"reference {fmt(u.reference, 4)}"))
         judged += [r for r in (_bf16_half(label, uf), _fp16_half(label, uf)) if r is not None]
     if not judged:
         return not_measured(f"add {access.ADD_PROFILER['numerics']} and the precisions "
@@ -205,8 +209,7 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
         # An inf in fp16 leaves no finite amax; the FP32 reference says what the value
         # would have been (x loss scale), which is what the claim is about.
         event_list = o.events
-        amaxes += [float(e["fp32_scaled_amax"]) for e in event_list
-                   if isinstance(e, dict) and e.get("fp32_scaled_amax") is not None]
+        amaxes += [e.fp32_scaled_amax for e in event_list if e.fp32_scaled_amax is not None]
         amax = max(amaxes) if amaxes else None
         events = len(event_list)
         if amax is None:

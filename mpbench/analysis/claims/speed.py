@@ -27,8 +27,8 @@ FP8_2X = Bound(
 def cpu_context(ev: Evidence) -> str:
     if ev.device != "cpu":
         return ""
-    native = "has" if ev.caps.get("bf16") else "has no"
-    return (f"Measured on a CPU ({ev.caps.get('name')}): no tensor cores; this CPU {native} a "
+    native = "has" if ev.caps.bf16 else "has no"
+    return (f"Measured on a CPU ({ev.caps.name}): no tensor cores; this CPU {native} a "
             "native bf16 matmul path (avx512_bf16/AMX) and fp16 has none, so the claim's GPU "
             "figure fails here")
 
@@ -95,9 +95,9 @@ def _fp8_capability_missing(ev: Evidence) -> str | None:
     if ev.device == "cpu":
         return ("FP8 tensor cores (NVIDIA compute capability 8.9 or newer): a CPU has none, and "
                 "emulated FP8 here is numerics only")
-    if not ev.caps.get("fp8"):
-        return (f"FP8 tensor cores: {ev.caps.get('name')} has compute capability "
-                f"{ev.caps.get('capability')}, FP8 needs 8.9 or newer")
+    if not ev.caps.fp8:
+        return (f"FP8 tensor cores: {ev.caps.name} has compute capability "
+                f"{ev.caps.capability}, FP8 needs 8.9 or newer")
     return None
 
 
