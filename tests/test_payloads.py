@@ -44,6 +44,6 @@ def test_parallel_result_names_every_parallel_run_setting() -> None:
 
 @pytest.mark.unit
 def test_a_renamed_kernel_field_is_refused() -> None:
-    with pytest.raises(ValueError, match="top_kernels.0.time_ms"):
+    with pytest.raises(ValueError, match=r"top_kernels\.0\.time_ms"):
         TensorCoreResult.stored({"buckets": {"matmul": 1.0}, "top_kernels": [
             {"name": "mm", "bucket": "matmul", "time_ms": 1.0, "share": 1.0}]})
