@@ -14,19 +14,15 @@ from mpbench.analysis.claims import CLAIMS
 from mpbench.analysis.claims.estimate import throughput_ratio
 from mpbench.analysis.claims.verdict import POINT_MARGIN
 from mpbench.config.claim_ids import CLAIM_IDS
-from mpbench.report.blocks import Cell, Section, Table, text
+from mpbench.report.blocks import Cell, Table, text
+from mpbench.report.outline import sections
 from mpbench.report.resultset import ResultSet
-from mpbench.report.sections_kernels import microbench_section, tensor_core_section
 from mpbench.report.sections_meta import (
     VERDICT_CLASS,
     claim_details,
-    env_section,
-    failures_section,
     verdict_counts,
     verdict_table,
 )
-from mpbench.report.sections_perf import comparison_section, memory_section, throughput_section
-from mpbench.report.sections_quality import energy_section, loss_section, numerics_section
 
 
 def environment() -> Environment:
@@ -90,17 +86,6 @@ def sources_table() -> Table:
                      text(" · ".join(x for x in (s.publisher, s.date) if x) or "-"), address,
                      text(", ".join(claims) or "-")])
     return Table(["id", "title", "publisher", "address", "claims"], rows)
-
-
-def sections(sets: list[ResultSet]) -> list[Section]:
-    out = [env_section(sets), throughput_section(sets)]
-    cmp = comparison_section(sets)
-    if cmp is not None:
-        out.append(cmp)
-    out += [memory_section(sets), tensor_core_section(sets), microbench_section(sets),
-            loss_section(sets), numerics_section(sets), energy_section(sets),
-            failures_section(sets)]
-    return out
 
 
 def render_html(sets: list[ResultSet]) -> str:

@@ -19,8 +19,6 @@ from mpbench.report.blocks import (
     Cell,
     Note,
     Plot,
-    Section,
-    SetBlocks,
     Table,
     missing,
     num,
@@ -205,18 +203,3 @@ def fp8_blocks(s: ResultSet) -> list[Block]:
         return []
     return [Table(["FP8 recipe", "backend", "formats", "scaling", "linear layers",
                    "weights in FP8", "runs"], rows, "FP8 recipes as they ran", numeric={5})]
-
-
-def tensor_core_section(sets: list[ResultSet]) -> Section:
-    parts = [SetBlocks(s.label, tensor_core_blocks(s) + mfu_blocks(s) + fp8_blocks(s))
-             for s in sets]
-    return Section("tensor-cores", "Tensor Core share and MFU",
-                   "Where the device time goes, and model FLOP utilisation against the dtype's "
-                   "spec peak and against the best GEMM measured on this device.", parts)
-
-
-def microbench_section(sets: list[ResultSet]) -> Section:
-    return Section("microbench", "Micro-benchmarks",
-                   "GEMM throughput per dtype, the alignment penalty, bandwidth-bound ops, and the "
-                   "end-to-end gain predicted from them next to the measured one.",
-                   [SetBlocks(s.label, microbench_blocks(s)) for s in sets])

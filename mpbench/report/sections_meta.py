@@ -9,7 +9,7 @@ from mpbench.analysis import access
 from mpbench.analysis.claims import CLAIMS, ClaimVerdict, Verdict
 from mpbench.analysis.claims.platform import support_line
 from mpbench.config.claim_ids import CLAIM_IDS
-from mpbench.report.blocks import Block, Cell, Note, Section, SetBlocks, Table, num, text
+from mpbench.report.blocks import Block, Cell, Note, Table, num, text
 from mpbench.report.resultset import ResultSet
 from mpbench.results.env import cpu_16bit_note
 from mpbench.results.schema import RunRecord
@@ -140,15 +140,3 @@ def failures_blocks(s: ResultSet) -> list[Block]:
     return [Note(f"{ok} of {len(s.records)} runs completed; the rest, grouped by reason:"),
             Table(["precision", "status", "reason", "runs", "which", "diverged at step",
                    "last good loss"], rows, numeric={3, 6})]
-
-
-def env_section(sets: list[ResultSet]) -> Section:
-    return Section("environment", "Environment",
-                   "The machine, software and suite each result set was measured with.",
-                   [SetBlocks(s.label, env_blocks(s)) for s in sets])
-
-
-def failures_section(sets: list[ResultSet]) -> Section:
-    return Section("failures", "Skipped and failed runs",
-                   "A run that could not run or did not finish is a result: here is why.",
-                   [SetBlocks(s.label, failures_blocks(s)) for s in sets])

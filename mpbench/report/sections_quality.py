@@ -11,8 +11,6 @@ from mpbench.report.blocks import (
     Cell,
     Note,
     Plot,
-    Section,
-    SetBlocks,
     Table,
     missing,
     num,
@@ -162,22 +160,3 @@ def energy_blocks(s: ResultSet) -> list[Block]:
                         f"run on an NVIDIA GPU with {access.ADD_PROFILER['nvml']}")]
     return [Table(["configuration", "precision", "J/token", "energy J", "power W", "SM MHz",
                    "GPM"], rows, numeric={2, 3, 4, 5})]
-
-
-def loss_section(sets: list[ResultSet]) -> Section:
-    return Section("loss", "Loss curves and quality",
-                   "Training loss per step: FP32's band over seeds (min to max) with its median, "
-                   "and the median curve of every other precision; final and eval losses.",
-                   [SetBlocks(s.label, loss_blocks(s)) for s in sets])
-
-
-def numerics_section(sets: list[ResultSet]) -> Section:
-    return Section("numerics", "Numerics",
-                   "Loss-scale history, skipped steps, gradient underflow and overflow.",
-                   [SetBlocks(s.label, numerics_blocks(s)) for s in sets])
-
-
-def energy_section(sets: list[ResultSet]) -> Section:
-    return Section("energy", "Energy per token",
-                   "GPU energy over the measured window (NVML), per token trained.",
-                   [SetBlocks(s.label, energy_blocks(s)) for s in sets])
