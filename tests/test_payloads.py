@@ -10,6 +10,7 @@ import pytest
 from mpbench.config.parallel import ParallelRun
 from mpbench.profilers import PROFILERS
 from mpbench.results.payloads import RESULTS, ParallelResult, ProfileResult, TensorCoreResult
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.store import load_records
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -47,3 +48,15 @@ def test_a_renamed_kernel_field_is_refused() -> None:
     with pytest.raises(ValueError, match=r"top_kernels\.0\.time_ms"):
         TensorCoreResult.stored({"buckets": {"matmul": 1.0}, "top_kernels": [
             {"name": "mm", "bucket": "matmul", "time_ms": 1.0, "share": 1.0}]})
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("results_dir", RECORDED, ids=lambda p: p.name)
+def test_committed_recipes_read_as_recipe_cards(results_dir: Path) -> None:
+    for r in load_records(results_dir):
+        card = recipe_card(r)
+        assert (card.family, card.numerics_only) == (r.recipe["family"], r.recipe["numerics_only"])
+        fp8 = r.recipe.get("fp8")
+        assert (card.fp8 is None) == (fp8 is None)
+        if card.fp8 is not None and fp8 is not None:
+            assert card.fp8.layers_in_fp8 == fp8["layers_in_fp8"]

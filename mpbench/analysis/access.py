@@ -7,8 +7,6 @@ Keeping the key names in one module makes a renamed key a one-line fix.
 
 from __future__ import annotations
 
-from typing import Any
-
 from pydantic import BaseModel
 
 from mpbench.results.env_card import Capabilities, TensorCores
@@ -25,6 +23,7 @@ from mpbench.results.payloads import (
     skip_reason,
     stored,
 )
+from mpbench.results.recipe_card import Fp8Card, recipe_card
 from mpbench.results.schema import RunRecord
 
 # Suite lines that turn each profiler on (names as registered in mpbench/profilers/).
@@ -46,17 +45,16 @@ def profile_skip_reason(r: RunRecord, name: str) -> str | None:
 
 # -- recipe ------------------------------------------------------------------------------
 def family(r: RunRecord) -> str:
-    return str(r.recipe.get("family", r.precision))
+    return recipe_card(r).family or r.precision
 
 
 def numerics_only(r: RunRecord) -> bool:
     """Emulated modes: their speed never counts towards a speed claim."""
-    return bool(r.recipe.get("numerics_only", False))
+    return recipe_card(r).numerics_only
 
 
-def fp8_details(r: RunRecord) -> dict[str, Any] | None:
-    d = r.recipe.get("fp8")
-    return d if isinstance(d, dict) else None
+def fp8_details(r: RunRecord) -> Fp8Card | None:
+    return recipe_card(r).fp8
 
 
 def config_key(r: RunRecord) -> ComparisonKey:

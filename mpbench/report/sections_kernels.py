@@ -26,6 +26,7 @@ from mpbench.report.blocks import (
     text,
 )
 from mpbench.report.resultset import ResultSet, group_label, median_of
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 BENCH_ADD = "run `mpbench bench` (suites/microbench.yaml) with -o pointing at this results directory"
@@ -33,11 +34,9 @@ BENCH_ADD = "run `mpbench bench` (suites/microbench.yaml) with -o pointing at th
 
 def compute_key(r: RunRecord) -> DtypeKey:
     """The GEMM dtype a run's matmuls use, in the one vocabulary (mpbench.dtypes)."""
-    recipe = r.recipe
-    return recipe_gemm_key(str(recipe.get("family", r.precision)),
-                           str(recipe.get("compute_dtype")),
-                           str(recipe.get("matmul_precision", "highest")),
-                           recipe.get("gemm_dtype"))
+    recipe = recipe_card(r)
+    return recipe_gemm_key(recipe.family or r.precision, str(recipe.compute_dtype),
+                           recipe.matmul_precision, recipe.gemm_dtype)
 
 
 def tensor_core_blocks(s: ResultSet) -> list[Block]:
@@ -191,13 +190,11 @@ def fp8_blocks(s: ResultSet) -> list[Block]:
         if d is None or r.precision in seen:
             continue
         seen.add(r.precision)
-        layers = d.get("layers_in_fp8")
-        kept = d.get("layers_kept_bf16")
-        frac = d.get("fp8_weight_fraction")
-        rows.append([Cell(r.precision, r.precision, "prec"), text(d.get("backend")),
-                     text(d.get("formats")), text(d.get("scaling")),
+        layers, kept = d.layers_in_fp8, d.layers_kept_bf16
+        rows.append([Cell(r.precision, r.precision, "prec"), text(d.backend),
+                     text(d.formats), text(d.scaling),
                      text(f"{len(layers)} FP8, {len(kept or [])} kept BF16" if layers is not None
-                          else "-"), pct(frac if isinstance(frac, (int, float)) else None),
+                          else "-"), pct(d.fp8_weight_fraction),
                      text("numerics only" if access.numerics_only(r) else r.status)])
     if not rows:
         return []

@@ -20,6 +20,7 @@ from mpbench.analysis.claims.verdict import (
 )
 from mpbench.analysis.convergence import analyze
 from mpbench.analysis.equivalence import Equivalence
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 QUALITY = Bound(
@@ -185,7 +186,7 @@ def dynamic_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
             v, note = "holds", "backed off and grew"
         else:
             v = "inconclusive"
-            interval = r.recipe.get("options", {}).get("growth_interval", 2000)
+            interval = recipe_card(r).options.get("growth_interval", 2000)
             note = ("no overflow, so no back-off to see" if not drops else
                     f"no growth seen: it needs {interval} overflow-free steps; run longer or "
                     "lower the fp16 recipe's growth_interval option")
