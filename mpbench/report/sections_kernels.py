@@ -111,19 +111,18 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
 
 
 def _bench_table(typed: Sequence[BaseModel], cols: list[tuple[str, str]], caption: str) -> Table:
-    rows = [r.model_dump() for r in typed]
     body = []
-    for row in rows:
+    for row in typed:
         cells = []
         for key, _ in cols:
-            v = row.get(key)
+            v = getattr(row, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 cells.append(text(v if v is not None else "-"))
             else:  # sizes and counts stay integers
                 cells.append(num(float(v), 0 if isinstance(v, int) else 2))
         body.append(cells)
-    numeric = {i for i, (k, _) in enumerate(cols) if any(isinstance(r.get(k), (int, float))
-                                                         for r in rows)}
+    numeric = {i for i, (k, _) in enumerate(cols) if any(isinstance(getattr(r, k), (int, float))
+                                                         for r in typed)}
     return Table([label for _, label in cols], body, caption, numeric)
 
 
