@@ -9,7 +9,15 @@ import pytest
 
 from mpbench.config.parallel import ParallelRun
 from mpbench.profilers import PROFILERS
-from mpbench.results.payloads import RESULTS, ParallelResult, ProfileResult, TensorCoreResult
+from mpbench.report.sections_quality import gpm_line
+from mpbench.results.payloads import (
+    RESULTS,
+    GpmMetrics,
+    NvmlResult,
+    ParallelResult,
+    ProfileResult,
+    TensorCoreResult,
+)
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.store import load_records
 
@@ -60,3 +68,14 @@ def test_committed_recipes_read_as_recipe_cards(results_dir: Path) -> None:
         assert (card.fp8 is None) == (fp8 is None)
         if card.fp8 is not None and fp8 is not None:
             assert card.fp8.layers_in_fp8 == fp8["layers_in_fp8"]
+
+
+@pytest.mark.unit
+def test_gpm_line_reads_nvml_percentages() -> None:
+    """NVML GPM metrics are percentages (0-100), not fractions; a failed metric says so."""
+    gpm = GpmMetrics(sm_util=85.2, any_tensor_util=0.5, hmma_tensor_util=None, dram_bw_util=40.0,
+                     fp32_util=3.0, errors={"hmma_tensor_util": "nvmlReturn 3 (metric 7)"})
+    assert gpm_line(NvmlResult(gpm=gpm)) == ("sm_util 85%, any_tensor_util 0%, hmma_tensor_util "
+                                             "failed, dram_bw_util 40%, fp32_util 3%")
+    assert gpm_line(NvmlResult(gpm_unsupported="pre-Hopper")) == "unsupported: pre-Hopper"
+    assert gpm_line(NvmlResult()) == "-"
