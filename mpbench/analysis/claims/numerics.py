@@ -54,7 +54,8 @@ def _parity_row(label: str, precision: str, eq: Equivalence) -> ClaimRow:
             f"margin {margin} ({eq.margin_source})" + (f"; {eq.note}" if eq.note else ""))
     if eq.seeds_needed:
         note += f"; about {eq.seeds_needed} seeds would decide it"
-    row = ClaimRow(label, eq.diff, eq.ci_low, eq.ci_high, eq.n, eq.paired, verdict, note, unit="")
+    row = ClaimRow(label, verdict, note, unit="", value=eq.diff, low=eq.ci_low, high=eq.ci_high,
+                   n=eq.n, paired=eq.paired)
     if precision in NOT_DONE_RIGHT:
         row.counted, row.note = False, f"{NOT_DONE_RIGHT[precision]} (context); {row.note}"
     return row
@@ -83,8 +84,7 @@ def quality_parity(ev: Evidence, bound: Bound) -> ClaimOutcome:
     measured = f"Δ eval loss {fmt_interval(worst.value, worst.low, worst.high, '')} ({worst.label})"
     reason = (f"{sum(r.verdict == 'holds' for r in counted)} of {len(counted)} recipes reach "
               f"fp32's quality (TOST equivalence, or better); deciding row: {worst.note}")
-    return ClaimOutcome(verdict, measured, reason, worst.value, worst.low, worst.high, worst.n,
-                        worst.paired, rows)
+    return ClaimOutcome(verdict, measured, reason, rows, **worst.interval())
 
 
 def _median_underflow(runs: list[RunRecord]) -> UnderflowShares | None:
@@ -112,13 +112,13 @@ def _bf16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
         mid = (scaled + unscaled) / 2
         ok = b.lost <= mid
         return ClaimRow(f"{label}: bf16 lost (fp16 scaled {fmt(scaled, 4)}, unscaled {fmt(unscaled, 4)})",
-                        b.lost, unit="", verdict="holds" if ok else "fails",
+                        value=b.lost, unit="", verdict="holds" if ok else "fails",
                         note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
                              f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
     if b.fraction is not None and b.reference is not None:
         ok = b.fraction <= b.reference * MORE + 1e-9
         return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b.reference, 4)}",
-                        b.fraction, unit="", verdict="holds" if ok else "fails",
+                        value=b.fraction, unit="", verdict="holds" if ok else "fails",
                         note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
     return None
 
@@ -132,7 +132,7 @@ def _fp16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
     if scaled is None or unscaled is None:
         return None
     more = _more(unscaled, scaled)
-    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(scaled, 4)}", unscaled, unit="",
+    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(scaled, 4)}", value=unscaled, unit="",
                     verdict="holds" if more else "fails",
                     note="" if more else "no extra underflow without scaling here")
 
@@ -147,7 +147,7 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
         uf = {p: u for p in ("bf16", "fp16", "fp16-noscale")
               if (u := _median_underflow(by_p.get(p, []))) is not None}
         for p, u in uf.items():
-            rows.append(ClaimRow(f"{label}: {p} flushed to zero", u.lost, n=len(by_p[p]),
+            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost, n=len(by_p[p]),
                                  unit="", counted=False,
                                  note=f"below fp16 subnormal {fmt(u.fraction, 4)}, fp32 "
                                       f"reference {fmt(u.reference, 4)}"))
@@ -163,7 +163,7 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
     reason = ("shares of sampled activation gradients" +
               ("" if len(halves) == 2 else "; only one half of the claim measured: add the "
                "missing precisions (bf16, fp16 and fp16-noscale)"))
-    return ClaimOutcome(verdict, measured, reason, None, None, None, len(judged), False, judged + rows)
+    return ClaimOutcome(verdict, measured, reason, judged + rows, n=len(judged))
 
 
 @claim("dynamic-scaling", "Dynamic loss scaling backs off on overflow and grows when stable",
@@ -190,12 +190,12 @@ def dynamic_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
             note = ("no overflow, so no back-off to see" if not drops else
                     f"no growth seen: it needs {interval} overflow-free steps; run longer or "
                     "lower the fp16 recipe's growth_interval option")
-        rows.append(ClaimRow(f"{r.run_id}", float(scales[-1]), n=len(scales), unit="", verdict=v,
+        rows.append(ClaimRow(f"{r.run_id}", value=float(scales[-1]), n=len(scales), unit="", verdict=v,
                              note=f"{drops} back-offs, {rises} increases, {skipped} skipped; {note}"))
     verdict = combine([r.verdict for r in rows if r.verdict])
     head = rows[0]
     return ClaimOutcome(verdict, f"final scale {fmt(head.value)}; {head.note.split(';')[0]}",
-                        head.note, head.value, None, None, len(rows), False, rows)
+                        head.note, rows, value=head.value, n=len(rows))
 
 
 @claim("fp16-range", "FP16 overflows above ~65,504", RANGE,
@@ -226,7 +226,7 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
             v, note = "inconclusive", (f"the limit was not reached: max |x| {amax:,.4g} is "
                                        f"{FP16_MAX / amax:,.3g}× below it" if amax > 0
                                        else "all values zero")
-        rows.append(ClaimRow(r.run_id, amax, n=1, unit="", verdict=v, note=note))
+        rows.append(ClaimRow(r.run_id, value=amax, n=1, unit="", verdict=v, note=note))
     if not rows:
         return not_measured(f"add fp16 (and fp16-noscale) with {access.ADD_PROFILER['numerics']}")
     # A run whose values stayed below the limit says nothing about the limit; where another
@@ -235,4 +235,4 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     verdict = combine(decided or [r.verdict for r in rows if r.verdict])
     head = max(rows, key=lambda r: r.value or 0.0)
     return ClaimOutcome(verdict, f"max |x| {fmt(head.value)} vs {FP16_MAX:,.0f}", head.note,
-                        head.value, None, None, len(rows), False, rows)
+                        rows, value=head.value, n=len(rows))

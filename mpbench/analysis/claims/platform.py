@@ -62,7 +62,7 @@ def bf16_hardware(ev: Evidence, bound: Bound) -> ClaimOutcome:
     verdict: Verdict = "holds" if ratio < EMULATED else "fails"
     return ClaimOutcome(verdict, f"{line}; bf16/fp16 GEMM {fmt(ratio)}×",
                         f"compute capability {cc}; best bf16 GEMM TFLOP/s over fp16's is {fmt(ratio)} "
-                        f"(below {EMULATED} means no BF16 tensor cores)", ratio, n=1)
+                        f"(below {EMULATED} means no BF16 tensor cores)", value=ratio, n=1)
 
 
 def _comm_dtype(r: RunRecord) -> str | None:

@@ -87,8 +87,8 @@ def speedup_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     reason = f"{inside} of {len(rows)} configurations inside {bound.text}"
     note = cpu_context(ev)
     return ClaimOutcome(verdict, measured, reason + (f". {note}" if note else ""),
-                        float(sorted(values)[len(values) // 2]), min(values), max(values), len(rows),
-                        False, rows)
+                        rows, value=float(sorted(values)[len(values) // 2]), low=min(values),
+                        high=max(values), n=len(rows))
 
 
 def _fp8_capability_missing(ev: Evidence) -> str | None:
@@ -155,7 +155,7 @@ COST_SAVINGS = Bound(
 def _cost_row(label: str, ttt: TimeToTarget) -> ClaimRow:
     if ttt.saving is None:
         why = "; ".join(ttt.notes) or "no time ratio"
-        return ClaimRow(f"{label} reached fp32's loss in {ttt.reached} of {ttt.n} seeds", None,
+        return ClaimRow(f"{label} reached fp32's loss in {ttt.reached} of {ttt.n} seeds",
                         n=ttt.n, unit="%", verdict="inconclusive", note=(
                  f"{why}: train longer or evaluate more often (train.eval_every) so the crossing shows"))
     value = 100.0 * ttt.saving
