@@ -121,7 +121,7 @@ def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: f
 
 
 def payload(model: type[ProfileResult], **fields: Any) -> dict[str, Any]:
-    """A profiler's stored result, built through its typed model (results/payloads.py), so a
+    """A profiler's stored result, built through its typed model (results/payloads/), so a
     renamed field breaks the test that writes it."""
     return model(**fields).model_dump(mode="json", exclude_unset=True)
 

@@ -39,6 +39,7 @@ from mpbench.bench.store import BenchRecord, bench_frame, load_bench, prepare_ou
 from mpbench.bench.timing import TimingConfig, plan_reps
 from mpbench.cli.main import cli
 from mpbench.errors import UserError
+from mpbench.results.payloads import TensorCoreResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir
 
@@ -215,6 +216,11 @@ def test_gemm_share_from_buckets_in_dict_and_list_form() -> None:
     assert gemm_share_from_buckets({}) is None
 
 
+def kernel_buckets(**shares: float) -> dict[str, Any]:
+    """A tensor_cores result with these bucket shares, built through its typed model."""
+    return TensorCoreResult(buckets=shares).model_dump(mode="json", exclude_unset=True)
+
+
 def run_record(precision: str, family: str, tps: float, **kw: Any) -> RunRecord:
     fields: dict[str, Any] = dict(
         run_id=f"gpt-tiny-{precision}-s0", suite="t", profile="cpu", model="gpt-tiny", model_dims={},
@@ -227,7 +233,7 @@ def run_record(precision: str, family: str, tps: float, **kw: Any) -> RunRecord:
 
 @pytest.mark.unit
 def test_predictions_from_training_runs() -> None:
-    profiled = run_record("fp32", "fp32", 1000.0, profiler_results={"tensor_cores": {"buckets": {"gemm": 3, "other": 1}}})
+    profiled = run_record("fp32", "fp32", 1000.0, profiler_results={"tensor_cores": kernel_buckets(gemm=3, other=1)})
     assert gemm_share_from_record(profiled, None) == (0.75, f"tensor_cores profile of run {profiled.run_id}")
     flops_only = run_record("fp32", "fp32", 1000.0, achieved_tflops=0.05)
     share, source = gemm_share_from_record(flops_only, 0.2) or (0.0, "")
@@ -397,7 +403,7 @@ def test_cli_bench_predicts_next_to_training_runs(tmp_path: Path) -> None:
 
     here = device_name(CPU)
     results.write(run_record("fp32", "fp32", 1000.0, device_name=here,
-                             profiler_results={"tensor_cores": {"buckets": {"gemm": 1, "other": 1}}}))
+                             profiler_results={"tensor_cores": kernel_buckets(gemm=1, other=1)}))
     results.write(run_record("bf16", "bf16", 1200.0, device_name=here, run_id="gpt-tiny-bf16-s0"))
     out = tmp_path / "out"
     result = CliRunner().invoke(cli, ["bench", str(suite), "--device", "cpu", "-o", str(out),

@@ -19,7 +19,7 @@ from fixture_records import (
 from mpbench.analysis.claims import CLAIMS, ClaimVerdict, evaluate_claims
 from mpbench.analysis.claims.verdict import Bound, judge
 from mpbench.config.claim_ids import CLAIM_IDS
-from mpbench.results.payloads import MaxBatchResult
+from mpbench.results.payloads import CommStep, MaxBatchResult, ParallelResult
 
 pytestmark = pytest.mark.unit
 H100 = gpu_env()
@@ -254,7 +254,8 @@ def test_dynamic_scaling_needs_a_back_off_and_a_rise() -> None:
 
 
 def test_fp16_range_against_65504() -> None:
-    over = numerics(overflow={"act_amax": 70000.0, "grad_amax": 10.0, "events": [{"step": 3}] * 2})
+    above = {"step": 3, "kind": "above-fp16-max-activation"}
+    over = numerics(overflow={"act_amax": 70000.0, "grad_amax": 10.0, "events": [above] * 2})
     v = verdicts([record("fp16-noscale", profiler_results={"numerics": over})])["fp16-range"]
     assert v.verdict == "holds" and "70,000" in v.measured
     calm = numerics(overflow={"act_amax": 100.0, "grad_amax": 1.0, "events": []})
@@ -310,9 +311,10 @@ def test_bf16_hardware_from_the_environment_card() -> None:
 
 def test_comm_halving_from_communication_bytes() -> None:
     def parallel(dtype: str, nbytes: int) -> dict:
-        # the shape the distributed probe writes (mpbench/distributed/probe.py)
-        return {"parallel": {"strategy": "ddp", "world_size": 2, "grad_comm_dtype": dtype,
-                             "comm_per_step": {"bytes": nbytes, "bytes_by_dtype": {dtype: nbytes}}}}
+        # built through the model the distributed probe writes (results/payloads/parallel.py)
+        return {"parallel": payload(ParallelResult, strategy="ddp", world_size=2,
+                                    grad_comm_dtype=dtype, comm_per_step=CommStep(
+                                        bytes=nbytes, bytes_by_dtype={dtype: nbytes}))}
 
     recs = [record("fp32", profiler_results=parallel("fp32", 4000)),
             record("bf16", profiler_results=parallel("bf16", 2000))]

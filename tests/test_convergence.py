@@ -32,6 +32,7 @@ from mpbench.analysis.equivalence import (
 from mpbench.analysis.time_to_target import crossing, time_to_target
 from mpbench.cli.main import cli
 from mpbench.errors import UserError
+from mpbench.results.payloads import NvmlResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 
@@ -154,7 +155,7 @@ def test_time_to_target_and_cost_ratio() -> None:
 
 @pytest.mark.unit
 def test_energy_to_target_uses_measured_window_power() -> None:
-    nvml = {"nvml": {"energy_j": 100.0}}
+    nvml = {"nvml": NvmlResult(energy_j=100.0).model_dump(mode="json", exclude_unset=True)}
     fp32 = [record("fp32", 0, [(10, 2.0)], [8.0], profiler_results=nvml, window_s=10.0)]
     result = time_to_target(fp32, {0: 2.0})
     assert result is not None and result.median_energy_j == pytest.approx(80.0)

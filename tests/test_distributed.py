@@ -29,7 +29,8 @@ from mpbench.distributed.scaling import scaling_rows
 from mpbench.errors import UserError
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
-from mpbench.results.schema import RunRecord
+from mpbench.results.payloads import ParallelResult, RankReport
+from mpbench.results.schema import RunRecord, StepStats
 from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
 
@@ -335,16 +336,17 @@ def test_exposed_communication_is_comm_time_without_compute() -> None:
 
 @pytest.mark.unit
 def test_fault_reasons_name_the_rank_and_the_collective() -> None:
-    comm_err = {"status": "failed", "reason": "RuntimeError: [pair.cc:553] Connection closed by "
-                "peer [127.0.0.1]:5. This is typically caused by ...",
-                "in_collective": "all_reduce (DDP gradient bucket, 10 x float32)"}
+    comm_err = RankReport(rank=0, status="failed", reason="RuntimeError: [pair.cc:553] Connection "
+                          "closed by peer [127.0.0.1]:5. This is typically caused by ...",
+                          in_collective="all_reduce (DDP gradient bucket, 10 x float32)")
     status, reason = compose_reason({0: comm_err, 1: None}, 2)
     assert status == "failed"
     assert reason == ("rank 1 of 2 stopped without a report (killed, crashed or stuck); rank 0 "
                       "stopped in all_reduce (DDP gradient bucket, 10 x float32): RuntimeError: "
                       "Connection closed by peer [127.0.0.1]:5")
-    oom = {"status": "oom", "reason": "OutOfMemoryError: CUDA out of memory"}
-    stopped = {"status": "aborted", "step": 3, "in_collective": "all_gather (p, 8 x bfloat16)"}
+    oom = RankReport(rank=1, status="oom", reason="OutOfMemoryError: CUDA out of memory")
+    stopped = RankReport(rank=2, status="aborted", step=3,
+                         in_collective="all_gather (p, 8 x bfloat16)")
     status, reason = compose_reason({0: comm_err, 1: oom, 2: stopped}, 3)
     assert status == "oom"
     assert reason.startswith("rank 1 of 3 failed: OutOfMemoryError: CUDA out of memory; rank 0 ")
@@ -363,9 +365,11 @@ def _record(**fields: Any) -> RunRecord:
 
 @pytest.mark.unit
 def test_merge_keeps_per_rank_spread_and_fails_on_a_missing_rank() -> None:
-    def report(rank: int, median: float) -> dict[str, Any]:
-        return {"rank": rank, "status": "ok", "step_stats": {"median_ms": median, "p90_ms": median},
-                "tokens_per_s": 1000.0, "peak_bytes": 100 * (rank + 1)}
+    def report(rank: int, median: float) -> RankReport:
+        stats = StepStats(n=1, median_ms=median, mean_ms=median, stdev_ms=0.0, p10_ms=median,
+                          p90_ms=median, min_ms=median, max_ms=median)
+        return RankReport(rank=rank, status="ok", step_stats=stats, tokens_per_s=1000.0,
+                          peak_bytes=100 * (rank + 1))
 
     merged = merge(_record(), {0: report(0, 10.0), 1: report(1, 14.0)}, 2, {"strategy": "ddp"})
     par = merged.profiler_results["parallel"]
@@ -381,8 +385,9 @@ def test_merge_keeps_per_rank_spread_and_fails_on_a_missing_rank() -> None:
 @pytest.mark.unit
 def test_scaling_efficiency_per_device_against_world_size_one() -> None:
     def rec(world: int, tps: float) -> RunRecord:
-        return _record(tokens_per_s=tps, profiler_results={"parallel": {
-            "world_size": world, "strategy": "ddp", "grad_comm_dtype": "bf16"}})
+        par = ParallelResult(world_size=world, strategy="ddp", grad_comm_dtype="bf16")
+        return _record(tokens_per_s=tps, profiler_results={
+            "parallel": par.model_dump(mode="json", exclude_unset=True)})
 
     rows = scaling_rows([rec(1, 1000.0), rec(2, 1800.0), rec(2, 1600.0)])
     assert [(r["world_size"], r["tokens_per_s_per_device"], r["efficiency"]) for r in rows] == [

@@ -8,7 +8,14 @@ from pathlib import Path
 import pytest
 import torch
 from click.testing import CliRunner
-from fixture_records import bench_record, gemm_row, gpu_env, record, write_results
+from fixture_records import (
+    bench_record,
+    gemm_row,
+    gpu_env,
+    payload,
+    record,
+    write_results,
+)
 from torch import nn
 
 from mpbench.bench.bandwidth import measure_op
@@ -24,6 +31,7 @@ from mpbench.precision import get_recipe
 from mpbench.report.blocks import Table
 from mpbench.report.resultset import ResultSet
 from mpbench.report.sections_kernels import compute_key, mfu_blocks
+from mpbench.results.payloads import MfuResult
 
 H100 = "NVIDIA H100 80GB HBM3"
 EXAMPLES = Path(__file__).resolve().parent.parent / "reports"
@@ -115,8 +123,8 @@ def _mfu_table(s: ResultSet) -> Table:
 def test_report_reads_the_records_figures_and_says_no_valid_ceiling(tmp_path: Path) -> None:
     achieved = record("fp32").achieved_tflops  # 6e6 FLOPs/token x 512 tokens / 0.1 s
     assert achieved == pytest.approx(0.03072)
-    mfu = {"mfu": {"dtype": "fp32", "ceiling_tflops": 0.12288}}
-    beaten = {"mfu": {"dtype": "fp16", "ceiling_tflops": 0.01}}
+    mfu = {"mfu": payload(MfuResult, dtype="fp32", ceiling_tflops=0.12288)}
+    beaten = {"mfu": payload(MfuResult, dtype="fp16", ceiling_tflops=0.01)}
     path = write_results(tmp_path / "r", [record("fp32", profiler_results=mfu),
                                           record("fp16", profiler_results=beaten)])
     table = _mfu_table(ResultSet.load(path))

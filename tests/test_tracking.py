@@ -28,8 +28,9 @@ from click.testing import CliRunner
 from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.cli.main import cli
 from mpbench.interop.tracking import comparisons, tracked_run
+from mpbench.results.payloads import MfuResult, NvmlResult
 from mpbench.results.store import load_records
-from tests.fixture_records import gpu_env, numerics, record, write_results
+from tests.fixture_records import gpu_env, numerics, payload, record, write_results
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
@@ -362,7 +363,8 @@ def test_export_to_a_live_mlflow_server_over_http(small_results: Path, tmp_path:
 @pytest.mark.unit
 def test_summary_metrics_carry_mfu_energy_and_leave_out_what_was_not_measured() -> None:
     gpu = record("bf16", env=gpu_env(), profiler_results={
-        "mfu": {"mfu_vs_ceiling": 0.41}, "nvml": {"joules_per_token": 0.0125},
+        "mfu": payload(MfuResult, dtype="bf16", mfu_vs_ceiling=0.41),
+        "nvml": payload(NvmlResult, joules_per_token=0.0125),
         "numerics": numerics(loss_scale=[], grad_norm=[[1, 0.5], [2, None], [3, 0.25]])},
     ).model_copy(update={"mfu": 0.35})
     t = tracked_run(gpu)

@@ -7,21 +7,23 @@ Keeping the key names in one module makes a renamed key a one-line fix.
 
 from __future__ import annotations
 
-from typing import Any, TypeVar
+from pydantic import BaseModel
 
-from pydantic import ValidationError
-
-from mpbench.config.errors import first_error
-from mpbench.errors import UserError
-from mpbench.results.env_card import TensorCores
+from mpbench.results.env_card import Capabilities, TensorCores
 from mpbench.results.key import ComparisonKey
 from mpbench.results.payloads import (
     MaxBatchResult,
     MemoryResult,
+    MfuResult,
     NumericsResult,
+    NvmlResult,
     Overflow,
-    ProfileResult,
+    ParallelResult,
+    TensorCoreResult,
+    skip_reason,
+    stored,
 )
+from mpbench.results.recipe_card import Fp8Card, recipe_card
 from mpbench.results.schema import RunRecord
 
 # Suite lines that turn each profiler on (names as registered in mpbench/profilers/).
@@ -33,50 +35,26 @@ ADD_PROFILER = {
     "max_batch": "profilers: [max_batch]",
 }
 
-P = TypeVar("P", bound=ProfileResult)
-
 MEMORY_PARTS = ("params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes",
                 "fp8_cache_bytes", "other_bytes")
 
 
-def _profile(r: RunRecord, name: str) -> dict[str, Any] | None:
-    p = r.profiler_results.get(name)
-    if not isinstance(p, dict) or "skipped" in p:
-        return None
-    return p
-
-
-def _typed(r: RunRecord, name: str, model: type[P]) -> P | None:
-    """The profiler's result as its typed model (results/payloads.py), None when absent or
-    skipped; a result of another shape is a corrupt record (UserError naming the run)."""
-    p = _profile(r, name)
-    if p is None:
-        return None
-    try:
-        return model.model_validate(p)
-    except ValidationError as exc:
-        raise UserError(f"run {r.run_id}: profiler_results.{name}: {first_error(exc, model)}; "
-                        "re-run it with this mpbench") from None
-
-
 def profile_skip_reason(r: RunRecord, name: str) -> str | None:
-    p = r.profiler_results.get(name)
-    return str(p["skipped"]) if isinstance(p, dict) and "skipped" in p else None
+    return skip_reason(r, name)
 
 
 # -- recipe ------------------------------------------------------------------------------
 def family(r: RunRecord) -> str:
-    return str(r.recipe.get("family", r.precision))
+    return recipe_card(r).family or r.precision
 
 
 def numerics_only(r: RunRecord) -> bool:
     """Emulated modes: their speed never counts towards a speed claim."""
-    return bool(r.recipe.get("numerics_only", False))
+    return recipe_card(r).numerics_only
 
 
-def fp8_details(r: RunRecord) -> dict[str, Any] | None:
-    d = r.recipe.get("fp8")
-    return d if isinstance(d, dict) else None
+def fp8_details(r: RunRecord) -> Fp8Card | None:
+    return recipe_card(r).fp8
 
 
 def config_key(r: RunRecord) -> ComparisonKey:
@@ -104,7 +82,7 @@ def memory_kind(r: RunRecord) -> str | None:
 
 
 def memory_breakdown(r: RunRecord) -> MemoryResult | None:
-    m = _typed(r, "memory", MemoryResult)
+    m = stored(r, "memory", MemoryResult)
     if m is None or all(getattr(m, k) is None for k in MEMORY_PARTS):
         return None
     return m
@@ -124,36 +102,35 @@ def activation_bytes(r: RunRecord) -> float | None:
 
 
 def max_batch(r: RunRecord) -> tuple[int, str] | None:
-    p = _typed(r, "max_batch", MaxBatchResult)
+    p = stored(r, "max_batch", MaxBatchResult)
     if p is None or p.max_batch_size is None:
         return None
     return p.max_batch_size, p.limit or ""
 
 
 # -- tensor cores, energy -----------------------------------------------------------------
-def tensor_core_profile(r: RunRecord) -> dict[str, Any] | None:
-    p = _profile(r, "tensor_cores")
-    return p if p and isinstance(p.get("buckets"), dict) else None
+def tensor_core_profile(r: RunRecord) -> TensorCoreResult | None:
+    p = stored(r, "tensor_cores", TensorCoreResult)
+    return p if p is not None and p.buckets else None
 
 
-def mfu_profile(r: RunRecord) -> dict[str, Any] | None:
+def mfu_profile(r: RunRecord) -> MfuResult | None:
     """MFU against the measured GEMM ceiling of the run's dtype (and the spec peak)."""
-    return _profile(r, "mfu")
+    return stored(r, "mfu", MfuResult)
 
 
-def nvml_profile(r: RunRecord) -> dict[str, Any] | None:
-    return _profile(r, "nvml")
+def nvml_profile(r: RunRecord) -> NvmlResult | None:
+    return stored(r, "nvml", NvmlResult)
 
 
 def joules_per_token(r: RunRecord) -> float | None:
     p = nvml_profile(r)
-    v = p.get("joules_per_token") if p else None
-    return float(v) if v is not None else None
+    return p.joules_per_token if p else None
 
 
 # -- numerics ----------------------------------------------------------------------------
 def numerics_profile(r: RunRecord) -> NumericsResult | None:
-    return _typed(r, "numerics", NumericsResult)
+    return stored(r, "numerics", NumericsResult)
 
 
 def loss_scale_history(r: RunRecord) -> list[tuple[int, float]]:
@@ -176,7 +153,18 @@ def skipped_steps(r: RunRecord) -> int | None:
     return len(v) if isinstance(v, list) else int(v)
 
 
-def underflow(r: RunRecord) -> dict[str, float | None] | None:
+class UnderflowShares(BaseModel):
+    """Shares of the sampled activation-gradient elements (None: not measured)."""
+
+    fraction: float | None = None
+    """At or below FP16's smallest subnormal in the run."""
+    reference: float | None = None
+    """The same share in an FP32 reference pass on the same batch."""
+    lost: float | None = None
+    """Non-zero in the reference but zero in the run."""
+
+
+def underflow(r: RunRecord) -> UnderflowShares | None:
     """Activation-gradient underflow of a 16-bit run, from the numerics profiler.
 
     fraction: share at or below FP16's smallest subnormal in the run; reference: the same
@@ -186,8 +174,8 @@ def underflow(r: RunRecord) -> dict[str, float | None] | None:
     if p is None or p.underflow.fraction is None:
         return None
     u = p.underflow
-    return {"fraction": u.fraction, "reference": u.fp32_reference_fraction,
-            "lost": u.lost_fraction}
+    return UnderflowShares(fraction=u.fraction, reference=u.fp32_reference_fraction,
+                           lost=u.lost_fraction)
 
 
 def overflow(r: RunRecord) -> Overflow | None:
@@ -196,23 +184,30 @@ def overflow(r: RunRecord) -> Overflow | None:
 
 
 # -- distributed (from the torchrun work; absent on single-process runs) ------------------
-def comm_profile(r: RunRecord) -> dict[str, Any] | None:
-    """Gradient communication per step: {'dtype', 'bytes_per_step', 'time_ms'}.
+def parallel_profile(r: RunRecord) -> ParallelResult | None:
+    return stored(r, "parallel", ParallelResult)
 
-    Read from the distributed probe (profiles["parallel"]): the comm dtype of the run,
-    the bytes its collectives moved in a typical step, and the gradient collective's time
-    when replayed alone.
-    """
-    par = _profile(r, "parallel")
-    if not par:
+
+class CommUse(BaseModel):
+    """Gradient communication per step of a distributed run."""
+
+    dtype: str
+    bytes_per_step: int
+    time_ms: float | None
+    """The gradient collective's time when replayed alone (None: not probed)."""
+
+
+def comm_profile(r: RunRecord) -> CommUse | None:
+    """Read from the distributed probe (profiler_results["parallel"]): the comm dtype of the
+    run, the bytes its collectives moved in a typical step, and the gradient collective's
+    time when replayed alone."""
+    par = parallel_profile(r)
+    if par is None or par.comm_per_step is None or not par.grad_comm_dtype:
         return None
-    per_step = par.get("comm_per_step") or {}
-    if per_step.get("bytes") is None or not par.get("grad_comm_dtype"):
-        return None
-    alone = (par.get("probe") or {}).get("comm_alone_ms") or {}
-    op = "all_reduce" if par.get("strategy") == "ddp" else "reduce_scatter"
-    return {"dtype": par["grad_comm_dtype"], "bytes_per_step": per_step["bytes"],
-            "time_ms": alone.get(op)}
+    alone = par.probe.comm_alone_ms if par.probe else {}
+    op = "all_reduce" if par.strategy == "ddp" else "reduce_scatter"
+    return CommUse(dtype=par.grad_comm_dtype, bytes_per_step=par.comm_per_step.bytes,
+                   time_ms=alone.get(op))
 
 
 # -- environment card --------------------------------------------------------------------
@@ -220,24 +215,18 @@ def device_kind(r: RunRecord) -> str:
     return "cuda" if r.device.startswith("cuda") else "cpu"
 
 
-def capabilities(r: RunRecord) -> dict[str, Any]:
-    """What the device can do for each format, from the environment card.
-
-    GPU: tensor-core support by compute capability. CPU: no tensor cores; whether bf16/fp16
-    matmuls have a native ISA path (avx512_bf16/AMX) is what decides their speed.
-    """
+def capabilities(r: RunRecord) -> Capabilities:
+    """What the device can do for each format, from the environment card (Capabilities)."""
     if device_kind(r) == "cuda":
         gpu = r.env.gpu
         tc = gpu.tensor_cores if gpu else TensorCores()
-        return {"kind": "cuda", "name": gpu.name if gpu else r.device_name,
-                "capability": gpu.capability if gpu else None, "tensor_cores": tc.fp16,
-                "fp16": tc.fp16, "bf16": tc.bf16, "tf32": tc.tf32,
-                "fp8": tc.fp8, "mxfp8": tc.mxfp8, "isa_flags": []}
+        return Capabilities(kind="cuda", name=gpu.name if gpu else r.device_name,
+                            capability=gpu.capability if gpu else None, tensor_cores=tc.fp16,
+                            fp16=tc.fp16, bf16=tc.bf16, tf32=tc.tf32, fp8=tc.fp8, mxfp8=tc.mxfp8)
     cpu = r.env.cpu
     overridden = bool(cpu.isa_env_overrides)
-    return {"kind": "cpu", "name": cpu.model or r.device_name, "capability":
-            cpu.torch_cpu_capability, "tensor_cores": False,
-            "fp16": cpu.fast_fp16 and not overridden, "bf16": cpu.fast_bf16 and not overridden,
-            "tf32": False, "fp8": False, "mxfp8": False, "isa_flags": list(cpu.isa_flags),
-            "isa_env_overrides": dict(cpu.isa_env_overrides)}
-
+    return Capabilities(kind="cpu", name=cpu.model or r.device_name,
+                        capability=cpu.torch_cpu_capability,
+                        fp16=cpu.fast_fp16 and not overridden,
+                        bf16=cpu.fast_bf16 and not overridden, isa_flags=list(cpu.isa_flags),
+                        isa_env_overrides=dict(cpu.isa_env_overrides))

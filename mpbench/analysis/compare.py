@@ -8,6 +8,7 @@ from statistics import median
 
 from mpbench.analysis.runstats import RunRatio, speedup_ratio
 from mpbench.results.key import ConfigKey
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 
@@ -62,11 +63,11 @@ class Group:
 
     @property
     def family(self) -> str:
-        return str(self.records[0].recipe.get("family", ""))
+        return recipe_card(self.records[0]).family or ""
 
     @property
     def numerics_only(self) -> bool:
-        return bool(self.records[0].recipe.get("numerics_only", False))
+        return recipe_card(self.records[0]).numerics_only
 
     @property
     def step_times_ms(self) -> list[float]:

@@ -16,6 +16,7 @@ from statistics import median
 from typing import Any
 
 from mpbench.analysis.stats import median_ratio
+from mpbench.results.payloads import NvmlResult, stored
 from mpbench.results.schema import RunRecord
 
 
@@ -91,11 +92,11 @@ def eval_clock(record: RunRecord) -> tuple[list[tuple[int, float, float]], str]:
 
 
 def average_power_w(record: RunRecord) -> float | None:
-    nvml = record.profiler_results.get("nvml") or {}
-    energy = nvml.get("energy_j") if isinstance(nvml, dict) else None
-    if not energy:
+    nvml = stored(record, "nvml", NvmlResult)
+    energy = nvml.energy_j if nvml else None
+    if not energy or nvml is None:
         return None
-    window = nvml.get("train_s") or nvml.get("window_s") or (
+    window = nvml.train_s or nvml.window_s or (
         (record.window_s or 0.0) + record.hook_time_s if record.window_s else None)
     return float(energy) / float(window) if window else None
 

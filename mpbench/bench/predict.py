@@ -14,6 +14,8 @@ from typing import Any
 
 from mpbench.bench.rows import BandwidthRow, GemmRow, PredictionRow
 from mpbench.mfu import against
+from mpbench.results.payloads import TensorCoreResult, stored
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 # (precision, baseline) pairs. FP8 recipes keep the non-GEMM rest in bf16, so against fp32 the
@@ -95,9 +97,9 @@ def gemm_share_from_buckets(buckets: Any) -> float | None:
 
 def gemm_share_from_record(record: RunRecord, ceiling_tflops: float | None) -> tuple[float, str] | None:
     """The baseline run's GEMM time share: from its kernel profile, else from its FLOPs."""
-    profile = record.profiler_results.get("tensor_cores")
-    if isinstance(profile, dict) and "buckets" in profile:
-        share = gemm_share_from_buckets(profile["buckets"])
+    profile = stored(record, "tensor_cores", TensorCoreResult)
+    if profile is not None and profile.buckets:
+        share = gemm_share_from_buckets(profile.buckets)
         if share is not None:
             return share, f"tensor_cores profile of run {record.run_id}"
     share, _ = against(record.achieved_tflops, ceiling_tflops)  # MFU against the ceiling
@@ -147,7 +149,7 @@ def run_predictions(gemm_rows: list[GemmRow], bw_rows: list[BandwidthRow], runs:
         by_family: dict[str, list[RunRecord]] = {}
         for r in runs:
             if r.model == model and r.status == "ok":
-                by_family.setdefault(str(r.recipe.get("family")), []).append(r)
+                by_family.setdefault(str(recipe_card(r).family), []).append(r)
         for dtype, baseline in PAIRS:
             base_runs = by_family.get(baseline)
             if not base_runs:
@@ -155,7 +157,7 @@ def run_predictions(gemm_rows: list[GemmRow], bw_rows: list[BandwidthRow], runs:
             found = gemm_share_from_record(base_runs[0], ceiling(baseline))
             if found is None:
                 continue
-            target = [r for r in by_family.get(dtype, []) if not r.recipe.get("numerics_only")]
+            target = [r for r in by_family.get(dtype, []) if not recipe_card(r).numerics_only]
             base_tps, tps = _median_tps(base_runs), _median_tps(target)
             measured = tps / base_tps if tps and base_tps else None
             src = (f"{model}: median tokens/s of {len(target)} {dtype} over {len(base_runs)} "

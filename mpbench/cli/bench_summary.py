@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import statistics
+from collections.abc import Iterable
 
 from rich.console import Console
 from rich.table import Table
@@ -11,12 +12,20 @@ from mpbench.bench.rows import AlignmentRow, BandwidthRow, BenchRow, GemmRow, Pr
 from mpbench.bench.store import BenchRecord
 
 
-def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...]) -> Table:
+def _table(title: str, columns: tuple[str, ...], left: tuple[str, ...],
+           rows: Iterable[tuple[str, ...]] = ()) -> Table:
     """A table whose `left` columns are left-aligned and the others (numbers) right-aligned."""
     table = Table(title=title)
     for col in columns:
         table.add_column(col, justify="left" if col in left else "right")
+    for row in rows:
+        table.add_row(*row)
     return table
+
+
+def _fmt(value: float | None, spec: str, unit: str = "") -> str:
+    """A measured number in `spec`, or '-' where there is none (not measured, or zero)."""
+    return f"{value:{spec}}{unit}" if value else "-"
 
 
 def _status(row: BenchRow) -> str:
@@ -73,25 +82,21 @@ def gemm_table(rows: list[GemmRow]) -> Table:
 
 
 def alignment_table(rows: list[AlignmentRow]) -> Table:
-    table = _table("alignment: K = N off a multiple of 16 (TFLOP/s relative to the aligned size)",
-                   ("dtype", "K = N", "multiple of", "TFLOP/s", "vs aligned", "status"),
-                   left=("dtype", "status"))
-    for r in rows:
-        table.add_row(r.dtype, str(r.n), str(r.multiple_of), f"{r.tflops:.3g}" if r.tflops else "-",
-                      f"{r.relative_to_aligned:.2f}" if r.relative_to_aligned else "-",
-                      "numerics only" if r.numerics_only else _status(r))
-    return table
+    return _table("alignment: K = N off a multiple of 16 (TFLOP/s relative to the aligned size)",
+                  ("dtype", "K = N", "multiple of", "TFLOP/s", "vs aligned", "status"),
+                  ("dtype", "status"),
+                  ((r.dtype, str(r.n), str(r.multiple_of), _fmt(r.tflops, ".3g"),
+                    _fmt(r.relative_to_aligned, ".2f"),
+                    "numerics only" if r.numerics_only else _status(r)) for r in rows))
 
 
 def bandwidth_table(rows: list[BandwidthRow]) -> Table:
-    table = _table("bandwidth-bound ops: 16-bit over 32-bit elements/s (2.00x = bytes halved, speed doubled)",
-                   ("op", "dtype", "bytes/elem", "GB/s", "elements/s", "vs fp32"),
-                   left=("op", "dtype"))
-    for r in rows:
-        table.add_row(r.op, r.dtype, str(r.bytes_per_element), f"{r.gbps:.3g}" if r.gbps else "-",
-                      f"{r.elements_per_s:.3g}" if r.elements_per_s else _status(r),
-                      f"{r.vs_fp32:.2f}x" if r.vs_fp32 else "-")
-    return table
+    return _table("bandwidth-bound ops: 16-bit over 32-bit elements/s (2.00x = bytes halved, "
+                  "speed doubled)", ("op", "dtype", "bytes/elem", "GB/s", "elements/s", "vs fp32"),
+                  ("op", "dtype"),
+                  ((r.op, r.dtype, str(r.bytes_per_element), _fmt(r.gbps, ".3g"),
+                    _fmt(r.elements_per_s, ".3g") if r.elements_per_s else _status(r),
+                    _fmt(r.vs_fp32, ".2f", "x")) for r in rows))
 
 
 def prediction_table(rows: list[PredictionRow]) -> Table:
@@ -106,7 +111,7 @@ def prediction_table(rows: list[PredictionRow]) -> Table:
         table.add_row(f"{r.dtype} vs {r.baseline}", f"{r.gemm_speedup:.2f}x",
                       f"{r.gemm_share:.0%}" if r.gemm_share is not None else "-",
                       f"{r.predicted_amdahl:.2f}x", f"{r.predicted_roofline:.2f}x",
-                      f"{r.measured_speedup:.2f}x" if r.measured_speedup else "-", r.share_source)
+                      _fmt(r.measured_speedup, ".2f", "x"), r.share_source)
     return table
 
 

@@ -36,6 +36,15 @@ def _as_list(value: Any, valid: Any, kind: str) -> Any:
     return list(dict.fromkeys(items))  # a value listed twice runs once
 
 
+def parallel_tag(strategy: str, grad_comm_dtype: str, param_dtype: str | None,
+                 world_size: int | None) -> str:
+    """The run-id part of a parallel combination: ddp-bf16comm, fsdp2-fp32comm-pbf16-w2.
+    Written here only (results/key.ParallelKey.from_tag reads it back)."""
+    param = f"-p{param_dtype}" if param_dtype else ""
+    world = f"-w{world_size}" if world_size else ""
+    return f"{strategy}-{grad_comm_dtype}comm{param}{world}"
+
+
 class ParallelRun(_Frozen):
     """One resolved combination: what a single run is trained with."""
 
@@ -52,9 +61,8 @@ class ParallelRun(_Frozen):
     @property
     def tag(self) -> str:
         """The run-id part: strategy, comm dtype, FSDP2 param dtype, world size."""
-        param = f"-p{self.param_dtype}" if self.param_dtype else ""
-        world = f"-w{self.world_size}" if self.world_size else ""
-        return f"{self.strategy}-{self.grad_comm_dtype}comm{param}{world}"
+        return parallel_tag(self.strategy, self.grad_comm_dtype, self.param_dtype,
+                            self.world_size)
 
     @property
     def comm_dtype(self) -> torch.dtype:

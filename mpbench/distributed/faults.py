@@ -8,14 +8,16 @@ error is not a communication error, else the ranks that never reported.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import signal
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import Any
+
+from mpbench.results.payloads import RankReport
 
 COMM_ERROR_MARKERS = (
     "Connection closed by peer", "Connection reset by peer", "Broken pipe", "Connection refused",
@@ -33,33 +35,33 @@ def short(reason: str | None, limit: int = 160) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def compose_reason(reports: dict[int, dict[str, Any] | None], world_size: int) -> tuple[str, str]:
+def compose_reason(reports: dict[int, RankReport | None], world_size: int) -> tuple[str, str]:
     """(status, reason) of a distributed run in which some rank failed or went missing."""
     missing = [r for r in range(world_size) if reports.get(r) is None]
     failed = {r: rep for r, rep in reports.items()
-              if rep is not None and rep["status"] in ("failed", "oom")}
-    roots = {r: rep for r, rep in failed.items() if not is_comm_error(rep.get("reason"))}
+              if rep is not None and rep.status in ("failed", "oom")}
+    roots = {r: rep for r, rep in failed.items() if not is_comm_error(rep.reason)}
     parts: list[str] = []
     for r, rep in sorted(roots.items()):
-        parts.append(f"rank {r} of {world_size} failed: {short(rep.get('reason'), 200)}")
+        parts.append(f"rank {r} of {world_size} failed: {short(rep.reason, 200)}")
     for r in missing:
         parts.append(f"rank {r} of {world_size} stopped without a report "
                      "(killed, crashed or stuck)")
     for r, rep in sorted(failed.items()):
         if r in roots:
             continue
-        where = f" in {rep['in_collective']}" if rep.get("in_collective") else ""
-        parts.append(f"rank {r} stopped{where}: {short(rep.get('reason'))}")
+        where = f" in {rep.in_collective}" if rep.in_collective else ""
+        parts.append(f"rank {r} stopped{where}: {short(rep.reason)}")
     for r, maybe in sorted(reports.items()):
-        if maybe is not None and maybe["status"] == "aborted":
-            last = maybe.get("in_collective")
+        if maybe is not None and maybe.status == "aborted":
+            last = maybe.in_collective
             issued = f", last collective issued: {last}" if last else ""
-            parts.append(f"rank {r} was stopped in step {maybe.get('step')}{issued}")
+            parts.append(f"rank {r} was stopped in step {maybe.step}{issued}")
     if not parts:  # every rank finished, yet not alike (e.g. one diverged): say how
-        statuses = {r: rep["status"] for r, rep in reports.items() if rep is not None}
+        statuses = {r: rep.status for r, rep in reports.items() if rep is not None}
         parts.append("ranks ended differently: " + ", ".join(
             f"rank {r} {s}" for r, s in sorted(statuses.items())))
-    status = "oom" if any(rep["status"] == "oom" for rep in roots.values()) else "failed"
+    status = "oom" if any(rep.status == "oom" for rep in roots.values()) else "failed"
     return status, "; ".join(parts)[:900]
 
 
@@ -106,7 +108,7 @@ class FaultWatch:
     """
 
     def __init__(self, store: Any, fault_key: str, report_key: str,
-                 describe: Any, exit_code: int) -> None:
+                 describe: Callable[[], RankReport], exit_code: int) -> None:
         self.store, self.fault_key, self.report_key = store, fault_key, report_key
         self.describe, self.exit_code = describe, exit_code
         self.lock = threading.Lock()
@@ -123,12 +125,12 @@ class FaultWatch:
         self.done.set()
         self.thread.join()
 
-    def post(self, report: dict[str, Any]) -> bool:
+    def post(self, report: RankReport) -> bool:
         """Post this rank's own report; False when the watch already posted one (exiting)."""
         with self.lock:
             if self.posted:
                 return False
-            self.store.set(self.report_key, json.dumps(report))
+            self.store.set(self.report_key, report.model_dump_json())
             self.posted = True
             return True
 
@@ -138,7 +140,7 @@ class FaultWatch:
                 continue
             with self.lock:
                 if not self.posted:
-                    self.store.set(self.report_key, json.dumps(self.describe()))
+                    self.store.set(self.report_key, self.describe().model_dump_json())
                     self.posted = True
                 sys.stdout.flush()
                 sys.stderr.flush()

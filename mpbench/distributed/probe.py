@@ -24,12 +24,14 @@ from mpbench.config.parallel import ParallelRun
 from mpbench.distributed.comm import CommCounter, make_buffers, replay
 from mpbench.distributed.overlap import kernel_overlap
 from mpbench.profilers.base import Profiler, RunContext
+from mpbench.results.payloads import ParallelResult
 from mpbench.train.measure import synchronize
 
 
 class ParallelProbe(Profiler):
     name = "parallel"
     summary = "communication bytes per step; compute vs exposed communication"
+    Result = ParallelResult
 
     def __init__(self, run: ParallelRun, counter: CommCounter, stepper: Any) -> None:
         super().__init__()
@@ -122,4 +124,4 @@ class ParallelProbe(Profiler):
             typical = per_step[totals.index(sorted(totals)[len(totals) // 2])]
             out["comm_per_step"] = typical
             out["comm_bytes_per_step_range"] = [min(totals), max(totals)]
-        return out
+        return ParallelResult.stored(out)

@@ -208,7 +208,7 @@ class ParallelRunner:
         if watch is not None:
             watch.post(report)
         else:
-            g.store.set(report_key(g, spec.run_id), json.dumps(report))
+            g.store.set(report_key(g, spec.run_id), report.model_dump_json())
         if failed:
             g.store.set(fault_key, str(g.rank))
             if g.rank != 0:  # exiting closes our sockets: the peers stop waiting on us now

@@ -14,16 +14,17 @@ import statistics
 from collections import defaultdict
 from typing import Any
 
+from mpbench.results.payloads import ParallelResult, stored
 from mpbench.results.schema import RunRecord
 
 
 def _facts(r: RunRecord) -> dict[str, Any]:
-    par = r.profiler_results.get("parallel") or {}
-    world = int(par.get("world_size") or 1)
+    par = stored(r, "parallel", ParallelResult)
+    world = (par.world_size if par else None) or 1
     return {
         "world": world,
-        "strategy": par.get("strategy", "single process"),
-        "comm": par.get("grad_comm_dtype", "-"),
+        "strategy": (par.strategy if par else None) or "single process",
+        "comm": (par.grad_comm_dtype if par else None) or "-",
         "per_device_batch": r.batch_size // world,
     }
 

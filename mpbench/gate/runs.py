@@ -8,7 +8,12 @@ from pathlib import Path
 from typing import Any
 
 from mpbench.errors import UserError
-from mpbench.interop.pytest_benchmark import exported_runs, is_pytest_benchmark, run_summary
+from mpbench.interop.pytest_benchmark import (
+    RunSummary,
+    exported_runs,
+    is_pytest_benchmark,
+    summary_of,
+)
 from mpbench.results.key import ConfigKey, derive_key
 from mpbench.results.store import MANIFEST, load_records, parse_record
 
@@ -58,18 +63,15 @@ class GateRun:
         return self.config_key.label
 
 
-def from_summary(s: dict[str, Any], source: str = "") -> GateRun:
+def from_summary(s: RunSummary, source: str = "") -> GateRun:
     return GateRun(
-        run_id=str(s["run_id"]), model=str(s["model"]), precision=str(s["precision"]),
-        batch_size=int(s["batch_size"]), seq_len=int(s["seq_len"]), seed=int(s["seed"]),
-        profile=str(s["profile"]), device_kind=str(s["device"]).split(":")[0],
-        device_name=str(s["device_name"]), status=str(s["status"]), reason=s.get("reason"),
-        step_times_ms=tuple(float(t) for t in s.get("step_times_ms", [])),
-        peak_bytes=s.get("peak_bytes"), memory_kind=s.get("memory_kind"),
-        eval_loss=s.get("eval_loss"), repeat=int(s.get("repeat") or 0),
-        probe_ms=s.get("probe_ms"), source=source, train=dict(s.get("train") or {}),
-        software={**(s.get("software") or {}), "gpu driver": s.get("gpu_driver")},
-        key=ConfigKey.model_validate(s["config_key"]) if s.get("config_key") else None,
+        run_id=s.run_id, model=s.model, precision=s.precision, batch_size=s.batch_size,
+        seq_len=s.seq_len, seed=s.seed, profile=s.profile, device_kind=s.device.split(":")[0],
+        device_name=s.device_name, status=s.status, reason=s.reason,
+        step_times_ms=tuple(s.step_times_ms), peak_bytes=s.peak_bytes,
+        memory_kind=s.memory_kind, eval_loss=s.eval_loss, repeat=s.repeat,
+        probe_ms=s.probe_ms, source=source, train=dict(s.train),
+        software={**s.software, "gpu driver": s.gpu_driver}, key=s.config_key,
     )
 
 
@@ -83,14 +85,14 @@ def _read_json(path: Path) -> Any:
         raise UserError(f"{path}: not a text JSON file") from None
 
 
-def _summaries(path: Path) -> list[dict[str, Any]]:
+def _summaries(path: Path) -> list[RunSummary]:
     if path.is_dir():
-        return [{**run_summary(r), "step_times_ms": r.step_times_ms} for r in load_records(path)]
+        return [summary_of(r) for r in load_records(path)]
     raw = _read_json(path)
     if is_pytest_benchmark(raw):
         return exported_runs(raw, path)
     record = parse_record(raw, path)
-    return [{**run_summary(record), "step_times_ms": record.step_times_ms}]
+    return [summary_of(record)]
 
 
 def result_sets(path: Path) -> list[Path]:

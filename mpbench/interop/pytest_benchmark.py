@@ -17,8 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
 from mpbench.errors import UserError
 from mpbench.results.env_card import EnvCard
+from mpbench.results.key import ConfigKey
 from mpbench.results.schema import RunRecord
 
 EXPORT_FORMAT = "mpbench-pytest-benchmark"
@@ -69,21 +72,58 @@ def benchmark_stats(times_s: Sequence[float]) -> dict[str, Any]:
     }
 
 
+class RunSummary(BaseModel):
+    """What the gate needs to know about a run, without its curves and traces: stored in an
+    export's extra_info["mpbench"] (step times travel as the benchmark's rounds)."""
+
+    model_config = ConfigDict(extra="ignore")  # exports of a newer mpbench may say more
+
+    run_id: str
+    config_key: ConfigKey | None = None
+    """None in exports made before the configuration key existed (derived from the rest)."""
+    suite: str = ""
+    profile: str
+    model: str
+    precision: str
+    batch_size: int
+    seq_len: int
+    seed: int
+    repeat: int = 0
+    device: str
+    device_name: str
+    status: str
+    reason: str | None = None
+    tokens_per_s: float | None = None
+    peak_bytes: int | None = None
+    memory_kind: str | None = None
+    eval_loss: float | None = None
+    final_train_loss: float | None = None
+    train: dict[str, Any] = Field(default_factory=dict)
+    software: dict[str, Any] = Field(default_factory=dict)
+    gpu_driver: str | None = None
+    schema_version: int | None = None
+    probe_ms: float | None = None
+    step_times_ms: list[float] = Field(default_factory=list, exclude=True)
+    """The measured steps (read back from the rounds; not written into extra_info)."""
+
+
+def summary_of(r: RunRecord) -> RunSummary:
+    return RunSummary(
+        run_id=r.run_id, config_key=r.config_key, suite=r.suite, profile=r.profile,
+        model=r.model, precision=r.precision, batch_size=r.batch_size, seq_len=r.seq_len,
+        seed=r.seed, repeat=r.repeat, device=r.device, device_name=r.device_name,
+        status=r.status, reason=r.reason, tokens_per_s=r.tokens_per_s,
+        peak_bytes=r.memory.peak_bytes if r.memory else None,
+        memory_kind=r.memory.kind if r.memory else None, eval_loss=r.eval_loss,
+        final_train_loss=r.final_train_loss, train=r.train,
+        software=r.env.software(SOFTWARE_KEYS),
+        gpu_driver=r.env.gpu.driver if r.env.gpu else None, schema_version=r.schema_version,
+        probe_ms=r.probe.score_ms if r.probe else None, step_times_ms=r.step_times_ms)
+
+
 def run_summary(r: RunRecord) -> dict[str, Any]:
-    """What the gate needs to know about a run, without its curves and traces."""
-    return {
-        "run_id": r.run_id, "config_key": r.config_key.model_dump(mode="json"), "suite": r.suite, "profile": r.profile, "model": r.model,
-        "precision": r.precision, "batch_size": r.batch_size, "seq_len": r.seq_len,
-        "seed": r.seed, "repeat": r.repeat, "device": r.device, "device_name": r.device_name, "status": r.status,
-        "reason": r.reason, "tokens_per_s": r.tokens_per_s,
-        "peak_bytes": r.memory.peak_bytes if r.memory else None,
-        "memory_kind": r.memory.kind if r.memory else None,
-        "eval_loss": r.eval_loss, "final_train_loss": r.final_train_loss,
-        "train": r.train, "software": r.env.software(SOFTWARE_KEYS),
-        "gpu_driver": r.env.gpu.driver if r.env.gpu else None,
-        "schema_version": r.schema_version,
-        "probe_ms": r.probe.score_ms if r.probe else None,
-    }
+    """The run's RunSummary as the JSON an export stores."""
+    return summary_of(r).model_dump(mode="json")
 
 
 def machine_info(records: list[RunRecord]) -> dict[str, Any]:
@@ -140,7 +180,7 @@ def is_pytest_benchmark(data: Any) -> bool:
     return isinstance(data, dict) and "benchmarks" in data and "machine_info" in data
 
 
-def exported_runs(data: dict[str, Any], source: Path) -> list[dict[str, Any]]:
+def exported_runs(data: dict[str, Any], source: Path) -> list[RunSummary]:
     """Run summaries (with step_times_ms) from `mpbench export`, or from a pytest-benchmark
     JSON written by tests that use mpbench.pytest_plugin (benchmarks carrying extra_info)."""
     meta = data.get("mpbench")
@@ -151,7 +191,7 @@ def exported_runs(data: dict[str, Any], source: Path) -> list[dict[str, Any]]:
     if not isinstance(version, int) or version > EXPORT_VERSION:
         raise UserError(f"{source}: export version {version!r} is newer than this mpbench reads "
                         f"({EXPORT_VERSION}); upgrade mpbench")
-    runs: list[dict[str, Any]] = []
+    runs: list[RunSummary] = []
     try:
         for bench in data["benchmarks"]:
             summary = (bench.get("extra_info") or {}).get("mpbench")
@@ -160,10 +200,14 @@ def exported_runs(data: dict[str, Any], source: Path) -> list[dict[str, Any]]:
             if "data" not in bench["stats"]:
                 raise UserError(f"{source}: benchmark {bench.get('name')!r} has no per-round "
                                 "data; save with --benchmark-save-data or --benchmark-json")
-            runs.append({**summary, "step_times_ms": [float(t) * 1e3 for t in
-                                                      bench["stats"]["data"]]})
+            runs.append(RunSummary.model_validate({**summary, "step_times_ms": [
+                float(t) * 1e3 for t in bench["stats"]["data"]]}))
         for summary in meta.get("runs_without_timings", []):
-            runs.append({**summary, "step_times_ms": []})
+            runs.append(RunSummary.model_validate({**summary, "step_times_ms": []}))
+    except ValidationError as exc:
+        where = ".".join(str(p) for p in exc.errors()[0]["loc"])
+        raise UserError(f"{source}: corrupt mpbench export (missing or bad run field {where!r}); "
+                        "export the results again") from None
     except (KeyError, TypeError, ValueError, AttributeError) as exc:
         raise UserError(f"{source}: corrupt mpbench export (missing or bad {exc}); "
                         "export the results again") from None

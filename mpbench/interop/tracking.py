@@ -123,7 +123,8 @@ def run_series(r: RunRecord) -> dict[str, list[tuple[int, float]]]:
 
 def run_summary_metrics(r: RunRecord) -> dict[str, float]:
     peak = peak_memory(r)
-    ceiling = (mfu_profile(r) or {}).get("mfu_vs_ceiling")
+    mfu = mfu_profile(r)
+    ceiling = mfu.mfu_vs_ceiling if mfu else None
     values = {
         "tokens_per_s": r.tokens_per_s,
         "step_time_median_ms": r.step_stats.median_ms if r.step_stats else None,

@@ -24,6 +24,13 @@ class TEOptions(Fp8Options):
         "weights, as the bf16 recipe does)")
 
 
+class FormatOptions(TEOptions):
+    """Options of the per-tensor recipes, which let the suite pick the FP8 format."""
+
+    fp8_format: Literal["HYBRID", "E4M3"] = Field(
+        "HYBRID", description="HYBRID: E4M3 forward, E5M2 gradients; E4M3: E4M3 everywhere")
+
+
 class TERecipe(Fp8Recipe):
     backend = "te"
     Options: ClassVar[type[RecipeOptions]] = TEOptions
@@ -43,8 +50,9 @@ class TERecipe(Fp8Recipe):
         return {}
 
     def fp8_format(self) -> str:
-        """TE Format name: HYBRID (E4M3 forward, E5M2 backward) or E4M3."""
-        return "E4M3"
+        """TE Format name: HYBRID (E4M3 forward, E5M2 backward) or E4M3 (the suite's choice
+        where the options have one, FormatOptions)."""
+        return self.options.fp8_format if isinstance(self.options, FormatOptions) else "E4M3"
 
     # -- availability --------------------------------------------------------------------
     def check(self, device: torch.device) -> str | None:

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
-
-from pydantic import Field
+from typing import ClassVar
 
 from mpbench.precision.base import RecipeOptions, register
-from mpbench.precision.fp8_te_base import TEOptions, TERecipe
+from mpbench.precision.fp8_te_base import FormatOptions, TERecipe
 
 
-class CurrentOptions(TEOptions):
-    fp8_format: Literal["HYBRID", "E4M3"] = Field(
-        "HYBRID", description="HYBRID: E4M3 forward, E5M2 gradients; E4M3: E4M3 everywhere")
+class CurrentOptions(FormatOptions):
+    """The format choice only: the scale comes from the tensor being cast."""
 
 
 @register
@@ -24,6 +21,3 @@ class TECurrent(TERecipe):
     scaling = "current per-tensor: scale = fp8_max / amax of the tensor being cast"
     Options: ClassVar[type[RecipeOptions]] = CurrentOptions
     options: CurrentOptions
-
-    def fp8_format(self) -> str:
-        return self.options.fp8_format

@@ -10,12 +10,10 @@ from torch import nn
 from mpbench.config.schema import TrainConfig
 from mpbench.precision import te_backend
 from mpbench.precision.base import RecipeOptions, register
-from mpbench.precision.fp8_te_base import TEOptions, TERecipe
+from mpbench.precision.fp8_te_base import FormatOptions, TERecipe
 
 
-class DelayedOptions(TEOptions):
-    fp8_format: Literal["HYBRID", "E4M3"] = Field(
-        "HYBRID", description="HYBRID: E4M3 forward, E5M2 gradients; E4M3: E4M3 everywhere")
+class DelayedOptions(FormatOptions):
     amax_history_len: int = Field(1024, ge=1, description="steps of amax history per tensor")
     amax_compute_algo: Literal["max", "most_recent"] = Field(
         "max", description="amax taken from the history: its maximum or the latest value")
@@ -35,9 +33,6 @@ class TEDelayed(TERecipe):
     def compile_refusal(self, train: TrainConfig) -> str | None:
         return (f"{self.name}: TransformerEngine's DelayedScaling does not run under "
                 "torch.compile, so this run is eager (fp8-te-current compiles)")
-
-    def fp8_format(self) -> str:
-        return self.options.fp8_format
 
     def recipe_kwargs(self) -> dict[str, Any]:
         return {"amax_history_len": self.options.amax_history_len,

@@ -62,7 +62,7 @@ class Profiler:
     summary: ClassVar[str]
     Options: ClassVar[type[ProfilerOptions]] = ProfilerOptions
     Result: ClassVar[type[ProfileResult]] = ProfileResult
-    """What `result` stores (results/payloads.py): the analysis reads these fields."""
+    """What `result` stores (results/payloads/): the analysis reads these fields."""
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()

@@ -69,23 +69,50 @@ _ELEMENTWISE = re.compile(r"elementwise|vectorized|unrolled|reduce_kernel|reduct
                           r"transpose|arange|rope|rotary", re.I)
 
 
+Rule = tuple[re.Pattern[str], str | None]
+"""(pattern, bucket): the first rule whose pattern the name matches gives the bucket."""
+
+_GEMM_RULE = None
+"""A GEMM: its dtype bucket is decided by _gemm_bucket."""
+
+_KERNEL_RULES: tuple[Rule, ...] = (
+    (_COMM, COMMUNICATION),  # NCCL kernels first: their names can contain dtype words
+    (_ATTENTION, ATTENTION),  # before GEMM: cuDNN sdpa names contain "wgmma"
+    (_GEMM, _GEMM_RULE),
+    (_NORM, NORMALIZATION),  # before FP8: TE fuses the FP8 cast into its norm kernels
+    (_FP8_WORK, FP8_CAST),
+    (_OPTIMIZER, OPTIMIZER),
+    (_ELEMENTWISE, ELEMENTWISE),
+)
+_ON_FLAT_NAME = frozenset({_FP8_WORK})
+"""Rules matched on the name without '_' and ' ' (cast_transpose and casttranspose alike)."""
+
+_GEMM_NAME_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    # A GEMM name without an nvjet or xmma type code: hints in the name, in this order.
+    (_FP8_HINT, GEMM_FP8),
+    (re.compile(r"tf32", re.I), GEMM_TF32),
+    (_SIMT_HINT, GEMM_SIMT),
+    (_BF16_HINT, GEMM_BF16),
+    (_FP16_HINT, GEMM_FP16),
+    (re.compile(r"s1688gemm|tensorop_s1688", re.I), GEMM_TF32),  # FP32 accumulate, TF32 inputs
+)
+_XMMA_INPUT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_FP8_HINT, GEMM_FP8),
+    (re.compile(r"bf16"), GEMM_BF16),
+    (re.compile(r"f16"), GEMM_FP16),
+)
+
+
+def _first(rules: tuple[tuple[re.Pattern[str], str], ...], text: str) -> str | None:
+    return next((bucket for pattern, bucket in rules if pattern.search(text)), None)
+
+
 def classify_kernel(name: str) -> str:
     """The bucket of one GPU kernel name."""
     flat = name.replace("_", "").replace(" ", "")
-    if _COMM.search(name):  # NCCL kernels first: their names can contain dtype words
-        return COMMUNICATION
-    if _ATTENTION.search(name):  # before GEMM: cuDNN sdpa names contain "wgmma"
-        return ATTENTION
-    if _GEMM.search(name):
-        return _gemm_bucket(name)
-    if _NORM.search(name):  # before FP8: TE fuses the FP8 cast into its norm kernels
-        return NORMALIZATION
-    if _FP8_WORK.search(flat):
-        return FP8_CAST
-    if _OPTIMIZER.search(name):
-        return OPTIMIZER
-    if _ELEMENTWISE.search(name):
-        return ELEMENTWISE
+    for pattern, bucket in _KERNEL_RULES:
+        if pattern.search(flat if pattern in _ON_FLAT_NAME else name):
+            return _gemm_bucket(name) if bucket is _GEMM_RULE else bucket
     return OTHER
 
 
@@ -96,28 +123,13 @@ def _gemm_bucket(name: str) -> str:
     xmma = _XMMA_TYPES.search(name)
     if xmma:  # A/B types, then the compute types: the second group says TF32 vs FP32
         inputs, compute = xmma.group(1).lower(), xmma.group(2).lower()
-        if _FP8_HINT.search(inputs):
-            return GEMM_FP8
-        if "bf16" in inputs:
-            return GEMM_BF16
-        if "f16" in inputs:
-            return GEMM_FP16
+        found = _first(_XMMA_INPUT_RULES, inputs)
+        if found is not None:
+            return found
         if "tf32" in compute or "tf32" in inputs:
             return GEMM_TF32
         return GEMM_SIMT if "f32" in inputs or "f64" in inputs else GEMM_TC
-    if _FP8_HINT.search(name):
-        return GEMM_FP8
-    if "tf32" in name.lower():
-        return GEMM_TF32
-    if _SIMT_HINT.search(name):
-        return GEMM_SIMT
-    if _BF16_HINT.search(name):
-        return GEMM_BF16
-    if _FP16_HINT.search(name):
-        return GEMM_FP16
-    if re.search(r"s1688gemm|tensorop_s1688", name, re.I):  # FP32 accumulate, TF32 inputs
-        return GEMM_TF32
-    return GEMM_TC
+    return _first(_GEMM_NAME_RULES, name) or GEMM_TC
 
 
 def _nvjet_bucket(code: str, name: str) -> str:
@@ -125,13 +137,9 @@ def _nvjet_bucket(code: str, name: str) -> str:
     if len(code) >= 5 or _FP8_HINT.search(name):
         return GEMM_FP8
     first = code[:1]
-    if first == "t":
-        return GEMM_BF16
-    if first == "h":
-        return GEMM_FP16
     if first == "s":
         return GEMM_TF32 if "tf32" in name.lower() else GEMM_TC
-    return GEMM_TC
+    return {"t": GEMM_BF16, "h": GEMM_FP16}.get(first, GEMM_TC)
 
 
 _CPU_MATMUL = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|linear|matmul|_scaled_mm|addmv|mv|dot|"
@@ -140,19 +148,17 @@ _CPU_ATTENTION = re.compile(r"scaled_dot_product|flash_attention|efficient_atten
                             r"_cudnn_attention|attention", re.I)
 _CPU_NORM = re.compile(r"layer_norm|rms_norm|group_norm|batch_norm", re.I)
 _CPU_OPTIMIZER = re.compile(r"^Optimizer\.|_fused_adam|_foreach_|adamw?_|_amp_", re.I)
+_CPU_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_CPU_OPTIMIZER, OPTIMIZER),
+    (_CPU_ATTENTION, ATTENTION),
+    (_CPU_MATMUL, MATMUL),  # anchored: the operator itself, not one that calls it
+    (_CPU_NORM, NORMALIZATION),
+)
 
 
 def classify_cpu_op(name: str, in_optimizer: bool = False) -> str:
     """The bucket of one CPU operator (self time), given whether it ran inside optimizer.step."""
-    if in_optimizer or _CPU_OPTIMIZER.search(name):
-        return OPTIMIZER
-    if _CPU_ATTENTION.search(name):
-        return ATTENTION
-    if _CPU_MATMUL.match(name):
-        return MATMUL
-    if _CPU_NORM.search(name):
-        return NORMALIZATION
-    return OTHER
+    return OPTIMIZER if in_optimizer else _first(_CPU_RULES, name) or OTHER
 
 
 @dataclass(frozen=True)

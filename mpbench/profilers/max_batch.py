@@ -200,5 +200,4 @@ class MaxBatchProfiler(Profiler):
         """The search's outcome, checked against MaxBatchResult ({"skipped": why} as is)."""
         if not self.found or "skipped" in self.found:
             return self.found
-        return MaxBatchResult.model_validate(self.found).model_dump(mode="json",
-                                                                   exclude_unset=True)
+        return MaxBatchResult.stored(self.found)

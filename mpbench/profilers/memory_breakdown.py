@@ -167,4 +167,4 @@ class MemoryBreakdownProfiler(Profiler):
         """The breakdown, checked against MemoryResult (a field it lacks is refused)."""
         if not self.found:
             return {}
-        return MemoryResult.model_validate(self.found).model_dump(mode="json", exclude_unset=True)
+        return MemoryResult.stored(self.found)

@@ -21,12 +21,14 @@ from mpbench.dtypes import DtypeKey
 from mpbench.mfu import against, mfu_figures
 from mpbench.models.flops import flops_for
 from mpbench.profilers.base import Profiler, RunContext, StepInfo, register_profiler
+from mpbench.results.payloads import MfuResult
 
 
 @register_profiler
 class MfuProfiler(Profiler):
     name = "mfu"
     summary = "MFU against the measured GEMM ceiling of the run's dtype, and against the spec peak"
+    Result = MfuResult
 
     def __init__(self, options: Any = None) -> None:
         super().__init__(options)
@@ -80,4 +82,4 @@ class MfuProfiler(Profiler):
             out["ceiling_note"] = f"ceiling measurement failed: {self.ceiling_error}"
         if flops.note:
             out["warning"] = flops.note  # formula and FlopCounterMode differ by more than 2%
-        return out
+        return MfuResult.stored(out)

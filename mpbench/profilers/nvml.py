@@ -27,6 +27,7 @@ from mpbench.profilers.base import (
 )
 from mpbench.profilers.nvml_gpm import GpmWindow
 from mpbench.results.env import nvml_handle
+from mpbench.results.payloads import NvmlResult
 
 # nvmlClocksEventReason* bits (nvml.h); the older API calls them ClocksThrottleReason*.
 THROTTLE_BITS = {
@@ -207,6 +208,7 @@ class NvmlProfiler(Profiler):
     name = "nvml"
     summary = "power, SM clock, throttling, energy per token (NVML); GPM tensor-pipe use on Hopper+"
     Options = NvmlOptions
+    Result = NvmlResult
 
     def __init__(self, options: ProfilerOptions | None = None, nvml: Any = None) -> None:
         super().__init__(options)
@@ -271,4 +273,4 @@ class NvmlProfiler(Profiler):
             self.window.sampler.stop()  # still open when the run diverged inside the window
             self.nvml.nvmlShutdown()
             self.window = None
-        return self.found
+        return NvmlResult.stored(self.found)

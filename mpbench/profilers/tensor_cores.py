@@ -30,6 +30,7 @@ from mpbench.profilers.kernels import (
 from mpbench.profilers.restore import weights_restored
 from mpbench.profilers.stderr_filter import without_profiler_chatter
 from mpbench.results.output import write_output
+from mpbench.results.payloads import TensorCoreResult
 
 
 class TensorCoreOptions(ProfilerOptions):
@@ -54,6 +55,7 @@ class TensorCoreProfiler(Profiler):
     name = "tensor_cores"
     summary = "share of GPU kernel time in tensor-core GEMMs per dtype, attention, FP8 casts, ..."
     Options = TensorCoreOptions
+    Result = TensorCoreResult
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         super().__init__(options)
@@ -97,7 +99,7 @@ class TensorCoreProfiler(Profiler):
         self.found = found
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
-        return self.found
+        return TensorCoreResult.stored(self.found)
 
 
 def is_kernel(e: FunctionEvent) -> bool:

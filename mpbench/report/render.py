@@ -14,19 +14,15 @@ from mpbench.analysis.claims import CLAIMS
 from mpbench.analysis.claims.estimate import throughput_ratio
 from mpbench.analysis.claims.verdict import POINT_MARGIN
 from mpbench.config.claim_ids import CLAIM_IDS
-from mpbench.report.blocks import Cell, Section, Table, text
+from mpbench.report.blocks import Cell, Table, text
+from mpbench.report.outline import sections
 from mpbench.report.resultset import ResultSet
-from mpbench.report.sections_kernels import microbench_section, tensor_core_section
 from mpbench.report.sections_meta import (
     VERDICT_CLASS,
     claim_details,
-    env_section,
-    failures_section,
     verdict_counts,
     verdict_table,
 )
-from mpbench.report.sections_perf import comparison_section, memory_section, throughput_section
-from mpbench.report.sections_quality import energy_section, loss_section, numerics_section
 
 
 def environment() -> Environment:
@@ -57,9 +53,9 @@ def headline(s: ResultSet) -> str:
 
 def card(s: ResultSet) -> dict[str, Any]:
     r = s.first
-    caps = access.capabilities(r) if r else {}
+    device = access.capabilities(r).name if r else "-"
     ok = sum(x.status == "ok" for x in s.records)
-    return {"label": s.label, "device": caps.get("name", "-"), "suite": s.suite,
+    return {"label": s.label, "device": device, "suite": s.suite,
             "profile": r.profile if r else "-", "runs": f"{ok} of {len(s.records)} runs ok",
             "headline": headline(s), "counts": verdict_counts(s)}
 
@@ -92,20 +88,9 @@ def sources_table() -> Table:
     return Table(["id", "title", "publisher", "address", "claims"], rows)
 
 
-def sections(sets: list[ResultSet]) -> list[Section]:
-    out = [env_section(sets), throughput_section(sets)]
-    cmp = comparison_section(sets)
-    if cmp is not None:
-        out.append(cmp)
-    out += [memory_section(sets), tensor_core_section(sets), microbench_section(sets),
-            loss_section(sets), numerics_section(sets), energy_section(sets),
-            failures_section(sets)]
-    return out
-
-
 def render_html(sets: list[ResultSet]) -> str:
     suites = sorted({s.suite for s in sets})
-    devices = [access.capabilities(s.first).get("name", "?") for s in sets if s.first]
+    devices = [access.capabilities(s.first).name for s in sets if s.first]
     context = {
         "title": ", ".join(suites) or "no results",
         "subtitle": f"{len(sets)} result set{'s' if len(sets) != 1 else ''} · "

@@ -19,8 +19,6 @@ from mpbench.report.blocks import (
     Cell,
     Note,
     Plot,
-    Section,
-    SetBlocks,
     Table,
     missing,
     num,
@@ -28,6 +26,7 @@ from mpbench.report.blocks import (
     text,
 )
 from mpbench.report.resultset import ResultSet, group_label, median_of
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 BENCH_ADD = "run `mpbench bench` (suites/microbench.yaml) with -o pointing at this results directory"
@@ -35,11 +34,9 @@ BENCH_ADD = "run `mpbench bench` (suites/microbench.yaml) with -o pointing at th
 
 def compute_key(r: RunRecord) -> DtypeKey:
     """The GEMM dtype a run's matmuls use, in the one vocabulary (mpbench.dtypes)."""
-    recipe = r.recipe
-    return recipe_gemm_key(str(recipe.get("family", r.precision)),
-                           str(recipe.get("compute_dtype")),
-                           str(recipe.get("matmul_precision", "highest")),
-                           recipe.get("gemm_dtype"))
+    recipe = recipe_card(r)
+    return recipe_gemm_key(recipe.family or r.precision, str(recipe.compute_dtype),
+                           recipe.matmul_precision, recipe.gemm_dtype)
 
 
 def tensor_core_blocks(s: ResultSet) -> list[Block]:
@@ -49,17 +46,15 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
         prof = next((p for r in ok if (p := access.tensor_core_profile(r))), None)
         if prof is None:
             continue
-        b = {str(k): float(v) for k, v in prof["buckets"].items()}
-        buckets.append((key, b, prof.get("device_kind")))
-        for k in sorted(prof.get("top_kernels") or [], key=lambda k: -float(k.get("share", 0)))[:3]:
-            kernel_rows.append([text(group_label(key)), Cell(str(k.get("name")), str(k.get("name")),
-                                                             "kernel"),
-                                text(k.get("bucket")), num(k.get("time_us"), 0), pct(k.get("share"))])
+        buckets.append((key, dict(prof.buckets)))
+        for k in sorted(prof.top_kernels, key=lambda k: -k.share)[:3]:
+            kernel_rows.append([text(group_label(key)), Cell(k.name, k.name, "kernel"),
+                                text(k.bucket), num(k.time_us, 0), pct(k.share)])
     blocks: list[Block] = []
     if buckets:
-        names = sorted({n for _, b, _ in buckets for n in b}, key=lambda n: -sum(
-            b.get(n, 0.0) for _, b, _ in buckets))
-        share_rows = [[text(group_label(k)), *[pct(b.get(n)) for n in names]] for k, b, _ in buckets]
+        names = sorted({n for _, b in buckets for n in b}, key=lambda n: -sum(
+            b.get(n, 0.0) for _, b in buckets))
+        share_rows = [[text(group_label(k)), *[pct(b.get(n)) for n in names]] for k, b in buckets]
         blocks.append(Table(["run", *names], share_rows, "Share of device time by kernel bucket",
                             numeric=set(range(1, len(names) + 1))))
         if kernel_rows:
@@ -76,9 +71,10 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
 
 def _ceiling(r: RunRecord, s: ResultSet) -> float | None:
     """The best ceiling known for a run: its own (the mfu profiler's) or the bench's best GEMM."""
-    prof = access.mfu_profile(r) or {}
+    prof = access.mfu_profile(r)
     best = best_gemm(s.bench, compute_key(r))
-    known = [c for c in (prof.get("ceiling_tflops"), best.tflops if best else None) if c]
+    known = [c for c in (prof.ceiling_tflops if prof else None, best.tflops if best else None)
+             if c]
     return max(known) if known else None
 
 
@@ -90,7 +86,7 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
             continue
         r = ok[0]
         achieved = median_of([x.achieved_tflops for x in ok])
-        prof = access.mfu_profile(r) or {}
+        prof = access.mfu_profile(r)
         ceil = _ceiling(r, s)
         spec, spec_note = against(achieved, r.peak_tflops, "spec peak")
         mfu_ceil, ceil_note = against(achieved, ceil)
@@ -99,7 +95,7 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
             diff = r.flops_per_token_counter / r.flops_per_token - 1
             flops_note = f"counter {diff:+.1%} vs formula"
         rows.append([text(group_label(key)), num(achieved, 3), num(r.peak_tflops, 1), pct(spec),
-                     text(spec_note or r.peak_source or prof.get("spec_note")
+                     text(spec_note or r.peak_source or (prof.spec_note if prof else None)
                           or "unknown device: no spec peak"),
                      num(ceil, 4), pct(mfu_ceil), text(ceil_note or "-"),
                      text(flops_note or r.flops_note)])
@@ -115,19 +111,18 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
 
 
 def _bench_table(typed: Sequence[BaseModel], cols: list[tuple[str, str]], caption: str) -> Table:
-    rows = [r.model_dump() for r in typed]
     body = []
-    for row in rows:
+    for row in typed:
         cells = []
         for key, _ in cols:
-            v = row.get(key)
+            v = getattr(row, key)
             if isinstance(v, bool) or not isinstance(v, (int, float)):
                 cells.append(text(v if v is not None else "-"))
             else:  # sizes and counts stay integers
                 cells.append(num(float(v), 0 if isinstance(v, int) else 2))
         body.append(cells)
-    numeric = {i for i, (k, _) in enumerate(cols) if any(isinstance(r.get(k), (int, float))
-                                                         for r in rows)}
+    numeric = {i for i, (k, _) in enumerate(cols) if any(isinstance(getattr(r, k), (int, float))
+                                                         for r in typed)}
     return Table([label for _, label in cols], body, caption, numeric)
 
 
@@ -194,30 +189,13 @@ def fp8_blocks(s: ResultSet) -> list[Block]:
         if d is None or r.precision in seen:
             continue
         seen.add(r.precision)
-        layers = d.get("layers_in_fp8")
-        kept = d.get("layers_kept_bf16")
-        frac = d.get("fp8_weight_fraction")
-        rows.append([Cell(r.precision, r.precision, "prec"), text(d.get("backend")),
-                     text(d.get("formats")), text(d.get("scaling")),
+        layers, kept = d.layers_in_fp8, d.layers_kept_bf16
+        rows.append([Cell(r.precision, r.precision, "prec"), text(d.backend),
+                     text(d.formats), text(d.scaling),
                      text(f"{len(layers)} FP8, {len(kept or [])} kept BF16" if layers is not None
-                          else "-"), pct(frac if isinstance(frac, (int, float)) else None),
+                          else "-"), pct(d.fp8_weight_fraction),
                      text("numerics only" if access.numerics_only(r) else r.status)])
     if not rows:
         return []
     return [Table(["FP8 recipe", "backend", "formats", "scaling", "linear layers",
                    "weights in FP8", "runs"], rows, "FP8 recipes as they ran", numeric={5})]
-
-
-def tensor_core_section(sets: list[ResultSet]) -> Section:
-    parts = [SetBlocks(s.label, tensor_core_blocks(s) + mfu_blocks(s) + fp8_blocks(s))
-             for s in sets]
-    return Section("tensor-cores", "Tensor Core share and MFU",
-                   "Where the device time goes, and model FLOP utilisation against the dtype's "
-                   "spec peak and against the best GEMM measured on this device.", parts)
-
-
-def microbench_section(sets: list[ResultSet]) -> Section:
-    return Section("microbench", "Micro-benchmarks",
-                   "GEMM throughput per dtype, the alignment penalty, bandwidth-bound ops, and the "
-                   "end-to-end gain predicted from them next to the measured one.",
-                   [SetBlocks(s.label, microbench_blocks(s)) for s in sets])

@@ -9,7 +9,7 @@ from mpbench.analysis import access
 from mpbench.analysis.claims import CLAIMS, ClaimVerdict, Verdict
 from mpbench.analysis.claims.platform import support_line
 from mpbench.config.claim_ids import CLAIM_IDS
-from mpbench.report.blocks import Block, Cell, Note, Section, SetBlocks, Table, num, text
+from mpbench.report.blocks import Block, Cell, Note, Table, num, text
 from mpbench.report.resultset import ResultSet
 from mpbench.results.env import cpu_16bit_note
 from mpbench.results.schema import RunRecord
@@ -90,19 +90,19 @@ def env_blocks(s: ResultSet) -> list[Block]:
         return [Note("No run records in this directory.", "missing")]
     env = r.env
     caps = access.capabilities(r)
-    if caps["kind"] == "cuda":
+    if caps.kind == "cuda":
         gpu = env.gpu
-        device = [("device", f"{caps['name']} (compute capability {caps['capability']})"),
+        device = [("device", f"{caps.name} (compute capability {caps.capability})"),
                   ("GPUs", gpu.count if gpu else None), ("driver", gpu.driver if gpu else None),
                   ("power limit", f"{gpu.power_limit_w:.0f} W" if gpu and gpu.power_limit_w
                    else None)]
     else:
         cpu = env.cpu
-        device = [("device", f"CPU: {caps['name']} ({cpu.logical_cores} logical cores, "
+        device = [("device", f"CPU: {caps.name} ({cpu.logical_cores} logical cores, "
                              f"{cpu.torch_threads} torch threads)"),
-                  ("ISA", f"{caps['capability']}; flags {', '.join(caps['isa_flags']) or 'none'}"),
+                  ("ISA", f"{caps.capability}; flags {', '.join(caps.isa_flags) or 'none'}"),
                   ("ISA overrides", ", ".join(f"{k}={v}" for k, v in
-                                              caps.get("isa_env_overrides", {}).items())),
+                                              caps.isa_env_overrides.items())),
                   ("16-bit on this CPU", cpu_16bit_note(cpu))]
     statuses = Counter(x.status for x in s.records)
     rows: list[tuple[str, object]] = [("results", str(s.path)), ("suite", r.suite), ("description", r.suite_description),
@@ -140,15 +140,3 @@ def failures_blocks(s: ResultSet) -> list[Block]:
     return [Note(f"{ok} of {len(s.records)} runs completed; the rest, grouped by reason:"),
             Table(["precision", "status", "reason", "runs", "which", "diverged at step",
                    "last good loss"], rows, numeric={3, 6})]
-
-
-def env_section(sets: list[ResultSet]) -> Section:
-    return Section("environment", "Environment",
-                   "The machine, software and suite each result set was measured with.",
-                   [SetBlocks(s.label, env_blocks(s)) for s in sets])
-
-
-def failures_section(sets: list[ResultSet]) -> Section:
-    return Section("failures", "Skipped and failed runs",
-                   "A run that could not run or did not finish is a result: here is why.",
-                   [SetBlocks(s.label, failures_blocks(s)) for s in sets])

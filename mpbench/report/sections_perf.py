@@ -179,17 +179,3 @@ def comparison_section(sets: list[ResultSet]) -> Section | None:
     return Section("comparison", "Side by side", f"Each result set against {first.label}: "
                    "throughput ratios with 95% bootstrap intervals.",
                    [SetBlocks("all result sets", blocks)])
-
-
-def throughput_section(sets: list[ResultSet]) -> Section:
-    return Section("throughput", "Throughput",
-                   "Tokens per second over the measured window (after warm-up), and each "
-                   "precision's speedup over strict FP32 for the same model, batch and sequence.",
-                   [SetBlocks(s.label, throughput_blocks(s)) for s in sets])
-
-
-def memory_section(sets: list[ResultSet]) -> Section:
-    return Section("memory", "Memory and max batch",
-                   "Peak memory per run, broken down by what holds it where the memory profiler "
-                   "ran, and the largest batch each precision fits.",
-                   [SetBlocks(s.label, memory_blocks(s)) for s in sets])

@@ -11,8 +11,6 @@ from mpbench.report.blocks import (
     Cell,
     Note,
     Plot,
-    Section,
-    SetBlocks,
     Table,
     missing,
     num,
@@ -21,6 +19,7 @@ from mpbench.report.blocks import (
 )
 from mpbench.report.resultset import ResultSet, median_of
 from mpbench.results.key import ComparisonKey
+from mpbench.results.payloads import NvmlResult
 from mpbench.results.schema import RunRecord
 
 MAX_LOSS_PLOTS = 6
@@ -104,18 +103,19 @@ def numerics_blocks(s: ResultSet) -> list[Block]:
         blocks.append(Plot(plots.step_lines(shown, "loss scale", "FP16 loss scale", log=True)))
     rows = []
     for r in runs:
-        u = access.underflow(r) or {}
+        u = access.underflow(r)
         o = access.overflow(r)
         events = o.events if o else []
-        first = events[0] if events and isinstance(events[0], dict) else None
-        first_text = (f"step {first.get('step')}: {first.get('kind') or ''} "
-                      f"{first.get('layer') or ''}".strip() if first else "-")
+        first = events[0] if events else None
+        first_text = (f"step {first.step}: {first.kind} {first.layer or ''}".strip() if first
+                      else "-")
         scale = access.loss_scale_history(r)
         skipped = access.skipped_steps(r)
         rows.append([text(f"{r.model} {r.batch_size}×{r.seq_len} seed {r.seed}"),
                      Cell(r.precision, r.precision, "prec"), num(float(skipped) if skipped is not None else None, 0),
                      num(scale[-1][1] if scale else None, 0),
-                     pct(u.get("fraction"), 2), pct(u.get("reference"), 2), pct(u.get("lost"), 2),
+                     pct(u.fraction if u else None, 2), pct(u.reference if u else None, 2),
+                     pct(u.lost if u else None, 2),
                      num(o.act_amax if o else None, 3), num(o.grad_amax if o else None, 3),
                      num(float(len(events)), 0), text(first_text)])
     blocks.append(Table(["run", "precision", "skipped steps", "final scale",
@@ -131,6 +131,15 @@ def numerics_blocks(s: ResultSet) -> list[Block]:
     return blocks
 
 
+def gpm_line(p: NvmlResult) -> str:
+    """GPM utilisations (NVML reports percentages, 0-100), or why there are none."""
+    if p.gpm is not None:
+        used = p.gpm.model_dump(exclude={"errors"})
+        return ", ".join(f"{k} {v:.0f}%" if v is not None else f"{k} failed"
+                         for k, v in used.items())
+    return f"unsupported: {p.gpm_unsupported}" if p.gpm_unsupported else "-"
+
+
 def energy_blocks(s: ResultSet) -> list[Block]:
     rows = []
     for key in s.groups:
@@ -138,18 +147,12 @@ def energy_blocks(s: ResultSet) -> list[Block]:
         profs = [p for r in ok if (p := access.nvml_profile(r))]
         if not profs:
             continue
-        p = profs[0]
-        gpm = p.get("gpm")
-        gpm_text = (", ".join(f"{k} {v:.0%}" if isinstance(v, float) and v <= 1 else f"{k} {v}"
-                              for k, v in gpm.items()) if isinstance(gpm, dict)
-                    else f"unsupported: {p.get('gpm_unsupported')}" if p.get("gpm_unsupported")
-                    else "-")
         rows.append([text(key.comparison.label), Cell(key.precision, key.precision, "prec"),
-                     num(median_of([x.get("joules_per_token") for x in profs]), 4),
-                     num(median_of([x.get("energy_j") for x in profs]), 1),
-                     num(median_of([x.get("power_w_mean") for x in profs]), 0),
-                     num(median_of([x.get("sm_clock_mhz_mean") for x in profs]), 0),
-                     text(gpm_text)])
+                     num(median_of([x.joules_per_token for x in profs]), 4),
+                     num(median_of([x.energy_j for x in profs]), 1),
+                     num(median_of([x.power_w_mean for x in profs]), 0),
+                     num(median_of([x.sm_clock_mhz_mean for x in profs]), 0),
+                     text(gpm_line(profs[0]))])
     if not rows:
         where = ("NVML reads NVIDIA GPUs only and these runs were on a CPU" if
                  s.device_kind == "cpu" else "no NVML sampler ran")
@@ -157,22 +160,3 @@ def energy_blocks(s: ResultSet) -> list[Block]:
                         f"run on an NVIDIA GPU with {access.ADD_PROFILER['nvml']}")]
     return [Table(["configuration", "precision", "J/token", "energy J", "power W", "SM MHz",
                    "GPM"], rows, numeric={2, 3, 4, 5})]
-
-
-def loss_section(sets: list[ResultSet]) -> Section:
-    return Section("loss", "Loss curves and quality",
-                   "Training loss per step: FP32's band over seeds (min to max) with its median, "
-                   "and the median curve of every other precision; final and eval losses.",
-                   [SetBlocks(s.label, loss_blocks(s)) for s in sets])
-
-
-def numerics_section(sets: list[ResultSet]) -> Section:
-    return Section("numerics", "Numerics",
-                   "Loss-scale history, skipped steps, gradient underflow and overflow.",
-                   [SetBlocks(s.label, numerics_blocks(s)) for s in sets])
-
-
-def energy_section(sets: list[ResultSet]) -> Section:
-    return Section("energy", "Energy per token",
-                   "GPU energy over the measured window (NVML), per token trained.",
-                   [SetBlocks(s.label, energy_blocks(s)) for s in sets])

@@ -74,3 +74,31 @@ class EnvCard(_Card):
     def software(self, keys: tuple[str, ...]) -> dict[str, Any]:
         """The named software versions (torch, cuda, ...) as a flat dict."""
         return {k: getattr(self, k, None) for k in keys}
+
+
+class Capabilities(BaseModel):
+    """What the run's device can do for each format (analysis/access.capabilities).
+
+    GPU: tensor-core support by compute capability. CPU: no tensor cores; whether bf16/fp16
+    matmuls have a native ISA path (avx512_bf16/AMX) is what decides their speed.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str = "cpu"
+    """'cuda' or 'cpu'."""
+    name: str = "unknown device"
+    capability: str | None = None
+    """Compute capability on a GPU, torch's CPU capability (AVX512, ...) on a CPU."""
+    tensor_cores: bool = False
+    fp16: bool = False
+    bf16: bool = False
+    tf32: bool = False
+    fp8: bool = False
+    mxfp8: bool = False
+    isa_flags: list[str] = Field(default_factory=list)
+    isa_env_overrides: dict[str, str] = Field(default_factory=dict)
+
+    def native(self, fmt: str) -> bool:
+        """Whether the device has a fast path for `fmt` (fp16, bf16, tf32, fp8, mxfp8)."""
+        return bool(getattr(self, fmt, False))

@@ -6,6 +6,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 
@@ -20,6 +21,7 @@ COLUMNS = [
 
 def record_row(r: RunRecord) -> dict[str, object]:
     stats = r.step_stats
+    recipe = recipe_card(r)
     return {
         "run_id": r.run_id,
         "config": r.config_key.label,
@@ -28,7 +30,7 @@ def record_row(r: RunRecord) -> dict[str, object]:
         "profile": r.profile,
         "model": r.model,
         "precision": r.precision,
-        "family": r.recipe.get("family"),
+        "family": recipe.family,
         "seed": r.seed,
         "repeat": r.repeat,
         "batch_size": r.batch_size,
@@ -47,7 +49,7 @@ def record_row(r: RunRecord) -> dict[str, object]:
         "eval_loss": r.eval_loss,
         "flops_per_token": r.flops_per_token,
         "mfu": r.mfu,
-        "numerics_only": bool(r.recipe.get("numerics_only", False)),
+        "numerics_only": recipe.numerics_only,
         "n_params": r.n_params,
     }
 

@@ -23,6 +23,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpbench.config.matrix import IN_RUN_ID
+from mpbench.config.parallel import parallel_tag
 
 FLAGS = {"activation_checkpointing": "ckpt", "compile": "compiled"}
 """Boolean settings that are part of every key when on (matrix or not), shown by these words."""
@@ -44,10 +45,9 @@ class ParallelKey(BaseModel):
 
     @property
     def tag(self) -> str:
-        """The run-id part (as distributed/config.ParallelRun.tag writes it)."""
-        param = f"-p{self.param_dtype}" if self.param_dtype else ""
-        world = f"-w{self.world_size}" if self.world_size else ""
-        return f"{self.strategy}-{self.grad_comm_dtype}comm{param}{world}"
+        """The run-id part, as config/parallel.ParallelRun.tag writes it."""
+        return parallel_tag(self.strategy, self.grad_comm_dtype, self.param_dtype,
+                            self.world_size)
 
     @classmethod
     def from_tag(cls, tag: str) -> ParallelKey | None:

@@ -9,7 +9,7 @@ import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -26,9 +26,7 @@ from mpbench.profilers.memory import PeakMemory, release_memory
 from mpbench.results.schema import CompileInfo, RunRecord
 from mpbench.train.measure import Measurement, measure, synchronize
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
-
-if TYPE_CHECKING:
-    from mpbench.distributed.session import ParallelSession
+from mpbench.train.parallel_hooks import ParallelHooks
 
 ProgressFn = Callable[[str, int, int, float | None], None]
 """(phase, step, total, tokens_per_s) -> None"""
@@ -107,7 +105,7 @@ def compile_info(requested: bool, used: bool, refusal: str | None,
 
 def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
               env: dict[str, Any], progress: ProgressFn | None = None,
-              parallel: ParallelSession | None = None,
+              parallel: ParallelHooks | None = None,
               extra: dict[str, Any] | None = None) -> RunRecord:
     """Train and measure one run. `extra` reaches profilers as RunContext.extra
     (results_dir for traces, bench_results for measured GEMM ceilings, trace)."""
@@ -195,7 +193,7 @@ def _model_fields(facts: ModelFacts | None) -> dict[str, Any]:
 def _train(spec: RunSpec, facts: ModelFacts, recipe: Recipe, source: TokenSource,
            device: torch.device,
            progress: ProgressFn | None,
-           parallel: ParallelSession | None = None,
+           parallel: ParallelHooks | None = None,
            extra: dict[str, Any] | None = None) -> tuple[Measurement, int, dict[str, Any]]:
     cfg = spec.train
     torch.manual_seed(spec.seed)

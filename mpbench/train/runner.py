@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 
@@ -17,9 +17,7 @@ from mpbench.results.schema import BudgetNote, DriftProbe, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.device import resolve_device
 from mpbench.train.loop import ProgressFn, train_run
-
-if TYPE_CHECKING:
-    from mpbench.distributed.session import ParallelSession
+from mpbench.train.parallel_hooks import ParallelHooks
 
 
 @dataclass
@@ -51,7 +49,7 @@ def run_extra(out: Path) -> dict[str, Any]:
 
 def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
                progress: ProgressFn | None, extra: dict[str, Any],
-               parallel: ParallelSession | None = None) -> RunRecord:
+               parallel: ParallelHooks | None = None) -> RunRecord:
     """train_run between two timings of the machine-drift probe; the record carries both.
     The one run path of a single process and of each torchrun rank (`parallel`)."""
     before = time_probe(device)

@@ -36,8 +36,7 @@ def evaluate_claim(spec: ClaimSpec, ev: Evidence) -> ClaimVerdict:
                             statement=spec.statement, bound=spec.bound)
     out = spec.evaluate(ev, spec.bound)
     return ClaimVerdict(
-        out.verdict, out.measured, out.reason, out.value, out.low, out.high, out.n, out.paired,
-        out.rows, claim_id=spec.claim_id, statement=spec.statement, bound=spec.bound,
+        out.verdict, out.measured, out.reason, out.rows, **out.interval(), claim_id=spec.claim_id, statement=spec.statement, bound=spec.bound,
         targeted=spec.claim_id in ev.targeted,
     )
 

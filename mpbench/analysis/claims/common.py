@@ -12,7 +12,8 @@ def judged_row(label: str, est: Estimate, bound: Bound, unit: str = "×", counte
                note: str = "") -> ClaimRow:
     verdict, why = judge(est.value, est.low, est.high, bound)
     notes = "; ".join(x for x in (note, est.basis, why) if x)
-    return ClaimRow(label, est.value, est.low, est.high, est.n, est.paired, verdict, notes, unit, counted)
+    return ClaimRow(label, verdict, notes, unit, counted, value=est.value, low=est.low,
+                    high=est.high, n=est.n, paired=est.paired)
 
 
 def headline(rows: list[ClaimRow], bound: Bound) -> ClaimRow | None:
@@ -48,5 +49,4 @@ def outcome_from_rows(rows: list[ClaimRow], bound: Bound, what: str, note: str =
         reason += f"; deciding row: {head.note}"
     if note:
         reason += f". {note}"
-    return ClaimOutcome(verdict, measured, reason, head.value, head.low, head.high, head.n,
-                        head.paired, rows)
+    return ClaimOutcome(verdict, measured, reason, rows, **head.interval())

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
-from typing import Any
 
 from mpbench.analysis import access
 from mpbench.bench.store import BenchRecord
+from mpbench.results.env_card import Capabilities
 from mpbench.results.key import ComparisonKey
 from mpbench.results.schema import RunRecord
 
@@ -46,12 +46,12 @@ class Evidence:
         return access.device_kind(self.records[0]) if self.records else "cpu"
 
     @cached_property
-    def caps(self) -> dict[str, Any]:
-        return access.capabilities(self.records[0]) if self.records else {}
+    def caps(self) -> Capabilities:
+        return access.capabilities(self.records[0]) if self.records else Capabilities()
 
     @property
     def device_label(self) -> str:
-        name = self.caps.get("name") or "unknown device"
+        name = self.caps.name or "unknown device"
         return f"{name} ({'GPU' if self.device == 'cuda' else 'CPU'})"
 
     @cached_property

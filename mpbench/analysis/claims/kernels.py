@@ -34,8 +34,8 @@ SIXTEEN = ("fp16", "bf16")
 def _no_tensor_cores(ev: Evidence) -> str | None:
     if ev.device == "cpu":
         return "tensor cores: a CPU has none (the figure is about NVIDIA tensor-core GEMMs)"
-    if not ev.caps.get("tensor_cores"):
-        return f"tensor cores: {ev.caps.get('name')} has none"
+    if not ev.caps.tensor_cores:
+        return f"tensor cores: {ev.caps.name} has none"
     return None
 
 
@@ -44,7 +44,7 @@ def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
     """The median ratio over cases; `noun` is singular ("GEMM shape")."""
     n = len(per_case)
     what = f"{noun}{'s' if n != 1 else ''}"
-    rows = [ClaimRow(label, v, n=1, verdict=None, note="one case") for label, v in per_case]
+    rows = [ClaimRow(label, value=v, n=1, note="one case") for label, v in per_case]
     value, low, high = median_interval([v for _, v in per_case])
     est = Estimate(value, low, high, n, False, f"median over {n} {what}")
     head = judged_row(f"median over {n} {what}", est, bound)
@@ -53,7 +53,7 @@ def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
         return not_applicable(missing, measured + " — measured here for context")
     return ClaimOutcome(head.verdict or "inconclusive", measured,
                         f"median {noun} ratio against {bound.text}; {head.note}",
-                        value, low, high, len(per_case), False, [head, *rows])
+                        [head, *rows], value=value, low=low, high=high, n=len(per_case))
 
 
 def _best_16bit_ratios(cases: dict[tuple[Any, ...], dict[str, float]],

@@ -78,14 +78,14 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
                 continue
             mixed = p == BASELINE or p in MIXED
             verdict, why = judge(per_param, per_param, per_param, bound)
-            rows.append(ClaimRow(f"{label}: {p} model state", per_param, n=len(runs), unit=" B/param",
+            rows.append(ClaimRow(f"{label}: {p} model state", value=per_param, n=len(runs), unit=" B/param",
                                  verdict=verdict if mixed else None, counted=mixed,
                                  note=why if mixed else "not a mixed recipe (context)"))
         base_act = _per_param(by_p.get(BASELINE, []), "activations")
         for p in MIXED:
             act = _per_param(by_p.get(p, []), "activations")
             if base_act and act is not None:
-                rows.append(ClaimRow(f"{label}: {p}/fp32 activations", act / base_act, n=1,
+                rows.append(ClaimRow(f"{label}: {p}/fp32 activations", value=act / base_act, n=1,
                                      counted=False, note="where the savings come from (context)"))
     if not any(r.counted for r in rows):
         return not_measured(f"no memory breakdown: add {access.ADD_PROFILER['memory']} with fp32 "
@@ -101,8 +101,8 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
     if acts:
         reason += "; activations " + ", ".join(
             f"{r.label.split(': ')[1].split('/')[0]} {fmt(r.value)}× fp32's" for r in acts[:3])
-    return ClaimOutcome(verdict, measured, reason, float(median(values)), min(values), max(values),
-                        len(counted), False, rows)
+    return ClaimOutcome(verdict, measured, reason, rows, value=float(median(values)),
+                        low=min(values), high=max(values), n=len(counted))
 
 
 @claim("larger-batch", "Mixed precision lets larger batches (or models) fit", LARGER_BATCH,
@@ -123,7 +123,7 @@ def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
                 continue
             b, limit = sizes[p]
             v = b / base
-            rows.append(ClaimRow(f"{key.model} t{key.seq_len}: {p} {b} vs fp32 {base}", v, n=1,
+            rows.append(ClaimRow(f"{key.model} t{key.seq_len}: {p} {b} vs fp32 {base}", value=v, n=1,
                             verdict="holds" if b > base else "fails",
                             note=f"limits: {p} {limit or '?'}, fp32 {base_limit or '?'}; "
                                  "003 says 2×"))

@@ -6,6 +6,7 @@ from itertools import pairwise
 from statistics import median
 
 from mpbench.analysis import access
+from mpbench.analysis.access import UnderflowShares
 from mpbench.analysis.claims.evidence import NOT_DONE_RIGHT, Evidence
 from mpbench.analysis.claims.registry import claim, not_measured
 from mpbench.analysis.claims.verdict import (
@@ -19,6 +20,7 @@ from mpbench.analysis.claims.verdict import (
 )
 from mpbench.analysis.convergence import analyze
 from mpbench.analysis.equivalence import Equivalence
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 QUALITY = Bound(
@@ -52,7 +54,8 @@ def _parity_row(label: str, precision: str, eq: Equivalence) -> ClaimRow:
             f"margin {margin} ({eq.margin_source})" + (f"; {eq.note}" if eq.note else ""))
     if eq.seeds_needed:
         note += f"; about {eq.seeds_needed} seeds would decide it"
-    row = ClaimRow(label, eq.diff, eq.ci_low, eq.ci_high, eq.n, eq.paired, verdict, note, unit="")
+    row = ClaimRow(label, verdict, note, unit="", value=eq.diff, low=eq.ci_low, high=eq.ci_high,
+                   n=eq.n, paired=eq.paired)
     if precision in NOT_DONE_RIGHT:
         row.counted, row.note = False, f"{NOT_DONE_RIGHT[precision]} (context); {row.note}"
     return row
@@ -81,53 +84,55 @@ def quality_parity(ev: Evidence, bound: Bound) -> ClaimOutcome:
     measured = f"Δ eval loss {fmt_interval(worst.value, worst.low, worst.high, '')} ({worst.label})"
     reason = (f"{sum(r.verdict == 'holds' for r in counted)} of {len(counted)} recipes reach "
               f"fp32's quality (TOST equivalence, or better); deciding row: {worst.note}")
-    return ClaimOutcome(verdict, measured, reason, worst.value, worst.low, worst.high, worst.n,
-                        worst.paired, rows)
+    return ClaimOutcome(verdict, measured, reason, rows, **worst.interval())
 
 
-def _median_underflow(runs: list[RunRecord]) -> dict[str, float] | None:
+def _median_underflow(runs: list[RunRecord]) -> UnderflowShares | None:
     found = [u for r in runs if (u := access.underflow(r)) is not None]
     if not found:
         return None
     out = {}
-    for key in ("fraction", "reference", "lost"):
-        vals = [v for u in found if (v := u.get(key)) is not None]
+    for key in UnderflowShares.model_fields:
+        vals = [v for u in found if (v := getattr(u, key)) is not None]
         if vals:
             out[key] = float(median(vals))
-    return out
+    return UnderflowShares(**out)
 
 
 def _more(a: float, b: float) -> bool:
     return a > b * MORE + 1e-9
 
 
-def _bf16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
+def _bf16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
     """bf16 unscaled loses about what scaled fp16 loses (or keeps FP32's tiny values)."""
-    b = uf.get("bf16", {})
-    scaled, unscaled = uf.get("fp16", {}).get("lost"), uf.get("fp16-noscale", {}).get("lost")
-    if "lost" in b and scaled is not None and unscaled is not None:
+    none = UnderflowShares()
+    b = uf.get("bf16", none)
+    scaled, unscaled = uf.get("fp16", none).lost, uf.get("fp16-noscale", none).lost
+    if b.lost is not None and scaled is not None and unscaled is not None:
         mid = (scaled + unscaled) / 2
-        ok = b["lost"] <= mid
+        ok = b.lost <= mid
         return ClaimRow(f"{label}: bf16 lost (fp16 scaled {fmt(scaled, 4)}, unscaled {fmt(unscaled, 4)})",
-                        b["lost"], unit="", verdict="holds" if ok else "fails",
+                        value=b.lost, unit="", verdict="holds" if ok else "fails",
                         note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
                              f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
-    if "fraction" in b and "reference" in b:
-        ok = b["fraction"] <= b["reference"] * MORE + 1e-9
-        return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b['reference'], 4)}",
-                        b["fraction"], unit="", verdict="holds" if ok else "fails",
+    if b.fraction is not None and b.reference is not None:
+        ok = b.fraction <= b.reference * MORE + 1e-9
+        return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b.reference, 4)}",
+                        value=b.fraction, unit="", verdict="holds" if ok else "fails",
                         note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
     return None
 
 
-def _fp16_half(label: str, uf: dict[str, dict[str, float]]) -> ClaimRow | None:
+def _fp16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
     """fp16 without scaling flushes more activation gradients to zero than fp16 with it."""
-    s, n = uf.get("fp16", {}), uf.get("fp16-noscale", {})
-    key = "lost" if "lost" in s and "lost" in n else "fraction"
-    if key not in s or key not in n:
+    none = UnderflowShares()
+    s, n = uf.get("fp16", none), uf.get("fp16-noscale", none)
+    key = "lost" if s.lost is not None and n.lost is not None else "fraction"
+    scaled, unscaled = getattr(s, key), getattr(n, key)
+    if scaled is None or unscaled is None:
         return None
-    more = _more(n[key], s[key])
-    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(s[key], 4)}", n[key], unit="",
+    more = _more(unscaled, scaled)
+    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(scaled, 4)}", value=unscaled, unit="",
                     verdict="holds" if more else "fails",
                     note="" if more else "no extra underflow without scaling here")
 
@@ -142,10 +147,10 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
         uf = {p: u for p in ("bf16", "fp16", "fp16-noscale")
               if (u := _median_underflow(by_p.get(p, []))) is not None}
         for p, u in uf.items():
-            rows.append(ClaimRow(f"{label}: {p} flushed to zero", u.get("lost"), n=len(by_p[p]),
+            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost, n=len(by_p[p]),
                                  unit="", counted=False,
-                                 note=f"below fp16 subnormal {fmt(u.get('fraction'), 4)}, fp32 "
-                                      f"reference {fmt(u.get('reference'), 4)}"))
+                                 note=f"below fp16 subnormal {fmt(u.fraction, 4)}, fp32 "
+                                      f"reference {fmt(u.reference, 4)}"))
         judged += [r for r in (_bf16_half(label, uf), _fp16_half(label, uf)) if r is not None]
     if not judged:
         return not_measured(f"add {access.ADD_PROFILER['numerics']} and the precisions "
@@ -158,7 +163,7 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
     reason = ("shares of sampled activation gradients" +
               ("" if len(halves) == 2 else "; only one half of the claim measured: add the "
                "missing precisions (bf16, fp16 and fp16-noscale)"))
-    return ClaimOutcome(verdict, measured, reason, None, None, None, len(judged), False, judged + rows)
+    return ClaimOutcome(verdict, measured, reason, judged + rows, n=len(judged))
 
 
 @claim("dynamic-scaling", "Dynamic loss scaling backs off on overflow and grows when stable",
@@ -181,16 +186,16 @@ def dynamic_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
             v, note = "holds", "backed off and grew"
         else:
             v = "inconclusive"
-            interval = r.recipe.get("options", {}).get("growth_interval", 2000)
+            interval = recipe_card(r).options.get("growth_interval", 2000)
             note = ("no overflow, so no back-off to see" if not drops else
                     f"no growth seen: it needs {interval} overflow-free steps; run longer or "
                     "lower the fp16 recipe's growth_interval option")
-        rows.append(ClaimRow(f"{r.run_id}", float(scales[-1]), n=len(scales), unit="", verdict=v,
+        rows.append(ClaimRow(f"{r.run_id}", value=float(scales[-1]), n=len(scales), unit="", verdict=v,
                              note=f"{drops} back-offs, {rises} increases, {skipped} skipped; {note}"))
     verdict = combine([r.verdict for r in rows if r.verdict])
     head = rows[0]
     return ClaimOutcome(verdict, f"final scale {fmt(head.value)}; {head.note.split(';')[0]}",
-                        head.note, head.value, None, None, len(rows), False, rows)
+                        head.note, rows, value=head.value, n=len(rows))
 
 
 @claim("fp16-range", "FP16 overflows above ~65,504", RANGE,
@@ -205,8 +210,7 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
         # An inf in fp16 leaves no finite amax; the FP32 reference says what the value
         # would have been (x loss scale), which is what the claim is about.
         event_list = o.events
-        amaxes += [float(e["fp32_scaled_amax"]) for e in event_list
-                   if isinstance(e, dict) and e.get("fp32_scaled_amax") is not None]
+        amaxes += [e.fp32_scaled_amax for e in event_list if e.fp32_scaled_amax is not None]
         amax = max(amaxes) if amaxes else None
         events = len(event_list)
         if amax is None:
@@ -222,7 +226,7 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
             v, note = "inconclusive", (f"the limit was not reached: max |x| {amax:,.4g} is "
                                        f"{FP16_MAX / amax:,.3g}× below it" if amax > 0
                                        else "all values zero")
-        rows.append(ClaimRow(r.run_id, amax, n=1, unit="", verdict=v, note=note))
+        rows.append(ClaimRow(r.run_id, value=amax, n=1, unit="", verdict=v, note=note))
     if not rows:
         return not_measured(f"add fp16 (and fp16-noscale) with {access.ADD_PROFILER['numerics']}")
     # A run whose values stayed below the limit says nothing about the limit; where another
@@ -231,4 +235,4 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     verdict = combine(decided or [r.verdict for r in rows if r.verdict])
     head = max(rows, key=lambda r: r.value or 0.0)
     return ClaimOutcome(verdict, f"max |x| {fmt(head.value)} vs {FP16_MAX:,.0f}", head.note,
-                        head.value, None, None, len(rows), False, rows)
+                        rows, value=head.value, n=len(rows))

@@ -9,6 +9,7 @@ from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, Verdict, fmt
 from mpbench.bench.ceiling import best_gemm
+from mpbench.results.env_card import Capabilities
 from mpbench.results.schema import RunRecord
 
 BF16_HW = Bound(
@@ -22,9 +23,9 @@ EMULATED = 0.5
 """A bf16 GEMM below half of fp16's TFLOP/s is taken as running without BF16 tensor cores."""
 
 
-def support_line(caps: dict[str, object]) -> str:
-    marks = [f"{k.upper()} {'yes' if caps.get(k) else 'no'}" for k in ("fp16", "bf16", "tf32", "fp8")]
-    where = "tensor cores" if caps.get("kind") == "cuda" else "native CPU paths"
+def support_line(caps: Capabilities) -> str:
+    marks = [f"{k.upper()} {'yes' if caps.native(k) else 'no'}" for k in ("fp16", "bf16", "tf32", "fp8")]
+    where = "tensor cores" if caps.kind == "cuda" else "native CPU paths"
     return f"{where}: " + ", ".join(marks)
 
 
@@ -42,36 +43,36 @@ def bf16_hardware(ev: Evidence, bound: Bound) -> ClaimOutcome:
         return not_measured("no run records")
     caps = ev.caps
     line = support_line(caps)
-    if caps.get("kind") != "cuda":
-        flags = ", ".join(caps.get("isa_flags") or []) or "none recorded"
-        return not_applicable(f"a pre-Ampere NVIDIA GPU: this is a CPU ({caps.get('name')}, ISA "
+    if caps.kind != "cuda":
+        flags = ", ".join(caps.isa_flags or []) or "none recorded"
+        return not_applicable(f"a pre-Ampere NVIDIA GPU: this is a CPU ({caps.name}, ISA "
                               f"flags {flags}) with no tensor cores", line)
-    cc = str(caps.get("capability") or "0.0")
+    cc = str(caps.capability or "0.0")
     major = int(cc.split(".")[0])
     if major >= 8:
-        return not_applicable(f"a pre-Ampere GPU: {caps.get('name')} is compute capability {cc} "
+        return not_applicable(f"a pre-Ampere GPU: {caps.name} is compute capability {cc} "
                               "(Ampere or newer) and has BF16 tensor cores", line)
     ratio = _bf16_fp16_gemm(ev)
     if ratio is None:
-        detected: Verdict = "holds" if not caps.get("bf16") else "fails"
+        detected: Verdict = "holds" if not caps.bf16 else "fails"
         return ClaimOutcome(detected, line,
                             f"compute capability {cc}: BF16 tensor cores "
-                            f"{'absent' if not caps.get('bf16') else 'reported'} by the capability "
+                            f"{'absent' if not caps.bf16 else 'reported'} by the capability "
                             "table; run `mpbench bench` to confirm with a bf16 vs fp16 GEMM")
     verdict: Verdict = "holds" if ratio < EMULATED else "fails"
     return ClaimOutcome(verdict, f"{line}; bf16/fp16 GEMM {fmt(ratio)}×",
                         f"compute capability {cc}; best bf16 GEMM TFLOP/s over fp16's is {fmt(ratio)} "
-                        f"(below {EMULATED} means no BF16 tensor cores)", ratio, n=1)
+                        f"(below {EMULATED} means no BF16 tensor cores)", value=ratio, n=1)
 
 
 def _comm_dtype(r: RunRecord) -> str | None:
     c = access.comm_profile(r)
-    return str(c["dtype"]) if c and c.get("dtype") else None
+    return c.dtype if c else None
 
 
 def _comm_bytes(r: RunRecord) -> float | None:
     c = access.comm_profile(r)
-    return float(c["bytes_per_step"]) if c else None
+    return float(c.bytes_per_step) if c else None
 
 
 @claim("comm-halving", "All-reduce in FP16/BF16 halves gradient communication", COMM,

@@ -27,8 +27,8 @@ FP8_2X = Bound(
 def cpu_context(ev: Evidence) -> str:
     if ev.device != "cpu":
         return ""
-    native = "has" if ev.caps.get("bf16") else "has no"
-    return (f"Measured on a CPU ({ev.caps.get('name')}): no tensor cores; this CPU {native} a "
+    native = "has" if ev.caps.bf16 else "has no"
+    return (f"Measured on a CPU ({ev.caps.name}): no tensor cores; this CPU {native} a "
             "native bf16 matmul path (avx512_bf16/AMX) and fp16 has none, so the claim's GPU "
             "figure fails here")
 
@@ -87,17 +87,17 @@ def speedup_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     reason = f"{inside} of {len(rows)} configurations inside {bound.text}"
     note = cpu_context(ev)
     return ClaimOutcome(verdict, measured, reason + (f". {note}" if note else ""),
-                        float(sorted(values)[len(values) // 2]), min(values), max(values), len(rows),
-                        False, rows)
+                        rows, value=float(sorted(values)[len(values) // 2]), low=min(values),
+                        high=max(values), n=len(rows))
 
 
 def _fp8_capability_missing(ev: Evidence) -> str | None:
     if ev.device == "cpu":
         return ("FP8 tensor cores (NVIDIA compute capability 8.9 or newer): a CPU has none, and "
                 "emulated FP8 here is numerics only")
-    if not ev.caps.get("fp8"):
-        return (f"FP8 tensor cores: {ev.caps.get('name')} has compute capability "
-                f"{ev.caps.get('capability')}, FP8 needs 8.9 or newer")
+    if not ev.caps.fp8:
+        return (f"FP8 tensor cores: {ev.caps.name} has compute capability "
+                f"{ev.caps.capability}, FP8 needs 8.9 or newer")
     return None
 
 
@@ -155,7 +155,7 @@ COST_SAVINGS = Bound(
 def _cost_row(label: str, ttt: TimeToTarget) -> ClaimRow:
     if ttt.saving is None:
         why = "; ".join(ttt.notes) or "no time ratio"
-        return ClaimRow(f"{label} reached fp32's loss in {ttt.reached} of {ttt.n} seeds", None,
+        return ClaimRow(f"{label} reached fp32's loss in {ttt.reached} of {ttt.n} seeds",
                         n=ttt.n, unit="%", verdict="inconclusive", note=(
                  f"{why}: train longer or evaluate more often (train.eval_every) so the crossing shows"))
     value = 100.0 * ttt.saving

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any, Literal
 
 Verdict = Literal["holds", "fails", "inconclusive", "not applicable", "not measured"]
@@ -53,16 +53,27 @@ class Bound:
         return {**asdict(self), "text": self.text}
 
 
-@dataclass
-class ClaimRow:
-    """One comparison behind a verdict (a model configuration, a GEMM shape, a precision)."""
+@dataclass(kw_only=True)
+class Interval:
+    """A measured figure: its value, the 95% interval around it (None: no interval) and how
+    many samples per side it rests on (paired: seed by seed)."""
 
-    label: str
-    value: float | None
+    value: float | None = None
     low: float | None = None
     high: float | None = None
     n: int = 0
     paired: bool = False
+
+    def interval(self) -> dict[str, Any]:
+        """These fields, to pass on (ClaimOutcome(..., **row.interval()))."""
+        return {f.name: getattr(self, f.name) for f in fields(Interval)}
+
+
+@dataclass
+class ClaimRow(Interval):
+    """One comparison behind a verdict (a model configuration, a GEMM shape, a precision)."""
+
+    label: str
     verdict: Verdict | None = None
     note: str = ""
     unit: str = "×"
@@ -78,19 +89,15 @@ class ClaimRow:
 
 
 @dataclass
-class ClaimOutcome:
-    """What a claim's evaluator found; the engine adds the claim's id, statement and bound."""
+class ClaimOutcome(Interval):
+    """What a claim's evaluator found (its headline Interval); the engine adds the claim's id,
+    statement and bound."""
 
     verdict: Verdict
     measured: str
     """The headline number(s), formatted; '-' when nothing was measured."""
     reason: str
     """Why this verdict: the missing capability, what the suite must add, or the comparison."""
-    value: float | None = None
-    low: float | None = None
-    high: float | None = None
-    n: int = 0
-    paired: bool = False
     rows: list[ClaimRow] = field(default_factory=list)
 
 
