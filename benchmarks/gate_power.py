@@ -13,6 +13,10 @@ mpbench.train.isolated), interleaved so slow load changes hit every condition al
 - real slowdown: --rounds rounds of 3 runs beside two busy processes (pure-Python spin
   loops) and 3 quiet runs; each round is one 3-vs-3 gate comparison.
 
+Every verdict is the product's (mpbench.analysis.regression.slowdown_test_runs, the gate's
+own rule: an exact one-sided rank test on the per-run medians plus the slowdown limit), and
+each condition prints the test that decided it.
+
 The comparisons share runs, so they are not independent trials: the rates describe this
 machine at this time, with K runs, not a population. Run it on a quiet machine.
 
@@ -40,7 +44,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mpbench.analysis.regression import slowdown_test_runs
+from mpbench.analysis.regression import SlowdownTest, slowdown_test_runs
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
@@ -157,37 +161,46 @@ def draws(n_runs: int, n: int, disjoint_from: int | None, count: int,
     return out
 
 
+def tests_used(tests: list[SlowdownTest]) -> str:
+    """The significance test behind a condition's verdicts (the product's, as the gate says)."""
+    return "; ".join(f"{name} x{count}" if count < len(tests) else name
+                     for name, count in Counter(t.test for t in tests).items())
+
+
 def analyse(data: dict, alpha: float, max_slowdown: float, n_draws: int) -> None:
     rng = np.random.default_rng(0)
     same: Runs = data["same"]
     slowed: Runs = data["slowed"]
 
-    def verdict(base: Runs, cur: Runs) -> str:
-        return slowdown_test_runs(base, cur, alpha, max_slowdown, n_resamples=200).verdict
+    def condition(pairs: list[tuple[Runs, Runs]]) -> tuple[Counter[str], str]:
+        tests = [slowdown_test_runs(b, c, alpha, max_slowdown, n_resamples=200) for b, c in pairs]
+        return Counter(t.verdict for t in tests), tests_used(tests)
 
     medians = sorted(float(np.median(t)) for t in same)
     print(f"same code: {len(same)} runs, run medians {medians[0]:.2f}-{medians[-1]:.2f} ms "
-          f"(spread {medians[-1] / medians[0] - 1:.0%})")
-    one = Counter(verdict([same[i]], [same[j]]) for i, j in itertools.permutations(
-        range(len(same)), 2))
-    print(f"  1 run per side, {sum(one.values())} ordered pairs: {shares(one)}")
+          f"(spread {medians[-1] / medians[0] - 1:.0%}); alpha {alpha:g}")
+    one, used = condition([([same[i]], [same[j]])
+                           for i, j in itertools.permutations(range(len(same)), 2)])
+    print(f"  1 run per side, {sum(one.values())} ordered pairs: {shares(one)}\n    test: {used}")
     if len(same) >= 6:
-        three = Counter(verdict([same[i] for i in b], [same[i] for i in c])
-                        for b, c in draws(len(same), 3, None, n_draws, rng))
-        print(f"  3 runs per side, {n_draws} random disjoint draws: {shares(three)}")
+        three, used = condition([([same[i] for i in b], [same[i] for i in c])
+                                 for b, c in draws(len(same), 3, None, n_draws, rng)])
+        print(f"  3 runs per side, {n_draws} random disjoint draws: {shares(three)}\n"
+              f"    test: {used}")
     ratio = np.median([np.median(t) for t in slowed]) / np.median(medians)
     print(f"injected slowdown: {len(slowed)} runs, measured {ratio - 1:+.1%}")
     for n in (3, 5):
         if len(same) >= n and len(slowed) >= n:
-            got = Counter(verdict([same[i] for i in b], [slowed[i] for i in c])
-                          for b, c in draws(len(same), n, len(slowed), n_draws, rng))
+            got, used = condition([([same[i] for i in b], [slowed[i] for i in c])
+                                   for b, c in draws(len(same), n, len(slowed), n_draws, rng)])
             print(f"  {n} runs per side, {n_draws} draws: detection {got['regression']}/"
-                  f"{n_draws} ({got['regression'] / n_draws:.0%}); {shares(got)}")
+                  f"{n_draws} ({got['regression'] / n_draws:.0%}); {shares(got)}\n"
+                  f"    test: {used}")
     for r, (quiet, loaded) in enumerate(zip(data["quiet"], data["busy"], strict=True)):
         test = slowdown_test_runs(quiet, loaded, alpha, max_slowdown)
         change = test.ratio.value - 1 if test.ratio else float("nan")
         print(f"beside 2 busy processes, round {r + 1}: 3 vs 3 runs, {change:+.0%}: "
-              f"{test.verdict} ({test.why})")
+              f"{test.verdict} ({test.why})\n    test: {test.test}")
     print(f"machine: {data['machine']}, torch threads {data['threads']}")
 
 
