@@ -80,6 +80,11 @@ def test_runs_for_alpha_is_the_fewest_that_can_reach_it(alpha: float) -> None:
     assert repeats_needed(0.0, 0.1, alpha) == n
 
 
+def test_alpha_must_be_positive() -> None:
+    with pytest.raises(ValueError, match="alpha must be > 0"):
+        runs_for_alpha(0.0)
+
+
 def test_ties_use_the_exact_permutation_distribution() -> None:
     same = [[10.0] * 20] * 3
     identical = run_test(same, same)

@@ -48,7 +48,7 @@ EXACT_MAX_RUNS = 60
 POWER_DRAWS = 4000
 SIMULATED_POWER_MAX = 12
 """Runs per side up to which repeats_needed simulates the exact test (discreteness matters
-there); beyond it the normal approximation of U's power is close."""
+there); beyond, the t-test's power at the rank test's efficiency is close (rank_test_power)."""
 
 
 @dataclass(frozen=True)
@@ -60,7 +60,8 @@ class RunTest:
     sigma: float | None
     """Pooled standard deviation of log run medians (between-run noise), when estimable."""
     method: str
-    """How p was computed, for the output: 'exact', 'exact permutation (ties)', ..."""
+    """How p was computed, for the output: 'exact', 'exact permutation, midranks for ties',
+    'normal approximation, tie-corrected' (large samples), or why there is no test."""
     smallest_p: float | None = None
     """The smallest p these run counts allow (complete separation, no ties)."""
 
@@ -77,6 +78,8 @@ def smallest_p(n_base: int, n_new: int) -> float:
 
 def runs_for_alpha(alpha: float) -> int:
     """Fewest runs per side (both sides equal) whose exact test can reach p <= alpha."""
+    if not alpha > 0:
+        raise ValueError(f"alpha must be > 0, got {alpha}")
     n = MIN_RUNS
     while not significant(smallest_p(n, n), alpha):
         n += 1
