@@ -4,14 +4,19 @@ Measured on real runs, each in a fresh process (the product's `--repeats` path,
 mpbench.train.isolated), interleaved so slow load changes hit every condition alike:
 
 - same code: K runs of one configuration; every ordered pair of runs is a 1-run-per-side
-  comparison, random disjoint triples are 3-runs-per-side comparisons (false alarm = the
-  gate says `regression`);
+  comparison, disjoint triples are 3-runs-per-side comparisons: every split when there are
+  at most --draws of them (K=6: all 20, so the rate is exact), else random ones (false
+  alarm = the gate says `regression`);
 - injected slowdown: K more runs, interleaved with those, with a busy-wait of --slowdown
   (10%) of each step's own time added after the step. The hook lives only in this file (a
   worker that patches Stepper.__call__ before training); nothing in mpbench reads it.
-  Detection rate = share of random n-vs-n draws (n = 3, 5) called `regression`;
+  Detection rate = share of n-vs-n draws (n = 3, 5; all when few) called `regression`;
 - real slowdown: --rounds rounds of 3 runs beside two busy processes (pure-Python spin
   loops) and 3 quiet runs; each round is one 3-vs-3 gate comparison.
+
+Every verdict is the product's (mpbench.analysis.regression.slowdown_test_runs, the gate's
+own rule: an exact one-sided rank test on the per-run medians plus the slowdown limit), and
+each condition prints the test that decided it.
 
 The comparisons share runs, so they are not independent trials: the rates describe this
 machine at this time, with K runs, not a population. Run it on a quiet machine.
@@ -40,7 +45,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from mpbench.analysis.regression import slowdown_test_runs
+from mpbench.analysis.regression import SlowdownTest, slowdown_test_runs
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
@@ -145,7 +150,17 @@ def shares(counts: Counter[str]) -> str:
 
 def draws(n_runs: int, n: int, disjoint_from: int | None, count: int,
           rng: np.random.Generator) -> list[tuple[list[int], list[int]]]:
-    """Random (baseline, current) index sets of size n; disjoint when from one pool."""
+    """(baseline, current) index sets of size n; disjoint when from one pool. Every possible
+    pair when there are at most `count` of them (6 runs, 3 a side: all 20 splits, so the
+    rate is the exact share, not a noisy estimate of it), else `count` random ones."""
+    if disjoint_from is None:
+        every = [(list(b), list(c)) for b in itertools.combinations(range(n_runs), n)
+                 for c in itertools.combinations(sorted(set(range(n_runs)) - set(b)), n)]
+    else:
+        every = [(list(b), list(c)) for b in itertools.combinations(range(n_runs), n)
+                 for c in itertools.combinations(range(disjoint_from), n)]
+    if len(every) <= count:
+        return every
     out = []
     for _ in range(count):
         if disjoint_from is None:
@@ -157,37 +172,49 @@ def draws(n_runs: int, n: int, disjoint_from: int | None, count: int,
     return out
 
 
+def tests_used(tests: list[SlowdownTest]) -> str:
+    """The significance test behind a condition's verdicts (the product's, as the gate says)."""
+    return "; ".join(f"{name} x{count}" if count < len(tests) else name
+                     for name, count in Counter(t.test for t in tests).items())
+
+
 def analyse(data: dict, alpha: float, max_slowdown: float, n_draws: int) -> None:
     rng = np.random.default_rng(0)
     same: Runs = data["same"]
     slowed: Runs = data["slowed"]
 
-    def verdict(base: Runs, cur: Runs) -> str:
-        return slowdown_test_runs(base, cur, alpha, max_slowdown, n_resamples=200).verdict
+    def condition(pairs: list[tuple[Runs, Runs]]) -> tuple[Counter[str], str]:
+        tests = [slowdown_test_runs(b, c, alpha, max_slowdown, n_resamples=200) for b, c in pairs]
+        return Counter(t.verdict for t in tests), tests_used(tests)
 
     medians = sorted(float(np.median(t)) for t in same)
     print(f"same code: {len(same)} runs, run medians {medians[0]:.2f}-{medians[-1]:.2f} ms "
-          f"(spread {medians[-1] / medians[0] - 1:.0%})")
-    one = Counter(verdict([same[i]], [same[j]]) for i, j in itertools.permutations(
-        range(len(same)), 2))
-    print(f"  1 run per side, {sum(one.values())} ordered pairs: {shares(one)}")
+          f"(spread {medians[-1] / medians[0] - 1:.0%}); alpha {alpha:g}")
+    one, used = condition([([same[i]], [same[j]])
+                           for i, j in itertools.permutations(range(len(same)), 2)])
+    print(f"  1 run per side, {sum(one.values())} ordered pairs: {shares(one)}\n    test: {used}")
     if len(same) >= 6:
-        three = Counter(verdict([same[i] for i in b], [same[i] for i in c])
-                        for b, c in draws(len(same), 3, None, n_draws, rng))
-        print(f"  3 runs per side, {n_draws} random disjoint draws: {shares(three)}")
+        picked = draws(len(same), 3, None, n_draws, rng)
+        three, used = condition([([same[i] for i in b], [same[i] for i in c])
+                                 for b, c in picked])
+        how = f"all {len(picked)}" if len(picked) < n_draws else f"{n_draws} random"
+        print(f"  3 runs per side, {how} disjoint draws: {shares(three)}\n    test: {used}")
     ratio = np.median([np.median(t) for t in slowed]) / np.median(medians)
     print(f"injected slowdown: {len(slowed)} runs, measured {ratio - 1:+.1%}")
     for n in (3, 5):
         if len(same) >= n and len(slowed) >= n:
-            got = Counter(verdict([same[i] for i in b], [slowed[i] for i in c])
-                          for b, c in draws(len(same), n, len(slowed), n_draws, rng))
-            print(f"  {n} runs per side, {n_draws} draws: detection {got['regression']}/"
-                  f"{n_draws} ({got['regression'] / n_draws:.0%}); {shares(got)}")
+            picked = draws(len(same), n, len(slowed), n_draws, rng)
+            got, used = condition([([same[i] for i in b], [slowed[i] for i in c])
+                                   for b, c in picked])
+            how = f"all {len(picked)}" if len(picked) < n_draws else f"{n_draws}"
+            print(f"  {n} runs per side, {how} draws: detection {got['regression']}/"
+                  f"{len(picked)} ({got['regression'] / len(picked):.0%}); {shares(got)}\n"
+                  f"    test: {used}")
     for r, (quiet, loaded) in enumerate(zip(data["quiet"], data["busy"], strict=True)):
         test = slowdown_test_runs(quiet, loaded, alpha, max_slowdown)
         change = test.ratio.value - 1 if test.ratio else float("nan")
         print(f"beside 2 busy processes, round {r + 1}: 3 vs 3 runs, {change:+.0%}: "
-              f"{test.verdict} ({test.why})")
+              f"{test.verdict} ({test.why})\n    test: {test.test}")
     print(f"machine: {data['machine']}, torch threads {data['threads']}")
 
 

@@ -100,12 +100,18 @@ def test_status_transitions() -> None:
 @pytest.mark.unit
 def test_throughput_rule_names_runs_and_pools_seeds() -> None:
     rng = np.random.default_rng(6)
-    base = [run(seed=s, times=list(10 * rng.lognormal(0, 0.03, 20))) for s in range(2)]
+    base = [run(seed=s, times=list(10 * rng.lognormal(0, 0.03, 20))) for s in range(3)]
     cur = [run(seed=s, times=[t * 1.12 for t in b.step_times_ms]) for s, b in enumerate(base)]
     f = check_throughput(pair(base, cur), Limits())
     assert f is not None and f.verdict == "regression" and f.metric == "step time"
-    assert f.runs == ["m__fp32__b4-t32__seed0", "m__fp32__b4-t32__seed1"]
-    assert "(2 runs, n=40)" in f.current and f.change.startswith("+12.0% [")
+    assert f.runs == [f"m__fp32__b4-t32__seed{s}" for s in range(3)]
+    assert "(3 runs, n=60)" in f.current and f.change.startswith("+12.0% [")
+    assert f.values["p_slower"] == pytest.approx(1 / 20)  # 3 vs 3, every current run slower
+    assert "Mann-Whitney" in f.values["test"]
+    # two seeds a side: the exact test's smallest p is 1/6, so no data could decide at 0.05
+    two = check_throughput(pair(base[:2], cur[:2]), Limits())
+    assert two is not None and two.verdict == "inconclusive"
+    assert "needs 3 runs per side for alpha 0.05" in two.detail
     failed = check_throughput(pair(base, [run(status="oom", times=[])]), Limits())
     assert failed is None  # the status rule reports it
 

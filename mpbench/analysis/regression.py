@@ -3,11 +3,14 @@
 The unit is the run (one process): steps within a run are not independent draws, and on a
 busy machine the spread between processes dwarfs the spread within one, so a step-level
 test calls a same-code rerun a regression (10 of 12 rerun pairs on a 2-core box). Here a
-slowdown counts only when both agree: Welch's one-sided t-test on the log per-run median
-step times says "slower" at level alpha AND the ratio of the median run medians exceeds the
-allowed slowdown (AND, with several baselines, the current runs are slower than every
-baseline by more than that). Fewer than 2 runs per side, or a run-level interval reaching
-past the limit without significance, is inconclusive with the repeats that would decide it.
+slowdown counts only when both agree: the exact one-sided rank test on the per-run median
+step times (analysis/runtest.py) says "slower" with p <= alpha AND the ratio of the median
+run medians exceeds the allowed slowdown (AND, with several baselines, the current runs are
+slower than every baseline by more than that). At 3 vs 3 runs the smallest p is 1/20, so
+complete separation is a regression at alpha 0.05. Inconclusive, with the repeats that
+would decide it: fewer than 2 runs per side; run counts whose smallest p is above alpha
+(2 vs 2 at 0.05, 3 vs 3 at 0.01); a run-level interval reaching past the limit without
+significance.
 """
 
 from __future__ import annotations
@@ -18,14 +21,13 @@ from typing import Literal
 
 import numpy as np
 
-from mpbench.analysis.runstats import (
-    MIN_RUNS,
-    RunRatio,
-    Runs,
+from mpbench.analysis.runstats import MIN_RUNS, RunRatio, Runs, run_medians, step_time_ratio
+from mpbench.analysis.runtest import (
+    TEST_NAME,
     repeats_needed,
-    run_medians,
     run_test,
-    step_time_ratio,
+    runs_for_alpha,
+    significant,
 )
 
 Verdict = Literal["regression", "improved", "ok", "inconclusive"]
@@ -38,7 +40,7 @@ class SlowdownTest:
     ratio: RunRatio | None
     """median(current run medians) / median(baseline run medians), run-level interval."""
     p_slower: float | None
-    """One-sided Welch t-test p-value (log run medians) for 'current runs take longer'."""
+    """One-sided exact rank-test p-value (run medians) for 'current runs take longer'."""
     p_faster: float | None
     verdict: Verdict
     why: str
@@ -46,6 +48,8 @@ class SlowdownTest:
     """Runs per side that would detect twice the allowed slowdown (80% power)."""
     baseline_spread: float | None = None
     """max/min - 1 of the medians of the pooled baselines (several --baseline)."""
+    test: str = TEST_NAME
+    """The significance test and how its p was computed, for the output."""
 
 
 def _needed_text(n: int | None, max_slowdown: float) -> str:
@@ -84,27 +88,39 @@ def slowdown_test_runs(
         return SlowdownTest(None, None, None, "inconclusive", f"no step times in the {side}")
     limit = 1.0 + max_slowdown
     test = run_test(baseline_runs, current_runs)
-    needed = None
-    if test.p_slower is None or test.p_faster is None:
+    name = f"{TEST_NAME} ({test.method})"
+    runs = f"{ratio.n_base} vs {ratio.n_new} runs"
+    if test.p_slower is None or test.p_faster is None or test.smallest_p is None:
         needed = repeats_needed(test.sigma, 2 * max_slowdown, alpha)
-        why = (f"{ratio.n_base} vs {ratio.n_new} runs per side ({ratio.value - 1:+.1%}) cannot "
-               f"tell a change from between-run noise; {_needed_text(needed, max_slowdown)}")
-        return SlowdownTest(ratio, None, None, "inconclusive", why, needed)
+        why = (f"{runs} per side ({ratio.value - 1:+.1%}) cannot tell a change from "
+               f"between-run noise; {_needed_text(needed, max_slowdown)}")
+        return SlowdownTest(ratio, None, None, "inconclusive", why, needed, test=name)
+    if not significant(test.smallest_p, alpha):  # no data could reject: say what would
+        needed = repeats_needed(test.sigma, 2 * max_slowdown, alpha)
+        floor = runs_for_alpha(alpha)
+        why = (f"{runs} ({ratio.value - 1:+.1%}): the exact rank test's smallest p is "
+               f"{test.smallest_p:.2g} > alpha {alpha:g}; needs {floor} runs per side for "
+               f"alpha {alpha:g}")
+        why += (f" (mpbench run --repeats {floor})" if needed == floor
+                else f"; {_needed_text(needed, max_slowdown)}")
+        return SlowdownTest(ratio, test.p_slower, test.p_faster, "inconclusive", why, needed,
+                            test=name)
     spread = source_spread(baseline_groups) if baseline_groups else None
     cur = float(np.median(run_medians(current_runs)))
-    runs = f"{ratio.n_base} vs {ratio.n_new} runs"
+    slower, faster = significant(test.p_slower, alpha), significant(test.p_faster, alpha)
+    needed = None
     verdict: Verdict
-    if test.p_slower < alpha and ratio.value > limit:
+    if slower and ratio.value > limit:
         if spread is not None and cur <= spread[1] * limit:
             verdict = "inconclusive"
-            why = (f"slower by {ratio.value - 1:.1%} (Welch p={test.p_slower:.2g}, {runs}), but "
-                   f"not beyond the {spread[0]:.1%} spread between the baselines plus the "
+            why = (f"slower by {ratio.value - 1:.1%} (rank test p={test.p_slower:.2g}, {runs}), "
+                   f"but not beyond the {spread[0]:.1%} spread between the baselines plus the "
                    f"{max_slowdown:.1%} allowed")
         else:
             verdict = "regression"
             why = (f"slower by {ratio.value - 1:.1%} > {max_slowdown:.1%} allowed, run-level "
-                   f"Welch p={test.p_slower:.2g} ({runs})")
-    elif test.p_faster < alpha and ratio.value < 1.0 / limit:
+                   f"rank test p={test.p_slower:.2g} <= alpha {alpha:g} ({runs})")
+    elif faster and ratio.value < 1.0 / limit:
         if spread is not None and cur * limit >= spread[2]:
             verdict = "ok"
             why = (f"faster by {1 - ratio.value:.1%}, within the {spread[0]:.1%} spread "
@@ -112,7 +128,7 @@ def slowdown_test_runs(
         else:
             verdict = "improved"
             why = f"faster by {1 - ratio.value:.1%}, run-level p={test.p_faster:.2g} ({runs})"
-    elif test.p_slower < alpha:
+    elif slower:
         verdict = "ok"
         why = f"slower by {ratio.value - 1:.1%}, within the allowed {max_slowdown:.1%} ({runs})"
     elif ratio.has_interval and ratio.high > limit:
@@ -126,7 +142,7 @@ def slowdown_test_runs(
     if spread is not None and verdict != "inconclusive":
         why += f"; baselines spread {spread[0]:.1%}"
     return SlowdownTest(ratio, test.p_slower, test.p_faster, verdict, why, needed,
-                        spread[0] if spread else None)
+                        spread[0] if spread else None, name)
 
 
 def rejection_rate(

@@ -8,7 +8,7 @@ one recipe moved by up to 74% between processes while a run's own IQR was ~7%).
 - point value: ratio of the medians of the per-run median step times;
 - interval: hierarchical bootstrap, resampling runs (with replacement) and then the steps
   within each drawn run, of that same statistic (percentile interval);
-- significance: Welch's t-test on the log of the per-run medians (one-sided).
+- significance: the exact one-sided rank test on the per-run medians, in runtest.py.
 
 With fewer than 2 runs on a side there is no run-level interval (low/high are NaN) and the
 basis says so; the gate then calls the comparison inconclusive.
@@ -17,13 +17,11 @@ basis says so; the gate then calls the comparison inconclusive.
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from scipy import stats as sps
 
 Runs = Sequence[Sequence[float]] | Sequence[np.ndarray]
 MIN_RUNS = 2
@@ -122,57 +120,3 @@ def speedup_ratio(base: Runs, new: Runs, confidence: float = 0.95,
     """Throughput of `new` over `base` (> 1: new is faster) from the runs' step times."""
     ratio = step_time_ratio(base, new, confidence, n_resamples, seed)
     return ratio.inverted() if ratio is not None else None
-
-
-@dataclass(frozen=True)
-class RunTest:
-    """Welch's t-test on log per-run median step times, new vs base."""
-
-    p_slower: float | None
-    p_faster: float | None
-    sigma: float | None
-    """Pooled standard deviation of log run medians (between-run noise), when estimable."""
-
-
-def log_sigma(base: Runs, new: Runs) -> float | None:
-    """Pooled sd of log run medians over the sides that have 2+ runs."""
-    ss, df = 0.0, 0
-    for side in (base, new):
-        m = np.log(run_medians(side))
-        if m.size >= 2:
-            ss += float(((m - m.mean()) ** 2).sum())
-            df += m.size - 1
-    return math.sqrt(ss / df) if df else None
-
-
-def run_test(base: Runs, new: Runs) -> RunTest:
-    a, b = np.log(run_medians(base)), np.log(run_medians(new))
-    sigma = log_sigma(base, new)
-    if a.size < MIN_RUNS or b.size < MIN_RUNS:
-        return RunTest(None, None, sigma)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # identical runs: zero variance
-        slower = sps.ttest_ind(b, a, equal_var=False, alternative="greater").pvalue
-        faster = sps.ttest_ind(b, a, equal_var=False, alternative="less").pvalue
-    if not (math.isfinite(slower) and math.isfinite(faster)):  # no variance at all
-        diff = float(b.mean() - a.mean())
-        slower, faster = (0.0 if diff > 0 else 1.0), (0.0 if diff < 0 else 1.0)
-    return RunTest(float(slower), float(faster), sigma)
-
-
-def repeats_needed(sigma: float | None, effect: float, alpha: float = 0.05,
-                   power: float = 0.8, most: int = 200) -> int | None:
-    """Runs per side for a one-sided t-test at `alpha` to detect a step-time ratio of
-    1 + effect with `power`, given between-run noise sigma (sd of log run medians).
-    None when sigma is unknown (a single run per side)."""
-    if sigma is None or effect <= 0:
-        return None
-    delta = math.log1p(effect)
-    if sigma == 0:
-        return MIN_RUNS
-    for n in range(MIN_RUNS, most + 1):
-        df = 2 * n - 2
-        crit = sps.t.ppf(1 - alpha, df)
-        if 1 - sps.nct.cdf(crit, df, delta / (sigma * math.sqrt(2 / n))) >= power:
-            return n
-    return most

@@ -102,9 +102,11 @@ def gate(current: Path, baselines: tuple[Path, ...], max_slowdown: float, max_me
 
     Runs are matched by model, precision, batch size, sequence length, device and profile
     (seeds and repeats pooled). Each run (process) is one sample: a step-time regression
-    needs a significant run-level test (Welch t on log per-run medians) AND a median
-    slowdown beyond --max-slowdown, and with several baselines a slowdown beyond their
-    spread. Fewer than 2 runs per side is 'inconclusive' with the repeats needed (fails
+    needs a significant run-level test (exact one-sided Mann-Whitney U on per-run median
+    step times, p <= --alpha) AND a median slowdown beyond --max-slowdown, and with several
+    baselines a slowdown beyond their spread; at 3 vs 3 runs the smallest p is 1/20 (every
+    current run slower than every baseline run). Too few runs to reach --alpha (1 per side;
+    2 per side at 0.05; 3 per side at 0.01) is 'inconclusive' with the repeats needed (fails
     only with --strict): record baselines with `mpbench run --repeats 3`. Memory growth, worse eval loss and runs that used to succeed and now
     fail (oom, diverged, failed, skipped for a new reason) are regressions too.
     The Markdown summary is appended to $GITHUB_STEP_SUMMARY when that is set.

@@ -142,7 +142,7 @@ def check_throughput(pair: ConfigPair, limits: Limits) -> Finding | None:
         f"{cur_med:.2f} ms ({len(cur_runs)} runs, n={n_steps[1]})" if cur_med else "-",
         change, test.verdict, test.why, [x.run_id for x in cur_ok],
         {"ratio": r.as_dict() if r else None, "p_slower": test.p_slower,
-         "p_faster": test.p_faster, "test": "Welch t on log per-run median step times",
+         "p_faster": test.p_faster, "test": test.test,
          "repeats_needed": test.repeats_needed, "baseline_spread": test.baseline_spread,
          "normalized_by_probe": limits.normalize_by_probe,
          "baseline_median_ms": base_med, "current_median_ms": cur_med},
