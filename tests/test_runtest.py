@@ -45,9 +45,18 @@ def test_busy_machine_case_complete_separation_at_three_runs_is_a_regression() -
     log_w = np.log([np.median(r) for r in wild])
     assert sps.ttest_ind(log_w, log_q, equal_var=False, alternative="greater").pvalue > 0.05
     assert slowdown_test_runs(busy, quiet).verdict == "improved"
-    # one busy run among the quiet ones: p = 2/20, not a regression
-    overlap = slowdown_test_runs(quiet, runs_at([10.8, 70.0, 95.0], seed=2))
+    # the gate ranks the current runs divided by the allowed 1.05: a run at 11.3 ms counts
+    # as 10.76 ms, between the baseline's 10.5 and 11.0: p = 2/20, not a regression
+    overlap = slowdown_test_runs(quiet, runs_at([11.3, 70.0, 95.0], seed=2))
     assert overlap.p_slower == pytest.approx(2 / 20) and overlap.verdict != "regression"
+    # 11.6 ms is above 11.0 * 1.05: complete separation beyond the limit again
+    beyond = slowdown_test_runs(quiet, runs_at([11.6, 70.0, 95.0], seed=2))
+    assert beyond.p_slower == pytest.approx(1 / 20) and beyond.verdict == "regression"
+    # every current run slower than every baseline run, but not by the allowed 5% beyond it
+    # (11.2 / 1.05 = 10.67 < 11.0): plainly slower is not "slower beyond the limit"
+    within = slowdown_test_runs(quiet, runs_at([11.2, 11.4, 11.6], seed=3))
+    assert within.verdict != "regression" and within.p_slower is not None
+    assert within.p_slower > 1 / 20
 
 
 def test_alpha_below_the_smallest_p_is_inconclusive_with_the_runs_it_needs() -> None:

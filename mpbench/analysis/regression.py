@@ -4,8 +4,9 @@ The unit is the run (one process): steps within a run are not independent draws,
 busy machine the spread between processes dwarfs the spread within one, so a step-level
 test calls a same-code rerun a regression (10 of 12 rerun pairs on a 2-core box). Here a
 slowdown counts only when both agree: the exact one-sided rank test on the per-run median
-step times (analysis/runtest.py) says "slower" with p <= alpha AND the ratio of the median
-run medians exceeds the allowed slowdown (AND, with several baselines, the current runs are
+step times (analysis/runtest.py), with the current runs divided by 1 + max_slowdown (H0:
+slower by at most the allowed), says "slower" with p <= alpha AND the ratio of the median
+run medians exceeds it (AND, with several baselines, the current runs are
 slower than every baseline by more than that). At 3 vs 3 runs the smallest p is 1/20, so
 complete separation is a regression at alpha 0.05. Inconclusive, with the repeats that
 would decide it: fewer than 2 runs per side; run counts whose smallest p is above alpha
@@ -52,6 +53,12 @@ class SlowdownTest:
     """The significance test and how its p was computed, for the output."""
 
 
+def _beyond_limit(max_slowdown: float) -> float:
+    """The effect the margin test sees when the change is twice the allowed slowdown:
+    (1 + 2m) / (1 + m) - 1, since it ranks the current runs divided by 1 + m."""
+    return (1 + 2 * max_slowdown) / (1 + max_slowdown) - 1
+
+
 def _needed_text(n: int | None, max_slowdown: float) -> str:
     if n is None:
         return (f"run {MIN_RUNS + 1}+ repeats per side (mpbench run --repeats 3) to measure the "
@@ -87,16 +94,16 @@ def slowdown_test_runs(
         side = "baseline" if not len(run_medians(baseline_runs)) else "current"
         return SlowdownTest(None, None, None, "inconclusive", f"no step times in the {side}")
     limit = 1.0 + max_slowdown
-    test = run_test(baseline_runs, current_runs)
+    test = run_test(baseline_runs, current_runs, margin=limit)  # H0: within the limit
     name = f"{TEST_NAME} ({test.method})"
     runs = f"{ratio.n_base} vs {ratio.n_new} runs"
     if test.p_slower is None or test.p_faster is None or test.smallest_p is None:
-        needed = repeats_needed(test.sigma, 2 * max_slowdown, alpha)
+        needed = repeats_needed(test.sigma, _beyond_limit(max_slowdown), alpha)
         why = (f"{runs} per side ({ratio.value - 1:+.1%}) cannot tell a change from "
                f"between-run noise; {_needed_text(needed, max_slowdown)}")
         return SlowdownTest(ratio, None, None, "inconclusive", why, needed, test=name)
     if not significant(test.smallest_p, alpha):  # no data could reject: say what would
-        needed = repeats_needed(test.sigma, 2 * max_slowdown, alpha)
+        needed = repeats_needed(test.sigma, _beyond_limit(max_slowdown), alpha)
         floor = runs_for_alpha(alpha)
         why = (f"{runs} ({ratio.value - 1:+.1%}): the exact rank test's smallest p is "
                f"{test.smallest_p:.2g} > alpha {alpha:g}; needs {floor} runs per side for "
@@ -133,7 +140,7 @@ def slowdown_test_runs(
         why = f"slower by {ratio.value - 1:.1%}, within the allowed {max_slowdown:.1%} ({runs})"
     elif ratio.has_interval and ratio.high > limit:
         verdict = "inconclusive"
-        needed = repeats_needed(test.sigma, 2 * max_slowdown, alpha)
+        needed = repeats_needed(test.sigma, _beyond_limit(max_slowdown), alpha)
         why = (f"too noisy: not significant (p={test.p_slower:.2g}, {runs}), yet the run-level "
                f"interval reaches {ratio.high - 1:+.0%} > {max_slowdown:.1%} allowed; "
                f"{_needed_text(needed, max_slowdown)}")

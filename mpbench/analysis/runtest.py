@@ -23,6 +23,11 @@ One test only: flagging when either of two tests rejects at alpha raises the fal
 rate above alpha. Welch is gone; the pooled sd of log run medians (log_sigma) stays, as the
 noise level that repeats_needed plans for.
 
+The gate tests against its allowed slowdown (`margin` = 1 + max_slowdown, a non-inferiority
+test): H0 is "slower by at most the allowed 5%", so a same-code rerun (true ratio 1) is
+flagged in fewer than alpha of comparisons, not in alpha of them, and a regression needs every
+current run beyond the limit of the baseline's at 3 vs 3 (1/20).
+
 The rule is p <= alpha (`significant`), not p < alpha: an exact test's p-values are discrete
 and P(p <= alpha) <= alpha still holds, while `<` would make 3 vs 3 runs useless at 0.05.
 When alpha is below the smallest p the run counts allow (`smallest_p`), no data can reject:
@@ -121,12 +126,18 @@ def _p_values(a: np.ndarray, b: np.ndarray) -> tuple[float, float, str]:
     return float(slower), float(faster), "normal approximation, tie-corrected"
 
 
-def run_test(base: Runs, new: Runs) -> RunTest:
+def run_test(base: Runs, new: Runs, margin: float = 1.0) -> RunTest:
+    """p_slower tests "new is slower than base by more than `margin`" (H0: new / base <=
+    margin), p_faster "new is faster by more than `margin`": the new runs are divided
+    (multiplied) by the margin before ranking. margin 1: plainly slower / faster."""
+    if not margin >= 1.0:
+        raise ValueError(f"margin must be >= 1, got {margin}")
     a, b = run_medians(base), run_medians(new)
     sigma = log_sigma(base, new)
     if a.size < MIN_RUNS or b.size < MIN_RUNS:
         return RunTest(None, None, sigma, f"none: needs {MIN_RUNS}+ runs per side")
-    slower, faster, method = _p_values(a, b)
+    slower, _, method = _p_values(a, b / margin)
+    _, faster, _ = _p_values(a, b * margin)
     return RunTest(slower, faster, sigma, method, smallest_p(a.size, b.size))
 
 

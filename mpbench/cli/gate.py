@@ -103,7 +103,8 @@ def gate(current: Path, baselines: tuple[Path, ...], max_slowdown: float, max_me
     Runs are matched by model, precision, batch size, sequence length, device and profile
     (seeds and repeats pooled). Each run (process) is one sample: a step-time regression
     needs a significant run-level test (exact one-sided Mann-Whitney U on per-run median
-    step times, p <= --alpha) AND a median slowdown beyond --max-slowdown, and with several
+    step times, current runs divided by 1 + --max-slowdown, p <= --alpha) AND a median
+    slowdown beyond --max-slowdown, and with several
     baselines a slowdown beyond their spread; at 3 vs 3 runs the smallest p is 1/20 (every
     current run slower than every baseline run). Too few runs to reach --alpha (1 per side;
     2 per side at 0.05; 3 per side at 0.01) is 'inconclusive' with the repeats needed (fails
