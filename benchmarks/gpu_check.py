@@ -107,7 +107,10 @@ class Check:
         return json.loads(path.read_text()) if step.status == "ok" and path.exists() else {}
 
     def tests(self) -> None:
+        # one process on one GPU (the ini's xdist workers would share it, and xdist may be
+        # missing on the GPU image): the ini's addopts replaced
         self.run("tests", [sys.executable, "-m", "pytest", "-q", "-m", "gpu", "-p", "no:cacheprovider",
+                           "-o", "addopts=-ra --strict-markers",
                            f"--junitxml={self.out / 'gpu-tests.xml'}", "tests"], reserve_s=150)
 
     def bench(self) -> None:

@@ -4,6 +4,7 @@ benchmark's rounds, and `--benchmark-compare-fail` trips against a faster stored
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -34,7 +35,10 @@ def test_training_speed(mpbench_benchmark, run_id):
 def pytest_run(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     cmd = [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "--mpbench-device",
            "cpu", "--benchmark-storage", str(cwd / "store"), *args]
-    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
+    # a clean session: not an xdist worker of the outer run (pytest-benchmark turns itself
+    # off inside one), whatever runs this test
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "XDIST_"))}
+    return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300, env=env)
 
 
 def stored_baseline(store: Path, median_s: float) -> None:
