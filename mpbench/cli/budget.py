@@ -27,7 +27,7 @@ from mpbench.train.calibrate import (
     seconds_since_start,
     with_steps,
 )
-from mpbench.train.loop import train_run
+from mpbench.train.loop import run_skip_reason, train_run
 from mpbench.train.runner import expand, select
 
 OVERRUN = 1.15
@@ -65,7 +65,8 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
     source = make_source(suite.data, suite_file.parent)
     distinct = {cost_key(s): s for s in specs}
     skipped = [f"{s.model_label} {s.precision.name}" for s in distinct.values()
-               if _skip_reason(s, device) is not None]
+               if run_skip_reason(get_recipe(s.precision.name, s.precision.options), s.train,
+                                  device) is not None]
     timed = len(distinct) - len(skipped)
     console.print(f"budget {budget.seconds:g} s: calibrating {timed} "
                   f"recipe{'' if timed == 1 else 's'} ({budget.calibration_steps} steps each) "
@@ -116,12 +117,6 @@ def report_budget(console: Console, note: BudgetNote | None) -> None:
                       "machine ran slower than when it was calibrated (was something else "
                       "running?); the measurements of a busy machine vary more between runs",
                       highlight=False)
-
-
-def _skip_reason(spec: RunSpec, device: torch.device) -> str | None:
-    """Why this recipe skips on `device` (the run's own check, before training), or None."""
-    recipe = get_recipe(spec.precision.name, spec.precision.options)
-    return recipe.check(device) or recipe.check_train(spec.train)
 
 
 def _recorded_steps(out: Path) -> int | None:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from mpbench.config.schema import TrainConfig
 from mpbench.data.base import TokenSource
 from mpbench.mfu import achieved_tflops, mfu_figures
 from mpbench.models import count_parameters
@@ -103,6 +104,13 @@ def compile_info(requested: bool, used: bool, refusal: str | None,
     return CompileInfo(requested=requested, used=used, reason=refusal, compile_s=cost)
 
 
+def run_skip_reason(recipe: Recipe, cfg: TrainConfig, device: torch.device,
+                parallel: ParallelHooks | None = None) -> str | None:
+    """Why a run of `recipe` is skipped on `device` (before it trains), or None."""
+    return (recipe.check(device) or recipe.check_train(cfg)
+            or (parallel.check(recipe) if parallel else None))
+
+
 def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
               env: dict[str, Any], progress: ProgressFn | None = None,
               parallel: ParallelHooks | None = None,
@@ -124,8 +132,7 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     profiles: dict[str, Any] = {}
     measurement: Measurement | None = None
     n_params: int | None = None
-    reason = (recipe.check(device) or recipe.check_train(cfg)
-              or (parallel.check(recipe) if parallel else None))
+    reason = run_skip_reason(recipe, cfg, device, parallel)
     if unfit is not None:
         out.status, out.reason = "failed", f"model {spec.model_label}: {unfit}"
     elif reason is not None:
