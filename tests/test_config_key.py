@@ -27,7 +27,7 @@ from mpbench.results.key import ConfigKey, ParallelKey, derive_key
 from mpbench.results.schema import SCHEMA_VERSION
 from mpbench.results.store import load_records
 from mpbench.results.upgrade import upgrade
-from tests.fixture_records import record, write_results
+from fixture_records import record, write_results
 
 SCHEMA_1 = Path(__file__).resolve().parent / "data" / "schema1-gpt-cpu"
 DDP = ParallelKey(strategy="ddp", grad_comm_dtype="fp32", world_size=2)
@@ -171,7 +171,7 @@ def test_typed_payloads_refuse_a_renamed_field() -> None:
     from mpbench.analysis import access
     from mpbench.errors import UserError
     from mpbench.results.payloads import MemoryResult
-    from tests.fixture_records import memory_profile, payload
+    from fixture_records import memory_profile, payload
 
     with pytest.raises(ValidationError):
         payload(MemoryResult, param_bytes=4)  # the field is params_bytes
