@@ -13,10 +13,11 @@ from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.plan.spec import RunSpec, expand
+from mpbench.precision import get_recipe
 from mpbench.results.schema import BudgetNote, DriftProbe, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.device import resolve_device
-from mpbench.train.loop import ProgressFn, train_run
+from mpbench.train.loop import ProgressFn, run_skip_reason, train_run
 from mpbench.train.parallel_hooks import ParallelHooks
 
 
@@ -36,6 +37,17 @@ def select(specs: list[RunSpec], only: tuple[str, ...]) -> list[RunSpec]:
     if not only:
         return specs
     return [s for s in specs if {s.precision.name, s.model_label, s.run_id} & set(only)]
+
+
+def skip_reasons(specs: list[RunSpec], device: torch.device) -> dict[str, str]:
+    """Why each run that cannot train here skips, by run id (the runs still record it)."""
+    reasons = {}
+    for spec in specs:
+        recipe = get_recipe(spec.precision.name, spec.precision.options)
+        reason = run_skip_reason(recipe, spec.train, device)
+        if reason is not None:
+            reasons[spec.run_id] = reason
+    return reasons
 
 
 def run_extra(out: Path) -> dict[str, Any]:
@@ -69,11 +81,11 @@ def run_suite(
     suite_dir: Path | None = None,
     isolate: bool = False,
     source: TokenSource | None = None,
-    budget: BudgetNote | None = None,
+    budget: Callable[[RunSpec], BudgetNote | None] | None = None,
 ) -> Iterator[RunEvent]:
     """Train `specs` in order; with `isolate` each run gets a fresh process (repeats).
 
-    `source`: the corpus if already read; `budget`: why the runs have their steps.
+    `source`: the corpus if already read; `budget`: why a run has its steps (and its estimate).
     """
     from mpbench.train.isolated import run_in_fresh_process
 
@@ -86,8 +98,9 @@ def run_suite(
         extra = run_extra(results.path)
         if isolate:
             record = run_in_fresh_process(spec, results, device, env, extra, suite_dir)
-            if budget is not None:  # the child wrote its record; add why it has its steps
-                record = record.model_copy(update={"budget": budget})
+            note = budget(spec) if budget is not None else None
+            if note is not None:  # the child wrote its record; add why it has its steps
+                record = record.model_copy(update={"budget": note})
                 results.write(record)
             yield RunEvent(spec, i, len(specs), record=record)
             continue
@@ -96,11 +109,12 @@ def run_suite(
         if suite.train.threads:
             torch.set_num_threads(suite.train.threads)
         record = probed_run(spec, source, device, env, progress_for(spec), extra)
-        if budget is not None:
-            record = record.model_copy(update={"budget": budget})
+        note = budget(spec) if budget is not None else None
+        if note is not None:
+            record = record.model_copy(update={"budget": note})
         results.write(record)
         yield RunEvent(spec, i, len(specs), record=record)
 
 
 __all__ = ["RunEvent", "expand", "probed_run", "resolve_device", "run_extra", "run_suite",
-           "select"]
+           "select", "skip_reasons"]
