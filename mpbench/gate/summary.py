@@ -51,8 +51,17 @@ def to_markdown(report: GateReport) -> str:
 
 def write_outputs(report: GateReport, summary_md: Path | None, json_path: Path | None) -> list[Path]:
     """Write the requested files; append the Markdown to $GITHUB_STEP_SUMMARY when it is set."""
+    written = write_markdown(to_markdown(report), summary_md)
+    if json_path is not None:
+        written.append(write_output(json_path, json.dumps(report.as_dict(), indent=1, default=str),
+                                    "--json"))
+    return written
+
+
+def write_markdown(markdown: str, summary_md: Path | None) -> list[Path]:
+    """Write a gate's Markdown to --summary-md and append it to $GITHUB_STEP_SUMMARY (when
+    set): the one writer of CI summaries (the fingerprint gate uses it too)."""
     written = []
-    markdown = to_markdown(report)
     if summary_md is not None:
         written.append(write_output(summary_md, markdown, "--summary-md"))
     step_summary = os.environ.get("GITHUB_STEP_SUMMARY")
@@ -63,7 +72,4 @@ def write_outputs(report: GateReport, summary_md: Path | None, json_path: Path |
         except (OSError, UnicodeDecodeError):
             before = ""
         written.append(write_output(path, before + markdown, "GITHUB_STEP_SUMMARY"))
-    if json_path is not None:
-        written.append(write_output(json_path, json.dumps(report.as_dict(), indent=1, default=str),
-                                    "--json"))
     return written

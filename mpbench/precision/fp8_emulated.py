@@ -3,6 +3,8 @@
 `implementation: native` (default) runs mpbench's quantize-dequantize linear
 (fp8_emulation.py); `implementation: torchao` runs torchao's Float8Linear with emulate=True
 (tensorwise). Both keep weights, LM head and embeddings exactly as the BF16 recipe has them.
+`scaling: delayed` (native only) scales as TransformerEngine's DelayedScaling does, from an
+amax history of `amax_history_len` steps.
 """
 
 from __future__ import annotations
@@ -17,19 +19,26 @@ from torch import nn
 from mpbench.precision import ao_backend, convert
 from mpbench.precision.base import RecipeOptions, register
 from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, linear_dims
-from mpbench.precision.fp8_emulation import EmulatedFp8Linear
+from mpbench.precision.fp8_emulation import DelayedScaling, EmulatedFp8Linear
 
 
 class EmulatedOptions(Fp8Options):
     implementation: Literal["native", "torchao"] = Field(
         "native", description="native: mpbench's quantize-dequantize linear; torchao: "
         "Float8Linear(emulate=True), tensorwise")
+    scaling: Literal["current", "delayed"] = Field(
+        "current", description="native: current (scale from the tensor's own amax) or delayed "
+        "(TransformerEngine DelayedScaling: from the amax history of earlier steps)")
+    amax_history_len: int = Field(16, ge=1, le=1024, description="delayed scaling: steps of "
+                                  "amax history the scale is taken from (their maximum)")
 
 
-def emulated_linear(linear: nn.Linear) -> nn.Module:
-    """The emulated FP8 twin of `linear`, holding the very same parameters."""
+def emulated_linear(linear: nn.Linear, history_len: int | None = None) -> nn.Module:
+    """The emulated FP8 twin of `linear`, holding the very same parameters; `history_len`
+    turns on delayed scaling with that amax history."""
+    delayed = DelayedScaling(history_len) if history_len is not None else None
     twin = EmulatedFp8Linear(linear.in_features, linear.out_features,
-                             bias=linear.bias is not None, device="meta")
+                             bias=linear.bias is not None, device="meta", delayed=delayed)
     return convert.share_parameters(twin, linear)
 
 
@@ -52,12 +61,22 @@ class Fp8Emulated(Fp8Recipe):
     def native(self) -> bool:
         return self.options.implementation == "native"
 
+    @property
+    def delayed(self) -> bool:
+        return self.native and self.options.scaling == "delayed"
+
     def check(self, device: torch.device) -> str | None:
+        if self.options.scaling == "delayed" and not self.native:
+            return "fp8-emulated: scaling 'delayed' needs implementation 'native'"
         return None if self.native else ao_backend.unavailable("tensorwise")
+
+    def amax_history_len(self) -> int | None:
+        return self.options.amax_history_len if self.delayed else None
 
     def convert(self, model: nn.Module, names: list[str], device: torch.device) -> nn.Module:
         if self.native:
-            return convert.swap(model, names, emulated_linear)
+            history = self.amax_history_len()
+            return convert.swap(model, names, lambda lin: emulated_linear(lin, history))
         self._ao_config = ao_backend.make_config("tensorwise", emulate=True)
         return ao_backend.convert_named(model, self._ao_config, names)
 
@@ -85,6 +104,9 @@ class Fp8Emulated(Fp8Recipe):
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out["fp8"]["implementation"] = self.options.implementation
+        if self.delayed:
+            out["fp8"]["scaling"] = (f"delayed per-tensor: scale = fp8_max / max amax of the last "
+                                     f"{self.options.amax_history_len} steps (1 before any)")
         out["fp8"]["note"] = ("emulated: FP8 rounding and range without FP8 tensor cores; its "
                               "speed and memory say nothing about real FP8")
         return out

@@ -5,6 +5,10 @@ input and weight in E4M3 for the forward, the output gradient in E5M2 for both b
 GEMMs (dgrad = dY·W, wgrad = dYᵀ·X), each tensor scaled by fp8_max / amax of that tensor
 (current scaling), products accumulated in FP32 and the output returned in the autocast
 dtype. This reproduces FP8 rounding and range, not FP8 speed: it runs on any device.
+
+With `DelayedScaling` each operand is scaled instead as TransformerEngine's DelayedScaling
+does it: by fp8_max / the largest amax of its last `history_len` steps (scale 1 before any),
+the tensor's own amax joining the history after the cast; values beyond the range saturate.
 """
 
 from __future__ import annotations
@@ -25,11 +29,12 @@ def fp8_max(dtype: torch.dtype) -> float:
     return float(torch.finfo(dtype).max)  # 448 for e4m3fn, 57344 for e5m2
 
 
-def quantize(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """(x * scale) cast to `dtype`, and the fp32 scale; scale = fp8_max / amax(x)."""
+def quantize(x: torch.Tensor, dtype: torch.dtype,
+             scale: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x * scale) cast to `dtype`, and the fp32 scale; by default scale = fp8_max / amax(x)."""
     x32 = x.float()
-    amax = x32.abs().amax().clamp(min=AMAX_FLOOR)
-    scale = fp8_max(dtype) / amax
+    if scale is None:
+        scale = fp8_max(dtype) / x32.abs().amax().clamp(min=AMAX_FLOOR)
     # Clamp before the cast: torch < 2.12 turns out-of-range values into NaN instead of
     # saturating, and rounding of x*scale can step just past fp8_max.
     limit = fp8_max(dtype)
@@ -42,6 +47,31 @@ def quantize_dequantize(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     return q.float() / scale
 
 
+class DelayedScaling:
+    """Per operand of one layer: an amax history of `history_len` steps (newest first)."""
+
+    def __init__(self, history_len: int) -> None:
+        self.history_len = history_len
+        self.history: dict[str, torch.Tensor] = {}
+
+    def scale(self, operand: str, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The scale for this step's cast of `x` (from earlier steps); records x's amax."""
+        amax = x.detach().float().abs().amax().reshape(1)
+        past = self.history.get(operand)
+        if past is None:
+            past = torch.zeros(self.history_len, device=x.device)
+        seen = past.max()
+        scale = torch.where(seen > 0, fp8_max(dtype) / seen.clamp(min=AMAX_FLOOR),
+                            torch.ones_like(seen))
+        self.history[operand] = torch.cat([amax, past[:-1]])
+        return scale
+
+
+def _scale(delayed: DelayedScaling | None, operand: str, x: torch.Tensor,
+           dtype: torch.dtype) -> torch.Tensor | None:
+    return None if delayed is None else delayed.scale(operand, x, dtype)
+
+
 class _Fp8LinearFunction(torch.autograd.Function):
     """y = x·Wᵀ + b with FP8-rounded operands; saves the FP8 copies for backward as TE does."""
 
@@ -49,27 +79,28 @@ class _Fp8LinearFunction(torch.autograd.Function):
     def forward(
         ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
         out_dtype: torch.dtype, stats: dict[str, torch.Tensor],
+        delayed: DelayedScaling | None = None,
     ) -> torch.Tensor:
         with torch.autocast(device_type=x.device.type, enabled=False):
             x2d = x.reshape(-1, x.shape[-1])  # (M, K)
-            xq, x_scale = quantize(x2d, E4M3)
-            wq, w_scale = quantize(weight, E4M3)  # (N, K)
+            xq, x_scale = quantize(x2d, E4M3, _scale(delayed, "input", x2d, E4M3))
+            wq, w_scale = quantize(weight, E4M3, _scale(delayed, "weight", weight, E4M3))  # (N, K)
             y = (xq.float() @ wq.float().t()) / (x_scale * w_scale)  # (M, N), fp32 accumulate
             if bias is not None:
                 y = y + bias.float()
         stats["input_amax"] = fp8_max(E4M3) / x_scale.detach()
         stats["weight_amax"] = fp8_max(E4M3) / w_scale.detach()
         ctx.save_for_backward(xq, x_scale, wq, w_scale)
-        ctx.meta = (x.shape, x.dtype, weight.dtype, bias is not None, stats)
+        ctx.meta = (x.shape, x.dtype, weight.dtype, bias is not None, stats, delayed)
         return y.reshape(*x.shape[:-1], weight.shape[0]).to(out_dtype)
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
         xq, x_scale, wq, w_scale = ctx.saved_tensors
-        x_shape, x_dtype, w_dtype, has_bias, stats = ctx.meta
+        x_shape, x_dtype, w_dtype, has_bias, stats, delayed = ctx.meta
         with torch.autocast(device_type=grad_out.device.type, enabled=False):
             g2d = grad_out.reshape(-1, grad_out.shape[-1])  # (M, N)
-            gq, g_scale = quantize(g2d, E5M2)
+            gq, g_scale = quantize(g2d, E5M2, _scale(delayed, "grad_output", g2d, E5M2))
             g = gq.float()
             grad_x = (g @ wq.float()) / (g_scale * w_scale)  # dgrad (M, K): E5M2 x E4M3
             grad_w = (g.t() @ xq.float()) / (g_scale * x_scale)  # wgrad (N, K): E5M2 x E4M3
@@ -77,24 +108,28 @@ class _Fp8LinearFunction(torch.autograd.Function):
             grad_b = g2d.float().sum(0) if has_bias else None
         stats["grad_output_amax"] = fp8_max(E5M2) / g_scale.detach()
         return (grad_x.reshape(x_shape).to(x_dtype), grad_w.to(w_dtype),
-                grad_b.to(w_dtype) if grad_b is not None else None, None, None)
+                grad_b.to(w_dtype) if grad_b is not None else None, None, None, None)
 
 
 class EmulatedFp8Linear(nn.Linear):
     """nn.Linear whose GEMMs run through FP8 quantize-dequantize (names weight/bias kept)."""
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True,
-                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                 delayed: DelayedScaling | None = None) -> None:
         super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
         self.fp8_stats: dict[str, torch.Tensor] = {}
-        """Last amax seen per operand (input, weight, grad_output), for the record."""
+        """Per operand (input, weight, grad_output) the amax behind the last scale used."""
+        self.delayed = delayed
+        """None: current scaling (each cast scaled by its own amax)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if torch.is_autocast_enabled(x.device.type):
             out_dtype = torch.get_autocast_dtype(x.device.type)
         else:
             out_dtype = x.dtype
-        return _Fp8LinearFunction.apply(x, self.weight, self.bias, out_dtype, self.fp8_stats)
+        return _Fp8LinearFunction.apply(x, self.weight, self.bias, out_dtype, self.fp8_stats,
+                                        self.delayed)
 
     def telemetry(self) -> dict[str, float]:
         """amax and the resulting scale per operand, as the last step saw them."""
@@ -119,5 +154,5 @@ def e4m3_unit_roundoff() -> float:
     return math.ldexp(1.0, -(3 + 1))
 
 
-__all__ = ["E4M3", "E5M2", "EmulatedFp8Linear", "e4m3_unit_roundoff", "fp8_max", "quantize",
+__all__ = ["E4M3", "E5M2", "DelayedScaling", "EmulatedFp8Linear", "e4m3_unit_roundoff", "fp8_max", "quantize",
            "quantize_dequantize", "relative_error"]

@@ -19,6 +19,13 @@ from mpbench.results.payloads.device import (
     NvmlResult,
     TensorCoreResult,
 )
+from mpbench.results.payloads.fingerprint import (
+    FingerprintResult,
+    ScaleProbe,
+    Software,
+    StepPoint,
+    TensorProbe,
+)
 from mpbench.results.payloads.memory import MaxBatchResult, MemoryResult
 from mpbench.results.payloads.numerics import (
     NumericsResult,
@@ -42,7 +49,7 @@ from mpbench.results.payloads.read import skip_reason, stored
 RESULTS: dict[str, type[ProfileResult]] = {
     "memory": MemoryResult, "max_batch": MaxBatchResult, "numerics": NumericsResult,
     "tensor_cores": TensorCoreResult, "nvml": NvmlResult, "mfu": MfuResult,
-    "parallel": ParallelResult,
+    "parallel": ParallelResult, "fingerprint": FingerprintResult,
 }
 """The model of each stored profiler result, by the name it is stored under."""
 
@@ -52,6 +59,7 @@ __all__ = [
     "CommCall",
     "CommProbe",
     "CommStep",
+    "FingerprintResult",
     "GpmMetrics",
     "KernelOverlap",
     "KernelSummary",
@@ -66,9 +74,13 @@ __all__ = [
     "ParallelResult",
     "ProfileResult",
     "RankReport",
+    "ScaleProbe",
+    "Software",
     "Spread",
+    "StepPoint",
     "Strict",
     "TensorCoreResult",
+    "TensorProbe",
     "Underflow",
     "UnderflowSample",
     "skip_reason",

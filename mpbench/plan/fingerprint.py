@@ -1,0 +1,62 @@
+"""The runs of a numerics fingerprint: what `mpbench fingerprint run SUITE` trains.
+
+From a suite it takes the models, recipes and data, and replaces the training by a short
+fixed-seed run with the "fingerprint" profiler attached:
+- every recipe at the suite's first seed, `repeats` times (repeat r > 0 measures how far the
+  same code on the same machine differs from itself: the repeat tolerance);
+- FP32 at `band_seeds` seeds (the first one shared with the above): how far FP32 moves when
+  only the seed changes, the band against which a change counts as one that matters.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from mpbench.config.schema import PrecisionSpec, Suite
+from mpbench.errors import UserError
+from mpbench.plan.spec import RunSpec, expand
+
+BAND_RECIPE = "fp32"
+
+
+@dataclass(frozen=True)
+class FingerprintPlan:
+    steps: int = 8
+    """Training steps (no warm-up, no eval): loss and grad norm at each."""
+    probe_steps: tuple[int, ...] = (0, 1, 2, 4, 7)
+    repeats: int = 2
+    band_seeds: int = 3
+
+
+def fingerprint_suite(suite: Suite, plan: FingerprintPlan, where: str) -> Suite:
+    """The suite's fingerprint form: short, fixed seed, the profiler attached."""
+    if suite.parallel is not None:
+        raise UserError(f"{where}: parallel: fingerprints are single-process runs; use a suite "
+                        "without a parallel section")
+    if plan.steps < 1 or plan.repeats < 1 or plan.band_seeds < 2:
+        raise UserError("--steps and --repeats must be >= 1 and --band-seeds >= 2 (a band needs "
+                        "two seeds)")
+    probes = sorted({s for s in plan.probe_steps if 0 <= s < plan.steps})
+    if not probes:
+        raise UserError(f"--probe-steps {','.join(map(str, plan.probe_steps))}: none is below "
+                        f"--steps {plan.steps}; give steps between 0 and {plan.steps - 1}")
+    seed = suite.seeds[0]
+    train = suite.train.model_copy(update={"steps": plan.steps, "warmup_steps": 0,
+                                           "eval_batches": 0, "eval_every": 0})
+    profiler = PrecisionSpec(name="fingerprint",
+                             options={"probe_steps": probes, "reference_seed": seed})
+    return suite.model_copy(update={
+        "name": f"{suite.name}-fingerprint", "train": train, "profilers": [profiler],
+        "seeds": [seed], "repeats": plan.repeats, "matrix": {}, "budget": None, "claims": [],
+    })
+
+
+def fingerprint_runs(suite: Suite, plan: FingerprintPlan) -> list[RunSpec]:
+    """Every recipe x `repeats` at the first seed, then FP32 at the other band seeds."""
+    base = suite.seeds[0]
+    extra = [base + i for i in range(1, plan.band_seeds)]
+    has_fp32 = any(p.name == BAND_RECIPE and not p.options for p in suite.precisions)
+    band = suite.model_copy(update={
+        "precisions": [PrecisionSpec(name=BAND_RECIPE)],
+        "seeds": extra if has_fp32 else [base, *extra], "repeats": 1})
+    return expand(suite) + expand(band)
