@@ -5,11 +5,14 @@ A fingerprint set (`mpbench fingerprint run`) holds, per recipe, the fingerprint
 repeats, and FP32 fingerprints of other seeds. Two tolerances come from it, never from a guess:
 - the repeat tolerance: per kind of quantity, the largest difference between repeats of the
   same code on the same machine (0 on a CPU with deterministic kernels);
-- the seed band: per quantity, how far FP32 moves between seeds (max - min; relative to the
-  median for magnitudes, absolute for shares, which are pooled over the layers of a step).
+- the seed band: per magnitude (loss, grad norm, each layer's amax; an FP8 scale takes its
+  layer's amax band), how far FP32 moves between seeds: (max - min) / median.
 A quantity "left the tolerance" when baseline and current differ by more than the repeat
-tolerance; the change "matters" when it is larger than the band (or a finite value became
-inf/NaN, or a run that trained now fails). Quantities are ordered as the step computes
+tolerance; the change "matters" when a magnitude moved further than its band, a finite value
+became inf/NaN, or a run that trained now fails. Underflow and overflow shares locate and
+explain a change but never make it matter on their own: they count elements near a
+threshold, and a tensor where no seed had any has a band of zero, so one flipped element
+would fail the gate; what an overflow does shows in the amax (inf) and the loss. Quantities are ordered as the step computes
 them: activations in forward order, the loss, gradients as they arrive, the gradient norm.
 """
 
@@ -195,7 +198,7 @@ def repeat_tolerance(*sets: FingerprintSet) -> RepeatTolerance:
 
 @dataclass(frozen=True)
 class SeedBand:
-    """How far FP32 moves between seeds, per quantity (see the module docstring)."""
+    """How far FP32 moves between seeds, per magnitude (see the module docstring)."""
 
     seeds: list[int]
     width: dict[Key, float]
@@ -221,18 +224,6 @@ def seed_band(s: FingerprintSet, model: str) -> SeedBand:
         for q, v in m.values().items():
             if math.isfinite(v):
                 by_key[q].append(v)
-    width: dict[Key, float] = {}
-    pooled: dict[tuple[int, str, str], float] = defaultdict(float)
-    for q, vals in by_key.items():
-        if len(vals) < 2:
-            continue
-        spread = max(vals) - min(vals)
-        if relative(q[3]):
-            width[q] = spread / max(abs(statistics.median(vals)), TINY)
-        else:
-            width[q] = spread
-            pooled[(q[0], q[2], q[3])] = max(pooled[(q[0], q[2], q[3])], spread)
-    for q in list(width):
-        if not relative(q[3]):
-            width[q] = max(width[q], pooled[(q[0], q[2], q[3])])
+    width = {q: (max(vals) - min(vals)) / max(abs(statistics.median(vals)), TINY)
+             for q, vals in by_key.items() if len(vals) > 1 and relative(q[3])}
     return SeedBand(seeds, width)

@@ -5,6 +5,7 @@ to the step, layer and tensor (upgrade safety for torch, CUDA, TransformerEngine
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import os
 import sys
@@ -20,6 +21,8 @@ from rich.text import Text
 from mpbench.analysis.fingerprint_compare import compare_sets
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.results_out import check_out_dir, default_out
+from mpbench.data import make_source
+from mpbench.errors import UserError
 from mpbench.gate.fingerprint import as_dict, to_markdown
 from mpbench.gate.summary import write_markdown
 from mpbench.plan.fingerprint import FingerprintPlan, fingerprint_runs, fingerprint_suite
@@ -27,7 +30,8 @@ from mpbench.results.env import environment_card
 from mpbench.results.output import write_output
 from mpbench.results.store import ResultsDir, load_records
 from mpbench.train.load import load_suite
-from mpbench.train.runner import resolve_device, run_suite
+from mpbench.train.loop import train_run
+from mpbench.train.runner import RunEvent, resolve_device, select
 
 
 @contextlib.contextmanager
@@ -77,41 +81,62 @@ def fingerprint() -> None:
               help="Steps (0-based) whose layers are probed.")
 @click.option("--repeats", type=click.IntRange(1, 20), default=2, show_default=True,
               help="Runs of each recipe at the fixed seed (repeats measure the tolerance).")
-@click.option("--band-seeds", type=click.IntRange(2, 20), default=3, show_default=True,
-              help="FP32 seeds whose spread is the band of a change that matters.")
+@click.option("--band-seeds", type=click.IntRange(1, 20), default=3, show_default=True,
+              help="FP32 seeds whose spread is the band of a change that matters (1: no band; "
+                   "such a directory can be compared, not be a baseline).")
+@click.option("--only", multiple=True, metavar="NAME",
+              help="Only runs whose precision, model or run id is NAME (repeatable).")
 @click.option("--deterministic/--no-deterministic", "determinism", default=True,
               show_default=True,
               help="torch.use_deterministic_algorithms (warn-only) during the runs.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted fingerprint in --out.")
 def run(suite_file: Path, out: Path | None, device: str, steps: int,
-        probe_steps: tuple[int, ...], repeats: int, band_seeds: int, determinism: bool,
-        resume: bool) -> None:
+        probe_steps: tuple[int, ...], repeats: int, band_seeds: int, only: tuple[str, ...],
+        determinism: bool, resume: bool) -> None:
     """Record the numerics fingerprint of SUITE's recipes (models and data as the suite has
     them, a short fixed-seed run each), with repeats and an FP32 seed band."""
-    dev = resolve_device(device)
     plan = FingerprintPlan(steps, probe_steps, repeats, band_seeds)
+    record(suite_file, out, device, plan, determinism, resume, only)
+
+
+def record(suite_file: Path, out: Path | None, device: str, plan: FingerprintPlan,
+           determinism: bool = True, resume: bool = False, only: tuple[str, ...] = ()) -> Path:
+    """Train the fingerprint runs of `suite_file` into `out`; returns the directory."""
+    dev = resolve_device(device)
     suite = fingerprint_suite(load_suite(suite_file, "cuda" if dev.type == "cuda" else "cpu"),
                               plan, str(suite_file))
-    specs = fingerprint_runs(suite, plan)
+    specs = select(fingerprint_runs(suite, plan), only)
+    if not specs:
+        raise UserError(f"--only {' '.join(only)}: matches no fingerprint run")
     out = out or default_out(suite.name)
     check_out_dir(out, suite.name, resume)
     results = ResultsDir(out)
     results.create(suite.name, suite.model_dump(mode="json"),
                    suite_file.read_text(encoding="utf-8"))
     console = Console()
-    console.print(f"fingerprint of {suite_file} on {dev}: {len(specs)} runs ({repeats} per "
-                  f"recipe, FP32 at {band_seeds} seeds), {steps} steps each -> {out}",
-                  highlight=False)
+    band = f", FP32 at {plan.band_seeds} seeds" if plan.band_seeds > 1 else ", no seed band"
+    console.print(f"fingerprint of {suite_file} on {dev}: {len(specs)} runs ({plan.repeats} per "
+                  f"recipe{band}), {plan.steps} steps each -> {out}", highlight=False)
     progress = RunProgress(console, True)
     t0 = time.perf_counter()
+    gc.freeze()  # the runs' gc.collect() then skips torch's own objects (0.25 s a run here)
+    source = make_source(suite.data, suite_file.parent)
+    env = environment_card()
+    done = results.recorded_ids() if resume else set()
+    if suite.train.threads:
+        torch.set_num_threads(suite.train.threads)
     with deterministic(determinism):
-        for event in run_suite(suite, results, dev, environment_card(), specs, resume,
-                               progress.callback, suite_file.parent):
-            progress.follow(event)
+        for i, spec in enumerate(specs):  # train_run, not probed_run: no drift probe needed
+            if spec.run_id in done:
+                progress.follow(RunEvent(spec, i, len(specs), resumed=True))
+                continue
+            progress.follow(RunEvent(spec, i, len(specs)))
+            run = train_run(spec, source, dev, env).model_copy(update={"repeat": spec.repeat})
+            results.write(run)
+            progress.follow(RunEvent(spec, i, len(specs), record=run))
     console.print(f"fingerprint recorded in {time.perf_counter() - t0:.1f} s: {out.resolve()}",
                   highlight=False, soft_wrap=True)
-
-
+    return out
 
 
 @fingerprint.command("gate")

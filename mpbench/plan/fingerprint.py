@@ -5,7 +5,8 @@ fixed-seed run with the "fingerprint" profiler attached:
 - every recipe at the suite's first seed, `repeats` times (repeat r > 0 measures how far the
   same code on the same machine differs from itself: the repeat tolerance);
 - FP32 at `band_seeds` seeds (the first one shared with the above): how far FP32 moves when
-  only the seed changes, the band against which a change counts as one that matters.
+  only the seed changes, the band against which a change counts as one that matters (1: no
+  band; such a set can be compared against a baseline, not serve as one).
 """
 
 from __future__ import annotations
@@ -33,9 +34,8 @@ def fingerprint_suite(suite: Suite, plan: FingerprintPlan, where: str) -> Suite:
     if suite.parallel is not None:
         raise UserError(f"{where}: parallel: fingerprints are single-process runs; use a suite "
                         "without a parallel section")
-    if plan.steps < 1 or plan.repeats < 1 or plan.band_seeds < 2:
-        raise UserError("--steps and --repeats must be >= 1 and --band-seeds >= 2 (a band needs "
-                        "two seeds)")
+    if plan.steps < 1 or plan.repeats < 1 or plan.band_seeds < 1:
+        raise UserError("--steps, --repeats and --band-seeds must be >= 1")
     probes = sorted({s for s in plan.probe_steps if 0 <= s < plan.steps})
     if not probes:
         raise UserError(f"--probe-steps {','.join(map(str, plan.probe_steps))}: none is below "
@@ -56,7 +56,9 @@ def fingerprint_runs(suite: Suite, plan: FingerprintPlan) -> list[RunSpec]:
     base = suite.seeds[0]
     extra = [base + i for i in range(1, plan.band_seeds)]
     has_fp32 = any(p.name == BAND_RECIPE and not p.options for p in suite.precisions)
-    band = suite.model_copy(update={
-        "precisions": [PrecisionSpec(name=BAND_RECIPE)],
-        "seeds": extra if has_fp32 else [base, *extra], "repeats": 1})
+    seeds = extra if has_fp32 else [base, *extra]
+    if not seeds:
+        return expand(suite)
+    band = suite.model_copy(update={"precisions": [PrecisionSpec(name=BAND_RECIPE)],
+                                    "seeds": seeds, "repeats": 1})
     return expand(suite) + expand(band)

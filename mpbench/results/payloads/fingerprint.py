@@ -86,8 +86,7 @@ class FingerprintResult(ProfileResult):
     seed: int
     repeat: int = 0
     formats: list[str] = Field(default_factory=list)
-    """The formats whose underflow and overflow shares are recorded (the recipe's own; every
-    format for the FP32 runs that make the seed band)."""
+    """The recipe's formats, whose underflow and overflow shares are recorded."""
     probe_steps: list[int] = Field(default_factory=list)
     steps: list[StepPoint] = Field(default_factory=list)
     tensors: list[TensorProbe] = Field(default_factory=list)
