@@ -38,9 +38,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mpbench.analysis.fingerprint_compare import FingerprintComparison, compare_sets
+from mpbench.analysis.fingerprint_compare import FingerprintComparison, compare_sets, place_text
 from mpbench.cli.fingerprint import record
-from mpbench.gate.fingerprint import place_text
 from mpbench.plan.fingerprint import FingerprintPlan
 from mpbench.precision.fp8_emulated import Fp8Emulated
 from mpbench.results.store import load_records

@@ -62,6 +62,19 @@ class Departure:
         band = f", band {self.band:.3g}" if self.band is not None else ", no FP32 band"
         return f"{self.difference:.3g} {unit} (tolerance {self.tolerance:.3g}{band})"
 
+    def text(self) -> str:
+        """'step 2, blocks.0.mlp.fc gradient amax: 0.004 → 0.00404 (0.01 relative (...))'."""
+        return (f"{self.where}: {value_text(self.baseline)} → {value_text(self.current)} "
+                f"({self.change_text()})")
+
+
+def value_text(value: float) -> str:
+    return f"{value:.7g}" if math.isfinite(value) else str(value)
+
+
+def place_text(dep: Departure | None) -> str:
+    return "-" if dep is None else dep.text()
+
 
 @dataclass
 class RecipeComparison:
@@ -81,6 +94,20 @@ class RecipeComparison:
     option_changes: list[tuple[str, Any, Any]] = field(default_factory=list)
     baseline: Fingerprint | None = None
     current: Fingerprint | None = None
+
+    def detail(self) -> str:
+        """How much changed, how close to the band, and the recipe settings that differ."""
+        if self.reason is not None:
+            return f"current run: {self.reason}"
+        parts = [f"{self.changed} of {self.compared} quantities left the repeat tolerance"]
+        if self.band_use and math.isfinite(self.band_use):
+            parts.append(f"largest change {self.band_use:.2%} of its band")
+        if self.unbanded:
+            parts.append(f"{self.unbanded} shares or values without an FP32 band")
+        if self.option_changes:
+            parts.append("recipe options: " + ", ".join(f"{k} {b} → {c}"
+                                                        for k, b, c in self.option_changes))
+        return "; ".join(parts)
 
 
 @dataclass

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from mpbench.analysis.fingerprint_compare import (
+    LEVELS,
     Departure,
     FingerprintComparison,
-    RecipeComparison,
+    place_text,
+    value_text,
 )
 
 ICONS = {"identical": "✅ identical", "within-repeat-tolerance": "✅ within repeat tolerance",
@@ -16,33 +17,8 @@ ICONS = {"identical": "✅ identical", "within-repeat-tolerance": "✅ within re
          "beyond-seed-band": "❌ changed beyond the FP32 seed band"}
 
 
-def value_text(value: float) -> str:
-    return f"{value:.7g}" if math.isfinite(value) else str(value)
-
-
-def place_text(dep: Departure | None) -> str:
-    if dep is None:
-        return "-"
-    return (f"{dep.where}: {value_text(dep.baseline)} → {value_text(dep.current)} "
-            f"({dep.change_text()})")
-
-
 def _cell(text: str) -> str:
     return text.replace("|", "\\|").replace("\n", " ")
-
-
-def recipe_detail(r: RecipeComparison) -> str:
-    if r.reason is not None:
-        return f"current run: {r.reason}"
-    parts = [f"{r.changed} of {r.compared} quantities left the repeat tolerance"]
-    if r.band_use and math.isfinite(r.band_use):
-        parts.append(f"largest change {r.band_use:.2%} of its band")
-    if r.unbanded:
-        parts.append(f"{r.unbanded} without an FP32 band")
-    if r.option_changes:
-        parts.append("recipe options: " + ", ".join(f"{k} {b} → {c}"
-                                                    for k, b, c in r.option_changes))
-    return "; ".join(parts)
 
 
 def to_markdown(c: FingerprintComparison) -> str:
@@ -56,12 +32,10 @@ def to_markdown(c: FingerprintComparison) -> str:
         "first beyond the band | detail |",
         "|---|---|---|---|---|---|",
     ]
-    for r in sorted(c.recipes, key=lambda r: -["identical", "within-repeat-tolerance",
-                                               "inside-seed-band", "beyond-seed-band"]
-                    .index(r.level)):
+    for r in sorted(c.recipes, key=lambda r: -LEVELS.index(r.level)):
         lines.append(f"| {r.model} | {r.recipe} | {ICONS[r.level]} | "
                      f"{_cell(place_text(r.first_change))} | {_cell(place_text(r.first_beyond))} "
-                     f"| {_cell(recipe_detail(r))} |")
+                     f"| {_cell(r.detail())} |")
     lines += ["", "Software that differs between the two records:", ""]
     if c.software:
         lines += ["| software | baseline | current |", "|---|---|---|"]
