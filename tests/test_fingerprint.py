@@ -22,6 +22,7 @@ from mpbench.analysis.fingerprint_compare import compare_sets
 from mpbench.cli.main import cli
 from mpbench.errors import UserError
 from mpbench.precision.fp8_emulation import DelayedScaling, EmulatedFp8Linear
+from mpbench.report import write_report
 from mpbench.results.payloads import FingerprintResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
@@ -317,3 +318,19 @@ def test_bad_probe_steps_and_parallel_suites_are_refused(tmp_path: Path) -> None
     assert code == 2 and "--probe-steps 5,6" in err and not (tmp_path / "o").exists()
     with pytest.raises(UserError):
         fingerprint_set([record("fp32")], "where")
+
+
+@pytest.mark.unit
+def test_report_shows_the_comparison_plot_and_software_table(tmp_path: Path) -> None:
+    base = write_results(tmp_path / "base", baseline_set(("fp32",)))
+    cur = write_results(tmp_path / "cur", [fp_record(
+        "fp32", change=(2, "blocks.0.mlp.fc", "activation", 1.02),
+        software={"torch": "2.14.0+cpu"})])
+    html = write_report([base, cur], tmp_path / "r.html").read_text(encoding="utf-8")
+    section = html[html.index('id="fingerprint"'):]
+    section = section[:section.index("</section>")]
+    assert "changed, inside the FP32 seed band" in section
+    assert "step 2, blocks.0.mlp.fc activation amax: 4 → 4.08" in section
+    assert section.count("<svg") == 1 and "<image" not in section
+    assert "activation amax" in section and "gradient amax" in section  # the plot's panels
+    assert "2.13.0+cpu" in section and "2.14.0+cpu" in section

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mpbench.report.blocks import Block, Section, SetBlocks
 from mpbench.report.resultset import ResultSet
+from mpbench.report.sections_fingerprint import fingerprint_section
 from mpbench.report.sections_kernels import (
     fp8_blocks,
     mfu_blocks,
@@ -70,5 +71,6 @@ AFTER_COMPARISON = (
 def sections(sets: list[ResultSet]) -> list[Section]:
     """Environment, throughput, the cross-set comparison (two sets or more), then the rest."""
     cmp = comparison_section(sets)
+    fp = fingerprint_section(sets)
     return [ENVIRONMENT.section(sets), THROUGHPUT.section(sets), *([cmp] if cmp else []),
-            *(p.section(sets) for p in AFTER_COMPARISON)]
+            *([fp] if fp else []), *(p.section(sets) for p in AFTER_COMPARISON)]
