@@ -15,8 +15,8 @@
    - blocks.0.mlp.fc's matmul in bf16 (fp32 recipe): step 0, blocks.0.mlp.fc;
    - harmless: blocks.0.mlp.fc's matmul summed in two halves over K (fp32): located at
      step 0, blocks.0.mlp.fc, and reported inside the FP32 seed band (not a regression).
-4. Cost: `mpbench fingerprint run suites/smoke.yaml` (fp32, bf16, fp16) wall time, process
-   start included.
+4. Cost (measured first): `mpbench fingerprint run suites/smoke.yaml` (fp32, bf16, fp16),
+   wall time with process start and CPU time, a few times, with the load average.
 
     python benchmarks/fingerprint_check.py [--pairs 10] [--out /tmp/fingerprint-check]
 """
@@ -25,6 +25,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
@@ -49,12 +52,24 @@ SUITE = Path("suites/fingerprint.yaml")
 CURRENT = FingerprintPlan(repeats=1, band_seeds=1)
 
 
-def cli(*args: str) -> float:
-    """Run `mpbench ARGS` in a fresh process; its wall time in seconds."""
+def cli(*args: str) -> tuple[float, float, str]:
+    """Run `mpbench ARGS` in a fresh process: wall seconds, CPU seconds, its last line."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "mpbench", *args], check=True,
-                   stdout=subprocess.DEVNULL)
-    return time.perf_counter() - t0
+    done = subprocess.run([sys.executable, "-m", "mpbench", *args], check=True,
+                          capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime
+    return wall, cpu, done.stdout.strip().splitlines()[-1]
+
+
+def load() -> str:
+    return Path("/proc/loadavg").read_text(encoding="utf-8").split()[0]
+
+
+def slug(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9]+", "-", name.split(":")[0]).strip("-")[:40]
 
 
 @contextlib.contextmanager
@@ -118,15 +133,24 @@ def gate(base: Path, cur: Path) -> FingerprintComparison:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", type=int, default=10)
+    parser.add_argument("--cost-repeats", type=int, default=3)
     parser.add_argument("--out", type=Path, default=Path("/tmp/fingerprint-check"))
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
-    print(f"machine: {torch.backends.cpu.get_cpu_capability()}, {torch.get_num_threads()} "
-          "threads; shared with other jobs (timings are a busy machine's)")
+    print(f"machine: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores; "
+          "shared with other jobs (timings are a busy machine's; load average given)")
+    for i in range(args.cost_repeats):
+        smoke = args.out / f"smoke-{i}"
+        load_before = load()
+        wall, cpu, last = cli("fingerprint", "run", "suites/smoke.yaml", "-o", str(smoke))
+        runs = len(list((smoke / "runs").glob("*.json")))
+        print(f"cost: smoke suite fingerprint ({runs} runs: fp32, bf16, fp16 x 2 repeats + "
+              f"FP32 seed band), {wall:.1f} s wall with process start, {cpu:.1f} s CPU, "
+              f"'{last.split(':')[0]}'; load average {load_before}")
     base = args.out / "baseline"
-    wall = cli("fingerprint", "run", str(SUITE), "-o", str(base))
-    print(f"baseline ({SUITE}, 2 repeats, FP32 x3 seeds): {wall:.1f} s wall")
+    wall, cpu, _ = cli("fingerprint", "run", str(SUITE), "-o", str(base))
+    print(f"baseline ({SUITE}, 2 repeats, FP32 x 3 seeds): {wall:.1f} s wall, {cpu:.1f} s CPU")
 
     alarms = 0
     for i in range(args.pairs):
@@ -139,9 +163,15 @@ def main() -> None:
         print(f"same code, pair {i + 1}: {c.level}, {len(c.recipes)} recipes"
               + "".join(f"; {r.recipe}: {r.level} at {place_text(r.first_change)}" for r in bad))
     print(f"false alarms: {alarms} of {args.pairs} same-code pairs")
+    cur = args.out / "threads-2"
+    cli("fingerprint", "run", str(SUITE), "-o", str(cur), "--repeats", "1", "--band-seeds", "1",
+        "--threads", "2")
+    c = gate(base, cur)
+    print(f"same code, 2 threads instead of 1: {c.level}; software differs: {c.software}; "
+          + "; ".join(f"{r.recipe}: {r.level}" for r in c.recipes))
 
     for name, (context, only, recipe, expected, harmless) in INJECTIONS.items():
-        cur = args.out / name.split(":")[0].replace(" ", "-")[:40]
+        cur = args.out / slug(name)
         with context():
             record(SUITE, cur, "cpu", CURRENT, only=(only,))
         c = gate(base, cur)
@@ -156,11 +186,6 @@ def main() -> None:
               f"{place_text(r.first_beyond)}; band use {r.band_use:.3g}"
               f"; expected {expected or 'any'} -> {verdict}")
 
-    smoke = args.out / "smoke"
-    wall = cli("fingerprint", "run", "suites/smoke.yaml", "-o", str(smoke))
-    runs = len(list((smoke / "runs").glob("*.json")))
-    print(f"cost: smoke suite fingerprint ({runs} runs: fp32, bf16, fp16 x2 repeats + FP32 "
-          f"seed band) {wall:.1f} s wall, process start included (busy shared machine)")
 
 
 if __name__ == "__main__":

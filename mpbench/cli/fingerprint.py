@@ -84,6 +84,9 @@ def fingerprint() -> None:
 @click.option("--band-seeds", type=click.IntRange(1, 20), default=3, show_default=True,
               help="FP32 seeds whose spread is the band of a change that matters (1: no band; "
                    "such a directory can be compared, not be a baseline).")
+@click.option("--threads", type=click.IntRange(0, 1024), default=1, show_default=True,
+              help="torch CPU threads for the runs (a fingerprint taken with another count may "
+                   "differ in the last bits); 0 keeps the suite's setting.")
 @click.option("--only", multiple=True, metavar="NAME",
               help="Only runs whose precision, model or run id is NAME (repeatable).")
 @click.option("--deterministic/--no-deterministic", "determinism", default=True,
@@ -91,11 +94,11 @@ def fingerprint() -> None:
               help="torch.use_deterministic_algorithms (warn-only) during the runs.")
 @click.option("--resume", is_flag=True, help="Continue an interrupted fingerprint in --out.")
 def run(suite_file: Path, out: Path | None, device: str, steps: int,
-        probe_steps: tuple[int, ...], repeats: int, band_seeds: int, only: tuple[str, ...],
-        determinism: bool, resume: bool) -> None:
+        probe_steps: tuple[int, ...], repeats: int, band_seeds: int, threads: int,
+        only: tuple[str, ...], determinism: bool, resume: bool) -> None:
     """Record the numerics fingerprint of SUITE's recipes (models and data as the suite has
     them, a short fixed-seed run each), with repeats and an FP32 seed band."""
-    plan = FingerprintPlan(steps, probe_steps, repeats, band_seeds)
+    plan = FingerprintPlan(steps, probe_steps, repeats, band_seeds, threads or None)
     record(suite_file, out, device, plan, determinism, resume, only)
 
 

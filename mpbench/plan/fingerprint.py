@@ -27,6 +27,10 @@ class FingerprintPlan:
     probe_steps: tuple[int, ...] = (0, 1, 2, 4, 7)
     repeats: int = 2
     band_seeds: int = 3
+    threads: int | None = 1
+    """torch CPU threads: 1 by default, so that a fingerprint does not depend on the core count
+    (a reduction split over threads sums in another order) and tiny models do not wait on
+    thread barriers on a busy machine; None keeps the suite's setting."""
 
 
 def fingerprint_suite(suite: Suite, plan: FingerprintPlan, where: str) -> Suite:
@@ -41,8 +45,9 @@ def fingerprint_suite(suite: Suite, plan: FingerprintPlan, where: str) -> Suite:
         raise UserError(f"--probe-steps {','.join(map(str, plan.probe_steps))}: none is below "
                         f"--steps {plan.steps}; give steps between 0 and {plan.steps - 1}")
     seed = suite.seeds[0]
-    train = suite.train.model_copy(update={"steps": plan.steps, "warmup_steps": 0,
-                                           "eval_batches": 0, "eval_every": 0})
+    train = suite.train.model_copy(update={
+        "steps": plan.steps, "warmup_steps": 0, "eval_batches": 0, "eval_every": 0,
+        "threads": plan.threads or suite.train.threads})
     profiler = PrecisionSpec(name="fingerprint",
                              options={"probe_steps": probes, "reference_seed": seed})
     return suite.model_copy(update={
