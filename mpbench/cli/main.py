@@ -23,8 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "Print this machine's environment card (CPU ISA, GPU, driver, versions)."),
     "export": ("mpbench.cli.export", "Write RESULTS in another tool's format."),
     "fingerprint": ("mpbench.cli.fingerprint",
-                    "Numerics fingerprints: record one per recipe (run), compare with a "
-                    "baseline down to the step and layer (gate)."),
+                    "Numerics fingerprints: record one per recipe, compare against a baseline."),
     "gate": ("mpbench.cli.gate",
              "Compare CURRENT results with a baseline; exit 1 on a regression, 2 on bad input."),
     "history": ("mpbench.cli.history",
