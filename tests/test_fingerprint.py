@@ -139,6 +139,28 @@ def test_activations_come_before_the_loss_and_gradients_within_a_step() -> None:
 
 
 @pytest.mark.unit
+def test_an_fp8_scale_precedes_the_output_it_produced() -> None:
+    def with_scales(input_scale: float, qkv_amax: float) -> RunRecord:
+        fp = fp_payload()
+        fp["scales"] = [{"step": 0, "layer": "blocks.0.attn.qkv", "operand": op, "scale": v}
+                        for op, v in (("weight", 5000.0), ("input", input_scale),
+                                      ("grad_output", 9.0))]
+        for t in fp["tensors"]:
+            if (t["step"], t["layer"], t["tensor"]) == (0, "blocks.0.attn.qkv", "activation"):
+                t["amax"] = qkv_amax
+        return record("fp32", profiler_results={"fingerprint": fp}).model_copy(
+            update={"data": {"source": "synthetic", "vocab_size": 64}})
+
+    base = [with_scales(120.0, 3.0), with_scales(120.0, 3.0).model_copy(update={"repeat": 1}),
+            fp_record("fp32", 1), fp_record("fp32", 2)]
+    base[1].profiler_results["fingerprint"]["repeat"] = 1
+    c = compare_sets(base, [with_scales(1.0, 3.1)], "b", "c")
+    first = c.recipes[0].first_change
+    assert first is not None and (first.layer, first.stat) == ("blocks.0.attn.qkv", "scale:input")
+    assert first.band == pytest.approx(0.10 / 1.05)  # the layer's activation amax band
+
+
+@pytest.mark.unit
 def test_repeat_differences_set_the_tolerance() -> None:
     base = [fp_record("fp32"), fp_record("fp32", repeat=1, shift=1e-6),
             fp_record("fp32", 1), fp_record("fp32", 2)]

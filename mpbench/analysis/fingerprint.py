@@ -13,7 +13,9 @@ became inf/NaN, or a run that trained now fails. Underflow and overflow shares l
 explain a change but never make it matter on their own: they count elements near a
 threshold, and a tensor where no seed had any has a band of zero, so one flipped element
 would fail the gate; what an overflow does shows in the amax (inf) and the loss. Quantities are ordered as the step computes
-them: activations in forward order, the loss, gradients as they arrive, the gradient norm.
+them: activations in forward order (an FP8 layer's input and weight scales before its
+output), the loss, gradients as they arrive (the grad_output scale after the gradient it
+scales), the gradient norm; ties in a fixed order, so every process names the same place.
 """
 
 from __future__ import annotations
@@ -104,10 +106,11 @@ def ordering(fp: FingerprintResult) -> dict[Key, tuple[int, int, int, int]]:
         sub = 0 if stat == "amax" else 1
         if tensor == "step":
             out[key] = (step, 1 if stat == "loss" else 3, 0, 0)
-        elif tensor == "fp8":
+        elif tensor == "fp8":  # input/weight scales act before the layer's output exists;
+            # the grad_output scale applies to the layer's output gradient, after it arrives
             back = stat == "scale:grad_output"
             order = pos.get((step, layer, "gradient" if back else "activation"), 10**6)
-            out[key] = (step, 2 if back else 0, order, 2)
+            out[key] = (step, 2 if back else 0, order, 2 if back else -1)
         else:
             out[key] = (step, 0 if tensor == "activation" else 2, pos[(step, layer, tensor)], sub)
     return out

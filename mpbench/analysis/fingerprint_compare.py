@@ -182,7 +182,8 @@ def compare_one(base: Fingerprint, cur: Fingerprint, tol: RepeatTolerance,
                            option_changes=option_changes(base, cur))
     bv, cv = base.values(), cur.values()
     order = base.order()
-    for key in sorted(set(bv) | set(cv), key=lambda k: order.get(k, (k[0], 9, 0, 0))):
+    # the step's own order, then the key itself: the same first departure in every process
+    for key in sorted(set(bv) | set(cv), key=lambda k: (order.get(k, (k[0], 9, 0, 0)), k)):
         out.compared += 1
         b, c = bv.get(key, math.nan), cv.get(key, math.nan)
         if key not in bv or key not in cv:  # a step the current run never reached counts
