@@ -161,6 +161,20 @@ def test_an_fp8_scale_precedes_the_output_it_produced() -> None:
 
 
 @pytest.mark.unit
+def test_a_suite_run_with_the_profiler_is_a_fingerprint_set() -> None:
+    """`mpbench run` with profilers: [fingerprint] stores each seed as its own reference: the
+    smallest seed is the fingerprint, FP32's other seeds its band."""
+    runs = [record(p, seed, repeat=rep, profiler_results={"fingerprint": fp_payload(
+        seed, rep, reference_seed=seed)}) for p in ("fp32", "bf16") for seed in (3, 4, 5)
+        for rep in (0, 1)]
+    s = fingerprint_set(runs, "suite-run")
+    assert {k: fp.result.seed for k, fp in s.main.items()} == {
+        ("gpt-tiny", "fp32"): 3, ("gpt-tiny", "bf16"): 3}
+    assert sorted(fp.result.seed for fp in s.band["gpt-tiny"]) == [3, 4, 5]
+    assert [fp.result.repeat for fp in s.repeats[("gpt-tiny", "bf16")]] == [1]
+
+
+@pytest.mark.unit
 def test_repeat_differences_set_the_tolerance() -> None:
     base = [fp_record("fp32"), fp_record("fp32", repeat=1, shift=1e-6),
             fp_record("fp32", 1), fp_record("fp32", 2)]

@@ -32,7 +32,7 @@ from mpbench.profilers.base import (
     register_profiler,
 )
 from mpbench.profilers.grad_probe import leaf_modules
-from mpbench.results.env import package_version
+from mpbench.results.env import cpu_card, gpu_card, package_version
 from mpbench.results.payloads import FingerprintResult
 
 
@@ -83,8 +83,6 @@ def software() -> dict[str, Any]:
     cuda = torch.cuda.is_available()
     driver = None
     if cuda:
-        from mpbench.results.env import gpu_card
-
         driver = (gpu_card() or {}).get("driver")
     return {
         "torch": torch.__version__, "cuda": torch.version.cuda,
@@ -93,7 +91,7 @@ def software() -> dict[str, Any]:
                                or package_version("transformer_engine")),
         "torchao": package_version("torchao"), "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "device": torch.cuda.get_device_name() if cuda else platform.processor() or None,
+        "device": torch.cuda.get_device_name() if cuda else cpu_card()["model"],
         "driver": driver,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
