@@ -20,12 +20,17 @@ from fixture_records import payload, record, write_results
 from mpbench.analysis.fingerprint import difference, fingerprint_set, repeat_tolerance
 from mpbench.analysis.fingerprint_compare import compare_sets
 from mpbench.cli.main import cli
+from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.data import make_source
 from mpbench.errors import UserError
+from mpbench.plan.spec import expand
 from mpbench.precision.fp8_emulation import DelayedScaling, EmulatedFp8Linear
 from mpbench.report import write_report
+from mpbench.results.env import environment_card
 from mpbench.results.payloads import FingerprintResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
+from mpbench.train.loop import train_run
 
 LAYERS = ["wte", "blocks.0.ln_1", "blocks.0.attn.qkv", "blocks.0.mlp.fc", "lm_head"]
 SOFTWARE = {"torch": "2.13.0+cpu", "cuda": None, "transformer_engine": None, "torchao": None,
@@ -345,8 +350,29 @@ def test_fingerprint_run_records_and_gates_itself(tmp_path: Path) -> None:
     assert code == 0 and "numerics identical to the baseline" in stdout
 
 
+@pytest.mark.integration
+@pytest.mark.parametrize("precision", [
+    PrecisionSpec(name="fp16"),
+    PrecisionSpec(name="fp8-emulated", options={"scaling": "delayed", "amax_history_len": 4})])
+def test_a_fingerprinted_run_trains_bit_for_bit_as_without(precision: PrecisionSpec) -> None:
+    suite = Suite(name="bits", models=[ModelSpec(size="gpt-tiny")], precisions=[precision],
+                  train=TrainConfig(batch_size=2, seq_len=16, steps=5, warmup_steps=0,
+                                    eval_batches=0, threads=1),
+                  data=DataConfig(source="synthetic", vocab_size=32))
+    watched = suite.model_copy(update={"profilers": [PrecisionSpec(
+        name="fingerprint", options={"probe_steps": [0, 1, 2, 3, 4]})]})
+    source = make_source(suite.data)
+    env = environment_card()
+    plain = train_run(expand(suite)[0], source, torch.device("cpu"), env)
+    seen = train_run(expand(watched)[0], source, torch.device("cpu"), env)
+    assert plain.status == seen.status == "ok"
+    assert [v for _, v in seen.loss_curve] == [v for _, v in plain.loss_curve]
+    fp = FingerprintResult.model_validate(seen.profiler_results["fingerprint"])
+    assert fp.probe_steps == [0, 1, 2, 3, 4] and len(fp.tensors) > 0
+
+
 @pytest.mark.unit
-def test_bad_probe_steps_and_parallel_suites_are_refused(tmp_path: Path) -> None:
+def test_probe_steps_past_the_run_exit_2_before_anything_is_written(tmp_path: Path) -> None:
     suite = tmp_path / "fp.yaml"
     suite.write_text("name: x\nmodels: [gpt-tiny]\nprecisions: [fp32]\n", encoding="utf-8")
     code, _, err = invoke("fingerprint", "run", str(suite), "-o", str(tmp_path / "o"),
