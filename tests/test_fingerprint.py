@@ -205,6 +205,18 @@ def test_a_value_that_becomes_not_finite_is_beyond_the_band() -> None:
 
 
 @pytest.mark.unit
+def test_a_layer_on_one_side_only_is_a_change_inside_the_band() -> None:
+    fp = fp_payload()
+    fp["tensors"] = [t for t in fp["tensors"] if t["layer"] != "blocks.0.ln_1"]  # fused away
+    cur = record("fp32", profiler_results={"fingerprint": fp}).model_copy(
+        update={"data": {"source": "synthetic", "vocab_size": 64}})
+    (r,) = compare_sets(baseline_set(("fp32",)), [cur], "b", "c").recipes
+    assert r.level == "inside-seed-band" and r.one_sided == 3 * 2 * 3  # steps x tensors x stats
+    assert r.first_change is not None and r.first_change.layer == "blocks.0.ln_1"
+    assert "on one side only" in r.first_change.text() and "layers differ" in r.detail()
+
+
+@pytest.mark.unit
 def test_a_run_that_now_fails_is_beyond_the_band_with_its_reason() -> None:
     failed = record("bf16", status="failed", reason="RuntimeError: NaN in step 3")
     c = compare_sets(baseline_set(), [fp_record("fp32"), failed], "b", "c")

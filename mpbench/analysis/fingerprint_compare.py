@@ -56,6 +56,8 @@ class Departure:
         return f"step {self.step}, {place}"
 
     def change_text(self) -> str:
+        if math.isnan(self.difference):
+            return "on one side only"
         if not math.isfinite(self.difference):
             return "not finite on one side"
         unit = "relative" if relative(self.stat) else "absolute"
@@ -89,6 +91,8 @@ class RecipeComparison:
     """Largest |difference| / band over the changed quantities that have a band."""
     unbanded: int = 0
     """Changed quantities without an FP32 counterpart (judged by the tolerance only)."""
+    one_sided: int = 0
+    """Quantities on one side only (a layer or FP8 operand the other run does not have)."""
     reason: str | None = None
     """Why the current side has no usable fingerprint (failed, diverged)."""
     option_changes: list[tuple[str, Any, Any]] = field(default_factory=list)
@@ -104,6 +108,8 @@ class RecipeComparison:
             parts.append(f"largest change {self.band_use:.2%} of its band")
         if self.unbanded:
             parts.append(f"{self.unbanded} shares or values without an FP32 band")
+        if self.one_sided:
+            parts.append(f"{self.one_sided} quantities on one side only (layers differ)")
         if self.option_changes:
             parts.append("recipe options: " + ", ".join(f"{k} {b} → {c}"
                                                         for k, b, c in self.option_changes))
@@ -186,8 +192,14 @@ def compare_one(base: Fingerprint, cur: Fingerprint, tol: RepeatTolerance,
     for key in sorted(set(bv) | set(cv), key=lambda k: (order.get(k, (k[0], 9, 0, 0)), k)):
         out.compared += 1
         b, c = bv.get(key, math.nan), cv.get(key, math.nan)
-        if key not in bv or key not in cv:  # a step the current run never reached counts
-            d = 0.0 if key not in bv and math.isnan(c) else math.inf
+        if key not in cv and key[2] == "step":  # a step the current run never reached
+            d = math.inf
+        elif key not in bv or key not in cv:  # a layer or operand on one side only
+            out.one_sided += 1
+            out.level = max(out.level, "inside-seed-band", key=LEVELS.index)
+            out.first_change = out.first_change or Departure(
+                *key, baseline=b, current=c, difference=math.nan, tolerance=0.0, band=None)
+            continue
         else:
             d = difference(key[3], b, c)
         if d == 0.0:
