@@ -56,8 +56,10 @@ def cli(*args: str) -> tuple[float, float, str]:
     """Run `mpbench ARGS` in a fresh process: wall seconds, CPU seconds, its last line."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "mpbench", *args], check=True,
-                          capture_output=True, text=True)
+    done = subprocess.run([sys.executable, "-m", "mpbench", *args], capture_output=True,
+                          text=True)
+    if done.returncode != 0:
+        sys.exit(f"mpbench {' '.join(args)} exited {done.returncode}:\n{done.stderr}")
     wall = time.perf_counter() - t0
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     cpu = after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime

@@ -19,7 +19,8 @@ from torch import nn
 from mpbench.precision import ao_backend, convert
 from mpbench.precision.base import RecipeOptions, register
 from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, linear_dims
-from mpbench.precision.fp8_emulation import DelayedScaling, EmulatedFp8Linear
+from mpbench.precision.fp8_delayed import DelayedScaling
+from mpbench.precision.fp8_emulation import EmulatedFp8Linear
 
 
 class EmulatedOptions(Fp8Options):

@@ -6,9 +6,8 @@ GEMMs (dgrad = dY·W, wgrad = dYᵀ·X), each tensor scaled by fp8_max / amax of
 (current scaling), products accumulated in FP32 and the output returned in the autocast
 dtype. This reproduces FP8 rounding and range, not FP8 speed: it runs on any device.
 
-With `DelayedScaling` each operand is scaled instead as TransformerEngine's DelayedScaling
-does it: by fp8_max / the largest amax of its last `history_len` steps (scale 1 before any),
-the tensor's own amax joining the history after the cast; values beyond the range saturate.
+With a `DelayedScaling` (fp8_delayed.py) each operand is scaled instead as TransformerEngine's
+DelayedScaling does it, from the amax history of earlier steps.
 """
 
 from __future__ import annotations
@@ -18,6 +17,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from mpbench.precision.fp8_delayed import DelayedScaling
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
@@ -45,26 +46,6 @@ def quantize_dequantize(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The value x takes after a round trip through `dtype` with per-tensor scaling (fp32)."""
     q, scale = quantize(x, dtype)
     return q.float() / scale
-
-
-class DelayedScaling:
-    """Per operand of one layer: an amax history of `history_len` steps (newest first)."""
-
-    def __init__(self, history_len: int) -> None:
-        self.history_len = history_len
-        self.history: dict[str, torch.Tensor] = {}
-
-    def scale(self, operand: str, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
-        """The scale for this step's cast of `x` (from earlier steps); records x's amax."""
-        amax = x.detach().float().abs().amax().reshape(1)
-        past = self.history.get(operand)
-        if past is None:
-            past = torch.zeros(self.history_len, device=x.device)
-        seen = past.max()
-        scale = torch.where(seen > 0, fp8_max(dtype) / seen.clamp(min=AMAX_FLOOR),
-                            torch.ones_like(seen))
-        self.history[operand] = torch.cat([amax, past[:-1]])
-        return scale
 
 
 def _scale(delayed: DelayedScaling | None, operand: str, x: torch.Tensor,
@@ -154,5 +135,5 @@ def e4m3_unit_roundoff() -> float:
     return math.ldexp(1.0, -(3 + 1))
 
 
-__all__ = ["E4M3", "E5M2", "DelayedScaling", "EmulatedFp8Linear", "e4m3_unit_roundoff", "fp8_max", "quantize",
+__all__ = ["E4M3", "E5M2", "EmulatedFp8Linear", "e4m3_unit_roundoff", "fp8_max", "quantize",
            "quantize_dequantize", "relative_error"]
