@@ -11,6 +11,8 @@ from kernel_corpus import CORPUS_DIR, Trace, corpus
 
 from mpbench.profilers import kernels as k
 from mpbench.profilers.kernel_names import kernel_identity
+from mpbench.report.sections_kernels import coverage_notes
+from mpbench.results.payloads import TensorCoreResult
 
 pytestmark = pytest.mark.unit
 
@@ -358,3 +360,26 @@ def test_copies_are_reported_apart_and_unknown_names_are_listed() -> None:
 def test_a_cpu_summary_has_no_unclassified_or_copy_fields() -> None:
     out = k.summarize([k.Timed("aten::mm", 5.0, k.MATMUL)], k.CPU_BUCKETS)
     assert "unclassified_share" not in out and "copy_time_us" not in out
+
+
+def test_the_report_names_the_unclassified_time_and_the_copies() -> None:
+    items = [k.Timed(n, t, k.classify_kernel(n)) for n, t in [
+        ("nvjet_tst_128x128_64x4_1x2_h_bz_coopA", 90.0), ("mystery_kernel<float>(float*)", 10.0),
+        ("Memcpy HtoD (Pageable -> Device)", 40.0)]]
+    found = {**k.summarize(items, k.GPU_BUCKETS), "device_kind": "cuda", "steps": 3}
+    prof = TensorCoreResult.model_validate(TensorCoreResult.stored(found))
+    notes = [n.text for n in coverage_notes("gpt-bf16", prof)]
+    assert notes == [
+        "gpt-bf16: unclassified: 10.0% of kernel time, top names: mystery_kernel<float>(float*) "
+        "(10.0%)",
+        "gpt-bf16: memcpy/memset (copy engine): 40 µs, outside the shares (kernel time 100 µs)"]
+
+
+def test_records_stored_before_the_unclassified_share_still_load() -> None:
+    old = {"buckets": {"gemm_bf16": 0.6, "other": 0.4}, "bucket_time_us": {"gemm_bf16": 60.0,
+           "other": 40.0}, "tensor_core_share": 0.6, "total_time_us": 100.0, "steps": 3,
+           "device_kind": "cuda", "top_kernels": [{"name": "nvjet_tst_a", "bucket": "gemm_bf16",
+                                                   "time_us": 60.0, "share": 0.6}]}
+    prof = TensorCoreResult.model_validate(old)
+    assert prof.unclassified_share is None and prof.copy_time_us is None
+    assert prof.unclassified_top == [] and coverage_notes("old", prof) == []
