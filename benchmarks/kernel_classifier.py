@@ -65,16 +65,17 @@ def expected(trace: Trace) -> dict[str, Any]:
 
 
 def report() -> None:
-    print(f"{'trace':44s} {'names':>5s} {'TC exp':>7s} {'TC got':>7s} {'diff':>6s} "
-          f"{'worst bucket':>24s} {'unclass.':>8s} {'copy us':>10s}")
+    print(f"{'trace':20s} {'names':>5s} {'TC expected':>11s} {'TC got':>7s} {'diff':>7s} "
+          f"{'max bucket err':>22s} {'unclassified':>12s} {'copy us':>10s}")
     for trace in corpus():
         got, want = measured(trace), expected(trace)
         worst = max(k.GPU_BUCKETS, key=lambda b: abs(got["buckets"][b] - want["buckets"][b]))
         err = got["buckets"][worst] - want["buckets"][worst]
-        print(f"{trace.path.stem[:44]:44s} {len(trace.rows):5d} "
-              f"{want['tensor_core_share']:7.1%} {got['tensor_core_share']:7.1%} "
-              f"{(got['tensor_core_share'] - want['tensor_core_share']) * 100:+5.1f}p "
-              f"{worst:>16s} {err * 100:+5.1f}p {got['unclassified_share']:8.1%} "
+        where = worst if err else "-"
+        print(f"{trace.path.stem[:20]:20s} {len(trace.rows):5d} "
+              f"{want['tensor_core_share']:11.1%} {got['tensor_core_share']:7.1%} "
+              f"{(got['tensor_core_share'] - want['tensor_core_share']) * 100:+6.2f}p "
+              f"{err * 100:+6.2f}p {where:>14s} {got['unclassified_share']:12.1%} "
               f"{got['copy_time_us']:10.0f}")
 
 
