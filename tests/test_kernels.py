@@ -286,6 +286,10 @@ LIBRARY_KERNELS = [
     ("bmm_E2m1_E2m1E2m1_Fp32_t128x64x256_s6_et128x64_m128x64x64_cga1x1x1_16dp256b_TN_transOut_"
      "schedS_bN_ldgsts_tmaOpt_clmp_swiGlu_dynBatch_sm100a", k.GEMM_FP4),
     ("nvjet_sm100_tst_64x16_64x16_2x4_2cta_h_bz_splitK_TNT", k.GEMM_BF16),
+    # vLLM/SGLang MoE: the Triton expert GEMM and its routing helpers
+    ("fused_moe_kernel", k.GEMM_TC),
+    ("void vllm::moe::moe_align_block_size_kernel<int>(int const*, int*, int*, int, int)",
+     k.ELEMENTWISE),
     # complex GEMMs of cuDNN FFT convolutions: FP32 on CUDA cores
     ("ampere_gcgemm_64x64_nt", k.GEMM_SIMT),
     ("volta_cgemm_32x32_tn", k.GEMM_SIMT),

@@ -67,7 +67,8 @@ _CONV = re.compile(r"conv(?!ert)|fprop|dgrad|wgrad|scudnn|winograd|im2col|fft2d|
 _CONV_TC = re.compile(r"xmma|hmma|imma|tensorop|wgmma|s1688|s16816|h1688|h16816|h884|i8816|"
                       r"tf32|tfloat32|bf16|f16", re.I)
 _GEMM = re.compile(r"nvjet|gemm|xmma|wgmma|tensorop|s16816|s1688|h16816|h1688|h884|matmul|"
-                   r"_scaled_mm|gemv|^bmm_|cutlass_\d+_|dot_kernel", re.I)
+                   r"_scaled_mm|gemv|^bmm_|cutlass_\d+_|dot_kernel|^fused_moe_kernel", re.I)
+"""`fused_moe_kernel` is vLLM's and SGLang's Triton grouped GEMM of the MoE experts."""
 _TRITON_TEMPLATE = re.compile(r"^triton_tem_", re.I)
 _TRITON_NORM = re.compile(r"^triton_(red|per)_\w*norm", re.I)
 _TRITON_POINTWISE = re.compile(r"^triton_(poi|red|per)_", re.I)
@@ -81,8 +82,8 @@ _BF16_HINT = re.compile(r"bf16|bfloat16", re.I)
 _FP16_HINT = re.compile(r"fp16|f16|half|h884|h1688|h16816|hgemm", re.I)
 _SIMT_HINT = re.compile(r"sgemm|dgemm|cgemm|zgemm|ffma|simt|gemv|gemmk1|dot_kernel|"
                         r"f32f32_f32f32|f64", re.I)
-_FP8_WORK = re.compile(r"fp8|float8|e4m3|e5m2|amax|casttranspose|computescale|scaleupdate|"
-                       r"delayedscaling|quantize|quant|fp8cast|mxfp8|nvfp4|fp4", re.I)
+_FP8_WORK = re.compile(r"fp8|fp4|float8|e4m3|e5m2|e2m1|amax|casttranspose|computescale|"
+                       r"scaleupdate|delayedscaling|quant", re.I)
 _NORM = re.compile(r"layer_?norm|rms_?norm|ln_fwd|ln_bwd|gammabeta|cucomputegradinput|"
                    r"cuapplylayernorm|cuapplyrmsnorm|batch_?norm|group_?norm|normalization|"
                    r"^bn_|rowwisemoments|layernorm", re.I)
@@ -94,8 +95,8 @@ _ELEMENTWISE = re.compile(r"elementwise|vectorized|unrolled|reduce|reduction|sof
                           r"cat_|catarray|where|transpose|arange|rope|rotary|pool|permute|sort|"
                           r"scan|histogram|compact|bucketize|bounds_check|offsets_range|"
                           r"to_dense|upsample|searchsorted|nchwtonhwc|nhwctonchw|distribution|"
-                          r"globalkernel|scal_kernel|scalepackedtensor|routing|finalize|act_and_mul|activation|"
-                          r"topk|cumsum|jagged", re.I)
+                          r"globalkernel|scal_kernel|scalepackedtensor|routing|finalize|"
+                          r"act_and_mul|activation|topk|cumsum|jagged|align_block_size", re.I)
 _OTHER = re.compile(r"spin_kernel|regular_fft|vector_fft|sleep|delay_kernel", re.I)
 
 

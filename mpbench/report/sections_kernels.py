@@ -73,8 +73,8 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
                                 text(k.bucket), num(k.time_us, 0), pct(k.share)])
     blocks: list[Block] = []
     if buckets:
-        names = sorted({n for _, b in buckets for n in b}, key=lambda n: -sum(
-            b.get(n, 0.0) for _, b in buckets))
+        names = sorted({n for _, b in buckets for n in b if b[n]}, key=lambda n: -sum(
+            b.get(n, 0.0) for _, b in buckets))  # buckets empty in every run are left out
         share_rows = [[text(group_label(k)), *[pct(b.get(n)) for n in names]] for k, b in buckets]
         blocks.append(Table(["run", *names], share_rows, "Share of device time by kernel bucket",
                             numeric=set(range(1, len(names) + 1))))
