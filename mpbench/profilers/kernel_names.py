@@ -5,7 +5,7 @@ torch.profiler and Nsight give names such as
 or `void split_embedding_codegen_forward_unweighted_kernel<c10::Half, c10::Half, float, ...>(...)`.
 Words in the namespaces, template arguments and parameter lists (`c10::Half`, `lambda`,
 `flashinfer::`, `vllm::`) say nothing about what the kernel computes, so the rules in
-profilers/kernels.py match the function's own name. Two kinds of kernels are named by their
+profilers/kernel_rules.py match the function's own name. Two kinds of kernels are named by their
 first template argument instead, and are looked through: CUTLASS launchers
 (`cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_...>`, `cutlass::device_kernel<
 flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<...>>>`) and the cuDNN/CUTLASS variants

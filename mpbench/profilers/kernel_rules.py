@@ -1,7 +1,7 @@
-"""Sort GPU kernel names (and CPU op names) into buckets: where does the step's time go?
+"""The bucket of a GPU kernel, from its name: where does the step's time go?
 
-Pure functions on names and durations, tested on the kernels of public profiler traces of
-real GPU runs (tests/data/kernel_traces). Rules match the kernel's own function name
+A pure function of the name, tested on the kernels of public profiler traces of real GPU
+runs (tests/data/kernel_traces). Rules match the kernel's own function name
 (profilers/kernel_names.py): namespaces, template arguments and parameter lists are dropped
 first, since `fbgemm_gpu::`, `c10::Half`, `{lambda()#1}` or `vllm::` say nothing about what a
 kernel computes. Matching is case-insensitive and the order of the rules matters (each step
