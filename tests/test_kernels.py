@@ -274,6 +274,21 @@ LIBRARY_KERNELS = [
     ("void tensorrt_llm::kernels::quantize_with_block_size<(tensorrt_llm::"
      "BlockScaleQuantizationType)2, __nv_bfloat16, 32, true>(int, int, flashinfer::"
      "QuantizationSFLayout)", k.FP8_CAST),
+    # FlashInfer: its attention kernels say so only by their own names, not by "flash"
+    ("void flashinfer::BatchPrefillWithPagedKVCacheKernel<flashinfer::KernelTraits<(flashinfer::"
+     "MaskMode)1, 128u, 2u, 4u, 8u, 8u, 1u, 4u, (flashinfer::PosEncodingMode)0, __nv_bfloat16, "
+     "__nv_bfloat16, __nv_bfloat16, float, int> >(flashinfer::BatchPrefillPagedParams)",
+     k.ATTENTION),
+    ("void flashinfer::BatchDecodeWithPagedKVCacheKernel<(flashinfer::PosEncodingMode)0, 2u, 4u, "
+     "8u, 16u, 1u, 8u, flashinfer::DefaultAttention<false, false, false, false>, "
+     "flashinfer::BatchDecodeParams>(flashinfer::BatchDecodeParams)", k.ATTENTION),
+    ("void flashinfer::MergeStatesKernel<8u, 16u, 8u, 8u, __nv_bfloat16, __nv_bfloat16>("
+     "__nv_bfloat16*, float*, __nv_bfloat16*, float*, unsigned int, unsigned int)", k.ELEMENTWISE),
+    ("void flashinfer::trtllm_allreduce_fusion::allreduce_fusion_kernel_oneshot_lamport<"
+     "__nv_bfloat16, 8, false>(flashinfer::trtllm_allreduce_fusion::AllReduceFusionParams)",
+     k.COMMUNICATION),
+    ("void vllm::paged_attention_v2_reduce_kernel<__nv_bfloat16, 128, 128, 512>(__nv_bfloat16*, "
+     "float const*, float const*, __nv_bfloat16 const*, int const*, int)", k.ELEMENTWISE),
     # fbgemm (DLRM): embedding kernels with c10::Half arguments are gathers, not fp16 GEMMs
     ("void split_embedding_codegen_forward_unweighted_kernel<c10::Half, c10::Half, float, false, "
      "long, 2ul, 32ul>(at::GenericPackedTensorAccessor<c10::Half, 1ul>, fbgemm_gpu::FixedDivisor)",

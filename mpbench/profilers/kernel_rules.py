@@ -59,9 +59,12 @@ _COPY = re.compile(r"^\s*(memcpy|memset)\b", re.I)
 _COMM = re.compile(r"nccl|all_?reduce|all_?gather|reduce_?scatter|sendrecv|alltoall|"
                    r"cross_device_reduce|allreduce_fusion|lamport", re.I)
 _HELPER = re.compile(r"dot_do_o|convert_dq|convert_dkv|bwdpreprocess|bwdpostprocess|"
-                     r"splitkv_combine|combine_kernel|reshape_and_cache|store_kvcache|"
-                     r"copy_page_indices", re.I)
-_ATTENTION = re.compile(r"flash|fmha|sdpa|attention|attn", re.I)
+                     r"splitkv_combine|combine_kernel|reduce_kernel|mergestate|"
+                     r"reshape_and_cache|store_kvcache|copy_page_indices", re.I)
+_ATTENTION = re.compile(r"flash|fmha|sdpa|attention|attn|"
+                        r"with(paged|ragged)?kvcache", re.I)
+"""FlashInfer names its attention kernels `BatchPrefillWithPagedKVCacheKernel`,
+`BatchDecodeWithPagedKVCacheKernel`, `SinglePrefillWithKVCacheKernel`."""
 _CONV = re.compile(r"conv(?!ert)|fprop|dgrad|wgrad|scudnn|winograd|im2col|fft2d|"
                    r"computeoffsets|computeboffsets|computewgrad", re.I)
 _CONV_TC = re.compile(r"xmma|hmma|imma|tensorop|wgmma|s1688|s16816|h1688|h16816|h884|i8816|"
