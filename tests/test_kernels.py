@@ -332,6 +332,9 @@ LIBRARY_KERNELS = [
     ("triton_tem_fused_flex_attention_backward_split_transpose_3", k.ATTENTION),
     ("triton_tem_fused__to_copy_convolution_repeat_unsqueeze_view_2", k.CONV_TC),
     ("triton_poi_fused_addmm_gelu_view_15", k.ELEMENTWISE),
+    ("matmul_kernel", k.GEMM_TC),  # Triton's tutorial matmul, as user code names it
+    ("matmul_kernel_persistent", k.GEMM_TC),
+    ("_kernel_matmul_fp8_row", k.GEMM_FP8),  # fbgemm's Triton FP8 row-wise GEMM
     ("triton_red_fused__unsafe_view_add_addmm_mul_native_layer_norm_split_unsqueeze_19",
      k.NORMALIZATION),
     ("triton_poi_fused_add_cos_sin_0", k.ELEMENTWISE),
@@ -348,6 +351,7 @@ LIBRARY_KERNELS = [
     ("Memcpy HtoD (Pageable -> Device)", k.COPY),
     ("triton__0d1d2d3d", k.UNCLASSIFIED),  # the name says nothing about the work
     ("some_new_library_kernel<float>(float*)", k.UNCLASSIFIED),
+    ("", k.UNCLASSIFIED),
 ]
 
 
