@@ -3,10 +3,16 @@
     python benchmarks/kernel_classifier.py report        # per trace: tensor-core share, bucket error
     python benchmarks/kernel_classifier.py time [--repeats 7]   # classify + summarize the largest trace
     python benchmarks/kernel_classifier.py extract TRACE.json[.gz] > draft.tsv
+    python benchmarks/kernel_classifier.py crosscheck TRACE.json[.gz] CORPUS.tsv
 
 `extract` turns a Kineto/Chrome trace into a corpus draft: one row per kernel name (total
 time in us, launches), memcpy/memset included; the expected bucket is left as `?` for a
 person to write by reading each name (the header lines are to be filled in too).
+`crosscheck` is a check of the hand-written buckets that does not read kernel names: the
+share of kernel time launched under a matmul, convolution or attention operator (the Kineto
+`External id` that links a kernel to its CPU op) beside the share the corpus file's GEMM,
+convolution and attention buckets give. They differ where cuDNN runs layout kernels under a
+convolution, or where a custom op (vLLM's `moe_forward`) launches the GEMMs.
 `time` replays every launch of the largest corpus trace (count rows of total/count us each)
 through classify_kernel and summarize, the work the profiler does after each profiled run.
 """
@@ -17,6 +23,7 @@ import argparse
 import gzip
 import json
 import platform
+import re
 import statistics
 import sys
 import time
@@ -27,15 +34,58 @@ from typing import Any
 from mpbench.profilers import kernels as k
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from kernel_corpus import Trace, corpus
+from kernel_corpus import Trace, corpus, read_trace
 
 GPU_EVENTS = ("kernel", "gpu_memcpy", "gpu_memset", "memcpy", "memset")
+MATH_OPS = (("gemm", re.compile(r"^aten::(mm|addmm|bmm|baddbmm|matmul|linear|_scaled_mm|addmv|mv|"
+                                r"dot|_addmm_activation)$")),
+            ("conv", re.compile(r"conv", re.I)),
+            ("attention", re.compile(r"flash|efficient_attention|scaled_dot_product|attention",
+                                     re.I)))
+
+
+def load_trace(path: Path) -> Any:
+    opener: Any = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
+        return json.load(f)
+
+
+def crosscheck(trace_path: Path, corpus_path: Path) -> None:
+    data = load_trace(trace_path)
+    events = [e for e in data.get("traceEvents", []) if isinstance(e, dict)]
+    ops: dict[Any, list[str]] = defaultdict(list)
+    for e in events:
+        if str(e.get("cat", "")).lower() in ("cpu_op", "operator"):
+            ops[e.get("args", {}).get("External id")].append(e["name"])
+    by_op: dict[str, float] = defaultdict(float)
+    linked = total = 0.0
+    for e in events:
+        if str(e.get("cat", "")).lower() != "kernel":
+            continue
+        names = ops.get(e.get("args", {}).get("External id"), [])
+        total += float(e.get("dur", 0))
+        linked += float(e.get("dur", 0)) if names else 0.0
+        kind = next((k for k, rx in MATH_OPS if any(rx.search(n) for n in names)), None)
+        if kind:
+            by_op[kind] += float(e.get("dur", 0))
+    trace = read_trace(corpus_path)
+    kernel_us = sum(r.time_us for r in trace.rows if r.bucket != k.COPY)
+    labels: dict[str, float] = defaultdict(float)
+    for r in trace.rows:
+        kind = ("gemm" if r.bucket.startswith("gemm") else "conv" if r.bucket.startswith("conv")
+                else "attention" if r.bucket == k.ATTENTION else None)
+        if kind:
+            labels[kind] += r.time_us
+    print(f"{corpus_path.stem}: kernel time linked to a CPU op {linked / total:.1%}")
+    for kind, _ in MATH_OPS:
+        print(f"  {kind:9s} by launching op {by_op[kind] / total:6.1%}   "
+              f"by hand-written bucket {labels[kind] / kernel_us:6.1%}")
+    print(f"  {'together':9s} by launching op {sum(by_op.values()) / total:6.1%}   "
+          f"by hand-written bucket {sum(labels.values()) / kernel_us:6.1%}")
 
 
 def extract(path: Path) -> str:
-    opener: Any = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as f:
-        data = json.load(f)
+    data = load_trace(path)
     events = data.get("traceEvents", []) if isinstance(data, dict) else data
     props = data.get("deviceProperties", []) if isinstance(data, dict) else []
     per_name: dict[str, list[float]] = defaultdict(lambda: [0.0, 0])
@@ -102,11 +152,16 @@ def main() -> None:
     t.add_argument("--repeats", type=int, default=7)
     e = sub.add_parser("extract")
     e.add_argument("trace", type=Path)
+    c = sub.add_parser("crosscheck")
+    c.add_argument("trace", type=Path)
+    c.add_argument("corpus_file", type=Path)
     args = parser.parse_args()
     if args.cmd == "report":
         report()
     elif args.cmd == "time":
         timing(args.repeats)
+    elif args.cmd == "crosscheck":
+        crosscheck(args.trace, args.corpus_file)
     else:
         sys.stdout.write(extract(args.trace))
 
