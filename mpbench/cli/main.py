@@ -28,6 +28,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "Trend and change points over a series of results directories (oldest first "
                 "by start time); a directory holding results directories counts as all of "
                 "them."),
+    "launch": ("mpbench.cli.launch",
+               "Run SUITE across nodes: write a Slurm job or a Kubeflow TrainJob, or run this "
+               "node's torchrun agent."),
     "list": ("mpbench.cli.info",
              "List precision recipes (with availability here), models, profilers and suites."),
     "report": ("mpbench.cli.report",
