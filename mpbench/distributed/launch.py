@@ -91,8 +91,8 @@ class AgentEnd:
 
 def run_agent(command: Sequence[str]) -> AgentEnd:
     """Run this node's torchrun agent in the foreground. Its output passes through as it
-    comes, but for a traceback ending in torchrun's RendezvousTimeoutError and repeats of a
-    rank's `error:` line (every restarted attempt says it again), so the caller can end with
+    comes, but for a traceback ending in torchrun's RendezvousTimeoutError and a rank's
+    `error:` line (every restarted attempt says it again), so the caller can end with the
     one line that says what happened."""
     env = dict(os.environ)
     env.setdefault("OMP_NUM_THREADS", "1")
@@ -104,10 +104,9 @@ def run_agent(command: Sequence[str]) -> AgentEnd:
     try:
         for line in proc.stderr:
             end.rdzv_timed_out = end.rdzv_timed_out or RDZV_TIMEOUT_MARK in line
-            if line.startswith("error: "):
-                if end.error is not None:
-                    continue
-                end.error = line.removeprefix("error: ").strip()
+            if line.startswith("error: "):  # the caller ends with it, once
+                end.error = end.error or line.removeprefix("error: ").strip()
+                continue
             if line.startswith("Traceback") or held:
                 held.append(line)
                 if len(held) < 400:
@@ -115,8 +114,10 @@ def run_agent(command: Sequence[str]) -> AgentEnd:
             sys.stderr.writelines(held or [line])
             held = []
         end.code = proc.wait()
-        if not end.rdzv_timed_out:
-            sys.stderr.writelines(held)
+        if not end.rdzv_timed_out and not (end.code and end.error):  # else: torchrun's own
+            sys.stderr.writelines(held)  # traceback of what the caller's one line says
+        if end.code == 0 and end.error:
+            sys.stderr.write(f"error: {end.error}\n")
         return end
     except KeyboardInterrupt:
         proc.wait()

@@ -28,7 +28,8 @@ FIELD_NAMES = {"torch": "torch", "cuda": "CUDA", "transformer_engine": "Transfor
 
 
 class NodesRefused(UserError):
-    """The nodes differ (or one cannot run): `loud` on the rank that prints the line."""
+    """The nodes differ (or one cannot run): `loud` on each node's first rank, which prints
+    the line (each node's log says why it stopped)."""
 
     def __init__(self, message: str, loud: bool) -> None:
         super().__init__(message)
@@ -92,7 +93,7 @@ def agree_on_nodes(group: RankGroup, card: dict[str, Any], suite_sha256: str,
     """Every node's card (all ranks get the same list), or NodesRefused before training."""
     store = group.store
     if store.check([REFUSED]):  # an earlier attempt of this launch refused: leave at once
-        raise NodesRefused(store.get(REFUSED).decode(), loud=group.rank == 0)
+        raise NodesRefused(store.get(REFUSED).decode(), loud=group.env.local_rank == 0)
     store.set(group.key("node", f"rank{group.rank}"),
               json.dumps({"card": card, "suite": suite_sha256, "problem": problem,
                           "node": group.env.node_rank}))
@@ -120,12 +121,12 @@ def agree_on_nodes(group: RankGroup, card: dict[str, Any], suite_sha256: str,
         raise NodesRefused("rank 0 gave no verdict on the nodes' environment cards", loud=True)
     verdict = json.loads(raw)
     if verdict["refused"]:
-        raise NodesRefused(verdict["refused"], loud=group.rank == 0)
+        raise NodesRefused(verdict["refused"], loud=group.env.local_rank == 0)
     return [NodeCard.model_validate(c) for c in verdict["nodes"]]
 
 
 def leave_refused(exc: NodesRefused) -> None:
-    """Rank 0 prints the one line; every rank exits with code 2 (torchrun reports it)."""
+    """Each node's first rank prints the one line; every rank exits with code 2."""
     if exc.loud:
         print(f"error: {exc}", file=sys.stderr, flush=True)
     sys.stdout.flush()
