@@ -29,8 +29,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "by start time); a directory holding results directories counts as all of "
                 "them."),
     "launch": ("mpbench.cli.launch",
-               "Run SUITE across nodes: write a Slurm job or a Kubeflow TrainJob, or run this "
-               "node's torchrun agent."),
+               "Run SUITE across nodes: a Slurm job, a Kubernetes TrainJob, or this node's "
+               "torchrun."),
     "list": ("mpbench.cli.info",
              "List precision recipes (with availability here), models, profilers and suites."),
     "report": ("mpbench.cli.report",
