@@ -243,6 +243,52 @@ def test_pytorchjob_manifest_has_master_and_workers(tmp_path: Path,
     container = specs["Worker"]["template"]["spec"]["containers"][0]
     assert container["name"] == "pytorch"  # the name the training-operator looks for
     assert container["resources"] == {"limits": {"nvidia.com/gpu": "2"}}
+    fixture = json.loads((Path(__file__).parent / "data" /
+                          "pytorchjob-crd-v1.9.0.schema.json").read_text())
+    assert "training-operator, tag v1.9.0" in fixture["source"]
+    assert crd_problems(job, fixture["schema"]) == []
+    bad = json.loads(json.dumps(job))
+    bad["spec"]["pytorchReplicaSpecs"]["Master"]["replicas"] = "1"
+    bad["spec"]["pytorchReplicaSpecs"]["Master"]["template"]["spec"]["containers"][0]["imag"] = "x"
+    assert crd_problems(bad, fixture["schema"]) == [  # the check can fail
+        "spec.pytorchReplicaSpecs.Master.replicas: expected integer",
+        "spec.pytorchReplicaSpecs.Master.template.spec.containers[0].imag: unknown field"]
+
+
+def crd_problems(doc: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """A CRD's structural schema (OpenAPI v3), read strictly: the API server prunes unknown
+    fields silently, which would hide a misspelled key, so here an unknown field is an error."""
+    if schema.get("x-kubernetes-preserve-unknown-fields"):
+        return []
+    if "anyOf" in schema or schema.get("x-kubernetes-int-or-string"):
+        ok = isinstance(doc, (int, str)) and not isinstance(doc, bool)
+        return [] if ok else [f"{path}: expected int or string"]
+    kind = schema.get("type")
+    checks = {"object": dict, "array": list, "string": str, "boolean": bool}
+    if kind == "integer":
+        if not isinstance(doc, int) or isinstance(doc, bool):
+            return [f"{path}: expected integer"]
+        return []
+    if kind in checks and not isinstance(doc, checks[kind]):
+        return [f"{path}: expected {kind}"]
+    if "enum" in schema and doc not in schema["enum"]:
+        return [f"{path}: {doc!r} not one of {schema['enum']}"]
+    out: list[str] = []
+    if kind == "array":
+        for i, item in enumerate(doc):
+            out += crd_problems(item, schema.get("items", {}), f"{path}[{i}]")
+    if kind == "object":
+        props, extra = schema.get("properties"), schema.get("additionalProperties")
+        out += [f"{path}.{k}: required" for k in schema.get("required", []) if k not in doc]
+        for key, value in doc.items():
+            where = f"{path}.{key}" if path else key
+            if props and key in props:
+                out += crd_problems(value, props[key], where)
+            elif isinstance(extra, dict):
+                out += crd_problems(value, extra, where)
+            elif props:
+                out.append(f"{where}: unknown field")
+    return out
 
 
 # -- the node check ----------------------------------------------------------------------------

@@ -7,7 +7,8 @@ PET_MASTER_ADDR and PET_MASTER_PORT, which torchrun reads, so the command is pla
 to a ReadWriteMany PersistentVolumeClaim; both reach the runtime's `node` container through a
 runtimePatches entry (the Trainer 2.3 API; checked against the kubeflow-trainer-api models).
 PyTorchJob (kubeflow.org/v1, the older training-operator): Master + Worker replicas, each a
-container named `pytorch`, nprocPerNode; the operator sets the same PET_* variables.
+container named `pytorch`, nprocPerNode; the operator sets the same PET_* variables (checked
+against training-operator v1.9.0's CRD schema in the tests).
 """
 
 from __future__ import annotations
