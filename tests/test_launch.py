@@ -75,7 +75,7 @@ def test_sbatch_script_runs_srun_torchrun_with_c10d_on_the_first_node(
                       "--partition=gpu", "--time=01:00:00"):
         assert f"#SBATCH {directive}\n" in text
     assert 'head_node=$(scontrol show hostnames "$SLURM_JOB_NODELIST" | head -n1)' in text
-    srun = text[text.index("srun "):].replace("\\\n", " ")
+    srun = text[text.index("srun "):text.index("  || {")].replace("\\\n", " ")
     words = shlex.split(srun)  # as bash reads it, quotes removed
     assert words[:4] == ["srun", "--ntasks-per-node=1", "--kill-on-bad-exit=1", "$TORCHRUN"]
     assert {"--nnodes=2", "--nproc-per-node=8", "--max-restarts=2", "--rdzv-backend=c10d",

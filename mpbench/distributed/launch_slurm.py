@@ -100,7 +100,9 @@ def sbatch_script(plan: LaunchPlan, suite_path: str, torchrun: str, job_name: st
         'echo "mpbench: rendezvous on $head_node:$RDZV_PORT, results in $RESULTS"',
         "srun --ntasks-per-node=1 --kill-on-bad-exit=1 \"$TORCHRUN\" \\",
         "  " + " ".join(flags) + " \\",
-        "  " + " ".join(module),
+        "  " + " ".join(module) + " \\",
+        '  || { rc=$?; echo "mpbench: torchrun ended with code $rc; the recorded runs are kept '
+        'in $RESULTS: resubmit this script to continue" >&2; exit "$rc"; }',
         "",
     ]
     return "\n".join(lines)
