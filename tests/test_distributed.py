@@ -423,10 +423,16 @@ def test_node_scaling_against_one_node_with_exposed_comm_and_ranking() -> None:
     strong = rows[("fp32", 2, 64)]
     assert strong.mode == "strong" and strong.efficiency == pytest.approx(0.5)
     assert rows[("fp32", 1, 64)].mode == "baseline" and rows[("fp32", 1, 64)].efficiency == 1.0
-    [change] = ranking_changes(node_scaling(records))
-    assert change.changed and change.nodes == 2 and change.min_runs == 1
-    assert change.single_node == ["bf16 (ddp, bf16 comm)", "fp32 (ddp, bf16 comm)"]
-    assert change.several == ["fp32 (ddp, bf16 comm)", "bf16 (ddp, bf16 comm)"]
+    [weak_change] = ranking_changes(node_scaling(records))  # 64 at 2 nodes: fp32 alone
+    assert weak_change.global_batch == 128 and weak_change.nodes == 2
+    assert weak_change.single_node == ["bf16 (ddp, bf16 comm)", "fp32 (ddp, bf16 comm)"]
+    assert weak_change.several == ["fp32 (ddp, bf16 comm)", "bf16 (ddp, bf16 comm)"]
+    assert weak_change.min_runs == 1 and weak_change.verdict == "inconclusive"  # 1 run: no claim
+    repeated = [*records, rec("fp32", 1, 8, 64, 8100.0), rec("bf16", 1, 8, 64, 11800.0),
+                rec("fp32", 2, 16, 128, 14600.0)]
+    assert ranking_changes(node_scaling(repeated))[0].verdict == "changes"  # every run apart
+    overlapping = [*repeated, rec("bf16", 1, 8, 64, 7000.0)]  # a bf16 run below fp32's runs
+    assert ranking_changes(node_scaling(overlapping))[0].verdict == "inconclusive"
 
 
 # -- GPU (one GPU: NCCL at world size 1; multi-GPU figures need a multi-GPU machine) ------

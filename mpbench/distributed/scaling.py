@@ -91,6 +91,9 @@ class NodeScaling:
     """Median over runs of the probe's exposed communication / forward+backward time."""
     baseline_tokens_per_s_per_device: float | None = None
     baseline_runs: int = 0
+    spread: tuple[float, float] = (0.0, 0.0)
+    """Lowest and highest tokens/s per device over the runs (repeats)."""
+    baseline_spread: tuple[float, float] | None = None
 
 
 def _nodes(r: RunRecord) -> int:
@@ -115,8 +118,8 @@ def node_scaling(records: list[RunRecord]) -> list[NodeScaling]:
         f = _facts(r)
         recipe = (r.model, r.precision, r.seq_len, f["strategy"], f["comm"])
         groups[(recipe, _nodes(r), f["world"], r.batch_size)].append(r)
-    rate = {k: statistics.median(float(r.tokens_per_s or 0) / k[2] for r in runs)
-            for k, runs in groups.items()}
+    per_run = {k: [float(r.tokens_per_s or 0) / k[2] for r in runs] for k, runs in groups.items()}
+    rate = {k: statistics.median(v) for k, v in per_run.items()}
     rows = []
     for key, runs in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3])):
         recipe, nodes, world, batch = key
@@ -133,14 +136,21 @@ def node_scaling(records: list[RunRecord]) -> list[NodeScaling]:
             efficiency=rate[key] / rate[base] if base is not None else None, mode=mode,
             exposed_comm_share=statistics.median(shares) if shares else None,
             baseline_tokens_per_s_per_device=rate[base] if base is not None else None,
-            baseline_runs=len(groups[base]) if base is not None else 0))
+            baseline_runs=len(groups[base]) if base is not None else 0,
+            spread=(min(per_run[key]), max(per_run[key])),
+            baseline_spread=(min(per_run[base]), max(per_run[base])) if base else None))
     return rows
 
 
 @dataclass(frozen=True)
 class RankingChange:
     """The recipes at one node count and global batch, fastest first (tokens/s per device),
-    next to the same recipes' single-node runs they are compared with."""
+    next to the same recipes' single-node runs they are compared with.
+
+    verdict: 'changes' when two recipes swap places and, on one node and on several, every
+    run of the faster one beat every run of the slower one (two runs each at least: steps in
+    one process are not independent samples); 'inconclusive' when the orders differ but no
+    swap is that clear; 'holds' when the orders are the same."""
 
     model: str
     seq_len: int
@@ -150,15 +160,27 @@ class RankingChange:
     several: list[str]
     min_runs: int
     """The fewest runs behind any of the figures ordered."""
-
-    @property
-    def changed(self) -> bool:
-        return self.single_node != self.several
+    verdict: str
 
 
 def recipe_label(recipe: Recipe) -> str:
     _, precision, _, strategy, comm = recipe
     return precision if strategy == "single process" else f"{precision} ({strategy}, {comm} comm)"
+
+
+def _beats(fast: tuple[float, float], slow: tuple[float, float], runs: int) -> bool:
+    return runs >= 2 and fast[0] > slow[1]
+
+
+def _clear_swap(rows: list[NodeScaling]) -> bool:
+    for a in rows:
+        for b in rows:
+            runs = min(a.runs, b.runs, a.baseline_runs, b.baseline_runs)
+            if (a.baseline_spread and b.baseline_spread
+                    and _beats(a.baseline_spread, b.baseline_spread, runs)
+                    and _beats(b.spread, a.spread, runs)):
+                return True
+    return False
 
 
 def ranking_changes(rows: list[NodeScaling]) -> list[RankingChange]:
@@ -171,10 +193,12 @@ def ranking_changes(rows: list[NodeScaling]) -> list[RankingChange]:
     for (model, seq, nodes, batch), members in sorted(groups.items()):
         if len(members) < 2:
             continue
-        one = sorted(members, key=lambda r: -(r.baseline_tokens_per_s_per_device or 0.0))
-        several = sorted(members, key=lambda r: -r.tokens_per_s_per_device)
-        out.append(RankingChange(
-            model, seq, nodes, batch, [recipe_label(r.recipe) for r in one],
-            [recipe_label(r.recipe) for r in several],
-            min(min(r.runs, r.baseline_runs) for r in members)))
+        one = [recipe_label(r.recipe) for r in
+               sorted(members, key=lambda r: -(r.baseline_tokens_per_s_per_device or 0.0))]
+        several = [recipe_label(r.recipe) for r in
+                   sorted(members, key=lambda r: -r.tokens_per_s_per_device)]
+        verdict = ("holds" if one == several else
+                   "changes" if _clear_swap(members) else "inconclusive")
+        out.append(RankingChange(model, seq, nodes, batch, one, several,
+                                 min(min(r.runs, r.baseline_runs) for r in members), verdict))
     return out

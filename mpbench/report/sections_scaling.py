@@ -69,14 +69,19 @@ def scaling_blocks(sets: list[ResultSet]) -> list[Block]:
                 "strong: same global batch); exposed comm = the probe's forward+backward time "
                 "with gradient sync minus without, as a share of it.")]
     for change in ranking_changes(rows):
-        few = (f" From {change.min_runs} run(s) per recipe: one measurement each, no interval."
-               if change.min_runs < 2 else "")
-        order = f"1 node: {' > '.join(change.single_node)}; {change.nodes} nodes: " \
-                f"{' > '.join(change.several)}."
+        order = (f"1 node: {' > '.join(change.single_node)}; {change.nodes} nodes: "
+                 f"{' > '.join(change.several)}")
+        what = {"holds": "is the same on 1 and on {n} nodes",
+                "changes": "changes from 1 to {n} nodes: every run of a recipe that was ahead "
+                           "on one node is behind every run of another on {n}",
+                "inconclusive": "differs between 1 and {n} nodes, but inconclusive: no two "
+                                "recipes swap places with every run apart ({runs} run(s) per "
+                                "recipe; repeats: --repeats N)"}[change.verdict]
         blocks.append(Note(
-            f"{change.model}, seq {change.seq_len}, global batch {change.global_batch}: the order of the recipes by tokens/s per "
-            f"device {'changes' if change.changed else 'holds'} from 1 to {change.nodes} nodes. "
-            f"{order}{few}", "warn" if change.changed else "info"))
+            f"{change.model}, seq {change.seq_len}, global batch {change.global_batch}: the "
+            f"order of the recipes by tokens/s per device "
+            f"{what.format(n=change.nodes, runs=change.min_runs)}. {order}.",
+            "warn" if change.verdict == "changes" else "info"))
     return blocks
 
 
