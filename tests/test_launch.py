@@ -204,7 +204,7 @@ def test_trainjob_manifest_validates_against_kubeflow_trainer_api(
     manifest = tmp_path / "trainjob.yaml"
     code, _, err = invoke("launch", "k8s", str(suite), "--nodes", "2", "--gpus-per-node", "4",
                           "--image", "registry.example/mpbench:1", "--results-pvc", "shared",
-                          "-n", "ml", "-o", str(manifest))
+                          "-n", "ml", "--repeats", "2", "-o", str(manifest))
     assert code == 0, err
     cm, job = yaml.safe_load_all(manifest.read_text())
     assert round_trip(models.IoK8sApiCoreV1ConfigMap, cm) == cm
@@ -215,8 +215,10 @@ def test_trainjob_manifest_validates_against_kubeflow_trainer_api(
     assert (trainer["numNodes"], trainer["numProcPerNode"]) == (2, 4)
     assert trainer["resourcesPerNode"] == {"limits": {"nvidia.com/gpu": "4"}}
     assert trainer["command"] == ["torchrun"]  # the runtime's PET_* variables do the rendezvous
-    assert trainer["args"][:6] == ["--max-restarts=2", "-m", "mpbench", "run",
-                                   f"/mpbench/suite/{suite.name}", "--out"]
+    assert trainer["args"] == ["--max-restarts=4", "-m", "mpbench", "run",  # a restart per run
+                               f"/mpbench/suite/{suite.name}", "--out",
+                               "/mpbench/results/lnch-results", "--device", "cuda", "--resume",
+                               "--quiet", "--repeats", "2"]
     assert job["spec"]["runtimeRef"] == {"name": "torch-distributed"}
     [patch] = job["spec"]["runtimePatches"]
     [node] = patch["trainingRuntimeSpec"]["template"]["spec"]["replicatedJobs"]

@@ -34,13 +34,17 @@ def _node_options(fn: Any) -> Any:
                      help="Every rank exports a trace (<results>/traces/<run>/rank<r>.trace.json)."),
         click.option("--report/--no-report", default=True, show_default=True,
                      help="Rank 0 writes report.html next to the results at the end."),
+        click.option("--repeats", type=click.IntRange(1, 100), default=None, metavar="N",
+                     help="Run each configuration N times (overrides the suite's repeats:); "
+                          "the report's scaling verdicts need 2 or more."),
     ]):
         fn = option(fn)
     return fn
 
 
 def _plan(suite_file: Path, nodes: int, gpus: int | None, procs: int | None,
-          results: str, only: tuple[str, ...], trace: bool, report: bool) -> Any:
+          results: str, only: tuple[str, ...], trace: bool, report: bool,
+          repeats: int | None) -> Any:
     from mpbench.distributed.launch import with_world_size
     from mpbench.distributed.launch_plan import LaunchPlan, check_plan
     from mpbench.train.load import load_suite
@@ -53,8 +57,11 @@ def _plan(suite_file: Path, nodes: int, gpus: int | None, procs: int | None,
     suite = load_suite(suite_file, device)
     check_plan(suite, nodes, per_node, suite_file)
     suite = with_world_size(suite, nodes * per_node)
+    if repeats is not None:
+        suite = suite.model_copy(update={"repeats": repeats})
     args = (*(f"--only={name}" for name in only), *(["--trace"] if trace else []),
-            *([] if report else ["--no-report"]))
+            *([] if report else ["--no-report"]),
+            *(["--repeats", str(repeats)] if repeats is not None else []))
     plan = LaunchPlan(suite, nodes, per_node, device, results, tuple(args))
     if only and not set(only) & {n for spec in _specs(plan) for n in spec}:
         raise UserError(f"--only {' '.join(only)}: matches no run of suite '{suite.name}'")
@@ -101,7 +108,8 @@ def launch() -> None:
               help="The sbatch script to write; the suite is copied next to it.")
 @click.option("--submit", is_flag=True, help="Submit it with sbatch.")
 def slurm(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_node: int | None,
-          only: tuple[str, ...], trace: bool, report: bool, partition: str | None,
+          only: tuple[str, ...], trace: bool, report: bool, repeats: int | None,
+          partition: str | None,
           time_limit: str | None, results: Path | None, port: int, rdzv_timeout: int,
           job_file: Path, submit: bool) -> None:
     """Write an sbatch script: srun starts torchrun on every node (c10d rendezvous)."""
@@ -113,7 +121,8 @@ def slurm(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_nod
     job_dir = job_file.parent.resolve()
     suite_path = suite_file.resolve()
     out = (results or _results_for(_suite_name(suite_file), job_dir)).resolve()
-    plan = _plan(suite_path, nodes, gpus_per_node, procs_per_node, str(out), only, trace, report)
+    plan = _plan(suite_path, nodes, gpus_per_node, procs_per_node, str(out), only, trace, report,
+                 repeats)
     check_partition(plan, partition)
     check_results_dir(out)
     check_writable_dir(job_dir, "-o")
@@ -154,7 +163,8 @@ def _suite_name(suite_file: Path) -> str:
 @click.option("--out", "-o", "manifest", type=click.Path(path_type=Path), required=True,
               help="The manifest to write (the suite's ConfigMap, then the job).")
 def k8s(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_node: int | None,
-        only: tuple[str, ...], trace: bool, report: bool, image: str, results_pvc: str,
+        only: tuple[str, ...], trace: bool, report: bool, repeats: int | None, image: str,
+        results_pvc: str,
         results_dir: str | None, namespace: str | None, api: str, runtime: str,
         manifest: Path) -> None:
     """Write a Kubeflow TrainJob (or PyTorchJob) manifest with the suite in a ConfigMap."""
@@ -172,7 +182,7 @@ def k8s(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_node:
     if ".." in Path(sub).parts or not sub:
         raise UserError(f"--results {results_dir}: give a directory inside the volume")
     plan = _plan(suite_file, nodes, gpus_per_node, procs_per_node, f"{RESULTS_MOUNT}/{sub}",
-                 only, trace, report)
+                 only, trace, report, repeats)
     cm = f"{name}-suite"[:63]
     suite_name = suite_file.name
     job = (trainjob(plan, name, namespace, image, runtime, cm, suite_name, results_pvc)
@@ -199,7 +209,7 @@ def k8s(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_node:
               help="Print the torchrun command instead of running it.")
 def torchrun_agent(suite_file: Path, nodes: int, gpus_per_node: int | None,
                    procs_per_node: int | None, only: tuple[str, ...], trace: bool, report: bool,
-                   rdzv_endpoint: str, rdzv_id: str | None, rdzv_timeout: int, results: Path,
+                   repeats: int | None, rdzv_endpoint: str, rdzv_id: str | None, rdzv_timeout: int, results: Path,
                    print_only: bool) -> None:
     """Run this node's torchrun agent for SUITE; start the same command on every node."""
     from mpbench.distributed.launch import run_agent
@@ -208,7 +218,7 @@ def torchrun_agent(suite_file: Path, nodes: int, gpus_per_node: int | None,
     if ":" not in rdzv_endpoint:
         raise UserError(f"--rdzv-endpoint {rdzv_endpoint}: give HOST:PORT")
     plan = _plan(suite_file, nodes, gpus_per_node, procs_per_node, str(results), only, trace,
-                 report)
+                 report, repeats)
     check_results_dir(results)
     command = [sys.executable, "-m", "torch.distributed.run",
                *plan.torchrun_flags(rdzv_endpoint, rdzv_id or plan.suite.name, rdzv_timeout),
