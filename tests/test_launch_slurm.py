@@ -21,6 +21,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from click.testing import CliRunner, Result
+
+from mpbench.cli.main import cli
 
 DAEMONS = ("slurmctld", "slurmd", "sbatch", "sinfo", "srun", "scontrol")
 JOB_TIMEOUT_S = 240
@@ -98,9 +101,27 @@ def slurm(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, str]]:
                 d.wait()
 
 
-def mpbench(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "mpbench", *args], env=env, capture_output=True,
-                          text=True, timeout=JOB_TIMEOUT_S, check=False)
+def mpbench(*args: str, env: dict[str, str]) -> Result:
+    """The CLI in this process, with the test cluster's SLURM_CONF (sinfo reads it)."""
+    return CliRunner().invoke(cli, list(args), env={"SLURM_CONF": env["SLURM_CONF"]})
+
+
+def run_job(job: Path, env: dict[str, str]) -> str:
+    """Submit and wait for the job's end state (sbatch --wait polls every 2 to 10 s)."""
+    sub = subprocess.run(["sbatch", "--parsable", str(job)], env=env, capture_output=True,
+                         text=True, timeout=30, check=True)
+    job_id = sub.stdout.strip().split(";")[0]
+    deadline = time.monotonic() + JOB_TIMEOUT_S
+    while time.monotonic() < deadline:
+        shown = subprocess.run(["scontrol", "-o", "show", "job", job_id], env=env,
+                               capture_output=True, text=True, check=False).stdout
+        state = next((f.split("=", 1)[1] for f in shown.split() if f.startswith("JobState=")),
+                     "")
+        if state and state not in ("PENDING", "RUNNING", "CONFIGURING", "COMPLETING"):
+            return state
+        time.sleep(0.3)
+    subprocess.run(["scancel", job_id], env=env, check=False)
+    return "TIMEOUT (the test's)"
 
 
 def runs(results: Path) -> dict[str, dict[str, Any]]:
@@ -116,19 +137,18 @@ def test_the_sbatch_script_runs_under_slurm_like_plain_torchrun(
     made = mpbench("launch", "slurm", str(suite), "--nodes", "1", "--procs-per-node", "2",
                    "--no-report", "-p", "debug", "--port", str(free_port()), "-o", str(job),
                    env=slurm)
-    assert made.returncode == 0, made.stderr
-    done = subprocess.run(["sbatch", "--wait", str(job)], env=slurm, capture_output=True,
-                          text=True, timeout=JOB_TIMEOUT_S, check=False)
-    logs = "".join(p.read_text()[-3000:] for p in job.parent.glob("*.out"))
-    assert done.returncode == 0, done.stderr + logs
-    plain = tmp_path / "plain"
-    env = {**os.environ, "OMP_NUM_THREADS": "1"}
-    direct = subprocess.run(
+    assert made.exit_code == 0, made.output
+    plain = tmp_path / "plain"  # the plain torchrun command, beside the job (same 2 cores)
+    direct = subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node=2",
          "-m", "mpbench", "run", str(suite), "--out", str(plain), "--device", "cpu", "--quiet",
-         "--no-report"], env=env, capture_output=True, text=True, timeout=JOB_TIMEOUT_S,
-        check=False)
-    assert direct.returncode == 0, direct.stderr[-3000:]
+         "--no-report"], env={**os.environ, "OMP_NUM_THREADS": "1"}, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+    state = run_job(job, slurm)
+    logs = "".join(p.read_text()[-3000:] for p in job.parent.glob("*.out"))
+    assert state == "COMPLETED", state + logs
+    _, err = direct.communicate(timeout=JOB_TIMEOUT_S)
+    assert direct.returncode == 0, err[-3000:]
     under_slurm, by_hand = runs(job.parent / "slurm-results"), runs(plain)
     assert sorted(under_slurm) == sorted(by_hand) and len(by_hand) == 2
     for run_id, rec in under_slurm.items():
@@ -153,7 +173,7 @@ def test_more_processes_than_the_partition_has_cpus_is_refused(
     job = tmp_path / "job.sbatch"
     made = mpbench("launch", "slurm", str(suite), "--nodes", "1", "--procs-per-node",
                    str(too_many), "-p", "debug", "-o", str(job), env=slurm)
-    assert made.returncode == 2
+    assert made.exit_code == 2
     assert made.stderr.strip() == (
         f"error: --procs-per-node {too_many}: partition 'debug' has at most "
         f"{os.cpu_count()} CPU(s) per node (sinfo); ask for {os.cpu_count()} or fewer")
