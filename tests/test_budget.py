@@ -106,13 +106,13 @@ def test_calibration_runs_per_recipe_not_per_seed() -> None:
     bare = [c for c in calibrations if not c.suite.profilers]
     full = [c for c in calibrations if c.suite.profilers]
     assert sorted(c.precision.name for c in bare) == ["bf16", "fp16", "fp32"]
-    for c in bare:  # short, no profilers, no eval
-        assert (c.train.warmup_steps, c.train.steps, c.train.eval_batches) == (1, 2, 0)
+    for c in bare:  # short, no profilers, no eval; warm-up as long as the run's own (2)
+        assert (c.train.warmup_steps, c.train.steps, c.train.eval_batches) == (2, 3, 0)
     # the fastest and the slowest recipe also run with profilers and eval, periodic work on
     # every step; the recipe between them is interpolated
     assert sorted(c.precision.name for c in full) == ["fp16", "fp32"]
     for c in full:
-        assert (c.train.warmup_steps, c.train.steps, c.train.eval_every) == (1, 2, 1)
+        assert (c.train.warmup_steps, c.train.steps, c.train.eval_every) == (2, 3, 1)
         assert c.suite.profilers[0].options["every"] == 1
 
 
@@ -122,9 +122,15 @@ def test_interpolated_cost_matches_a_linear_machine() -> None:
     costs = calibrate(specs, None, None, {}, FakeMachine().train, 2)  # type: ignore[arg-type]
     bf16 = next(c for k, c in costs.items() if "__bf16__" in k)  # never run with profilers
     assert bf16.step_s == pytest.approx(0.1)
-    # fixed: build, the profilers' extra steps, the first (one-off) step with its periodic work
-    assert bf16.fixed_s == pytest.approx(BUILD_S["bf16"] + (PROFILER_STEPS + 1 + PERIODIC_STEPS) * 0.1)
+    # fixed: build, the profilers' extra steps and the run's 2 warm-up steps; the warm-up's
+    # periodic work is charged by run_s with every other periodic step, not twice
+    assert bf16.warmup == 2
+    assert bf16.fixed_s == pytest.approx(BUILD_S["bf16"] + (PROFILER_STEPS + 2) * 0.1)
     assert bf16.periodic_s == pytest.approx(PERIODIC_STEPS * 0.1)
+    # so the estimate of a whole run is what the (linear) machine takes
+    spec = next(s for s in specs if s.precision.name == "bf16")
+    machine = FakeMachine()
+    assert bf16.run_s(2, 100, [10, 25]) == pytest.approx(machine.train(spec, None, None, {}).duration_s)
 
 
 def test_configured_steps_kept_when_they_fit() -> None:
@@ -151,6 +157,10 @@ def test_a_budget_below_the_floor_says_so() -> None:
 def test_cost_model_from_a_calibration_record() -> None:
     rec = FakeRecord("ok", duration_s=5.0, step_times_ms=[1000.0, 1000.0], hook_time_s=0.6)
     cost = cost_from_record("k", rec, has_periodic=True)
+    # the median step: one step slowed by a neighbour is not charged to every step
+    slowed = FakeRecord("ok", duration_s=8.0, step_times_ms=[1000.0, 4000.0, 1000.0], hook_time_s=0.0)
+    assert cost_from_record("k", slowed, has_periodic=False, warmup=2).step_s == pytest.approx(1.0)
+    assert cost_from_record("k", slowed, has_periodic=False, warmup=2).fixed_s == pytest.approx(5.0)
     assert cost.step_s == pytest.approx(1.0) and cost.periodic_s == pytest.approx(0.3)
     assert cost.fixed_s == pytest.approx(5.0 - 2.0 - 0.6)
     # no periodic work: the hooks ride on every step
@@ -234,9 +244,18 @@ def test_calibration_counts_and_names_only_what_runs_here(tmp_path: Any) -> None
                                       str(tmp_path / "out"), "-q", "--no-report"])
     assert result.exit_code == 0, result.output
     # tf32 needs a CUDA GPU: it is named once as skipped, not counted as calibrated
-    assert "calibrating 1 recipe (2 steps each)" in result.stdout
-    assert "not timed, skipped here: gpt-tiny tf32" in result.stdout
+    assert "calibrating 1 recipe (3 steps each)" in result.stdout
+    # named once before the runs and once under the summary, with its reason
+    assert result.stdout.count("skipped here, needs a CUDA GPU; this run is on cpu: tf32") == 2
     assert "gpt-tiny tf32:" not in result.stdout  # no cost line for it
+    # the progress shows the run that trains, numbered among the runs that train
+    assert "1 run to train, 1 skipped here" in result.stdout
+    assert "[1/1] gpt-tiny fp32 seed 0: ok" in result.stdout and "tf32 seed 0" not in result.stdout
+    # the skipped run trains nothing, so nothing probes the machine around it
+    from mpbench.results.store import load_records
+
+    probes = {r.precision: r.probe for r in load_records(tmp_path / "out")}
+    assert probes["tf32"] is None and probes["fp32"] is not None
 
 
 @pytest.mark.unit
@@ -258,3 +277,42 @@ def test_an_overrun_says_the_machine_changed(monkeypatch: Any, took: float,
     assert ("over the estimate" in text) is warned
     if warned:
         assert "53% over the estimate" in text
+
+
+@pytest.mark.unit
+def test_an_overrun_names_the_drift_and_the_runs_that_paid(monkeypatch: Any) -> None:
+    """The convergence suite took 366 s against an estimate of 279 s beside another process:
+    the drift probe against its calibration timing says by how much the machine slowed, and
+    the runs that took well over their own estimate are named, worst first."""
+    from fixture_records import record
+    from rich.console import Console
+
+    from mpbench.cli import budget as cli_budget
+    from mpbench.results.schema import BudgetNote, DriftProbe, ProbeTimes
+
+    at_calibration = ProbeTimes(matmul_ms=1.0, copy_ms=4.0)  # score 2.0 ms
+    note = BudgetNote(budget_s=280, configured_steps=200, steps=75, estimate_s=279,
+                      calibration_s=40, reason="scaled", calibration_probe=at_calibration)
+
+    def run(precision: str, took: float, estimate: float, slower: float) -> Any:
+        probe = ProbeTimes(matmul_ms=1.0 * slower, copy_ms=4.0 * slower)
+        return record(precision).model_copy(update={
+            "duration_s": took, "probe": DriftProbe(before=probe, after=probe),
+            "budget": note.model_copy(update={"run_estimate_s": estimate})})
+
+    records = [run("fp32", 10.0, 9.5, 1.0), run("bf16", 60.0, 30.0, 1.5),
+               run("fp16", 45.0, 30.0, 1.4), run("fp8-emulated", 10.5, 10.0, 1.0)]
+    lines = cli_budget.drift_lines(note, records)
+    assert lines[0].startswith("the drift probe took 2.00 ms at calibration and 2.80 ms "
+                               "(median; slowest 3.00 ms)")
+    assert "+40% (+50% at worst) against calibration" in lines[0]
+    assert lines[1].startswith("2 of 4 runs took over 25% more than their estimate: ")
+    assert lines[1].index("bf16") < lines[1].index("fp16")  # the one that paid most first
+    assert "60.0 s against 30.0 s (+100%, probe +50%)" in lines[1]
+    assert "fp32" not in lines[1] and "fp8-emulated" not in lines[1]
+    monkeypatch.setattr(cli_budget, "seconds_since_start", lambda: 366.0)
+    console = Console(record=True, width=300)
+    cli_budget.report_budget(console, note, records)
+    text = console.export_text()
+    assert "budget: took 366 s (estimated 279 s, budget 280 s)" in text
+    assert "budget: the drift probe took" in text and "budget: 2 of 4 runs took" in text

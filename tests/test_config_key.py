@@ -12,6 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from fixture_records import record, write_results
 
 from mpbench.analysis.claims import evaluate_claims
 from mpbench.analysis.compare import baseline_for, group_runs, speedup
@@ -27,7 +28,6 @@ from mpbench.results.key import ConfigKey, ParallelKey, derive_key
 from mpbench.results.schema import SCHEMA_VERSION
 from mpbench.results.store import load_records
 from mpbench.results.upgrade import upgrade
-from tests.fixture_records import record, write_results
 
 SCHEMA_1 = Path(__file__).resolve().parent / "data" / "schema1-gpt-cpu"
 DDP = ParallelKey(strategy="ddp", grad_comm_dtype="fp32", world_size=2)
@@ -166,12 +166,12 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
 def test_typed_payloads_refuse_a_renamed_field() -> None:
     """Fixtures write profiler results through the models, and the analysis reads them as
     fields: a field renamed on one side only fails loudly, never reads as 'not measured'."""
+    from fixture_records import memory_profile, payload
     from pydantic import ValidationError
 
     from mpbench.analysis import access
     from mpbench.errors import UserError
     from mpbench.results.payloads import MemoryResult
-    from tests.fixture_records import memory_profile, payload
 
     with pytest.raises(ValidationError):
         payload(MemoryResult, param_bytes=4)  # the field is params_bytes

@@ -322,34 +322,30 @@ def test_same_code_rerun_in_fresh_processes_passes_and_resume_adds_repeats(
 
 
 @pytest.mark.integration
-def test_real_thread_count_change_is_caught(baseline: Path, tmp_path: Path) -> None:
-    """The same suite with train.threads 2 instead of 1, really run. Which is slower depends on
-    the machine: idle, 2 threads win; on a shared 2-core box OpenMP threads spin-wait on a
-    descheduled sibling and 2 threads lose badly. Either way the gate must flag the slower
-    side as a step-time regression and must not flag the faster side."""
-    spec = yaml.safe_load(SUITE.read_text())
-    # few steps: under contention a 2-thread step can take a second
-    spec["train"].update(threads=2, steps=6, warmup_steps=1, eval_batches=0)
-    two_suite = tmp_path / "gate_tiny_2threads.yaml"
-    two_suite.write_text(yaml.safe_dump(spec))
-    medians: dict[str, list[float]] = {}
-    for attempt in range(2):  # a changing load can make both speeds equal: run again
-        two = tmp_path / f"two-{attempt}"
-        run_suite(two_suite, two, "--repeats", "3", "--in-process")
-        for side, path in (("one", baseline), ("two", two)):
-            medians[side] = sorted(json.loads((path / "runs" / f"{i}.json").read_text())
-                                   ["step_stats"]["median_ms"] for i in RUN_IDS)
-        # every run of one side beyond every run of the other: the runs tell them apart
-        if (medians["one"][0] > 1.25 * medians["two"][-1]
-                or medians["two"][0] > 1.25 * medians["one"][-1]):
-            break
-    else:
-        pytest.skip(f"1 and 2 threads' runs overlap here ({medians}): nothing to detect")
-    slow, fast = (two, baseline) if medians["two"][0] > medians["one"][0] else (baseline, two)
-    code, out, _ = gate(slow, fast, "--json", str(tmp_path / "slow.json"))
+def test_thread_count_change_is_caught_and_named(baseline: Path, tmp_path: Path) -> None:
+    """The same runs with train.threads 1 -> 2 and every step 1.6x slower (what 2 OpenMP
+    threads do on a shared 2-core box, where a thread spin-waits on a descheduled sibling):
+    the gate flags the slower side as a step-time regression naming the setting that changed,
+    and calls the other direction an improvement. Deterministic: the real thread-count and
+    busy-machine slowdowns are measured by benchmarks/gate_power.py, not decided here."""
+    def two_threads(r: dict[str, Any]) -> None:
+        calm(r)
+        r["train"]["threads"] = 2
+        r["step_times_ms"] = [t * 1.6 for t in r["step_times_ms"]]
+
+    def one_thread(r: dict[str, Any]) -> None:
+        calm(r)
+        r["train"]["threads"] = 1
+
+    one = variant(baseline, tmp_path / "one", one_thread)
+    two = variant(baseline, tmp_path / "two", two_threads)
+    code, out, _ = gate(two, one, "--json", str(tmp_path / "slow.json"))
     assert code == 1, out
     step = findings(tmp_path / "slow.json")["step time"]
     assert step["verdict"] == "regression" and step["runs"] == RUN_IDS
-    assert "threads: 1 -> 2" in out or "threads: 2 -> 1" in out  # the cause is named
-    gate(fast, slow, "--json", str(tmp_path / "fast.json"))
-    assert findings(tmp_path / "fast.json")["step time"]["verdict"] in ("improved", "ok")
+    assert step["values"]["ratio"]["value"] == pytest.approx(1.6)
+    assert "threads: 1 -> 2" in out  # the cause is named
+    code, out, _ = gate(one, two, "--json", str(tmp_path / "fast.json"))
+    assert code == 0, out
+    assert findings(tmp_path / "fast.json")["step time"]["verdict"] == "improved"
+    assert "threads: 2 -> 1" in out

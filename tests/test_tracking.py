@@ -24,13 +24,13 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
+from fixture_records import gpu_env, numerics, payload, record, write_results
 
 from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.cli.main import cli
 from mpbench.interop.tracking import comparisons, tracked_run
 from mpbench.results.payloads import MfuResult, NvmlResult
 from mpbench.results.store import load_records
-from tests.fixture_records import gpu_env, numerics, payload, record, write_results
 
 mlflow_tracking = pytest.importorskip("mlflow.tracking")
 event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")

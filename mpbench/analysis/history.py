@@ -9,6 +9,13 @@ robustly from successive differences (median absolute deviation), so a flat nois
 needs a jump of several sigma to split. A change counts when it also moves the segment
 mean by more than `min_change`; it is a regression when the metric got worse (higher step
 time, memory or eval loss).
+
+A nightly job asks one question: does the series stand in a regression now? PELT needs
+points after a change to see it, so "the latest point is a change point" almost never fires.
+The question is answered on segments instead: splits smaller than `min_change` are merged,
+and the series is regressed when its latest segment is worse than the segment before it by
+more than `min_change` (a regression not recovered from). A change the team accepts is
+left behind with `since`: the series then starts at the accepted point.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from statistics import median
 
@@ -61,14 +69,8 @@ class Series:
     values: list[float | None]
     runs: list[int]
     change_points: list[ChangePoint] = field(default_factory=list)
-
-    @property
-    def latest_regression(self) -> ChangePoint | None:
-        last = len(self.values) - 1
-        for cp in self.change_points:
-            if cp.index == last and cp.kind == "regression":
-                return cp
-        return None
+    open_regression: ChangePoint | None = None
+    """The latest segment against the one before it, when it is a regression (see module)."""
 
 
 def _results_dirs(paths: Sequence[Path]) -> list[Path]:
@@ -159,6 +161,45 @@ def change_points(values: Sequence[float], min_change: float,
     return out
 
 
+def open_regression(values: Sequence[float], cps: Sequence[ChangePoint],
+                    min_change: float) -> ChangePoint | None:
+    """The regression the series still stands in: its latest segment (splits below
+    `min_change` merged) worse than the segment before it by more than `min_change`."""
+    starts = [cp.index for cp in cps if cp.kind != "change"]
+    if not starts:
+        return None
+    x = np.log(np.asarray(values, dtype=float))
+    previous = starts[-2] if len(starts) > 1 else 0
+    before = float(np.exp(x[previous:starts[-1]].mean()))
+    after = float(np.exp(x[starts[-1]:].mean()))
+    if after / before - 1.0 <= min_change:
+        return None
+    return ChangePoint(starts[-1], before, after, "regression")
+
+
+def since(points: list[Point], accepted: str) -> list[Point]:
+    """The points from `accepted` on: a results directory's name, or a date (ISO, by the
+    time a point's first run started)."""
+    labels = [p.label for p in points]
+    if accepted in labels:
+        return points[labels.index(accepted):]
+    try:
+        day = _naive_utc(datetime.fromisoformat(accepted))
+    except ValueError:
+        raise UserError(f"history --since {accepted}: neither a results directory here nor an "
+                        f"ISO date; give one of {', '.join(labels)} or a date like "
+                        "2026-12-01") from None
+    kept = [p for p in points if _naive_utc(datetime.fromisoformat(p.started_at)) >= day]
+    if len(kept) < 2:
+        raise UserError(f"history --since {accepted}: leaves {len(kept)} results directory; a "
+                        "history needs 2+; give an earlier point")
+    return kept
+
+
+def _naive_utc(t: datetime) -> datetime:
+    return t if t.tzinfo is None else t.astimezone(timezone.utc).replace(tzinfo=None)
+
+
 def build_series(points: list[Point], min_change: float = 0.05) -> list[Series]:
     per_point = [{_key(g): g for g in group_runs(p.records)} for p in points]
     configs = list(dict.fromkeys(k for groups in per_point for k in groups))
@@ -177,5 +218,6 @@ def build_series(points: list[Point], min_change: float = 0.05) -> list[Series]:
             s = Series(config, metric, unit, values, runs)
             if len(present) == len(values):  # change points only on a complete series
                 s.change_points = change_points(present, min_change)
+                s.open_regression = open_regression(present, s.change_points, min_change)
             out.append(s)
     return out

@@ -11,11 +11,11 @@ from typing import Any
 import torch
 from rich.console import Console
 
+from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
-from mpbench.precision import get_recipe
 from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import MANIFEST, ResultsDir, load_records
 from mpbench.train.calibrate import (
@@ -23,15 +23,18 @@ from mpbench.train.calibrate import (
     calibrate,
     cost_key,
     estimate_s,
+    periods_of,
     plan_steps,
     seconds_since_start,
     with_steps,
 )
-from mpbench.train.loop import run_skip_reason, train_run
+from mpbench.train.loop import train_run
 from mpbench.train.runner import expand, select
 
 OVERRUN = 1.15
 """Took this much more than estimated: say the machine changed, not only the figures."""
+PAID = 1.25
+"""A run that took this much more than its own estimate (and a second more) is named."""
 
 
 @dataclass
@@ -40,12 +43,22 @@ class Budgeted:
     specs: list[RunSpec]
     note: BudgetNote | None = None
     source: TokenSource | None = None
+    costs: dict[str, RecipeCost] | None = None
+
+    def note_for(self, spec: RunSpec) -> BudgetNote | None:
+        """The suite's note with this run's own estimate: what it took is its duration_s."""
+        if self.note is None or self.costs is None:
+            return self.note
+        cost = self.costs[cost_key(spec)]
+        run_s = cost.run_s(spec.train.warmup_steps, spec.train.steps, periods_of(spec.suite, spec.train))
+        return self.note.model_copy(update={"run_estimate_s": round(run_s, 2)})
 
 
 def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suite_file: Path,
                  device: torch.device, env: dict[str, Any], console: Console, out: Path,
-                 resume: bool, report: bool) -> Budgeted:
-    """The suite with every run's steps chosen to fit `suite.budget` (unchanged without one)."""
+                 resume: bool, report: bool, skipped: set[str]) -> Budgeted:
+    """The suite with every run's steps chosen to fit `suite.budget` (unchanged without one).
+    `skipped`: the run ids that skip here (named by the caller; nothing to time)."""
     budget = suite.budget
     if budget is None:
         return Budgeted(suite, specs)
@@ -63,17 +76,11 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
                           reason=f"resumed: keeps the {recorded} steps of the recorded runs")
         return Budgeted(planned, select(expand(planned), only), note)
     source = make_source(suite.data, suite_file.parent)
-    distinct = {cost_key(s): s for s in specs}
-    skipped = [f"{s.model_label} {s.precision.name}" for s in distinct.values()
-               if run_skip_reason(get_recipe(s.precision.name, s.precision.options), s.train,
-                                  device) is not None]
-    timed = len(distinct) - len(skipped)
+    distinct = {cost_key(s): s for s in specs if s.run_id not in skipped}
+    timed = len(distinct)
     console.print(f"budget {budget.seconds:g} s: calibrating {timed} "
                   f"recipe{'' if timed == 1 else 's'} ({budget.calibration_steps} steps each) "
                   "on this machine", highlight=False)
-    if skipped:  # they skip in the suite as well: nothing to time, no time to plan for
-        console.print(f"  not timed, skipped here: {', '.join(skipped)}", highlight=False,
-                      soft_wrap=True)
     records: list[Any] = []
 
     def train(spec: RunSpec, *args: Any, **kwargs: Any) -> RunRecord:
@@ -90,7 +97,10 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
                       highlight=False)
 
     costs = calibrate(specs, source, device, env, train, budget.calibration_steps, said)
-    after_s = _report_seconds(records, len(specs)) if report else 0.0
+    t0 = time.perf_counter()
+    probe = time_probe(device)  # the machine the estimate is made on, as every run is probed
+    probes_s = 2 * (time.perf_counter() - t0) * (len(specs) - len(skipped))  # before and after
+    after_s = probes_s + (_report_seconds(records, len(specs)) if report else 0.0)
     plan = plan_steps(specs, costs, budget, suite.train.steps, seconds_since_start(), after_s,
                       where)
     planned = with_steps(suite, plan.steps)
@@ -98,25 +108,61 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
     console.print(f"budget: {plan.steps} measured steps per run (configured "
                   f"{plan.configured_steps}); estimated {plan.estimate_s:.0f} s in all = "
                   f"{plan.spent_s:.0f} s start-up and calibration + {runs_s:.0f} s runs + "
-                  f"{after_s:.0f} s report", highlight=False)
+                  f"{after_s:.0f} s drift probes and report", highlight=False)
     console.print(f"budget: {plan.reason}", highlight=False)
-    return Budgeted(planned, select(expand(planned), only), plan.note(), source)
+    note = plan.note().model_copy(update={"calibration_probe": probe})
+    return Budgeted(planned, select(expand(planned), only), note, source, costs)
 
 
-def report_budget(console: Console, note: BudgetNote | None) -> None:
-    """After the suite: what it took against the estimate and the budget."""
+def report_budget(console: Console, note: BudgetNote | None,
+                  records: list[RunRecord] | None = None) -> None:
+    """After the suite: what it took against the estimate and the budget; when it overran,
+    by how much the machine slowed since calibration (drift probe) and which runs paid."""
     if note is None or note.estimate_s == 0.0:
         return
     took = seconds_since_start()
     console.print(f"budget: took {took:.0f} s (estimated {note.estimate_s:.0f} s, budget "
                   f"{note.budget_s:g} s)", highlight=False)
-    if took > note.budget_s and took > OVERRUN * note.estimate_s:
-        # calibration measures the machine once, before the runs: a machine that got busier
-        # afterwards (another job, a noisy neighbour) makes every run slower than planned
-        console.print(f"budget: {took / note.estimate_s - 1:.0%} over the estimate: the "
-                      "machine ran slower than when it was calibrated (was something else "
-                      "running?); the measurements of a busy machine vary more between runs",
-                      highlight=False)
+    if not (took > note.budget_s and took > OVERRUN * note.estimate_s):
+        return
+    # calibration measures the machine once, before the runs: a machine that got busier
+    # afterwards (another job, a noisy neighbour) makes every run slower than planned
+    console.print(f"budget: {took / note.estimate_s - 1:.0%} over the estimate: the "
+                  "machine ran slower than when it was calibrated (was something else "
+                  "running?); the measurements of a busy machine vary more between runs",
+                  highlight=False)
+    for line in drift_lines(note, records or []):
+        console.print(f"budget: {line}", highlight=False, soft_wrap=True)
+
+
+def drift_lines(note: BudgetNote, records: list[RunRecord]) -> list[str]:
+    """The drift probe against its timing at calibration, and the runs that took well over
+    their own estimate (with the probe around each)."""
+    lines = []
+    probed = [r.probe for r in records if r.probe is not None]
+    if note.calibration_probe is not None and probed:
+        at = note.calibration_probe.score_ms
+        scores = sorted(p.score_ms for p in probed)
+        mid = scores[len(scores) // 2]
+        lines.append(f"the drift probe took {at:.2f} ms at calibration and {mid:.2f} ms (median; "
+                     f"slowest {scores[-1]:.2f} ms) around the runs: the machine was "
+                     f"{mid / at - 1:+.0%} ({scores[-1] / at - 1:+.0%} at worst) against "
+                     "calibration")
+    paid = []
+    for r in records:
+        est = r.budget.run_estimate_s if r.budget is not None else None
+        if est and r.duration_s > PAID * est and r.duration_s - est > 1.0:
+            probe = (f", probe {r.probe.score_ms / note.calibration_probe.score_ms - 1:+.0%}"
+                     if r.probe is not None and note.calibration_probe is not None else "")
+            paid.append((r.duration_s - est, f"{r.run_id} {r.duration_s:.1f} s against "
+                                              f"{est:.1f} s ({r.duration_s / est - 1:+.0%}{probe})"))
+    if paid:
+        paid.sort(reverse=True)
+        shown = "; ".join(text for _, text in paid[:8])
+        more = f"; and {len(paid) - 8} more" if len(paid) > 8 else ""
+        lines.append(f"{len(paid)} of {len(records)} runs took over {PAID - 1:.0%} more than "
+                     f"their estimate: {shown}{more}")
+    return lines
 
 
 def _recorded_steps(out: Path) -> int | None:

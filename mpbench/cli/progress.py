@@ -33,10 +33,15 @@ def outcome_line(record: RunRecord) -> str:
 
 
 class RunProgress:
-    def __init__(self, console: Console, plain: bool) -> None:
+    """`skipped`: run ids named as skipped before the runs; they record silently, and the
+    runs that train are numbered among themselves."""
+
+    def __init__(self, console: Console, plain: bool, skipped: set[str] | None = None) -> None:
         self.console, self.plain = console, plain
+        self.skipped = skipped or set()
         self._bar: Progress | None = None
         self._task: TaskID | None = None
+        self._shown = 0
 
     @contextmanager
     def live(self) -> Iterator[RunProgress]:
@@ -91,10 +96,15 @@ class RunProgress:
 
     def follow(self, event: RunEvent) -> RunRecord | None:
         """Show one event of a suite (one process or torchrun); the new record, if any."""
+        if event.spec.run_id in self.skipped:
+            return None if event.resumed else event.record
+        total = event.total - len(self.skipped)
         if event.resumed:
-            self.resumed(event.spec, event.index, event.total)
+            self.resumed(event.spec, self._shown, total)
+            self._shown += 1
         elif event.record is None:
-            self.start(event.spec, event.index, event.total)
+            self.start(event.spec, self._shown, total)
+            self._shown += 1
         else:
             self.finish(event.record)
         return None if event.resumed else event.record

@@ -13,14 +13,14 @@ from mpbench.cli.budget import apply_budget, report_budget
 from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.results_out import check_out_dir, default_out, write_report_if_available
-from mpbench.cli.summary import print_summary
+from mpbench.cli.summary import print_summary, skipped_lines
 from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.errors import UserError
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, load_records
 from mpbench.train.load import load_suite
-from mpbench.train.runner import expand, resolve_device, run_suite, select
+from mpbench.train.runner import expand, resolve_device, run_suite, select, skip_reasons
 
 
 def with_trace(suite: Suite) -> Suite:
@@ -84,6 +84,10 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         if mlflow_uri or tensorboard:
             raise UserError("--mlflow/--tensorboard: not available with parallel runs yet; run "
                             "without them, then `mpbench export OUT --format mlflow|tensorboard`")
+        if suite.budget is not None:  # not silently ignored: ranks train the configured steps
+            where = f"devices.{suite.profile}.budget" if suite.profile != "default" else "budget"
+            raise UserError(f"{suite_file}: {where}: a time budget is not applied to parallel "
+                            "(torchrun) runs; remove it, or set train.steps to what fits")
         from mpbench.cli.parallel import run_parallel  # torchrun launch or one rank
 
         forward = (("--trace",) if trace else ()) + (
@@ -102,22 +106,31 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     if not console.is_terminal:
         console = Console(width=150)  # logs and CI: no wrapping of the summary table
     env = environment_card()
-    budgeted = apply_budget(suite, specs, only, suite_file, dev, env, console, out, resume, report)
+    skips = skip_reasons(specs, dev)
+    if skips:  # named once here and under the summary; the progress shows the runs that train
+        for line in skipped_lines((s.precision.name, s.model_label, skips[s.run_id])
+                                  for s in specs if s.run_id in skips):
+            console.print(line, highlight=False, soft_wrap=True)
+    budgeted = apply_budget(suite, specs, only, suite_file, dev, env, console, out, resume, report,
+                            set(skips))
     suite, specs = budgeted.suite, budgeted.specs
     results = ResultsDir(out)
     results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
     where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
     reps = f", {suite.repeats} repeats per configuration" if suite.repeats > 1 else ""
     reps += ", each in a fresh process" if fresh else ""
+    trained = len(specs) - len(skips)
     console.print(f"suite {suite.name} (profile {suite.profile}) on {dev} ({where}): "
-                  f"{len(specs)} runs{reps} -> {out}", highlight=False)
+                  f"{trained} run{'' if trained == 1 else 's'} to train{reps}"
+                  + (f", {len(skips)} skipped here" if skips else "") + f" -> {out}",
+                  highlight=False)
     records: list[RunRecord] = []
-    progress = RunProgress(console, plain)
+    progress = RunProgress(console, plain, set(skips))
     try:
         with progress.live():
             for event in run_suite(suite, results, dev, env, specs, resume, progress.callback,
                                    suite_file.parent, isolate=fresh, source=budgeted.source,
-                                   budget=budgeted.note):
+                                   budget=budgeted.note_for):
                 record = progress.follow(event)
                 if record is not None:
                     records.append(record)
@@ -132,7 +145,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     console.print(f"results: {out.resolve()}", highlight=False, soft_wrap=True)
     if report:
         write_report_if_available(console, out)
-    report_budget(console, budgeted.note)
+    report_budget(console, budgeted.note, [r for r in records if r.status != "skipped"])
     live.finish(all_records)
 
 

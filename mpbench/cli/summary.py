@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from rich.console import Console
 from rich.table import Table
 
@@ -29,7 +31,7 @@ def summary_table(records: list[RunRecord]) -> Table:
     groups = group_runs(records)
     for g in groups:
         if g.status == "skipped":
-            continue  # listed once per recipe under the table (skipped_lines)
+            continue  # listed once per reason under the table (skipped_records)
         tps = g.median_of("tokens_per_s")
         ratio = speedup(g, baseline_for(g, groups))
         if ratio is None:
@@ -54,14 +56,29 @@ def summary_table(records: list[RunRecord]) -> Table:
     return table
 
 
-def skipped_lines(records: list[RunRecord]) -> list[str]:
-    """One line per skipped recipe and reason, instead of a table row per model and seed."""
-    by_reason: dict[tuple[str, str], set[str]] = {}
-    for r in records:
-        if r.status == "skipped":
-            by_reason.setdefault((r.precision, r.reason or ""), set()).add(r.model)
-    return [f"skipped {name} ({', '.join(sorted(models))}): {reason}"
-            for (name, reason), models in by_reason.items()]
+def skipped_lines(skips: Iterable[tuple[str, str, str]]) -> list[str]:
+    """(recipe, model, reason) of skipped runs as one line per reason, naming each recipe once
+    (with its models where not every skipped run's model): before the runs and under the
+    summary alike."""
+    by_reason: dict[str, dict[str, set[str]]] = {}
+    for precision, model, reason in skips:
+        # "fp8-te-delayed (TransformerEngine ...) needs a CUDA GPU; ...": one line for every
+        # recipe that needs the same thing (each record keeps its whole reason)
+        _, needs, rest = reason.partition(" needs ")
+        why = f"needs {rest}" if needs else reason
+        by_reason.setdefault(why, {}).setdefault(precision, set()).add(model)
+    models = {m for recipes in by_reason.values() for ms in recipes.values() for m in ms}
+    lines = []
+    for reason, recipes in by_reason.items():
+        names = [name if ms == models else f"{name} ({', '.join(sorted(ms))})"
+                 for name, ms in recipes.items()]
+        lines.append(f"skipped here, {reason or 'no reason given'}: {', '.join(names)}")
+    return lines
+
+
+def skipped_records(records: list[RunRecord]) -> list[str]:
+    return skipped_lines((r.precision, r.model, r.reason or "") for r in records
+                         if r.status == "skipped")
 
 
 def machine_note(records: list[RunRecord]) -> str | None:
@@ -80,7 +97,7 @@ def machine_note(records: list[RunRecord]) -> str | None:
 
 def print_summary(console: Console, records: list[RunRecord]) -> None:
     console.print(summary_table(records))
-    for line in skipped_lines(records):
+    for line in skipped_records(records):
         console.print(line, highlight=False, soft_wrap=True)
     note = machine_note(records)
     if note:

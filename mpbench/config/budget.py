@@ -17,5 +17,7 @@ class BudgetConfig(BaseModel):
                                                  "fit, the budget cannot be met and it says so")
     strict: bool = Field(False, description="a budget that cannot be met stops the run before "
                                             "training (exit 2); false: it runs at min_steps")
-    calibration_steps: int = Field(2, gt=0, le=20,
-                                   description="measured steps of each recipe's calibration run")
+    calibration_steps: int = Field(3, gt=0, le=20,
+                                   description="measured steps of each recipe's calibration run, "
+                                               "after the run's own warm-up; their median is "
+                                               "the recipe's step time")

@@ -27,8 +27,8 @@ svg.plot{width:100%;height:auto}td,th{padding:.2em .6em;text-align:left}
 Each point is the median of its runs' median step times (one run is one sample); change
 points by ruptures' PELT on the log values, counted when they move the metric by more than
 {{ min_change }}. Generated {{ generated }} by mpbench {{ version }}.</p>
-{% if latest %}<p class="regression">The latest point is a regression change point:
-{{ latest|join("; ") }}.</p>{% else %}<p>No regression change point at the latest point.</p>
+{% if latest %}<p class="regression">Regressed, not recovered at the latest point:
+{{ latest|join("; ") }}.</p>{% else %}<p>No open regression at the latest point.</p>
 {% endif %}
 {% for s in series %}<h2>{{ s.config }}: {{ s.metric }}</h2>{{ s.svg }}
 {% if s.changes %}<table><tr><th>at</th><th>before</th><th>after</th><th>change</th><th>kind</th>
@@ -60,8 +60,8 @@ def write_history_report(paths: list[Path], out: Path, min_change: float = 0.05)
     points = load_points(paths)
     labels = [p.label for p in points]
     series = build_series(points, min_change)
-    latest = [f"{s.config} {s.metric} {cp.change:+.1%}" for s in series
-              if (cp := s.latest_regression) is not None]
+    latest = [f"{s.config} {s.metric} {cp.change:+.1%} since {labels[cp.index]}" for s in series
+              if (cp := s.open_regression) is not None]
     rows = [{"config": s.config, "metric": s.metric, "svg": trend_plot(s, labels),
              "changes": [{"at": labels[c.index], "before": f"{c.before:.4g}",
                           "after": f"{c.after:.4g}", "change": f"{c.change:+.1%}",

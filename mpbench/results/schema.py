@@ -61,6 +61,11 @@ class ProbeTimes(BaseModel):
     matmul_ms: float
     copy_ms: float
 
+    @property
+    def score_ms(self) -> float:
+        """Geometric mean of the two timings: one number for the machine's speed."""
+        return float((self.matmul_ms * self.copy_ms) ** 0.5)
+
 
 class DriftProbe(BaseModel):
     """The fixed probe timed just before and just after a run: did the machine change?"""
@@ -87,6 +92,10 @@ class BudgetNote(BaseModel):
     """Estimated wall time of the whole command at `steps`, calibration included."""
     calibration_s: float
     reason: str
+    run_estimate_s: float | None = None
+    """This run's own estimate (its record's duration_s is what it took)."""
+    calibration_probe: ProbeTimes | None = None
+    """The drift probe timed right after calibration: the machine the estimate was made on."""
 
 
 class RunRecord(BaseModel):

@@ -1,18 +1,21 @@
 """Hold a suite to its device profile's time budget, by measurement on the machine it meets.
 
 Before the first run every distinct recipe (model x precision x train setting; seeds share
-it) trains short runs through the same code as a real run (see `calibrate`): one warm-up
-step and `calibration_steps` measured steps, bare and, for the fastest and slowest recipe
-of a model, with the suite's profilers and eval (periodic work made to happen at every
-step). The cost of one run of a recipe:
+it) trains short runs through the same code as a real run (see `calibrate`): the run's own
+warm-up steps (at least one) and `calibration_steps` measured steps, bare and, for the
+fastest and slowest recipe of a model, with the suite's profilers and eval (periodic work
+made to happen at every step). Warm-up as long as the run's own: a process's first steps of
+a recipe pay one-off costs (kernel selection, JIT, the allocator's first touches) that the
+run's warm-up absorbs too, and a step timed among them once planned a cold first run at 4x
+its real step time. The cost of one run of a recipe:
 
-  step_s      one steady training step (mean of the measured steps)
+  step_s      one steady training step (median of the measured steps)
   periodic_s  the work a step carries when an eval or a profiler's `every` falls on it
-  fixed_s     everything else of one run: build, the first step's one-off costs, the
-              profilers' extra steps after the window, the final eval
+  fixed_s     everything else of one run: build, the warm-up steps (one-off costs
+              included), the profilers' extra steps after the window, the final eval
 
-A run of W warm-up and S measured steps is estimated as
-  fixed_s + (W + S - 1) * step_s + n_periodic(W + S) * periodic_s
+A run of W warm-up and S measured steps, calibrated with W_c warm-up steps, is estimated as
+  fixed_s + (W + S - W_c) * step_s + n_periodic(W + S) * periodic_s
 (conservative: every periodic step is charged the eval and every probe). The whole command
 is the time already spent (start-up and calibration), every run still to do, and the work
 after the runs (the report, measured by the caller). Every run gets the same S: the
@@ -29,6 +32,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from statistics import median
 from typing import Any, Protocol
 
 import torch
@@ -66,10 +70,12 @@ class RecipeCost:
     fixed_s: float
     step_s: float
     periodic_s: float
+    warmup: int = 1
+    """Warm-up steps of the calibration run, counted in fixed_s."""
 
     def run_s(self, warmup: int, steps: int, periods: list[int]) -> float:
         total = warmup + steps
-        return (self.fixed_s + max(total - 1, 0) * self.step_s
+        return (self.fixed_s + max(total - self.warmup, 0) * self.step_s
                 + periodic_steps(total, periods) * self.periodic_s)
 
 
@@ -109,10 +115,16 @@ def periods_of(suite: Suite, train: TrainConfig) -> list[int]:
     return periods
 
 
+def calibration_warmup(spec: RunSpec) -> int:
+    """The run's own warm-up, at least one step: steps timed after it are warm."""
+    return max(spec.train.warmup_steps, 1)
+
+
 def calibration_spec(spec: RunSpec, steps: int) -> RunSpec:
     """The same run, short, with its periodic work (eval, probes) at every step."""
     cfg = spec.train.model_copy(update={
-        "warmup_steps": 1, "steps": steps, "eval_every": 1 if spec.train.eval_every else 0})
+        "warmup_steps": calibration_warmup(spec), "steps": steps,
+        "eval_every": 1 if spec.train.eval_every else 0})
     profilers = [
         PrecisionSpec(name=p.name, options={**p.options, "every": 1})
         if "every" in PROFILERS[p.name].Options.model_fields else p
@@ -125,22 +137,27 @@ def calibration_spec(spec: RunSpec, steps: int) -> RunSpec:
 def bare_spec(spec: RunSpec, steps: int) -> RunSpec:
     """The same run, short, without profilers or eval: the step time and the build."""
     cfg = spec.train.model_copy(update={
-        "warmup_steps": 1, "steps": steps, "eval_every": 0, "eval_batches": 0})
+        "warmup_steps": calibration_warmup(spec), "steps": steps, "eval_every": 0,
+        "eval_batches": 0})
     suite = spec.suite.model_copy(update={"profilers": []})
     return dataclasses.replace(spec, suite=suite, train_config=cfg)
 
 
-def cost_from_record(key: str, record: Timed, has_periodic: bool) -> RecipeCost:
+def cost_from_record(key: str, record: Timed, has_periodic: bool, warmup: int = 1) -> RecipeCost:
+    """The cost of a recipe from its calibration record (`warmup`: the record's warm-up steps).
+    The median step, not the mean: one step slowed by a neighbour or a late one-off cost
+    would otherwise be charged to every step of every run."""
     if record.status == "skipped" or not record.step_times_ms:
         # skipped, failed or diverged before its window: what it cost, once per run
-        return RecipeCost(key, record.duration_s, 0.0, 0.0)
+        return RecipeCost(key, record.duration_s, 0.0, 0.0, 0)
     steps = record.step_times_ms
-    step_s = sum(steps) / len(steps) / 1e3
+    step_s = median(steps) / 1e3
     hook_s = record.hook_time_s / len(steps)
-    fixed = max(record.duration_s - sum(steps) / 1e3 - record.hook_time_s, 0.0)
+    # everything but the measured steps at their median: build, warm-up, final eval
+    fixed = max(record.duration_s - len(steps) * step_s - record.hook_time_s, 0.0)
     if has_periodic:
-        return RecipeCost(key, fixed, step_s, hook_s)
-    return RecipeCost(key, fixed, step_s + hook_s, 0.0)  # hooks ride on every step
+        return RecipeCost(key, fixed, step_s, hook_s, warmup)
+    return RecipeCost(key, fixed, step_s + hook_s, 0.0, warmup)  # hooks ride on every step
 
 
 def group_key(spec: RunSpec) -> str:
@@ -179,7 +196,8 @@ def calibrate(specs: Iterable[RunSpec], source: TokenSource, device: torch.devic
         def short(spec: RunSpec) -> Timed:
             return train(spec, source, device, env, extra={"results_dir": tmp})
 
-        bare = {key: cost_from_record(key, short(bare_spec(spec, steps)), False)
+        bare = {key: cost_from_record(key, short(bare_spec(spec, steps)), False,
+                                      calibration_warmup(spec))
                 for key, spec in firsts.items()}
         groups: dict[str, list[str]] = {}
         for key, spec in firsts.items():
@@ -189,10 +207,15 @@ def calibrate(specs: Iterable[RunSpec], source: TokenSource, device: torch.devic
             ends = sorted({timed[0], timed[-1]}) if timed else []
             per_run, per_step = [], []
             for key in ends:
-                full = cost_from_record(key, short(calibration_spec(firsts[key], steps)), False)
+                full = cost_from_record(key, short(calibration_spec(firsts[key], steps)), False,
+                                        calibration_warmup(firsts[key]))
                 t = bare[key].step_s
-                per_run.append((t, max(full.fixed_s - bare[key].fixed_s, 0.0)))
-                per_step.append((t, max(full.step_s - t, 0.0)))
+                extra = max(full.step_s - t, 0.0)
+                # the full run's warm-up steps carried the periodic work too (run_s charges
+                # a run's periodic steps itself, warm-up included): not a per-run cost
+                per_run.append((t, max(full.fixed_s - bare[key].fixed_s - full.warmup * extra,
+                                       0.0)))
+                per_step.append((t, extra))
             run_extra, step_extra = fit_line(per_run), fit_line(per_step)
             for key in keys:
                 b, spec = bare[key], firsts[key]
@@ -200,8 +223,8 @@ def calibrate(specs: Iterable[RunSpec], source: TokenSource, device: torch.devic
                     t = b.step_s
                     fixed = b.fixed_s + run_extra(t)
                     periodic = bool(periods_of(spec.suite, spec.train))
-                    b = (RecipeCost(key, fixed, t, step_extra(t)) if periodic
-                         else RecipeCost(key, fixed, t + step_extra(t), 0.0))
+                    b = (RecipeCost(key, fixed, t, step_extra(t), b.warmup) if periodic
+                         else RecipeCost(key, fixed, t + step_extra(t), 0.0, b.warmup))
                 costs[key] = b
                 if on_cost is not None:
                     on_cost(spec, b)

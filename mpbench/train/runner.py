@@ -13,10 +13,11 @@ from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.plan.spec import RunSpec, expand
+from mpbench.precision import get_recipe
 from mpbench.results.schema import BudgetNote, DriftProbe, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.device import resolve_device
-from mpbench.train.loop import ProgressFn, train_run
+from mpbench.train.loop import ProgressFn, run_skip_reason, train_run
 from mpbench.train.parallel_hooks import ParallelHooks
 
 
@@ -38,6 +39,17 @@ def select(specs: list[RunSpec], only: tuple[str, ...]) -> list[RunSpec]:
     return [s for s in specs if {s.precision.name, s.model_label, s.run_id} & set(only)]
 
 
+def skip_reasons(specs: list[RunSpec], device: torch.device) -> dict[str, str]:
+    """Why each run that cannot train here skips, by run id (the runs still record it)."""
+    reasons = {}
+    for spec in specs:
+        recipe = get_recipe(spec.precision.name, spec.precision.options)
+        reason = run_skip_reason(recipe, spec.train, device)
+        if reason is not None:
+            reasons[spec.run_id] = reason
+    return reasons
+
+
 def run_extra(out: Path) -> dict[str, Any]:
     """What every run writing into results directory `out` hands its profilers (one process
     and every torchrun rank alike): where traces go, and the measured GEMM ceilings for MFU."""
@@ -51,7 +63,12 @@ def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: di
                progress: ProgressFn | None, extra: dict[str, Any],
                parallel: ParallelHooks | None = None) -> RunRecord:
     """train_run between two timings of the machine-drift probe; the record carries both.
-    The one run path of a single process and of each torchrun rank (`parallel`)."""
+    The one run path of a single process and of each torchrun rank (`parallel`). A run that
+    skips here trains nothing: it is recorded without probing the machine."""
+    recipe = get_recipe(spec.precision.name, spec.precision.options)
+    if run_skip_reason(recipe, spec.train, device, parallel) is not None:
+        record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
+        return record.model_copy(update={"repeat": spec.repeat})
     before = time_probe(device)
     record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
     probe = DriftProbe(before=before, after=time_probe(device), device=str(device))
@@ -69,11 +86,11 @@ def run_suite(
     suite_dir: Path | None = None,
     isolate: bool = False,
     source: TokenSource | None = None,
-    budget: BudgetNote | None = None,
+    budget: Callable[[RunSpec], BudgetNote | None] | None = None,
 ) -> Iterator[RunEvent]:
     """Train `specs` in order; with `isolate` each run gets a fresh process (repeats).
 
-    `source`: the corpus if already read; `budget`: why the runs have their steps.
+    `source`: the corpus if already read; `budget`: why a run has its steps (and its estimate).
     """
     from mpbench.train.isolated import run_in_fresh_process
 
@@ -86,8 +103,9 @@ def run_suite(
         extra = run_extra(results.path)
         if isolate:
             record = run_in_fresh_process(spec, results, device, env, extra, suite_dir)
-            if budget is not None:  # the child wrote its record; add why it has its steps
-                record = record.model_copy(update={"budget": budget})
+            note = budget(spec) if budget is not None else None
+            if note is not None:  # the child wrote its record; add why it has its steps
+                record = record.model_copy(update={"budget": note})
                 results.write(record)
             yield RunEvent(spec, i, len(specs), record=record)
             continue
@@ -96,11 +114,12 @@ def run_suite(
         if suite.train.threads:
             torch.set_num_threads(suite.train.threads)
         record = probed_run(spec, source, device, env, progress_for(spec), extra)
-        if budget is not None:
-            record = record.model_copy(update={"budget": budget})
+        note = budget(spec) if budget is not None else None
+        if note is not None:
+            record = record.model_copy(update={"budget": note})
         results.write(record)
         yield RunEvent(spec, i, len(specs), record=record)
 
 
 __all__ = ["RunEvent", "expand", "probed_run", "resolve_device", "run_extra", "run_suite",
-           "select"]
+           "select", "skip_reasons"]
