@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import sys
 import time
-from typing import Any
+from typing import Any, NoReturn
 
 from mpbench.distributed.group import RankGroup
 from mpbench.errors import UserError
@@ -125,7 +125,7 @@ def agree_on_nodes(group: RankGroup, card: dict[str, Any], suite_sha256: str,
     return [NodeCard.model_validate(c) for c in verdict["nodes"]]
 
 
-def leave_refused(exc: NodesRefused) -> None:
+def leave_refused(exc: NodesRefused) -> NoReturn:
     """Each node's first rank prints the one line; every rank exits with code 2."""
     if exc.loud:
         print(f"error: {exc}", file=sys.stderr, flush=True)
