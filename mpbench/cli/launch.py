@@ -11,12 +11,15 @@ from __future__ import annotations
 import shlex
 import sys
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 import yaml
 
 from mpbench.errors import UserError
+
+if TYPE_CHECKING:  # the module itself imports torch only when a command runs
+    from mpbench.distributed.launch_plan import LaunchPlan
 
 
 def _node_options(fn: Any) -> Any:
@@ -44,7 +47,7 @@ def _node_options(fn: Any) -> Any:
 
 def _plan(suite_file: Path, nodes: int, gpus: int | None, procs: int | None,
           results: str, only: tuple[str, ...], trace: bool, report: bool,
-          repeats: int | None) -> Any:
+          repeats: int | None) -> LaunchPlan:
     from mpbench.distributed.launch import with_world_size
     from mpbench.distributed.launch_plan import LaunchPlan, check_plan
     from mpbench.train.load import load_suite
@@ -68,7 +71,7 @@ def _plan(suite_file: Path, nodes: int, gpus: int | None, procs: int | None,
     return plan
 
 
-def _specs(plan: Any) -> list[set[str]]:
+def _specs(plan: LaunchPlan) -> list[set[str]]:
     from mpbench.plan.spec import expand
 
     return [{s.precision.name, s.model_label, s.run_id} for s in expand(plan.suite)]
