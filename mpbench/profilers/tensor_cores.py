@@ -160,6 +160,9 @@ def export_trace(prof: profile, where: bool | str, ctx: RunContext) -> Path:
     """Chrome trace JSON (opens in Perfetto and chrome://tracing), one file per run."""
     results = ctx.extra.get("results_dir")  # set by the runner when it knows --out
     base = Path(where) if isinstance(where, str) else Path(results or "reports") / "traces"
-    path = write_output(base / f"{ctx.spec.run_id}.trace.json",
-                        lambda tmp: prof.export_chrome_trace(str(tmp)), "trace")
+    name = f"{ctx.spec.run_id}.trace.json"
+    rank = ctx.extra.get("trace_rank")  # a torchrun rank: one directory per run, a file per
+    if rank is not None:  # rank, as Holistic Trace Analysis reads a multi-rank trace set
+        name = f"{ctx.spec.run_id}/rank{rank}.trace.json"
+    path = write_output(base / name, lambda tmp: prof.export_chrome_trace(str(tmp)), "trace")
     return path.resolve()
