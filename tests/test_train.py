@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,56 @@ def test_huge_learning_rate_diverges(tmp_path: Path) -> None:
     assert rec.status == "diverged"
     assert rec.diverged_step is not None and rec.diverged_step >= 2
     assert rec.last_good_loss is not None and rec.tokens_per_s is None
+
+
+IDENTITY = ("run_id", "config_key", "suite", "suite_description", "profile", "model",
+            "precision", "recipe", "seed", "repeat", "batch_size", "seq_len", "train", "device",
+            "device_name", "tokens_per_step", "env", "suite_config")
+
+
+def crash_in_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec, device: str,
+                    env: dict):
+    """run_in_fresh_process with a worker that was killed before it wrote its record."""
+    from mpbench.results.store import ResultsDir
+    from mpbench.train import isolated
+
+    def killed(args, **_kw):  # what subprocess.run returns for a SIGKILLed child
+        return subprocess.CompletedProcess(args, -9, "", "Killed\n")
+
+    monkeypatch.setattr(isolated.subprocess, "run", killed)
+    results = ResultsDir(tmp_path / "res")
+    return isolated.run_in_fresh_process(spec, results, torch.device(device), env, {},
+                                         None), results
+
+
+@pytest.mark.integration
+def test_a_crashed_worker_gets_the_record_a_run_would_have(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One builder: the record of a worker that died carries the same identity, recipe and
+    device fields as the record the run writes itself."""
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(precisions="fp32"))
+    suite = load_suite(path, "cpu")
+    (spec,) = expand(suite)
+    env = environment_card()
+    trained = train_run(spec, make_source(suite.data), torch.device("cpu"), env)
+    crashed, results = crash_in_worker(monkeypatch, tmp_path, spec, "cpu", env)
+    assert crashed.status == "failed"
+    assert crashed.reason == "worker process exited with code -9: Killed"
+    assert results.record_path(spec.run_id).is_file()
+    for name in IDENTITY:
+        assert getattr(crashed, name) == getattr(trained, name), name
+
+
+@pytest.mark.unit
+def test_a_crashed_gpu_run_names_the_gpu_not_the_cpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's platform check matches (device kind, device_name, profile): a crashed CUDA
+    run that named the host CPU would look like a different machine."""
+    gpu = "NVIDIA H100 80GB HBM3"  # torch.cuda.get_device_name() on an H100 SXM
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: gpu)
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(precisions="bf16"))
+    (spec,) = expand(load_suite(path, "cpu"))
+    crashed, _ = crash_in_worker(monkeypatch, tmp_path, spec, "cuda", environment_card())
+    assert crashed.device == "cuda" and crashed.device_name == gpu
