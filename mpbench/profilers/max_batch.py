@@ -20,7 +20,7 @@ import torch
 from pydantic import Field
 
 from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
-from mpbench.profilers.memory import release_memory
+from mpbench.profilers.memory import is_oom, release_memory
 from mpbench.profilers.restore import weights_restored
 from mpbench.profilers.step_memory import StepMemory, live_state_bytes
 from mpbench.results.payloads import MaxBatchResult
@@ -82,13 +82,6 @@ def search_max_batch(fits: Callable[[int], bool], start: int = 1, cap: int = 409
     else:
         limit = "time"
     return BatchSearch(good, bad, limit, tried)
-
-
-def is_oom(exc: BaseException) -> bool:
-    text = str(exc)
-    return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
-                                           or "CUBLAS_STATUS_ALLOC_FAILED" in text))
 
 
 def oom_safe(step: Callable[[int], None], cleanup: Callable[[], None]) -> Callable[[int], bool]:

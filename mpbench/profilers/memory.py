@@ -45,6 +45,29 @@ def release_memory(device: torch.device) -> None:
         trim_heap()
 
 
+OOM_MARKERS = (
+    "out of memory",
+    # CUDA runtime via C10_CUDA_CHECK ("CUDA error: out of memory", torch.AcceleratorError),
+    # TransformerEngine's NVTE_CHECK_CUDA ("CUDA Error: out of memory")
+    "can't allocate memory",
+    # c10/core/impl/alloc_cpu.cpp, posix_memalign failing: "DefaultCPUAllocator: can't
+    # allocate memory: you tried to allocate N bytes. Error code 12 (Cannot allocate memory)"
+    "not enough memory",
+    # the same file's Android and MSVC branches: "DefaultCPUAllocator: not enough memory: ..."
+    "CUBLAS_STATUS_ALLOC_FAILED",
+    # ATen/cuda/Exceptions.h TORCH_CUDABLAS_CHECK: "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when
+    # calling `cublasCreate(handle)`", cuBLAS finding no memory for its handle or workspace
+)
+"""Substrings of a RuntimeError's message that mean an allocator ran out of memory."""
+
+
+def is_oom(exc: BaseException) -> bool:
+    """The one OOM rule: the run is recorded as 'oom' and max_batch's search stops growing."""
+    if isinstance(exc, torch.OutOfMemoryError):
+        return True
+    return isinstance(exc, RuntimeError) and any(m in str(exc) for m in OOM_MARKERS)
+
+
 class PeakMemory:
     """Reset the peak at window start; read it at window end."""
 

@@ -21,7 +21,7 @@ from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
-from mpbench.profilers.memory import PeakMemory, release_memory
+from mpbench.profilers.memory import PeakMemory, is_oom, release_memory
 from mpbench.results.schema import CompileInfo, RunRecord
 from mpbench.train.measure import Measurement, measure, synchronize
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
@@ -30,15 +30,6 @@ from mpbench.train.record import RunOutcome, build_record
 
 ProgressFn = Callable[[str, int, int, float | None], None]
 """(phase, step, total, tokens_per_s) -> None"""
-
-
-def is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and (
-        "can't allocate memory" in text or "not enough memory" in text or "out of memory" in text
-    )
 
 
 def make_profilers(spec: RunSpec, device: torch.device) -> tuple[list[Profiler], dict[str, Any]]:
