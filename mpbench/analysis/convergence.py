@@ -113,17 +113,23 @@ class CurveComparison:
         return asdict(self)
 
 
-def compare_curve(records: list[RunRecord], band: Band, curve: Curve = "eval") -> CurveComparison | None:
+def mean_curve(records: list[RunRecord], curve: Curve) -> list[tuple[int, float]]:
+    """Per step, the mean over the finished runs that have it (what the band is judged on)."""
     curves = [c for c in (curve_of(r, curve) for r in records if r.status == "ok") if c]
-    if not curves:
+    steps = sorted(set().union(*curves)) if curves else []
+    return [(s, float(np.mean([c[s] for c in curves if s in c]))) for s in steps]
+
+
+def compare_curve(records: list[RunRecord], band: Band, curve: Curve = "eval") -> CurveComparison | None:
+    means = mean_curve(records, curve)
+    if not means:
         return None
     out = CurveComparison([], [], [], [], None, None, None)
     inside = judged = 0
-    for s in sorted(set().union(*curves)):
+    for s, m in means:
         ref = band.at(s)
         if ref is None:
             continue
-        m = float(np.mean([c[s] for c in curves if s in c]))
         diff = m - ref[0]
         z = diff / ref[1] if ref[1] else None
         out.steps.append(s)
