@@ -22,9 +22,11 @@ from typing import Any
 import torch
 
 from mpbench.config.schema import Suite
+from mpbench.data import make_source
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
+from mpbench.train.loop import probed_run
 from mpbench.train.record import RunOutcome, build_record
 
 
@@ -62,9 +64,6 @@ def run_in_fresh_process(spec: RunSpec, results: ResultsDir, device: torch.devic
 
 
 def child_main() -> int:
-    from mpbench.data import make_source
-    from mpbench.train.runner import probed_run
-
     req = json.loads(sys.stdin.read())
     suite = Suite.model_validate(req["suite"])
     spec = next((s for s in expand(suite) if s.run_id == req["run_id"]), None)

@@ -22,7 +22,7 @@ from mpbench.config.matrix import train_variants
 from mpbench.config.model_sizes import MODEL_SIZES, ModelConfig
 from mpbench.config.parallel import batch_problem
 from mpbench.config.schema import DeviceKind, ModelSpec, Suite, TrainConfig
-from mpbench.errors import UserError
+from mpbench.errors import ModelEntryError, UserError
 
 
 def load_suite(path: str | Path, device_kind: DeviceKind) -> Suite:
@@ -143,7 +143,7 @@ def data_vocab(suite: Suite, path: Path) -> int:
 def check_entry(suite: Suite, model: ModelSpec, i: int, train: TrainConfig, path: Path,
                 at: Callable[[str], str]) -> None:
     """A Hugging Face or user model: buildable, big enough for the data, long enough."""
-    from mpbench.models.entry import ModelEntryError, check_fits, model_facts
+    from mpbench.models.entry import check_fits, model_facts
 
     where = f"{path}: {at('models')}[{i}]"
     try:

@@ -12,17 +12,19 @@ from typing import Any
 
 import torch
 
+from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import TrainConfig
 from mpbench.data.base import TokenSource
+from mpbench.errors import ModelEntryError
 from mpbench.models import count_parameters
-from mpbench.models.entry import ModelEntryError, ModelFacts, build_entry, check_fits
+from mpbench.models.entry import ModelFacts, build_entry, check_fits
 from mpbench.models.flops import flops_for
 from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
 from mpbench.profilers.memory import PeakMemory, is_oom, release_memory
-from mpbench.results.schema import CompileInfo, RunRecord
+from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, measure, synchronize
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
 from mpbench.train.parallel_hooks import ParallelHooks
@@ -118,6 +120,17 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
         finally:
             release_memory(device)
     return build_record(spec, device, env, out, started, t_start, source, recipe)
+
+
+def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
+               progress: ProgressFn | None, extra: dict[str, Any],
+               parallel: ParallelHooks | None = None) -> RunRecord:
+    """train_run between two timings of the machine-drift probe; the record carries both.
+    The one run path of a single process and of each torchrun rank (`parallel`)."""
+    before = time_probe(device)
+    record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
+    probe = DriftProbe(before=before, after=time_probe(device), device=str(device))
+    return record.model_copy(update={"probe": probe, "repeat": spec.repeat})
 
 
 def _train(spec: RunSpec, facts: ModelFacts, recipe: Recipe, source: TokenSource,
