@@ -21,7 +21,14 @@ import torch
 
 from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import median_ratio
-from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.config.schema import (
+    DataConfig,
+    ModelSpec,
+    PrecisionSpec,
+    ProfilerSpec,
+    Suite,
+    TrainConfig,
+)
 from mpbench.data import make_source
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
@@ -34,7 +41,7 @@ def suite_for(model: str, precision: str, steps: int, profilers: list[str]) -> S
         precisions=[PrecisionSpec(name=precision)],
         train=TrainConfig(batch_size=8, seq_len=64, steps=steps, warmup_steps=5, eval_batches=0),
         data=DataConfig(source="synthetic"),
-        profilers=[PrecisionSpec(name=p) for p in profilers],
+        profilers=[ProfilerSpec(name=p) for p in profilers],
     )
 
 

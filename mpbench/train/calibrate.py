@@ -34,7 +34,7 @@ from typing import Any, Protocol
 import torch
 
 from mpbench.config.budget import BudgetConfig
-from mpbench.config.schema import PrecisionSpec, Suite, TrainConfig
+from mpbench.config.schema import ProfilerSpec, Suite, TrainConfig
 from mpbench.data.base import TokenSource
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
@@ -114,7 +114,7 @@ def calibration_spec(spec: RunSpec, steps: int) -> RunSpec:
     cfg = spec.train.model_copy(update={
         "warmup_steps": 1, "steps": steps, "eval_every": 1 if spec.train.eval_every else 0})
     profilers = [
-        PrecisionSpec(name=p.name, options={**p.options, "every": 1})
+        ProfilerSpec(name=p.name, options={**p.options, "every": 1})
         if "every" in PROFILERS[p.name].Options.model_fields else p
         for p in spec.suite.profilers
     ]

@@ -52,10 +52,10 @@ def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: st
         if spec.name not in RECIPES:
             raise UserError(f"{path}: {at('precisions')}[{i}]: {unknown_name('precision', spec.name, RECIPES)}")
         _check_options(f"{at('precisions')}[{i}]", spec.name, spec.options, RECIPES[spec.name].Options, path)
-    for i, spec in enumerate(suite.profilers):
-        if spec.name not in PROFILERS:
-            raise UserError(f"{path}: {at('profilers')}[{i}]: {unknown_name('profiler', spec.name, PROFILERS)}")
-        _check_options(f"{at('profilers')}[{i}]", spec.name, spec.options, PROFILERS[spec.name].Options, path)
+    for i, prof in enumerate(suite.profilers):
+        if prof.name not in PROFILERS:
+            raise UserError(f"{path}: {at('profilers')}[{i}]: {unknown_name('profiler', prof.name, PROFILERS)}")
+        _check_options(f"{at('profilers')}[{i}]", prof.name, prof.options, PROFILERS[prof.name].Options, path)
     for train in train_variants(suite, path):
         check_shapes(suite, train, path, at)
     if suite.data.source in ("text", "bin"):

@@ -25,13 +25,10 @@ from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
 from mpbench.profilers.memory import PeakMemory, is_oom, release_memory
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
-from mpbench.train.measure import Measurement, measure, synchronize
+from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
 from mpbench.train.parallel_hooks import ParallelHooks
 from mpbench.train.record import RunOutcome, build_record
-
-ProgressFn = Callable[[str, int, int, float | None], None]
-"""(phase, step, total, tokens_per_s) -> None"""
 
 
 def make_profilers(spec: RunSpec, device: torch.device) -> tuple[list[Profiler], dict[str, Any]]:

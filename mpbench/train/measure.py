@@ -23,6 +23,7 @@ from mpbench.results.schema import CompileInfo, MemoryStats, StepStats
 from mpbench.train.optim import Stepper
 
 ProgressFn = Callable[[str, int, int, float | None], None]
+"""(phase, step, total, tokens_per_s) -> None"""
 
 
 def step_stats(times_ms: list[float]) -> StepStats | None:
