@@ -28,7 +28,7 @@ from mpbench.models.llama import Llama
 from mpbench.plan.spec import expand
 from mpbench.precision import RECIPES, ao_backend, get_recipe, te_backend
 from mpbench.precision.fp8_base import block_linears, nearest_multiple
-from mpbench.precision.fp8_emulation import (
+from mpbench.precision.fp8_emulated import (
     E4M3,
     E5M2,
     EmulatedFp8Linear,

@@ -34,7 +34,7 @@ from mpbench.models.entry import build_entry, model_facts
 from mpbench.models.flops import flops_for
 from mpbench.plan.spec import expand
 from mpbench.precision import get_recipe
-from mpbench.precision.fp8_emulation import EmulatedFp8Linear
+from mpbench.precision.fp8_emulated import EmulatedFp8Linear
 from mpbench.results.env import environment_card
 from mpbench.train.loop import train_run
 

@@ -184,7 +184,7 @@ class RaisesInPrepare(Recipe):
 
 @pytest.mark.unit
 def test_the_cpu_allocator_failure_torch_raises_here_is_oom() -> None:
-    from mpbench.profilers.memory import is_oom
+    from mpbench.profilers.peaks import is_oom
 
     with pytest.raises(RuntimeError) as caught:
         torch.empty(2**60, dtype=torch.uint8)  # 1 EiB: posix_memalign fails, no pages touched

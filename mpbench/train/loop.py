@@ -23,7 +23,7 @@ from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
-from mpbench.profilers.memory import PeakMemory, is_oom, release_memory
+from mpbench.profilers.peaks import PeakMemory, is_oom, release_memory
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer

@@ -18,7 +18,7 @@ import torch
 
 from mpbench.config.schema import TrainConfig
 from mpbench.profilers.base import StepInfo
-from mpbench.profilers.memory import PeakMemory
+from mpbench.profilers.peaks import PeakMemory
 from mpbench.results.schema import CompileInfo, MemoryStats, StepStats
 from mpbench.train.optim import Stepper
 
