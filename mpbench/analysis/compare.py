@@ -6,7 +6,8 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
-from mpbench.analysis.runstats import RunRatio, speedup_ratio
+from mpbench.analysis.runstats import speedup_ratio
+from mpbench.analysis.stats import Interval
 from mpbench.results.key import ConfigKey
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
@@ -101,7 +102,7 @@ def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> G
     return next((g for g in groups if g.key == want), None)
 
 
-def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> RunRatio | None:
+def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> Interval | None:
     """Throughput of group over base from run-level step times (analysis/runstats.py):
     no interval with fewer than 2 runs per side."""
     if base is None:

@@ -164,7 +164,7 @@ def comparisons(records: list[RunRecord]) -> dict[str, dict[str, float]]:
         if ratio is None:
             continue
         values = {SPEEDUP: 1.0} if g.precision == "fp32" else {SPEEDUP: ratio.value}
-        if g.precision != "fp32" and math.isfinite(ratio.low) and math.isfinite(ratio.high):
+        if g.precision != "fp32" and ratio.low is not None and ratio.high is not None:
             values[f"{SPEEDUP}_low"] = ratio.low
             values[f"{SPEEDUP}_high"] = ratio.high
         for r in g.ok:

@@ -30,10 +30,10 @@ def tokens_interval(runs: list[RunRecord]) -> tuple[float | None, float | None, 
     steps = [t for r in runs for t in r.step_times_ms]
     if tps is None or len(steps) < 3:
         return tps, None, None
-    med, lo, hi = median_interval(steps)
-    if lo is None or hi is None or lo <= 0:
+    med = median_interval(steps)
+    if med.low is None or med.high is None or med.low <= 0:
         return tps, None, None
-    return tps, tps * med / hi, tps * med / lo
+    return tps, tps * med.value / med.high, tps * med.value / med.low
 
 
 def throughput_blocks(s: ResultSet) -> list[Block]:

@@ -6,7 +6,7 @@ from statistics import median
 
 from mpbench.analysis import access
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
-from mpbench.analysis.claims.estimate import compare_runs, throughput_ratio
+from mpbench.analysis.claims.estimate import metric_ratio, throughput_ratio
 from mpbench.analysis.claims.evidence import BASELINE, MIXED, Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, fmt, judge
@@ -38,7 +38,7 @@ def memory_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
         config_rows = []
         for p in MIXED:
             runs = by_p.get(p)
-            est = compare_runs(base, runs, access.peak_memory) if base and runs else None
+            est = metric_ratio(base, runs, access.peak_memory) if base and runs else None
             if est is None:
                 continue
             row = judged_row(f"{access.config_label(key)}: {p}/fp32 peak", est, bound)
@@ -166,7 +166,7 @@ def checkpointing(ev: Evidence, bound: Bound) -> ClaimOutcome:
                   if all(access.activation_bytes(r) is not None for r in plain + ckpt)
                   else access.peak_memory)
         what = "activations" if metric is access.activation_bytes else "peak memory"
-        mem = compare_runs(plain, ckpt, metric)
+        mem = metric_ratio(plain, ckpt, metric)
         if mem is not None:
             rows.append(judged_row(f"{label} {what} ckpt/plain", mem, less))
         speed = throughput_ratio(ckpt, plain)  # plain's tokens/s over ckpt's = step-time ratio

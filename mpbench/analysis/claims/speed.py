@@ -5,11 +5,12 @@ from __future__ import annotations
 from mpbench.analysis import access
 from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
-from mpbench.analysis.claims.estimate import Estimate, median_interval, throughput_ratio
+from mpbench.analysis.claims.estimate import median_interval, throughput_ratio
 from mpbench.analysis.claims.evidence import BASELINE, MIXED, Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, judge
 from mpbench.analysis.convergence import analyze
+from mpbench.analysis.stats import Interval
 from mpbench.analysis.time_to_target import TimeToTarget
 from mpbench.bench.rows import GemmRow
 
@@ -109,8 +110,7 @@ def _fp8_gemm_rows(ev: Evidence) -> list[ClaimRow]:
     ratios = [d["fp8"] / d["bf16"] for d in by_shape.values() if "fp8" in d and "bf16" in d]
     if not ratios:
         return []
-    value, low, high = median_interval(ratios)
-    est = Estimate(value, low, high, len(ratios), False, f"median over {len(ratios)} GEMM shapes")
+    est = median_interval(ratios, "GEMM shapes")
     return [judged_row("GEMM TFLOP/s fp8/bf16", est, FP8_2X)]
 
 
@@ -165,7 +165,7 @@ def _cost_row(label: str, ttt: TimeToTarget) -> ClaimRow:
     energy = (f"; energy saved {100 * ttt.energy_saving:.0f}%" if ttt.energy_saving is not None
               else "")
     clock = "; ".join(ttt.notes)
-    est = Estimate(value, low, high, ttt.n, False, basis)
+    est = Interval(value, low, high, ttt.n, ttt.n, False, basis)
     return judged_row(label, est, COST_SAVINGS, unit="%", note=(
         f"{ttt.median_time_s:.2f} s to fp32's final eval loss{energy}" +
         (f"; {clock}" if clock else "")))
