@@ -27,8 +27,8 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mpbench.errors import UserError
-from mpbench.plan.fingerprint import BAND_RECIPE
 from mpbench.results.payloads import FingerprintResult, stored
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 Level = Literal["identical", "within-repeat-tolerance", "inside-seed-band", "beyond-seed-band"]
@@ -161,7 +161,9 @@ def fingerprint_set(records: list[RunRecord], where: str) -> FingerprintSet:
                 out.main[key] = fp
             else:
                 out.repeats.setdefault(key, []).append(fp)
-        if r.config_key.precision == BAND_RECIPE and result.repeat == 0:
+        # the seed band: the baseline recipe (strict FP32, Recipe.role) without options
+        if (recipe_card(r).role == "baseline" and r.config_key.precision == r.precision
+                and result.repeat == 0):
             out.band.setdefault(r.model, []).append(fp)
     if not out.main:
         raise UserError(f"{where}: no fingerprints (records with the 'fingerprint' profiler); "

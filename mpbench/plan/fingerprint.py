@@ -16,8 +16,13 @@ from dataclasses import dataclass
 from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec, expand
+from mpbench.precision import RECIPES
 
-BAND_RECIPE = "fp32"
+
+def band_recipe() -> str:
+    """The recipe the seed band is measured with: the comparisons' baseline (Recipe.role),
+    strict FP32."""
+    return next(name for name, cls in RECIPES.items() if cls.role == "baseline")
 
 
 @dataclass(frozen=True)
@@ -60,10 +65,11 @@ def fingerprint_runs(suite: Suite, plan: FingerprintPlan) -> list[RunSpec]:
     """Every recipe x `repeats` at the first seed, then FP32 at the other band seeds."""
     base = suite.seeds[0]
     extra = [base + i for i in range(1, plan.band_seeds)]
-    has_fp32 = any(p.name == BAND_RECIPE and not p.options for p in suite.precisions)
+    baseline = band_recipe()
+    has_fp32 = any(p.name == baseline and not p.options for p in suite.precisions)
     seeds = extra if has_fp32 else [base, *extra]
     if not seeds:
         return expand(suite)
-    band = suite.model_copy(update={"precisions": [PrecisionSpec(name=BAND_RECIPE)],
+    band = suite.model_copy(update={"precisions": [PrecisionSpec(name=baseline)],
                                     "seeds": seeds, "repeats": 1})
     return expand(suite) + expand(band)

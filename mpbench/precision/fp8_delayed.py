@@ -1,4 +1,4 @@
-"""TransformerEngine's DelayedScaling rule for the emulated FP8 linear (fp8_emulation.py).
+"""TransformerEngine's DelayedScaling rule for the emulated FP8 linear (fp8_emulated.py).
 
 Each FP8 operand of a layer (input, weight, grad_output) is scaled by fp8_max / the largest
 amax of its last `history_len` steps (amax_compute_algo "max", margin 0), with scale 1 before

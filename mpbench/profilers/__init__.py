@@ -5,7 +5,7 @@ from __future__ import annotations
 from mpbench.profilers import (  # noqa: F401  (importing a module registers its profiler)
     fingerprint,
     max_batch,
-    memory_breakdown,
+    memory,
     mfu,
     numerics,
     nvml,

@@ -17,6 +17,7 @@ from mpbench.report.sections_kernels import (
 from mpbench.report.sections_meta import env_blocks, failures_blocks
 from mpbench.report.sections_perf import comparison_section, memory_blocks, throughput_blocks
 from mpbench.report.sections_quality import energy_blocks, loss_blocks, numerics_blocks
+from mpbench.report.sections_scaling import scaling_section
 
 
 @dataclass(frozen=True)
@@ -55,8 +56,9 @@ AFTER_COMPARISON = (
            "GEMM throughput per dtype, the alignment penalty, bandwidth-bound ops, and the "
            "end-to-end gain predicted from them next to the measured one.", microbench_blocks),
     PerSet("loss", "Loss curves and quality",
-           "Training loss per step: FP32's band over seeds (min to max) with its median, and "
-           "the median curve of every other precision; final and eval losses.", loss_blocks),
+           "Training loss per step: FP32's band over seeds as the convergence verdict "
+           "judges it (mean ± band_k stdev, extensions.convergence.band_k) and the mean "
+           "curve of every other precision; final and eval losses.", loss_blocks),
     PerSet("numerics", "Numerics",
            "Loss-scale history, skipped steps, gradient underflow and overflow.",
            numerics_blocks),
@@ -71,6 +73,8 @@ AFTER_COMPARISON = (
 def sections(sets: list[ResultSet]) -> list[Section]:
     """Environment, throughput, the cross-set comparison (two sets or more), then the rest."""
     cmp = comparison_section(sets)
-    fp = fingerprint_section(sets)
+    scaling = scaling_section(sets)  # distributed runs only
+    fp = fingerprint_section(sets)  # result sets with numerics fingerprints
     return [ENVIRONMENT.section(sets), THROUGHPUT.section(sets), *([cmp] if cmp else []),
-            *([fp] if fp else []), *(p.section(sets) for p in AFTER_COMPARISON)]
+            *([scaling] if scaling else []), *([fp] if fp else []),
+            *(p.section(sets) for p in AFTER_COMPARISON)]
