@@ -38,8 +38,8 @@ class TensorProbe(Strict):
     amax: float | str
     elements: int
     underflow: dict[str, float] = Field(default_factory=dict)
-    """Per format: share of elements that are non-zero but below the format's smallest
-    subnormal in magnitude (they flush to zero), after the FP8 scale where one applies."""
+    """Per format: share of elements that are zero or below the format's smallest subnormal in
+    magnitude (what the format holds as zero), after per-tensor scaling for FP8 formats."""
     overflow: dict[str, float] = Field(default_factory=dict)
     """Per format: share of elements above the format's largest finite value, or not finite."""
 
@@ -93,4 +93,5 @@ class FingerprintResult(ProfileResult):
     scales: list[ScaleProbe] = Field(default_factory=list)
     software: Software
     overhead_s: float | None = None
-    """Time spent in the fingerprint's own hooks and reductions."""
+    """Time in the profiler's step-end work (collecting a probe step: one host sync); the
+    hooks' reductions during a probe step count in that step's time."""
