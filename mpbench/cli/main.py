@@ -21,6 +21,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                    "Time all-reduce, reduce-scatter and all-gather per dtype and message size."),
     "env": ("mpbench.cli.info",
             "Print this machine's environment card (CPU ISA, GPU, driver, versions)."),
+    "explain": ("mpbench.cli.explain",
+                "Where each recipe's step time went against its baseline (a waterfall)."),
     "export": ("mpbench.cli.export", "Write RESULTS in another tool's format."),
     "gate": ("mpbench.cli.gate",
              "Compare CURRENT results with a baseline; exit 1 on a regression, 2 on bad input."),

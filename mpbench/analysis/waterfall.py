@@ -1,0 +1,217 @@
+"""Where a recipe's step time went: its measured difference from the baseline, split into parts.
+
+The parts come from the tensor_cores profiler's stored buckets (profilers/kernels.py: GPU
+kernel buckets, or CPU operator self times), per profiled step, for the baseline runs and the
+recipe's runs of one configuration. The measured difference is the records' own step times
+(median of the per-run medians, the run-level estimator of runstats.py). What no bucket
+covers (launch gaps, host work, idle, the profiler's own overhead differences) is the
+`unattributed` part: the parts and it add up to the measured difference by construction, and
+it is always shown, never folded into a named part.
+
+The profiler's buckets do not tell forward from backward: the GEMM part is both; the
+advisor (mpbench advise) times forward, input-gradient and weight-gradient GEMMs per layer.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mpbench.analysis import access
+from mpbench.analysis.runstats import RunRatio, step_time_ratio
+from mpbench.profilers.kernels import (
+    ATTENTION,
+    COMMUNICATION,
+    ELEMENTWISE,
+    FP8_CAST,
+    MATMUL,
+    NORMALIZATION,
+    OPTIMIZER,
+)
+from mpbench.results.key import ComparisonKey, ConfigKey
+from mpbench.results.payloads import TensorCoreResult
+from mpbench.results.schema import RunRecord
+
+GEMM = "gemm"
+CASTS = "casts"
+NORM_ELEMENTWISE = "norm_elementwise"
+OTHER_OPS = "other_ops"
+UNATTRIBUTED = "unattributed"
+PARTS = (GEMM, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION, OTHER_OPS)
+LABELS = {
+    GEMM: "GEMMs (fwd + bwd)",
+    ATTENTION: "attention",
+    CASTS: "casts / quantization",
+    NORM_ELEMENTWISE: "norm + elementwise",
+    OPTIMIZER: "optimizer + loss scaling",
+    COMMUNICATION: "communication",
+    OTHER_OPS: "other kernels / ops",
+    UNATTRIBUTED: "unattributed (no kernel/op)",
+}
+
+CPU_CAST_OPS = frozenset({"aten::copy_", "aten::_to_copy", "aten::to"})
+"""Operators autocast's casts spend their self time in on a CPU (only those listed among the
+profiler's top operators can be taken out of the 'other' bucket; the rest stay there)."""
+
+TENSOR_CORES_FIX = ("add `profilers: [tensor_cores]` to the suite (or `mpbench run SUITE "
+                    "--trace`) and run it again")
+
+FP8_FAMILIES = frozenset({"fp8", "fp4"})
+
+
+def baseline_of(family: str) -> str:
+    """The recipe a waterfall compares against: bf16 for FP8/FP4 recipes, else fp32."""
+    return "bf16" if family in FP8_FAMILIES else "fp32"
+
+
+def _part_of_bucket(bucket: str) -> str:
+    if bucket == MATMUL or bucket.startswith(("gemm_", "conv_")):
+        return GEMM
+    return {ATTENTION: ATTENTION, FP8_CAST: CASTS, NORMALIZATION: NORM_ELEMENTWISE,
+            ELEMENTWISE: NORM_ELEMENTWISE, OPTIMIZER: OPTIMIZER,
+            COMMUNICATION: COMMUNICATION}.get(bucket, OTHER_OPS)
+
+
+def step_parts(prof: TensorCoreResult) -> dict[str, float]:
+    """One profiled run's time per step (ms) by part, from its stored buckets.
+
+    On a CPU the buckets are matmul / attention / normalization / optimizer / other; 'other'
+    is elementwise work, less the cast operators found among the top operators (casts)."""
+    steps = prof.steps or 1
+    out = dict.fromkeys(PARTS, 0.0)
+    cpu = prof.device_kind == "cpu"
+    for bucket, us in prof.bucket_time_us.items():
+        part = NORM_ELEMENTWISE if cpu and bucket == "other" else _part_of_bucket(bucket)
+        out[part] += us / steps / 1000.0
+    if cpu:
+        casts = sum(k.time_us for k in prof.top_kernels
+                    if k.name in CPU_CAST_OPS and k.bucket == "other") / steps / 1000.0
+        out[CASTS] += casts
+        out[NORM_ELEMENTWISE] -= casts
+    return out
+
+
+@dataclass(frozen=True)
+class Side:
+    """One recipe's runs of a configuration: measured step time and per-part time per step."""
+
+    precision: str
+    step_ms: float
+    """Median of the per-run median step times (measured window, no profiler)."""
+    parts_ms: dict[str, float]
+    """Median over runs of each part's profiled time per step."""
+    runs: int
+    profiled_runs: int
+
+    @property
+    def covered_ms(self) -> float:
+        return sum(self.parts_ms.values())
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    key: ConfigKey
+    baseline: Side
+    recipe: Side
+    ratio: RunRatio | None
+    """recipe step time / baseline step time, with the run-level interval."""
+    device_kind: str | None
+    numerics_only: bool
+
+    @property
+    def delta_ms(self) -> float:
+        """Measured step-time difference, recipe minus baseline (negative: faster)."""
+        return self.recipe.step_ms - self.baseline.step_ms
+
+    @property
+    def parts_ms(self) -> dict[str, float]:
+        return {p: self.recipe.parts_ms[p] - self.baseline.parts_ms[p] for p in PARTS}
+
+    @property
+    def unattributed_ms(self) -> float:
+        return self.delta_ms - sum(self.parts_ms.values())
+
+    @property
+    def bars(self) -> list[tuple[str, float]]:
+        """Every part and the unattributed rest, in order: they sum to delta_ms."""
+        return [*self.parts_ms.items(), (UNATTRIBUTED, self.unattributed_ms)]
+
+    @property
+    def attributed_fraction(self) -> float | None:
+        """Sum of the named parts over the measured difference (1.0: nothing unattributed)."""
+        if self.delta_ms == 0:
+            return None
+        return sum(self.parts_ms.values()) / self.delta_ms
+
+
+def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
+    timed = [r for r in runs if r.step_times_ms]
+    profiled = [p for r in timed if (p := access.tensor_core_profile(r)) is not None
+                and p.bucket_time_us]
+    if not timed or not profiled:
+        return None
+    per_run = [step_parts(p) for p in profiled]
+    parts = {part: statistics.median(x[part] for x in per_run) for part in PARTS}
+    step = statistics.median(statistics.median(r.step_times_ms) for r in timed)
+    return Side(precision, step, parts, len(timed), len(profiled))
+
+
+def groups(records: Sequence[RunRecord]) -> dict[ConfigKey, list[RunRecord]]:
+    out: dict[ConfigKey, list[RunRecord]] = {}
+    for r in records:
+        if r.status == "ok":
+            out.setdefault(r.config_key, []).append(r)
+    return out
+
+
+def waterfall(base_runs: Sequence[RunRecord], new_runs: Sequence[RunRecord]) -> Waterfall | None:
+    """The waterfall of two sets of runs of one configuration, None without profiled runs."""
+    if not base_runs or not new_runs:
+        return None
+    base = _side(base_runs[0].config_key.precision, base_runs)
+    new = _side(new_runs[0].config_key.precision, new_runs)
+    if base is None or new is None:
+        return None
+    ratio = step_time_ratio([r.step_times_ms for r in base_runs if r.step_times_ms],
+                            [r.step_times_ms for r in new_runs if r.step_times_ms])
+    prof = access.tensor_core_profile(new_runs[0])
+    return Waterfall(new_runs[0].config_key, base, new, ratio,
+                     prof.device_kind if prof else None, access.numerics_only(new_runs[0]))
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A recipe without a waterfall, and why."""
+
+    key: ConfigKey
+    reason: str
+
+
+def waterfalls(records: Sequence[RunRecord], baseline: str | None = None
+               ) -> tuple[list[Waterfall], list[Missing]]:
+    """Every recipe against its baseline (`baseline`, or fp32 / bf16 for FP8 recipes), per
+    configuration; the recipes that have none say why."""
+    by_key = groups(records)
+    found: list[Waterfall] = []
+    missing: list[Missing] = []
+    for key, runs in by_key.items():
+        base_name = baseline or baseline_of(access.family(runs[0]))
+        if key.precision == base_name:
+            continue
+        base_key: ComparisonKey = key.comparison
+        base_runs = by_key.get(base_key.with_precision(base_name), [])
+        if not base_runs:
+            missing.append(Missing(key, f"no {base_name} runs of {base_key.label} to compare with"))
+            continue
+        w = waterfall(base_runs, runs)
+        if w is None:
+            missing.append(Missing(key, f"no tensor_cores profile in the {key.precision} or "
+                                        f"{base_name} runs; {TENSOR_CORES_FIX}"))
+        else:
+            found.append(w)
+    return found, missing
+
+
+def has_profiles(records: Sequence[RunRecord]) -> bool:
+    return any(access.tensor_core_profile(r) is not None for r in records if r.status == "ok")

@@ -1,0 +1,118 @@
+"""The waterfall: a recipe's measured step-time difference split by the profiler's buckets."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from fixture_records import gpu_env, payload, record, write_results
+
+from mpbench.analysis.waterfall import (
+    CASTS,
+    GEMM,
+    NORM_ELEMENTWISE,
+    OPTIMIZER,
+    OTHER_OPS,
+    UNATTRIBUTED,
+    waterfalls,
+)
+from mpbench.cli.main import cli
+from mpbench.results.payloads import TensorCoreResult
+
+pytestmark = pytest.mark.unit
+
+
+def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float,
+                steps: int = 2) -> dict[str, object]:
+    """A CPU tensor_cores result over `steps` profiled steps (times given per step)."""
+    us = {"matmul": matmul_ms * 1000 * steps, "attention": 1000.0 * steps,
+          "normalization": 500.0 * steps, "optimizer": opt_ms * 1000 * steps,
+          "other": other_ms * 1000 * steps}
+    total = sum(us.values())
+    top = [{"name": "aten::mm", "bucket": "matmul", "time_us": us["matmul"],
+            "share": us["matmul"] / total},
+           {"name": "aten::copy_", "bucket": "other", "time_us": copy_ms * 1000 * steps,
+            "share": copy_ms * 1000 * steps / total}]
+    return payload(TensorCoreResult, buckets={k: v / total for k, v in us.items()},
+                   bucket_time_us=us, top_kernels=top, total_time_us=total,
+                   device_kind="cpu", tensor_core_share=None, steps=steps)
+
+
+def pair(base_ms: float = 20.0, new_ms: float = 15.0) -> list:
+    """fp32 and bf16, two runs each: bf16 saves 8 ms of matmul, adds 2 ms of casts."""
+    base = cpu_profile(matmul_ms=12.0, other_ms=4.0, copy_ms=0.5, opt_ms=1.0)
+    new = cpu_profile(matmul_ms=4.0, other_ms=6.0, copy_ms=2.5, opt_ms=1.0)
+    return ([record("fp32", s, step_ms=base_ms, noise=0.01, profiler_results={
+                "tensor_cores": base}) for s in (0, 1)]
+            + [record("bf16", s, step_ms=new_ms, noise=0.01, profiler_results={
+                "tensor_cores": new}) for s in (0, 1)])
+
+
+def test_cpu_waterfall_parts_are_the_bucket_differences_and_sum_to_measured() -> None:
+    found, missing = waterfalls(pair())
+    assert not missing and len(found) == 1
+    w = found[0]
+    assert w.baseline.precision == "fp32" and w.recipe.precision == "bf16"
+    assert w.delta_ms == pytest.approx(-5.0, abs=0.05)
+    parts = w.parts_ms
+    assert parts[GEMM] == pytest.approx(-8.0)
+    assert parts[CASTS] == pytest.approx(2.0)  # aten::copy_ 0.5 -> 2.5 ms per step
+    assert parts[NORM_ELEMENTWISE] == pytest.approx(0.0)  # other 4 -> 6, of which 2 are casts
+    assert parts[OPTIMIZER] == pytest.approx(0.0) and parts[OTHER_OPS] == 0.0
+    # covered: fp32 19.0 ms of 20, bf16 13.0 of 15: the rest is its own bar
+    assert w.unattributed_ms == pytest.approx(1.0, abs=0.05)
+    assert sum(v for _, v in w.bars) == pytest.approx(w.delta_ms)
+    assert [p for p, _ in w.bars][-1] == UNATTRIBUTED
+    assert w.ratio is not None and w.ratio.has_interval and w.ratio.value == pytest.approx(0.75, abs=0.01)
+
+
+def test_gpu_buckets_map_to_parts_and_fp8_compares_with_bf16() -> None:
+    def gpu(gemm: dict[str, float], cast: float, elem: float) -> dict[str, object]:
+        us = {**gemm, "fp8_cast": cast, "elementwise": elem, "attention": 3000.0,
+              "communication": 0.0, "other": 100.0}
+        total = sum(us.values())
+        return payload(TensorCoreResult, buckets={k: v / total for k, v in us.items()},
+                       bucket_time_us=us, device_kind="cuda", steps=1, total_time_us=total)
+
+    env = gpu_env()
+    recs = [record("bf16", s, step_ms=30.0, noise=0.01, env=env, profiler_results={
+                "tensor_cores": gpu({"gemm_bf16": 20000.0}, 0.0, 4000.0)}) for s in (0, 1)]
+    recs += [record("fp8-te", s, step_ms=26.0, noise=0.01, env=env, profiler_results={
+                 "tensor_cores": gpu({"gemm_fp8": 12000.0, "gemm_bf16": 2000.0}, 3000.0,
+                                     4500.0)}) for s in (0, 1)]
+    found, _ = waterfalls(recs)
+    (w,) = found
+    assert w.baseline.precision == "bf16"
+    assert w.parts_ms[GEMM] == pytest.approx(-6.0)
+    assert w.parts_ms[CASTS] == pytest.approx(3.0)
+    assert w.parts_ms[NORM_ELEMENTWISE] == pytest.approx(0.5)
+    assert w.unattributed_ms == pytest.approx(-1.5, abs=0.05)  # -4 measured, -2.5 attributed
+
+
+def test_missing_baseline_or_profile_is_said() -> None:
+    recs = pair()
+    recs[2].profiler_results.clear()
+    recs[3].profiler_results.clear()
+    found, missing = waterfalls(recs)
+    assert not found and "tensor_cores" in missing[0].reason
+    found, missing = waterfalls(pair()[2:])
+    assert not found and "no fp32 runs" in missing[0].reason
+
+
+def test_explain_prints_every_part(tmp_path: Path) -> None:
+    out = write_results(tmp_path / "res", pair())
+    result = CliRunner().invoke(cli, ["explain", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "bf16 vs fp32" in result.output
+    for label in ("GEMMs", "casts", "unattributed", "sum = measured difference"):
+        assert label in result.output
+    assert "-8.000 ms" in result.output and "+2.000 ms" in result.output
+
+
+def test_explain_without_profiler_data_exits_2_with_the_fix(tmp_path: Path) -> None:
+    out = write_results(tmp_path / "res", [record("fp32"), record("bf16")])
+    result = CliRunner().invoke(cli, ["explain", str(out)])
+    assert result.exit_code == 2
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "tensor_cores" in lines[0] and "profilers:" in lines[0]
