@@ -15,6 +15,9 @@ from mpbench.errors import UserError
 # Modules are imported only when their command runs, so `mpbench --help` imports no torch;
 # tests/test_cli_startup.py checks this table against the modules' COMMANDS.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "advise": ("mpbench.cli.advise",
+               "Time each linear layer under a recipe, advise which to convert, optionally "
+               "verify by training."),
     "bench": ("mpbench.cli.bench",
               "Measure GEMM TFLOP/s per dtype, the alignment penalty and 16-bit bandwidth gains."),
     "bench-comm": ("mpbench.cli.comm",
