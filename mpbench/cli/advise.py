@@ -118,8 +118,10 @@ def print_advice(console: Console, rec: AdviceRecord) -> None:
               help="Whole steps the advisor times per recipe (after 2 warm-up steps).")
 def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | None, device: str,
            out: Path | None, verify: bool, repeats: int, steps: int) -> None:
-    """Time each linear layer's forward, input-gradient and weight-gradient GEMMs under
-    RECIPE and its baseline on this device, and advise which layers to convert.
+    """Time each linear layer under a recipe, advise which to convert, optionally verify by training.
+
+    Each linear layer's forward, input-gradient and weight-gradient GEMMs are timed under
+    RECIPE and its baseline on this device, at the suite's tokens per step.
 
     \b
     Examples:

@@ -48,8 +48,10 @@ def waterfall_lines(w: Waterfall) -> list[str]:
 @click.option("--baseline", default=None, metavar="RECIPE",
               help="Compare every recipe with this one (default: fp32; bf16 for FP8/FP4).")
 def explain(results: Path, baseline: str | None) -> None:
-    """Split each recipe's measured step-time difference from its baseline into GEMMs,
-    attention, casts, norm+elementwise, optimizer, communication and the unattributed rest.
+    """Where each recipe's step time went against its baseline (a waterfall).
+
+    The measured step-time difference from the baseline is split into GEMMs, attention,
+    casts, norm+elementwise, optimizer, communication and the unattributed rest.
 
     \b
     Reads the tensor_cores profiler's buckets stored in the runs (nothing is re-measured).
