@@ -116,3 +116,46 @@ def test_explain_without_profiler_data_exits_2_with_the_fix(tmp_path: Path) -> N
     assert result.exit_code == 2
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and "tensor_cores" in lines[0] and "profilers:" in lines[0]
+
+
+def _advice(verified: bool) -> object:
+    from mpbench.results.advice import AdviceRecord, LayerAdvice, MeasuredRatio, Verification
+
+    ver = Verification(results_dir="x", repeats=3, measured_all=MeasuredRatio(
+        value=0.95, low=0.93, high=0.97, n_base_runs=3, n_new_runs=3, basis="test"),
+        measured_advised=MeasuredRatio(value=0.90, low=0.88, high=0.92, n_base_runs=3,
+                                       n_new_runs=3, basis="test"),
+        error_all=0.70 / 0.95 - 1, error_advised=0.91 / 0.90 - 1, tolerance=0.10,
+        miss_all=True, miss_advised=False) if verified else None
+    return AdviceRecord(
+        model="gpt-tiny", model_kind="reference", recipe="bf16", baseline="fp32", device="cpu",
+        device_name="Test CPU", cpu_isa_flags=["avx512_bf16"], batch_size=8, seq_len=64,
+        tokens_per_step=512, layers=[LayerAdvice(
+            name="blocks.0.mlp.fc", in_features=64, out_features=256,
+            baseline_ms=(1.0, 1.0, 1.0), recipe_ms=(0.5, 0.5, 0.5), gain_ms=1.5, pays=True)],
+        baseline_step_ms=20.0, rest_step_ms=21.0, predicted_all=0.70, predicted_advised=0.91,
+        advised=["blocks.0.mlp.fc"], filter_option="keep_fp32", filter_value=[],
+        filter_yaml="- {name: bf16, options: {keep_fp32: []}}", tolerance=0.02, advisor_s=3.0,
+        verification=ver, created_at="2026-12-06T00:00:00+00:00")
+
+
+def test_report_draws_the_waterfall_and_shows_the_advisor_miss(tmp_path: Path) -> None:
+    from mpbench.report import write_report
+    from mpbench.results.advice import load_advice, write_advice
+
+    out = write_results(tmp_path / "res", pair())
+    write_advice(out, _advice(verified=True))  # type: ignore[arg-type]
+    assert load_advice(out)[0].verification.miss_all  # type: ignore[union-attr]
+    html = write_report([out], tmp_path / "r.html").read_text(encoding="utf-8")
+    assert "Where the time went" in html and "unattributed" in html
+    assert "gpt-tiny b8×t64: bf16 vs fp32" in html  # the plot's title
+    assert "MISS" in html and "hit" in html and "keep_fp32" in html
+
+
+def test_corrupt_advice_file_is_one_line_naming_it(tmp_path: Path) -> None:
+    out = write_results(tmp_path / "res", pair())
+    (out / "advice").mkdir()
+    (out / "advice" / "x.json").write_text('{"kind": "advice"}', encoding="utf-8")
+    result = CliRunner().invoke(cli, ["report", str(out), "-o", str(tmp_path / "r.html")])
+    assert result.exit_code == 2
+    assert "x.json: corrupt advice file" in result.output
