@@ -84,16 +84,27 @@ class LayerTiming:
         return self.baseline.total - self.recipe.total
 
 
-def time_layers(layers: Sequence[LinearLayer], tokens: int, timer: LayerTimer,
+def time_layers(layers: Sequence[LinearLayer], tokens: int, timer: LayerTimer, rounds: int = 3,
                 progress: Callable[[int, int], None] | None = None) -> list[LayerTiming]:
-    """Every layer's timings, each distinct shape timed once."""
-    by_shape: dict[tuple[int, int, bool], tuple[GemmTimes, GemmTimes]] = {}
+    """Every layer's timings, each distinct shape timed once per round; the rounds go over all
+    shapes in turn (a burst of load on a shared machine hits every shape, not one), and each
+    GEMM's figure is the median over rounds."""
     shapes = list(dict.fromkeys(layer.shape for layer in layers))
-    for i, shape in enumerate(shapes):
-        first = next(layer for layer in layers if layer.shape == shape)
-        by_shape[shape] = timer.time(first, tokens)
-        if progress is not None:
-            progress(i + 1, len(shapes))
+    first = {shape: next(layer for layer in layers if layer.shape == shape) for shape in shapes}
+    seen: dict[tuple[int, int, bool], list[tuple[GemmTimes, GemmTimes]]] = {s: [] for s in shapes}
+    done = 0
+    for _ in range(rounds):
+        for shape in shapes:
+            seen[shape].append(timer.time(first[shape], tokens))
+            done += 1
+            if progress is not None:
+                progress(done, rounds * len(shapes))
+
+    def median(times: list[GemmTimes]) -> GemmTimes:
+        return GemmTimes(*(statistics.median(getattr(t, p) for t in times) for p in PHASES))
+
+    by_shape = {shape: (median([b for b, _ in got]), median([n for _, n in got]))
+                for shape, got in seen.items()}
     return [LayerTiming(layer, *by_shape[layer.shape]) for layer in layers]
 
 
@@ -160,18 +171,24 @@ class DeviceTimer:
     `max_reps`); the median of each GEMM's repetitions."""
 
     def __init__(self, baseline: Recipe, recipe: Recipe, device: torch.device, warmup: int = 2,
-                 min_reps: int = 5, max_reps: int = 50, min_time_s: float = 0.15) -> None:
+                 min_reps: int = 5, max_reps: int = 30, min_time_s: float = 0.08) -> None:
         self.baseline, self.recipe, self.device = baseline, recipe, device
         self.warmup, self.min_reps, self.max_reps = warmup, min_reps, max_reps
         self.min_time_s = min_time_s
+        self._built: dict[tuple[tuple[int, int, bool], int], list[_Variant]] = {}
 
     def time(self, layer: LinearLayer, tokens: int) -> tuple[GemmTimes, GemmTimes]:
-        variants = [_Variant(r, layer, tokens, self.device) for r in (self.baseline, self.recipe)]
+        key = (layer.shape, tokens)
+        variants = self._built.get(key)
         watch = _Stopwatch(self.device)
+        if variants is None:  # built and warmed once; later rounds reuse them
+            variants = [_Variant(r, layer, tokens, self.device)
+                        for r in (self.baseline, self.recipe)]
+            self._built[key] = variants
+            for _ in range(self.warmup):
+                for v in variants:
+                    v.once(watch)
         samples: list[list[tuple[float, float, float]]] = [[], []]
-        for _ in range(self.warmup):
-            for v in variants:
-                v.once(watch)
         t0 = time.perf_counter()
         reps = 0
         while reps < self.max_reps and (reps < self.min_reps

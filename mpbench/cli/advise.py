@@ -114,7 +114,7 @@ def print_advice(console: Console, rec: AdviceRecord) -> None:
                    "each --repeats times in fresh processes, and compare with the prediction.")
 @click.option("--repeats", type=click.IntRange(2, 20), default=3, show_default=True,
               help="Runs per configuration for --verify.")
-@click.option("--steps", type=click.IntRange(2, 100), default=6, show_default=True,
+@click.option("--steps", type=click.IntRange(2, 100), default=10, show_default=True,
               help="Whole steps the advisor times per recipe (after 2 warm-up steps).")
 def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | None, device: str,
            out: Path | None, verify: bool, repeats: int, steps: int) -> None:
@@ -141,6 +141,8 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     candidate = get_recipe(recipe, options)
     console = Console() if Console().is_terminal else Console(width=150)
     source = make_source(suite.data, suite_file.parent)
+    if suite.train.threads:  # as the runs do (train/runner.py)
+        torch.set_num_threads(suite.train.threads)
     facts = spec.model_facts(source.vocab_size)
     layers = linear_layers(build_entry(spec.model, facts, spec.seed))
     if not layers:
@@ -152,8 +154,9 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     t0 = time.perf_counter()
     base_recipe = get_recipe(base_name, recipe_options(suite, base_name))
     timings = time_layers(layers, tokens, DeviceTimer(base_recipe, candidate, dev),
-                          lambda i, n: console.print(f"timed layer shape {i}/{n}",
-                                                     highlight=False))
+                          progress=lambda i, n: console.print(
+                              f"timed layer shape {i}/{n}", highlight=False)
+                          if i == n or i % 5 == 0 else None)
     option, value = logic.nothing_converted(candidate.family, names)
     rest_recipe = get_recipe(recipe, {**options, option: value})
     base_times, rest_times = step_times(spec, [base_recipe, rest_recipe], source, dev,
