@@ -159,3 +159,10 @@ def test_corrupt_advice_file_is_one_line_naming_it(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli, ["report", str(out), "-o", str(tmp_path / "r.html")])
     assert result.exit_code == 2
     assert "x.json: corrupt advice file" in result.output
+
+
+def test_run_summary_names_the_explain_command_or_the_flag_that_adds_its_data() -> None:
+    from mpbench.cli.run import explain_hint
+
+    assert "mpbench explain out" in explain_hint(pair(), Path("out"))
+    assert "--trace" in explain_hint([record("fp32"), record("bf16")], Path("out"))
