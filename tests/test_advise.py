@@ -125,6 +125,10 @@ def test_a_prediction_off_by_more_than_the_tolerance_and_outside_the_interval_is
     assert not logic.Check(0.80, _ratio(0.82, 0.78, 0.86)).miss()
     assert logic.Check(0.60, _ratio(0.82, 0.78, 0.86)).miss()
     assert not logic.Check(0.60, _ratio(0.82, 0.50, 0.90)).miss()  # inside a wide interval
+    assert logic.Check(0.60, _ratio(0.82, 0.50, 0.90)).verdict() == "inconclusive"
+    assert logic.Check(0.80, _ratio(0.82, 0.78, 0.86)).verdict() == "hit"
+    assert logic.Check(0.60, _ratio(0.82, 0.78, 0.86)).verdict() == "miss"
+    assert logic.Check(0.60, None).verdict() == "not measured"
     assert logic.slower_beyond_interval(_ratio(1.2, 1.1, 1.3), _ratio(0.9, 0.85, 0.95))
     assert not logic.slower_beyond_interval(_ratio(0.95, 0.9, 1.0), _ratio(0.9, 0.85, 0.95))
 
@@ -176,3 +180,45 @@ def test_advise_on_the_smoke_suite_prints_and_stores_the_advice(tmp_path: Path) 
     assert all(layer["pays"] != any(
         __import__("fnmatch").fnmatchcase(layer["name"], g) for g in kept)
         for layer in stored["layers"])
+
+
+@pytest.mark.unit
+def test_verification_compares_the_prediction_with_the_trained_runs_and_judges_it() -> None:
+    from fixture_records import record
+
+    from mpbench.cli.advise import pick_spec
+    from mpbench.cli.advise_verify import verification, verification_suite
+    from mpbench.results.advice import AdviceRecord, LayerAdvice
+    from mpbench.results.key import options_tag
+    from mpbench.train.load import load_suite
+
+    keep = {"keep_fp32": ["lm_head"]}
+    layer = LayerAdvice(name="lm_head", in_features=64, out_features=256, baseline_ms=(
+        1, 1, 1), recipe_ms=(2, 2, 2), gain_ms=-3.0, pays=False)
+    other = layer.model_copy(update={"name": "blocks.0.mlp.fc", "gain_ms": 3.0, "pays": True})
+    rec = AdviceRecord(
+        model="gpt-tiny", model_kind="reference", recipe="bf16", baseline="fp32", device="cpu",
+        device_name="Test CPU", batch_size=8, seq_len=64, tokens_per_step=512,
+        layers=[other, layer], baseline_step_ms=100.0, rest_step_ms=100.0, predicted_all=0.80,
+        predicted_advised=0.60, advised=["blocks.0.mlp.fc"], filter_option="keep_fp32",
+        filter_value=keep["keep_fp32"], filter_yaml="", tolerance=0.02, advisor_s=1.0,
+        created_at="2026-12-06T00:00:00+00:00")
+
+    def runs(precision: str, key: str, ms: float) -> list:
+        return [r.model_copy(update={"config_key": r.config_key.model_copy(
+            update={"precision": key})})
+            for r in (record(precision, 0, step_ms=ms, noise=0.5, repeat=i) for i in range(3))]
+
+    recs = (runs("fp32", "fp32", 100.0) + runs("bf16", "bf16", 82.0)
+            + runs("bf16", "bf16" + options_tag(keep), 80.0))
+    v = verification(recs, rec, {}, {}, 3, "somewhere")
+    assert v.measured_all is not None and v.measured_all.value == pytest.approx(0.82, abs=0.01)
+    assert v.measured_advised is not None
+    assert v.measured_advised.value == pytest.approx(0.80, abs=0.01)
+    assert v.verdict_all == "hit" and v.error_all == pytest.approx(0.80 / 0.82 - 1, abs=0.01)
+    assert v.verdict_advised == "miss" and v.miss_advised  # 0.60 predicted, 0.80 measured
+    smoke = load_suite(SMOKE, "cpu")
+    suite = verification_suite(smoke, pick_spec(smoke, None, "fp32"), rec, {}, {}, 3)
+    assert [(p.name, p.options) for p in suite.precisions] == [
+        ("fp32", {}), ("bf16", {}), ("bf16", keep)]
+    assert suite.repeats == 3 and any(p.name == "tensor_cores" for p in suite.profilers)

@@ -126,7 +126,7 @@ def _advice(verified: bool) -> object:
         measured_advised=MeasuredRatio(value=0.90, low=0.88, high=0.92, n_base_runs=3,
                                        n_new_runs=3, basis="test"),
         error_all=0.70 / 0.95 - 1, error_advised=0.91 / 0.90 - 1, tolerance=0.10,
-        miss_all=True, miss_advised=False) if verified else None
+        miss_all=True, miss_advised=False, verdict_all="miss", verdict_advised="hit") if verified else None
     return AdviceRecord(
         model="gpt-tiny", model_kind="reference", recipe="bf16", baseline="fp32", device="cpu",
         device_name="Test CPU", cpu_isa_flags=["avx512_bf16"], batch_size=8, seq_len=64,

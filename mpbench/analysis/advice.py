@@ -128,13 +128,20 @@ class Check:
         """predicted / measured - 1."""
         return self.predicted / self.measured.value - 1 if self.measured else None
 
-    def miss(self, tolerance: float = PREDICTION_TOLERANCE) -> bool:
-        """Off by more than `tolerance`, and outside the measured run-level interval."""
+    def verdict(self, tolerance: float = PREDICTION_TOLERANCE) -> str:
+        """hit: within `tolerance` of the measured ratio; miss: further off and outside the
+        measured run-level interval; inconclusive: further off but inside an interval that
+        wide (the runs cannot tell); not measured."""
         m, err = self.measured, self.error
         if m is None or err is None:
-            return False
+            return "not measured"
+        if abs(err) <= tolerance:
+            return "hit"
         inside = m.has_interval and m.low <= self.predicted <= m.high
-        return abs(err) > tolerance and not inside
+        return "inconclusive" if inside else "miss"
+
+    def miss(self, tolerance: float = PREDICTION_TOLERANCE) -> bool:
+        return self.verdict(tolerance) == "miss"
 
 
 def slower_beyond_interval(advised: RunRatio | None, every: RunRatio | None) -> bool:

@@ -30,6 +30,7 @@ from mpbench.precision import RECIPES, get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.results.advice import AdviceRecord, LayerAdvice, write_advice
 from mpbench.results.env import environment_card
+from mpbench.results.output import check_writable_dir
 from mpbench.train.device import resolve_device
 from mpbench.train.load import load_suite
 from mpbench.train.step_probe import median_ms, step_times
@@ -140,6 +141,12 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     options = recipe_options(suite, recipe)
     candidate = get_recipe(recipe, options)
     console = Console() if Console().is_terminal else Console(width=150)
+    if verify:
+        from mpbench.cli.advise_verify import prepare_out
+
+        out = prepare_out(out, suite, spec.model_label, recipe)
+    elif out is not None:
+        check_writable_dir(out)
     source = make_source(suite.data, suite_file.parent)
     if suite.train.threads:  # as the runs do (train/runner.py)
         torch.set_num_threads(suite.train.threads)
@@ -177,13 +184,13 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
         filter_value=filt, filter_yaml=yaml, tolerance=logic.PAY_TOLERANCE, advisor_s=advisor_s,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     print_advice(console, rec)
+    if out is not None:  # stored before any verification run: nothing is lost if it stops
+        console.print(f"advice: {write_advice(out, rec).resolve()}", highlight=False)
     if verify:
         from mpbench.cli.advise_verify import run_verification
 
-        rec = run_verification(console, suite, suite_file, spec, rec, options, repeats, dev,
-                               env, out)
-    elif out is not None:
-        console.print(f"advice: {write_advice(out, rec).resolve()}", highlight=False)
+        assert out is not None
+        run_verification(console, suite, suite_file, spec, rec, options, repeats, dev, env, out)
 
 
 COMMANDS = [advise]

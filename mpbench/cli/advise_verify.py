@@ -38,6 +38,34 @@ def _times(records: list[RunRecord], precision: str) -> list[list[float]]:
             if r.status == "ok" and r.config_key.precision == precision and r.step_times_ms]
 
 
+def prepare_out(out: Path | None, suite: Suite, model: str, recipe: str) -> Path:
+    """The --verify results directory, refused now if it already holds results."""
+    out = out or default_out(f"advise-{model}-{recipe}")
+    check_out_dir(out, f"{suite.name}-advise", resume=False)
+    return out
+
+
+def verification(records: list[RunRecord], rec: AdviceRecord, options: dict[str, Any],
+                 base_options: dict[str, Any], repeats: int, where: str) -> Verification:
+    """The prediction against the trained runs: run-level ratios, errors and verdicts."""
+    base = _times(records, rec.baseline + options_tag(base_options))
+    every = step_time_ratio(base, _times(records, rec.recipe + options_tag(options)))
+    advised_tag = options_tag({**options, rec.filter_option: rec.filter_value})
+    advised = (every if len(rec.advised) == len(rec.layers)
+               else step_time_ratio(base, _times(records, rec.recipe + advised_tag)))
+    all_check = logic.Check(rec.predicted_all, every)
+    adv_check = logic.Check(rec.predicted_advised, advised)
+    tol = logic.PREDICTION_TOLERANCE
+    return Verification(
+        results_dir=where, repeats=repeats, measured_all=_measured(every),
+        measured_advised=_measured(advised), error_all=all_check.error,
+        error_advised=adv_check.error, tolerance=tol, miss_all=all_check.miss(tol),
+        miss_advised=adv_check.miss(tol), verdict_all=all_check.verdict(tol),
+        verdict_advised=adv_check.verdict(tol),
+        advised_slower_than_all=logic.slower_beyond_interval(advised, every),
+        note=("the advised set is every layer: measured once" if advised is every else ""))
+
+
 def verification_suite(suite: Suite, spec: RunSpec, rec: AdviceRecord, options: dict[str, Any],
                        base_options: dict[str, Any], repeats: int) -> Suite:
     precisions = [PrecisionSpec(name=rec.baseline, options=base_options),
@@ -55,12 +83,11 @@ def verification_suite(suite: Suite, spec: RunSpec, rec: AdviceRecord, options: 
 
 def run_verification(console: Console, suite: Suite, suite_file: Path, spec: RunSpec,
                      rec: AdviceRecord, options: dict[str, Any], repeats: int,
-                     device: torch.device, env: dict[str, Any], out: Path | None
-                     ) -> AdviceRecord:
-    out = out or default_out(f"advise-{spec.model_label}-{rec.recipe}")
+                     device: torch.device, env: dict[str, Any], out: Path) -> AdviceRecord:
+    """Train the three configurations into `out` (checked by `prepare_out` before the advisor
+    spent its time), then store the advice with its verification there."""
     base_options = next((dict(p.options) for p in suite.precisions if p.name == rec.baseline), {})
     vsuite = verification_suite(suite, spec, rec, options, base_options, repeats)
-    check_out_dir(out, vsuite.name, resume=False)
     results = ResultsDir(out)
     results.create(vsuite.name, vsuite.model_dump(mode="json"),
                    suite_file.read_text(encoding="utf-8"))
@@ -75,21 +102,7 @@ def run_verification(console: Console, suite: Suite, suite_file: Path, spec: Run
             console.print(f"  {event.index + 1}/{event.total} {r.run_id}: {r.status}, {median}",
                           highlight=False, markup=False)
     records = load_records(out)
-    base = _times(records, rec.baseline + options_tag(base_options))
-    every = step_time_ratio(base, _times(records, rec.recipe + options_tag(options)))
-    advised_tag = options_tag({**options, rec.filter_option: rec.filter_value})
-    advised = (every if len(rec.advised) == len(rec.layers)
-               else step_time_ratio(base, _times(records, rec.recipe + advised_tag)))
-    all_check = logic.Check(rec.predicted_all, every)
-    adv_check = logic.Check(rec.predicted_advised, advised)
-    tol = logic.PREDICTION_TOLERANCE
-    ver = Verification(
-        results_dir=str(out.resolve()), repeats=repeats, measured_all=_measured(every),
-        measured_advised=_measured(advised), error_all=all_check.error,
-        error_advised=adv_check.error, tolerance=tol, miss_all=all_check.miss(tol),
-        miss_advised=adv_check.miss(tol),
-        advised_slower_than_all=logic.slower_beyond_interval(advised, every),
-        note=("the advised set is every layer: measured once" if advised is every else ""))
+    ver = verification(records, rec, options, base_options, repeats, str(out.resolve()))
     rec = rec.model_copy(update={"verification": ver})
     write_advice(out, rec)
     print_verification(console, rec)
@@ -112,11 +125,11 @@ def _ratio_text(m: MeasuredRatio | None) -> str:
 def print_verification(console: Console, rec: AdviceRecord) -> None:
     v = rec.verification
     assert v is not None
-    for what, pred, meas, err, miss in (
-            ("every layer", rec.predicted_all, v.measured_all, v.error_all, v.miss_all),
+    for what, pred, meas, err, verdict in (
+            ("every layer", rec.predicted_all, v.measured_all, v.error_all, v.verdict_all),
             ("advised set", rec.predicted_advised, v.measured_advised, v.error_advised,
-             v.miss_advised)):
-        verdict = ("MISS" if miss else "within tolerance or interval") if err is not None else "-"
+             v.verdict_advised)):
+        verdict = verdict.upper() if verdict == "miss" else verdict
         err_text = f"{100 * err:+.1f}%" if err is not None else "-"
         console.print(f"{what}: predicted x{pred:.3f}, measured {_ratio_text(meas)}, error "
                       f"{err_text}: {verdict} (tolerance {100 * v.tolerance:.0f}%)",

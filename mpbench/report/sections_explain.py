@@ -95,21 +95,22 @@ def _advice_blocks(a: AdviceRecord) -> list[Block]:
         f"on {a.device_name} (ISA flags: {flags}); ms per step", numeric=set(range(1, 10)))]
     v = a.verification
     pred_rows = []
-    for what, pred, meas, err, miss in (
+    for what, pred, meas, err, verdict in (
             ("every layer", a.predicted_all, v.measured_all if v else None,
-             v.error_all if v else None, v.miss_all if v else False),
+             v.error_all if v else None, v.verdict_all if v else "not verified"),
             (f"advised ({len(a.advised)} of {len(a.layers)})", a.predicted_advised,
              v.measured_advised if v else None, v.error_advised if v else None,
-             v.miss_advised if v else False)):
-        verdict = ("not verified" if v is None else "MISS" if miss else "hit")
+             v.verdict_advised if v else "not verified")):
+        miss = verdict == "miss"
         pred_rows.append([text(what), num(pred, 3), _measured(meas),
                           pct(err) if err is not None else text("-"),
-                          text(verdict, "v-fails" if miss else "")])
+                          text(verdict.upper() if miss else verdict, "v-fails" if miss else "")])
     blocks.append(Table(["layers in the recipe", "predicted step ratio", "measured (runs)",
                          "prediction error", "verdict"], pred_rows,
                         f"Step time {a.recipe} / {a.baseline}; a miss is off by more than "
                         f"{100 * (v.tolerance if v else 0.10):.0f}% and outside the measured "
-                        "run-level interval", numeric={1, 3}))
+                        "run-level interval; inconclusive: off by more, inside an interval "
+                        "that wide", numeric={1, 3}))
     blocks.append(Note(f"Filter to paste into the suite: {a.filter_yaml} (advisor's own "
                        f"timings: {a.advisor_s:.1f} s)"))
     if v is not None and (v.miss_all or v.miss_advised):

@@ -63,6 +63,10 @@ class Verification(_Strict):
     """A prediction off by more than this (relative) is a miss."""
     miss_all: bool = False
     miss_advised: bool = False
+    verdict_all: str = "not measured"
+    """hit, miss, inconclusive (off by more than the tolerance, inside a wide interval) or
+    not measured (analysis/advice.Check.verdict)."""
+    verdict_advised: str = "not measured"
     advised_slower_than_all: bool = False
     """The advised set measured slower than the recipe on every layer beyond the intervals."""
     note: str = ""
