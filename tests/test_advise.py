@@ -147,6 +147,8 @@ def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
     assert "unknown recipe 'bf61'" in line and "did you mean 'bf16'" in line
     line = _one_line_exit_2(["advise", SMOKE, "--recipe", "fp8-emulated"])
     assert "numerics only" in line and "no speed advice" in line
+    line = _one_line_exit_2(["advise", SMOKE, "--recipe", "bf16-pure"])
+    assert "no per-layer choice" in line
     line = _one_line_exit_2(["advise", SMOKE, "--recipe", "bf16", "--model", "gpt-huge"])
     assert "--model gpt-huge" in line
     (tmp_path / "nolinear.py").write_text(

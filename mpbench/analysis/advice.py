@@ -29,7 +29,7 @@ AUTOCAST_FAMILIES = frozenset({"bf16", "fp16"})
 CONVERTER_FAMILIES = frozenset({"fp8", "fp4"})
 
 
-def refusal(name: str, family: str, numerics_only: bool, has_autocast: bool,
+def refusal(name: str, family: str, numerics_only: bool, keeps_fp32: bool,
             baseline: str, unavailable: str | None) -> str | None:
     """Why the advisor gives no speed advice for this recipe here, or None."""
     if numerics_only:
@@ -40,7 +40,7 @@ def refusal(name: str, family: str, numerics_only: bool, has_autocast: bool,
         return f"recipe {name} cannot run here: {unavailable}"
     if name == baseline:
         return f"recipe {name} is the baseline; name a candidate recipe (bf16, fp16, fp8-...)"
-    if family in CONVERTER_FAMILIES or (family in AUTOCAST_FAMILIES and has_autocast):
+    if family in CONVERTER_FAMILIES or (family in AUTOCAST_FAMILIES and keeps_fp32):
         return None
     return (f"recipe {name} has no per-layer choice (it casts the whole model or changes no "
             "GEMM dtype); the advisor advises autocast (bf16, fp16) and FP8/FP4 recipes")

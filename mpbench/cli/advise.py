@@ -61,7 +61,7 @@ def check_candidate(name: str, baseline: str, device_type: str) -> Recipe:
     import torch
 
     reason = logic.refusal(name, recipe.family, recipe.numerics_only,
-                           type(recipe).autocast is not Recipe.autocast, baseline,
+                           "keep_fp32" in type(recipe).Options.model_fields, baseline,
                            recipe.check(torch.device(device_type)))
     if reason is not None:
         raise UserError(reason)
