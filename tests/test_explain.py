@@ -24,7 +24,7 @@ pytestmark = pytest.mark.unit
 
 
 def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float,
-                steps: int = 2) -> dict[str, object]:
+                steps: int = 2, fwd_matmul_ms: float | None = None) -> dict[str, object]:
     """A CPU tensor_cores result over `steps` profiled steps (times given per step)."""
     us = {"matmul": matmul_ms * 1000 * steps, "attention": 1000.0 * steps,
           "normalization": 500.0 * steps, "optimizer": opt_ms * 1000 * steps,
@@ -34,9 +34,12 @@ def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float
             "share": us["matmul"] / total},
            {"name": "aten::copy_", "bucket": "other", "time_us": copy_ms * 1000 * steps,
             "share": copy_ms * 1000 * steps / total}]
+    phases = ({"forward": {"matmul": fwd_matmul_ms * 1000 * steps, "other": 1.0},
+               "backward": {"matmul": (matmul_ms - fwd_matmul_ms) * 1000 * steps}}
+              if fwd_matmul_ms is not None else {})
     return payload(TensorCoreResult, buckets={k: v / total for k, v in us.items()},
                    bucket_time_us=us, top_kernels=top, total_time_us=total,
-                   device_kind="cpu", tensor_core_share=None, steps=steps)
+                   device_kind="cpu", tensor_core_share=None, steps=steps, phase_time_us=phases)
 
 
 def pair(base_ms: float = 20.0, new_ms: float = 15.0) -> list:
@@ -88,6 +91,56 @@ def test_gpu_buckets_map_to_parts_and_fp8_compares_with_bf16() -> None:
     assert w.parts_ms[CASTS] == pytest.approx(3.0)
     assert w.parts_ms[NORM_ELEMENTWISE] == pytest.approx(0.5)
     assert w.unattributed_ms == pytest.approx(-1.5, abs=0.05)  # -4 measured, -2.5 attributed
+
+
+def test_gemms_split_into_forward_and_backward_by_the_stored_phases() -> None:
+    from mpbench.analysis.waterfall import GEMM_BWD, GEMM_FWD
+
+    base = cpu_profile(12.0, 4.0, 0.5, 1.0, fwd_matmul_ms=4.0)
+    new = cpu_profile(4.0, 6.0, 2.5, 1.0, fwd_matmul_ms=1.5)
+    recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
+             for s in (0, 1)]
+            + [record("bf16", s, step_ms=15.0, noise=0.01,
+                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+    (w,) = waterfalls(recs)[0]
+    assert w.parts_ms[GEMM_FWD] == pytest.approx(-2.5)  # 4.0 -> 1.5 ms
+    assert w.parts_ms[GEMM_BWD] == pytest.approx(-5.5)  # 8.0 -> 2.5 ms
+    assert GEMM not in w.parts_ms
+    assert sum(v for _, v in w.bars) == pytest.approx(w.delta_ms)
+    # one side without phases (an older record): one GEMM bar, same total
+    recs[0].profiler_results["tensor_cores"] = cpu_profile(12.0, 4.0, 0.5, 1.0)
+    recs[1].profiler_results["tensor_cores"] = cpu_profile(12.0, 4.0, 0.5, 1.0)
+    (w,) = waterfalls(recs)[0]
+    assert w.parts_ms[GEMM] == pytest.approx(-8.0) and GEMM_FWD not in w.parts_ms
+
+
+def test_phases_of_a_real_cpu_profile_and_of_gpu_kernel_stand_ins() -> None:
+    from types import SimpleNamespace
+
+    import torch
+    from torch import nn
+    from torch.autograd import DeviceType
+    from torch.profiler import ProfilerActivity, profile
+
+    from mpbench.profilers.phases import cpu_phase_times, gpu_phase_times
+
+    model = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
+    opt = torch.optim.AdamW(model.parameters())
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        model(torch.randn(16, 32)).square().mean().backward()
+        opt.step()
+    found = cpu_phase_times(prof.events())
+    assert found["forward"]["matmul"] > 0 and found["backward"]["matmul"] > 0
+    assert set(found["optimizer"]) == {"optimizer"}
+    # GPU: a kernel takes the phase of the CPU operator that launched it (FunctionEvent.kernels)
+    engine = SimpleNamespace(name="autograd::engine::evaluate_function: MmBackward0",
+                             device_type=DeviceType.CPU, cpu_parent=None, kernels=[])
+    mm_bwd = SimpleNamespace(name="aten::mm", device_type=DeviceType.CPU, cpu_parent=engine,
+                             kernels=[SimpleNamespace(name="nvjet_tst_128x64", duration=30.0)])
+    mm_fwd = SimpleNamespace(name="aten::mm", device_type=DeviceType.CPU, cpu_parent=None,
+                             kernels=[SimpleNamespace(name="nvjet_tst_128x64", duration=10.0)])
+    assert gpu_phase_times([engine, mm_bwd, mm_fwd]) == {  # type: ignore[list-item]
+        "backward": {"gemm_bf16": 30.0}, "forward": {"gemm_bf16": 10.0}}
 
 
 def test_missing_baseline_or_profile_is_said() -> None:

@@ -8,8 +8,9 @@ covers (launch gaps, host work, idle, the profiler's own overhead differences) i
 `unattributed` part: the parts and it add up to the measured difference by construction, and
 it is always shown, never folded into a named part.
 
-The profiler's buckets do not tell forward from backward: the GEMM part is both; the
-advisor (mpbench advise) times forward, input-gradient and weight-gradient GEMMs per layer.
+GEMMs are split into forward and backward by the profiler's per-phase times
+(profilers/phases.py); records made before it have no phases and show one GEMM bar. The advisor
+(mpbench advise) times forward, input-gradient and weight-gradient GEMMs per layer.
 """
 
 from __future__ import annotations
@@ -34,13 +35,18 @@ from mpbench.results.payloads import TensorCoreResult
 from mpbench.results.schema import RunRecord
 
 GEMM = "gemm"
+GEMM_FWD = "gemm_fwd"
+GEMM_BWD = "gemm_bwd"
 CASTS = "casts"
 NORM_ELEMENTWISE = "norm_elementwise"
 OTHER_OPS = "other_ops"
 UNATTRIBUTED = "unattributed"
-PARTS = (GEMM, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION, OTHER_OPS)
+PARTS = (GEMM_FWD, GEMM_BWD, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION,
+         OTHER_OPS)
 LABELS = {
-    GEMM: "GEMMs (fwd + bwd)",
+    GEMM: "GEMMs (fwd + bwd, not split)",
+    GEMM_FWD: "GEMMs forward",
+    GEMM_BWD: "GEMMs backward",
     ATTENTION: "attention",
     CASTS: "casts / quantization",
     NORM_ELEMENTWISE: "norm + elementwise",
@@ -66,30 +72,44 @@ def baseline_of(family: str) -> str:
 
 
 def _part_of_bucket(bucket: str) -> str:
-    if bucket == MATMUL or bucket.startswith(("gemm_", "conv_")):
-        return GEMM
     return {ATTENTION: ATTENTION, FP8_CAST: CASTS, NORMALIZATION: NORM_ELEMENTWISE,
             ELEMENTWISE: NORM_ELEMENTWISE, OPTIMIZER: OPTIMIZER,
             COMMUNICATION: COMMUNICATION}.get(bucket, OTHER_OPS)
+
+
+def _is_gemm(bucket: str) -> bool:
+    return bucket == MATMUL or bucket.startswith(("gemm_", "conv_"))
 
 
 def step_parts(prof: TensorCoreResult) -> dict[str, float]:
     """One profiled run's time per step (ms) by part, from its stored buckets.
 
     On a CPU the buckets are matmul / attention / normalization / optimizer / other; 'other'
-    is elementwise work, less the cast operators found among the top operators (casts)."""
+    is elementwise work, less the cast operators found among the top operators (casts).
+    GEMM time is forward and backward by the stored phases; without them it is all under
+    GEMM_FWD and `has_phases` says so."""
     steps = prof.steps or 1
     out = dict.fromkeys(PARTS, 0.0)
     cpu = prof.device_kind == "cpu"
     for bucket, us in prof.bucket_time_us.items():
-        part = NORM_ELEMENTWISE if cpu and bucket == "other" else _part_of_bucket(bucket)
+        part = (GEMM_FWD if _is_gemm(bucket) else
+                NORM_ELEMENTWISE if cpu and bucket == "other" else _part_of_bucket(bucket))
         out[part] += us / steps / 1000.0
+    if has_phases(prof):
+        fwd = sum(us for bucket, us in prof.phase_time_us.get("forward", {}).items()
+                  if _is_gemm(bucket)) / steps / 1000.0
+        out[GEMM_BWD] = max(out[GEMM_FWD] - fwd, 0.0)  # backward: the rest of the GEMM time
+        out[GEMM_FWD] -= out[GEMM_BWD]
     if cpu:
         casts = sum(k.time_us for k in prof.top_kernels
                     if k.name in CPU_CAST_OPS and k.bucket == "other") / steps / 1000.0
         out[CASTS] += casts
         out[NORM_ELEMENTWISE] -= casts
     return out
+
+
+def has_phases(prof: TensorCoreResult) -> bool:
+    return bool(prof.phase_time_us)
 
 
 @dataclass(frozen=True)
@@ -103,6 +123,8 @@ class Side:
     """Median over runs of each part's profiled time per step."""
     runs: int
     profiled_runs: int
+    split: bool = True
+    """Every profiled run had per-phase times: GEMMs split into forward and backward."""
 
     @property
     def covered_ms(self) -> float:
@@ -126,7 +148,11 @@ class Waterfall:
 
     @property
     def parts_ms(self) -> dict[str, float]:
-        return {p: self.recipe.parts_ms[p] - self.baseline.parts_ms[p] for p in PARTS}
+        """Recipe minus baseline per part; one GEMM part where a side has no phases."""
+        diff = {p: self.recipe.parts_ms[p] - self.baseline.parts_ms[p] for p in PARTS}
+        if self.baseline.split and self.recipe.split:
+            return diff
+        return {GEMM: diff.pop(GEMM_FWD) + diff.pop(GEMM_BWD), **diff}
 
     @property
     def unattributed_ms(self) -> float:
@@ -154,7 +180,8 @@ def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
     per_run = [step_parts(p) for p in profiled]
     parts = {part: statistics.median(x[part] for x in per_run) for part in PARTS}
     step = statistics.median(statistics.median(r.step_times_ms) for r in timed)
-    return Side(precision, step, parts, len(timed), len(profiled))
+    return Side(precision, step, parts, len(timed), len(profiled),
+                all(has_phases(p) for p in profiled))
 
 
 def groups(records: Sequence[RunRecord]) -> dict[ConfigKey, list[RunRecord]]:

@@ -40,11 +40,12 @@ def waterfall_plot(w: Waterfall) -> Markup:
 
 
 def _waterfall_table(found: list[Waterfall]) -> Table:
-    parts = [p for p, _ in found[0].bars]
+    present = {p for w in found for p, _ in w.bars}
+    parts = [p for p in LABELS if p in present]  # GEMMs split where the records allow
     rows = []
     for w in found:
         rows.append([text(w.key.label), num(w.baseline.step_ms, 2), num(w.recipe.step_ms, 2),
-                     num(w.delta_ms, 3), *[num(dict(w.bars)[p], 3) for p in parts],
+                     num(w.delta_ms, 3), *[num(dict(w.bars).get(p), 3) for p in parts],
                      pct(w.attributed_fraction)])
     return Table(["run", "baseline ms", "recipe ms", "difference ms",
                   *[LABELS[p] for p in parts], "named parts / difference"], rows,
@@ -62,8 +63,10 @@ def waterfall_blocks(s: ResultSet) -> list[Block]:
         blocks.append(Note(
             "Parts are per-step differences of the tensor_cores profiler's buckets (profiled "
             "steps after the measured window); 'unattributed' is the measured difference no "
-            "kernel or operator covers (launch gaps, host work, idle, profiler overhead). The "
-            "buckets do not split forward from backward GEMMs: the advisor's table does."
+            "kernel or operator covers (launch gaps, host work, idle, profiler overhead). GEMMs "
+            "are split into forward and backward by the phase of the operator that ran them; "
+            "the advisor's table splits them further per layer (forward, input and weight "
+            "gradient)."
             + (" On a CPU, casts are the cast operators among the profiler's top operators."
                if s.device_kind == "cpu" else "")))
         numerics = [w for w in found if w.numerics_only]
