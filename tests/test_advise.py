@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import math
 from pathlib import Path
@@ -178,10 +179,9 @@ def test_advise_on_the_smoke_suite_prints_and_stores_the_advice(tmp_path: Path) 
     assert stored["recipe"] == "bf16" and stored["baseline"] == "fp32"
     assert len(stored["layers"]) == 9  # gpt-tiny: 2 blocks x 4 linears + lm_head
     assert stored["baseline_step_ms"] > 0 and stored["rest_step_ms"] > 0
-    kept = set(stored["filter_value"])
-    assert all(layer["pays"] != any(
-        __import__("fnmatch").fnmatchcase(layer["name"], g) for g in kept)
-        for layer in stored["layers"])
+    kept = set(stored["filter_value"])  # keep_fp32 globs: exactly the layers that do not pay
+    assert all(layer["pays"] != any(fnmatch.fnmatchcase(layer["name"], g) for g in kept)
+               for layer in stored["layers"])
 
 
 @pytest.mark.unit
@@ -224,3 +224,17 @@ def test_verification_compares_the_prediction_with_the_trained_runs_and_judges_i
     assert [(p.name, p.options) for p in suite.precisions] == [
         ("fp32", {}), ("bf16", {}), ("bf16", keep)]
     assert suite.repeats == 3 and any(p.name == "tensor_cores" for p in suite.profilers)
+
+
+@pytest.mark.unit
+def test_a_converter_recipe_is_timed_through_its_own_module_cpu_stand_in() -> None:
+    """The GPU path (TE / torchao FP8 modules) goes through the same recipe.prepare; on a CPU
+    fp8-emulated stands in: its layer must be the converted module, fed bf16 gradients."""
+    from mpbench.bench.advisor import _Stopwatch, _Variant
+    from mpbench.precision.fp8_emulation import EmulatedFp8Linear
+
+    v = _Variant(get_recipe("fp8-emulated"), LinearLayer("l", 32, 48, True), 64,
+                 torch.device("cpu"))
+    assert isinstance(v.module, EmulatedFp8Linear)
+    assert v.grad.dtype == torch.bfloat16  # the FP8 recipes run under BF16 autocast
+    assert all(x > 0 for x in v.once(_Stopwatch(torch.device("cpu"))))
