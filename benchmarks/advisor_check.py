@@ -87,7 +87,8 @@ def check_model(model: str, out: Path, repeats: int, threads: int, steps: int) -
         "command_wall_s": wall, "filter": adv.filter_yaml,
         "waterfalls": [{"recipe": w.key.precision, "delta_ms": w.delta_ms,
                         "attributed_fraction": w.attributed_fraction,
-                        "unattributed_ms": w.unattributed_ms,
+                        "profiled_fraction": w.profiled_fraction,
+                        "unattributed_ms": w.unattributed_ms, "window_ms": w.window_ms,
                         "bars": dict(w.bars)} for w in found],
     }
 
@@ -97,7 +98,8 @@ def main_suite(out: Path) -> list[dict[str, Any]]:
     wall = mpbench("run", "suites/gpt.yaml", "--trace", "-o", str(where), "--no-report", "-q")
     found, missing = waterfalls(load_records(where))
     rows = [{"run": w.key.label, "delta_ms": w.delta_ms, "unattributed_ms": w.unattributed_ms,
-             "attributed_fraction": w.attributed_fraction,
+             "window_ms": w.window_ms, "attributed_fraction": w.attributed_fraction,
+             "profiled_fraction": w.profiled_fraction,
              "numerics_only": w.numerics_only} for w in found]
     print(f"main suite with --trace: {wall:.0f} s wall; {len(found)} waterfalls, "
           f"{len(missing)} without")
@@ -152,10 +154,13 @@ def main() -> None:
                   f"unattributed {w['unattributed_ms']:+.2f} ms"
                   + (f", named parts {100 * frac:.0f}% of it" if frac is not None else ""))
     for row in main_rows:
-        frac = row["attributed_fraction"]
+        frac, prof, win = row["attributed_fraction"], row["profiled_fraction"], row["window_ms"]
         print(f"main suite {row['run']}: difference {row['delta_ms']:+.2f} ms, unattributed "
               f"{row['unattributed_ms']:+.2f} ms"
-              + (f", named parts {100 * frac:.0f}%" if frac is not None else "")
+              + (f", window vs profile {win:+.2f} ms" if win is not None else "")
+              + (f", named parts {100 * frac:.0f}% of the difference" if frac is not None else "")
+              + (f", {100 * prof:.0f}% of the profiled steps' difference"
+                 if prof is not None else "")
               + (" (numerics only)" if row["numerics_only"] else ""))
 
 

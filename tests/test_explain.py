@@ -24,7 +24,8 @@ pytestmark = pytest.mark.unit
 
 
 def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float,
-                steps: int = 2, fwd_matmul_ms: float | None = None) -> dict[str, object]:
+                steps: int = 2, fwd_matmul_ms: float | None = None,
+                wall_ms: float | None = None) -> dict[str, object]:
     """A CPU tensor_cores result over `steps` profiled steps (times given per step)."""
     us = {"matmul": matmul_ms * 1000 * steps, "attention": 1000.0 * steps,
           "normalization": 500.0 * steps, "optimizer": opt_ms * 1000 * steps,
@@ -39,7 +40,8 @@ def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float
               if fwd_matmul_ms is not None else {})
     return payload(TensorCoreResult, buckets={k: v / total for k, v in us.items()},
                    bucket_time_us=us, top_kernels=top, total_time_us=total,
-                   device_kind="cpu", tensor_core_share=None, steps=steps, phase_time_us=phases)
+                   device_kind="cpu", tensor_core_share=None, steps=steps, phase_time_us=phases,
+                   **({"wall_time_us": wall_ms * 1000 * steps} if wall_ms is not None else {}))
 
 
 def pair(base_ms: float = 20.0, new_ms: float = 15.0) -> list:
@@ -141,6 +143,23 @@ def test_phases_of_a_real_cpu_profile_and_of_gpu_kernel_stand_ins() -> None:
                              kernels=[SimpleNamespace(name="nvjet_tst_128x64", duration=10.0)])
     assert gpu_phase_times([engine, mm_bwd, mm_fwd]) == {  # type: ignore[list-item]
         "backward": {"gemm_bf16": 30.0}, "forward": {"gemm_bf16": 10.0}}
+
+
+def test_the_rest_splits_into_no_kernel_time_and_window_against_profile() -> None:
+    from mpbench.analysis.waterfall import WINDOW
+
+    base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=21.0)  # ops 19.0 of 21.0 profiled ms
+    new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=14.0)  # ops 13.0 of 14.0
+    recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
+             for s in (0, 1)]
+            + [record("bf16", s, step_ms=15.0, noise=0.01,
+                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+    (w,) = waterfalls(recs)[0]
+    bars = dict(w.bars)
+    assert bars[UNATTRIBUTED] == pytest.approx(-1.0)  # 2.0 -> 1.0 ms outside every operator
+    assert bars[WINDOW] == pytest.approx(2.0, abs=0.05)  # (15 - 14) - (20 - 21)
+    assert sum(bars.values()) == pytest.approx(w.delta_ms)
+    assert w.profiled_fraction == pytest.approx(-6.0 / -7.0)
 
 
 def test_missing_baseline_or_profile_is_said() -> None:

@@ -6,7 +6,11 @@ recipe's runs of one configuration. The measured difference is the records' own 
 (median of the per-run medians, the run-level estimator of runstats.py). What no bucket
 covers (launch gaps, host work, idle, the profiler's own overhead differences) is the
 `unattributed` part: the parts and it add up to the measured difference by construction, and
-it is always shown, never folded into a named part.
+it is always shown, never folded into a named part. Where the profile stored its own wall time,
+that rest is split in two: what no kernel or operator covers within the profiled steps
+(`unattributed`), and the measured window's step time against the profiled steps' wall time
+(`window_vs_profile`: the profiler's own overhead, and load that changed between the two on a
+shared machine).
 
 GEMMs are split into forward and backward by the profiler's per-phase times
 (profilers/phases.py); records made before it have no phases and show one GEMM bar. The advisor
@@ -41,6 +45,7 @@ CASTS = "casts"
 NORM_ELEMENTWISE = "norm_elementwise"
 OTHER_OPS = "other_ops"
 UNATTRIBUTED = "unattributed"
+WINDOW = "window_vs_profile"
 PARTS = (GEMM_FWD, GEMM_BWD, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION,
          OTHER_OPS)
 LABELS = {
@@ -54,6 +59,7 @@ LABELS = {
     COMMUNICATION: "communication",
     OTHER_OPS: "other kernels / ops",
     UNATTRIBUTED: "unattributed (no kernel/op)",
+    WINDOW: "measured window vs profiled steps",
 }
 
 CPU_CAST_OPS = frozenset({"aten::copy_", "aten::_to_copy", "aten::to"})
@@ -125,6 +131,8 @@ class Side:
     profiled_runs: int
     split: bool = True
     """Every profiled run had per-phase times: GEMMs split into forward and backward."""
+    profiled_step_ms: float | None = None
+    """Median over runs of the profiled steps' wall time per step (None: not stored)."""
 
     @property
     def covered_ms(self) -> float:
@@ -155,13 +163,24 @@ class Waterfall:
         return {GEMM: diff.pop(GEMM_FWD) + diff.pop(GEMM_BWD), **diff}
 
     @property
+    def window_ms(self) -> float | None:
+        """Measured-window step time against the profiled steps' wall time, recipe minus
+        baseline (None when a side did not store the profile's wall time)."""
+        b, r = self.baseline, self.recipe
+        if b.profiled_step_ms is None or r.profiled_step_ms is None:
+            return None
+        return (r.step_ms - r.profiled_step_ms) - (b.step_ms - b.profiled_step_ms)
+
+    @property
     def unattributed_ms(self) -> float:
-        return self.delta_ms - sum(self.parts_ms.values())
+        return self.delta_ms - sum(self.parts_ms.values()) - (self.window_ms or 0.0)
 
     @property
     def bars(self) -> list[tuple[str, float]]:
-        """Every part and the unattributed rest, in order: they sum to delta_ms."""
-        return [*self.parts_ms.items(), (UNATTRIBUTED, self.unattributed_ms)]
+        """Every part and the rest, in order: they sum to delta_ms."""
+        window = self.window_ms
+        return [*self.parts_ms.items(), (UNATTRIBUTED, self.unattributed_ms),
+                *([(WINDOW, window)] if window is not None else [])]
 
     @property
     def attributed_fraction(self) -> float | None:
@@ -169,6 +188,15 @@ class Waterfall:
         if self.delta_ms == 0:
             return None
         return sum(self.parts_ms.values()) / self.delta_ms
+
+    @property
+    def profiled_fraction(self) -> float | None:
+        """Sum of the named parts over the difference of the profiled steps' wall time (the
+        same steps the parts come from; None where the wall time is not stored)."""
+        b, r = self.baseline.profiled_step_ms, self.recipe.profiled_step_ms
+        if b is None or r is None or r == b:
+            return None
+        return sum(self.parts_ms.values()) / (r - b)
 
 
 def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
@@ -180,8 +208,11 @@ def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
     per_run = [step_parts(p) for p in profiled]
     parts = {part: statistics.median(x[part] for x in per_run) for part in PARTS}
     step = statistics.median(statistics.median(r.step_times_ms) for r in timed)
+    walls = [p.wall_time_us / (p.steps or 1) / 1000.0 for p in profiled
+             if p.wall_time_us is not None]
     return Side(precision, step, parts, len(timed), len(profiled),
-                all(has_phases(p) for p in profiled))
+                all(has_phases(p) for p in profiled),
+                statistics.median(walls) if len(walls) == len(profiled) else None)
 
 
 def groups(records: Sequence[RunRecord]) -> dict[ConfigKey, list[RunRecord]]:

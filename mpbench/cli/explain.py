@@ -36,10 +36,14 @@ def waterfall_lines(w: Waterfall) -> list[str]:
     for part, ms in w.bars:
         n = round(abs(ms) / scale * BAR_CHARS)
         bar = ("+" if ms > 0 else "-") * n
-        lines.append(f"  {LABELS[part]:<30} {ms:+8.3f} ms  {bar}")
-    frac = w.attributed_fraction
-    lines.append(f"  {'sum = measured difference':<30} {w.delta_ms:+8.3f} ms"
-                 + (f"  (named parts: {100 * frac:.0f}% of it)" if frac is not None else ""))
+        lines.append(f"  {LABELS[part]:<34} {ms:+8.3f} ms  {bar}")
+    notes = []
+    if w.attributed_fraction is not None:
+        notes.append(f"named parts: {100 * w.attributed_fraction:.0f}% of it")
+    if w.profiled_fraction is not None:
+        notes.append(f"{100 * w.profiled_fraction:.0f}% of the profiled steps' difference")
+    lines.append(f"  {'sum = measured difference':<34} {w.delta_ms:+8.3f} ms"
+                 + (f"  ({'; '.join(notes)})" if notes else ""))
     return lines
 
 

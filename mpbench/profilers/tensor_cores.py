@@ -96,6 +96,7 @@ class TensorCoreProfiler(Profiler):
                          note=CPU_NOTE.format(steps=steps))
         found["steps"] = steps
         found["phase_time_us"] = phase_times(events, cuda)  # the waterfall's GEMM fwd/bwd split
+        found["wall_time_us"] = wall_us  # the waterfall's window-vs-profile part
         if self.opts.trace:
             found["trace_path"] = str(export_trace(prof, self.opts.trace, ctx))
         self.found = found

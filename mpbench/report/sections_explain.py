@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from mpbench.analysis.waterfall import LABELS, UNATTRIBUTED, Waterfall, waterfalls
+from mpbench.analysis.waterfall import LABELS, UNATTRIBUTED, WINDOW, Waterfall, waterfalls
 from mpbench.report import plots
 from mpbench.report.blocks import Block, Cell, Note, Plot, Table, missing, num, pct, text
 from mpbench.report.resultset import ResultSet
@@ -23,9 +23,9 @@ def waterfall_plot(w: Waterfall) -> Markup:
     ys = list(range(len(labels)))[::-1]
     start = 0.0
     for y, (part, ms) in zip(ys, bars, strict=False):
-        shade = "#b8bfcc" if part == UNATTRIBUTED else ("#a3be8c" if ms < 0 else "#bf616a")
-        ax.barh([y], [ms], left=[start], color=shade, height=0.6,
-                hatch="//" if part == UNATTRIBUTED else None)
+        rest = part in (UNATTRIBUTED, WINDOW)
+        shade = "#b8bfcc" if rest else ("#a3be8c" if ms < 0 else "#bf616a")
+        ax.barh([y], [ms], left=[start], color=shade, height=0.6, hatch="//" if rest else None)
         start += ms
     ax.barh([ys[-1]], [w.delta_ms], color="#4c566a", height=0.6)
     ax.axvline(0, color="#2e3440", lw=0.8)
@@ -46,12 +46,13 @@ def _waterfall_table(found: list[Waterfall]) -> Table:
     for w in found:
         rows.append([text(w.key.label), num(w.baseline.step_ms, 2), num(w.recipe.step_ms, 2),
                      num(w.delta_ms, 3), *[num(dict(w.bars).get(p), 3) for p in parts],
-                     pct(w.attributed_fraction)])
+                     pct(w.attributed_fraction), pct(w.profiled_fraction)])
     return Table(["run", "baseline ms", "recipe ms", "difference ms",
-                  *[LABELS[p] for p in parts], "named parts / difference"], rows,
+                  *[LABELS[p] for p in parts], "named parts / difference",
+                  "named parts / profiled difference"], rows,
                  "Measured step-time difference (median of run medians) and its parts, ms per "
                  "step; the parts and the unattributed rest sum to the difference",
-                 numeric=set(range(1, len(parts) + 5)))
+                 numeric=set(range(1, len(parts) + 6)))
 
 
 def waterfall_blocks(s: ResultSet) -> list[Block]:
@@ -63,7 +64,10 @@ def waterfall_blocks(s: ResultSet) -> list[Block]:
         blocks.append(Note(
             "Parts are per-step differences of the tensor_cores profiler's buckets (profiled "
             "steps after the measured window); 'unattributed' is the measured difference no "
-            "kernel or operator covers (launch gaps, host work, idle, profiler overhead). GEMMs "
+            "kernel or operator covers within the profiled steps (launch gaps, host work, "
+            "idle); 'measured window vs profiled steps' is the measured step time against the "
+            "profiled steps' wall time (profiler overhead, and load that changed between the "
+            "two on a shared machine). GEMMs "
             "are split into forward and backward by the phase of the operator that ran them; "
             "the advisor's table splits them further per layer (forward, input and weight "
             "gradient)."

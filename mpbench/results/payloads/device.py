@@ -43,6 +43,8 @@ class TensorCoreResult(KernelSummary, ProfileResult):
     phase_time_us: dict[str, dict[str, float]] = Field(default_factory=dict)
     """Per phase of the step (forward, backward, optimizer), time per bucket (profilers/phases.py;
     empty in records made before it)."""
+    wall_time_us: float | None = None
+    """Wall time of the profiled steps (None in records made before it)."""
 
 
 class GpmMetrics(Strict):
