@@ -3,8 +3,10 @@
 Matched by the exact name torch.cuda.get_device_name() reports (case and spacing aside),
 never by substring: "NVIDIA H100 NVL" must not get the SXM peaks of "NVIDIA H100 80GB HBM3".
 Where a datasheet prints only the sparse figure (marked "with sparsity"), the dense peak is
-half of it. float32 is the non-tensor-core FP32 rate (MI300X: its FP32 matrix rate). A GPU
-missing here gets no spec MFU; its runs are measured against the measured GEMM ceiling only.
+half of it; every entry's source says which it used. float32 is the non-tensor-core FP32 rate
+(MI300X: its FP32 matrix rate). A figure from a preliminary datasheet is marked provisional
+and its source says so wherever it is shown. A GPU missing here gets no spec MFU; its runs
+are measured against the measured GEMM ceiling only.
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ class PeakTable:
     tflops: dict[str, float]
     """Keyed by the one dtype vocabulary (mpbench.dtypes)."""
     source: str
+    """The datasheet (and column) and whether its figures are dense or halved from sparse."""
+    provisional: frozenset[str] = frozenset()
+    """Dtypes whose figure comes from a preliminary specification."""
 
 
 def _peaks(fp32: float, tf32: float | None, bf16: float | None, fp16: float,
@@ -35,42 +40,53 @@ _A100 = _peaks(19.5, 156.0, 312.0, 312.0)
 
 PEAKS: tuple[PeakTable, ...] = (
     PeakTable(("Tesla V100-SXM2-16GB", "Tesla V100-SXM2-32GB", "Tesla V100-SXM3-32GB"),
-              _peaks(15.7, None, None, 125.0), "NVIDIA V100 datasheet, SXM2 column"),
+              _peaks(15.7, None, None, 125.0),
+              "NVIDIA V100 datasheet, SXM2 column (dense: Volta has no sparsity)"),
     PeakTable(("Tesla V100-PCIE-16GB", "Tesla V100-PCIE-32GB"),
-              _peaks(14.0, None, None, 112.0), "NVIDIA V100 datasheet, PCIe column"),
+              _peaks(14.0, None, None, 112.0),
+              "NVIDIA V100 datasheet, PCIe column (dense: Volta has no sparsity)"),
     PeakTable(("NVIDIA A100-SXM4-40GB", "NVIDIA A100-SXM4-80GB"), _A100,
-              "NVIDIA A100 datasheet, SXM columns (dense)"),
+              "NVIDIA A100 datasheet, SXM columns (dense figures; sparse ones marked *)"),
     PeakTable(("NVIDIA A100-PCIE-40GB", "NVIDIA A100 80GB PCIe"), _A100,
-              "NVIDIA A100 datasheet, PCIe columns (dense; same peaks as SXM)"),
+              "NVIDIA A100 datasheet, PCIe columns (dense figures; same peaks as SXM)"),
     PeakTable(("NVIDIA A10",), _peaks(31.2, 62.5, 125.0, 125.0),
-              "NVIDIA A10 datasheet (dense)"),
+              "NVIDIA A10 datasheet (dense figures; sparse ones marked *)"),
     PeakTable(("NVIDIA L4",), _peaks(30.3, 60.0, 121.0, 121.0, 242.5),
-              "NVIDIA L4 datasheet (sparse figures halved)"),
-    PeakTable(("NVIDIA L40S",), _peaks(91.6, 183.0, 366.5, 366.5, 733.0),
-              "NVIDIA L40S datasheet (sparse figures halved)"),
+              "NVIDIA L4 datasheet (dense: its sparse figures halved)"),
+    PeakTable(("NVIDIA L40S",), _peaks(91.6, 183.0, 362.05, 362.05, 733.0),
+              "NVIDIA L40S datasheet (dense figures as printed: BF16/FP16 362.05, TF32 183, FP8 "
+              "733; the starred 733/366/1,466 are with sparsity)"),
     PeakTable(("NVIDIA GeForce RTX 4090",), _peaks(82.6, 82.6, 165.2, 165.2, 330.3),
               "NVIDIA Ada GPU architecture whitepaper, RTX 4090, FP32-accumulate rows (dense)"),
     PeakTable(("NVIDIA H100 80GB HBM3",), _HOPPER_SXM,
-              "NVIDIA H100 datasheet, SXM column (sparse figures halved)"),
+              "NVIDIA H100 datasheet, SXM column (dense: its sparse figures halved)"),
     PeakTable(("NVIDIA H100 PCIe",), _peaks(51.2, 378.0, 756.0, 756.0, 1513.0),
-              "NVIDIA H100 datasheet, PCIe column (sparse figures halved)"),
+              "NVIDIA H100 datasheet, PCIe column (dense: its sparse figures halved)"),
     PeakTable(("NVIDIA H100 NVL",), _HOPPER_NVL,
-              "NVIDIA H100 datasheet, H100 NVL column, per GPU (sparse figures halved)"),
+              "NVIDIA H100 datasheet, H100 NVL column, per GPU (dense: sparse figures halved)"),
     PeakTable(("NVIDIA H200",), _HOPPER_SXM,
-              "NVIDIA H200 datasheet, H200 SXM column (sparse figures halved)"),
+              "NVIDIA H200 datasheet, H200 SXM column (dense: its sparse figures halved)"),
     PeakTable(("NVIDIA H200 NVL",), _HOPPER_NVL,
-              "NVIDIA H200 datasheet, H200 NVL column (sparse figures halved)"),
+              "NVIDIA H200 datasheet, H200 NVL column (dense: its sparse figures halved)"),
     PeakTable(("NVIDIA GH200 480GB", "NVIDIA GH200 120GB", "NVIDIA GH200 144G HBM3e"),
-              _HOPPER_SXM, "NVIDIA GH200 Grace Hopper Superchip datasheet, GPU (sparse halved)"),
-    PeakTable(("NVIDIA B200",), _peaks(75.0, 1100.0, 2250.0, 2250.0, 4500.0, 9000.0),
-              "NVIDIA HGX B200 datasheet, per-GPU column (sparse figures halved)"),
+              _HOPPER_SXM,
+              "NVIDIA GH200 Grace Hopper Superchip datasheet, GPU (dense: sparse figures halved)"),
+    # TF32: the HGX B200 table's 8-GPU total, 18 PFLOPS with sparsity, / 8 / 2 = 1,125, half
+    # the BF16 rate as on every tensor-core generation since Ampere; the per-GPU row's "2.2
+    # PFLOPS" (1,100 dense) is that figure rounded.
+    PeakTable(("NVIDIA B200",), _peaks(75.0, 1125.0, 2250.0, 2250.0, 4500.0, 9000.0),
+              "NVIDIA HGX B200 datasheet, 8-GPU totals / 8 (dense: sparse figures halved)"),
     PeakTable(("NVIDIA B300 SXM6 AC", "NVIDIA B300"),
               _peaks(75.0, 1125.0, 2250.0, 2250.0, 4500.0, 13125.0),
-              "NVIDIA HGX B300 datasheet, 8-GPU totals / 8 (FP4 dense as printed, others halved)"),
+              "NVIDIA HGX B300 datasheet (preliminary specifications), 8-GPU totals / 8 (dense: "
+              "FP4 105 PFLOPS dense as printed, provisional: later NVIDIA material prints 108; "
+              "other figures sparse halved)", provisional=frozenset({"fp4"})),
     PeakTable(("NVIDIA GB200",), _peaks(80.0, 1250.0, 2500.0, 2500.0, 5000.0, 10000.0),
-              "NVIDIA GB200 NVL72 datasheet, 72-GPU totals / 72 (sparse figures halved)"),
-    PeakTable(("AMD Instinct MI300X",), _peaks(163.4, 653.7, 1307.4, 1307.4, 2614.9),
-              "AMD Instinct MI300X datasheet (dense; FP32 = its FP32 matrix rate)"),
+              "NVIDIA GB200 NVL72 datasheet, 72-GPU totals / 72 (dense: sparse figures halved)"),
+    # MI300X VF: the SR-IOV virtual function of the same chip that cloud VMs report
+    PeakTable(("AMD Instinct MI300X", "AMD Instinct MI300X VF"),
+              _peaks(163.4, 653.7, 1307.4, 1307.4, 2614.9),
+              "AMD Instinct MI300X datasheet (dense figures; FP32 = its FP32 matrix rate)"),
 )
 
 
@@ -86,14 +102,23 @@ def gpu_peaks(device_name: str) -> PeakTable | None:
     return _BY_NAME.get(_norm(device_name))
 
 
+def _key(dtype: str) -> str | None:
+    try:
+        return dtype_key(dtype)
+    except ValueError:
+        return None
+
+
 def peak_tflops(device_name: str, dtype: str) -> tuple[float, str] | None:
     """(peak, source) for a GPU name and dtype (any name mpbench.dtypes knows), or None when
-    either is unknown."""
+    the GPU, the dtype, or this GPU's figure for it is unknown. A provisional figure's source
+    says so."""
     table = gpu_peaks(device_name)
-    key = dtype_key(dtype)
-    if table is None or key not in table.tflops:
+    key = _key(dtype)
+    if table is None or key is None or key not in table.tflops:
         return None
-    return table.tflops[key], table.source
+    note = " [provisional figure]" if key in table.provisional else ""
+    return table.tflops[key], table.source + note
 
 
 def unknown_peak_note(device_name: str, dtype: str) -> str:
@@ -101,5 +126,9 @@ def unknown_peak_note(device_name: str, dtype: str) -> str:
     if gpu_peaks(device_name) is None:
         return (f"GPU {device_name!r} is unknown to mpbench.hardware's datasheet table (exact "
                 "names only): no spec MFU; MFU is against the measured GEMM ceiling only")
-    return (f"{dtype_key(dtype)} peak of {device_name} unknown (its datasheet gives none): no spec "
+    key = _key(dtype)
+    if key is None:
+        return (f"dtype {dtype!r} is not one mpbench knows: no spec MFU; MFU is against the "
+                "measured GEMM ceiling only")
+    return (f"{key} peak of {device_name} unknown (its datasheet gives none): no spec "
             "MFU; MFU is against the measured GEMM ceiling only")

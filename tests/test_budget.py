@@ -251,6 +251,11 @@ def test_calibration_counts_and_names_only_what_runs_here(tmp_path: Any) -> None
     # the progress shows the run that trains, numbered among the runs that train
     assert "1 run to train, 1 skipped here" in result.stdout
     assert "[1/1] gpt-tiny fp32 seed 0: ok" in result.stdout and "tf32 seed 0" not in result.stdout
+    # the skipped run trains nothing, so nothing probes the machine around it
+    from mpbench.results.store import load_records
+
+    probes = {r.precision: r.probe for r in load_records(tmp_path / "out")}
+    assert probes["tf32"] is None and probes["fp32"] is not None
 
 
 @pytest.mark.unit

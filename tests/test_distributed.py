@@ -25,11 +25,11 @@ from mpbench.distributed.gather import merge
 from mpbench.distributed.launch import check_world
 from mpbench.distributed.overlap import split_exposed, subtract, union
 from mpbench.distributed.runner import shard
-from mpbench.distributed.scaling import scaling_rows
+from mpbench.distributed.scaling import node_scaling, ranking_changes, scaling_rows
 from mpbench.errors import UserError
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
-from mpbench.results.payloads import ParallelResult, RankReport
+from mpbench.results.payloads import CommProbe, ParallelResult, RankReport
 from mpbench.results.schema import RunRecord, StepStats
 from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
@@ -181,7 +181,7 @@ def test_ranks_take_the_single_process_run_path(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     [rec] = records(out).values()
     assert rec["status"] == "ok", rec["reason"]
-    assert (out / "traces" / f"{rec['run_id']}.trace.json").is_file()
+    assert (out / "traces" / rec["run_id"] / "rank0.trace.json").is_file()  # a file per rank
     assert rec["probe"]["before"]["matmul_ms"] > 0 and rec["repeat"] == 0
 
 
@@ -395,6 +395,44 @@ def test_scaling_efficiency_per_device_against_world_size_one() -> None:
     single = _record(tokens_per_s=1000.0)  # no parallel section: the one-process baseline
     rows = scaling_rows([single, rec(2, 1800.0)])
     assert rows[0]["efficiency"] == 0.9 and "one process" in rows[0]["note"]
+
+
+@pytest.mark.unit
+def test_node_scaling_against_one_node_with_exposed_comm_and_ranking() -> None:
+    def rec(precision: str, nodes: int, world: int, batch: int, tps: float,
+            exposed: float = 2.0) -> RunRecord:
+        par = ParallelResult(world_size=world, nodes=nodes, strategy="ddp", grad_comm_dtype="bf16",
+                             probe=CommProbe(steps=1, fwd_bwd_ms=10.0, compute_ms=10.0 - exposed,
+                                             exposed_comm_ms=exposed))
+        return _record(precision=precision, batch_size=batch, tokens_per_s=tps,
+                       profiler_results={"parallel": par.model_dump(mode="json",
+                                                                    exclude_unset=True)})
+
+    records = [rec("fp32", 1, 8, 64, 8000.0), rec("bf16", 1, 8, 64, 12000.0),
+               # 2 nodes, the per-device batch kept (weak): bf16 loses more to communication
+               rec("fp32", 2, 16, 128, 14400.0, 3.0), rec("bf16", 2, 16, 128, 12800.0, 5.0),
+               rec("bf16", 2, 16, 128, 13600.0, 4.0),
+               # 2 nodes, the global batch kept (strong)
+               rec("fp32", 2, 16, 64, 8000.0)]
+    rows = {(r.recipe[1], r.nodes, r.global_batch): r for r in node_scaling(records)}
+    weak = rows[("bf16", 2, 128)]
+    assert weak.mode == "weak" and weak.runs == 2
+    assert weak.tokens_per_s_per_device == pytest.approx(13200.0 / 16)  # median over runs / 16
+    assert weak.efficiency == pytest.approx((13200.0 / 16) / (12000.0 / 8))
+    assert weak.exposed_comm_share == pytest.approx(0.45)
+    strong = rows[("fp32", 2, 64)]
+    assert strong.mode == "strong" and strong.efficiency == pytest.approx(0.5)
+    assert rows[("fp32", 1, 64)].mode == "baseline" and rows[("fp32", 1, 64)].efficiency == 1.0
+    [weak_change] = ranking_changes(node_scaling(records))  # 64 at 2 nodes: fp32 alone
+    assert weak_change.global_batch == 128 and weak_change.nodes == 2
+    assert weak_change.single_node == ["bf16 (ddp, bf16 comm)", "fp32 (ddp, bf16 comm)"]
+    assert weak_change.several == ["fp32 (ddp, bf16 comm)", "bf16 (ddp, bf16 comm)"]
+    assert weak_change.min_runs == 1 and weak_change.verdict == "inconclusive"  # 1 run: no claim
+    repeated = [*records, rec("fp32", 1, 8, 64, 8100.0), rec("bf16", 1, 8, 64, 11800.0),
+                rec("fp32", 2, 16, 128, 14600.0)]
+    assert ranking_changes(node_scaling(repeated))[0].verdict == "changes"  # every run apart
+    overlapping = [*repeated, rec("bf16", 1, 8, 64, 7000.0)]  # a bf16 run below fp32's runs
+    assert ranking_changes(node_scaling(overlapping))[0].verdict == "inconclusive"
 
 
 # -- GPU (one GPU: NCCL at world size 1; multi-GPU figures need a multi-GPU machine) ------

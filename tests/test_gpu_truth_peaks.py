@@ -14,7 +14,7 @@ COVERED = [  # the names torch.cuda.get_device_name() reports for the GPUs users
     "NVIDIA L4", "NVIDIA L40S", "NVIDIA GeForce RTX 4090", "NVIDIA H100 80GB HBM3",
     "NVIDIA H100 PCIe", "NVIDIA H100 NVL", "NVIDIA H200", "NVIDIA H200 NVL",
     "NVIDIA GH200 480GB", "NVIDIA B200", "NVIDIA B300 SXM6 AC", "NVIDIA GB200",
-    "AMD Instinct MI300X",
+    "AMD Instinct MI300X", "AMD Instinct MI300X VF",
 ]
 
 
@@ -23,6 +23,7 @@ def test_every_gpu_users_have_is_covered_with_a_datasheet(name: str) -> None:
     table = gpu_peaks(name)
     assert table is not None
     assert "datasheet" in table.source or "whitepaper" in table.source
+    assert "dense" in table.source  # and says whether its figures were halved from sparse
     assert {"fp32", "fp16"} <= set(table.tflops)
 
 
@@ -58,3 +59,44 @@ def test_peaks_are_dense_and_ordered_like_the_hardware() -> None:
     # V100 has no bf16/tf32 tensor cores: no peak, and the note says so
     assert peak_tflops("Tesla V100-SXM2-16GB", "bfloat16") is None
     assert "unknown" in unknown_peak_note("Tesla V100-SXM2-16GB", "bfloat16")
+
+
+def test_l40s_dense_half_precision_is_the_printed_dense_figure() -> None:
+    """L40S datasheet: BF16/FP16 362.05 dense, 733 with sparsity (not 733 / 2 = 366.5)."""
+    for dtype in ("bf16", "fp16"):
+        found = peak_tflops("NVIDIA L40S", dtype)
+        assert found is not None and found[0] == pytest.approx(362.05)
+    tf32, fp8 = peak_tflops("NVIDIA L40S", "tf32"), peak_tflops("NVIDIA L40S", "fp8")
+    assert tf32 is not None and tf32[0] == pytest.approx(183.0)
+    assert fp8 is not None and fp8[0] == pytest.approx(733.0)
+
+
+def test_b200_tf32_is_half_its_bf16_rate() -> None:
+    """HGX B200: TF32 18 PFLOPS sparse over 8 GPUs -> 1,125 dense, half of BF16's 2,250."""
+    tf32, bf16 = peak_tflops("NVIDIA B200", "tf32"), peak_tflops("NVIDIA B200", "bf16")
+    assert tf32 is not None and bf16 is not None
+    assert tf32[0] == pytest.approx(1125.0) and tf32[0] == pytest.approx(bf16[0] / 2)
+
+
+def test_b300_fp4_is_marked_provisional_where_it_is_shown() -> None:
+    table = gpu_peaks("NVIDIA B300")
+    assert table is not None and table.provisional == {"fp4"}
+    assert "preliminary" in table.source and "provisional" in table.source
+    fp4 = peak_tflops("NVIDIA B300", "fp4")
+    assert fp4 is not None and fp4[0] == pytest.approx(13125.0)
+    assert fp4[1].endswith("[provisional figure]")
+    bf16 = peak_tflops("NVIDIA B300", "bf16")
+    assert bf16 is not None and "[provisional figure]" not in bf16[1]
+
+
+def test_an_unknown_dtype_has_no_peak_and_a_note_that_says_why() -> None:
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "int4") is None
+    assert peak_tflops("NVIDIA H100 80GB HBM3", "float64") is None
+    note = unknown_peak_note("NVIDIA H100 80GB HBM3", "int4")
+    assert "'int4'" in note and "no spec MFU" in note
+
+
+def test_mi300x_vf_is_the_mi300x() -> None:
+    assert gpu_peaks("AMD Instinct MI300X VF") is gpu_peaks("AMD Instinct MI300X")
+    found = peak_tflops("AMD Instinct MI300X VF", "bf16")
+    assert found is not None and found[0] == pytest.approx(1307.4)

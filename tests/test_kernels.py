@@ -1,11 +1,18 @@
 """Kernel and operator classification on real names (from cuBLAS, CUTLASS, cuDNN, PyTorch,
-TransformerEngine and NCCL kernels as they appear in torch.profiler / Nsight traces)."""
+TransformerEngine and NCCL kernels as they appear in torch.profiler / Nsight traces), and on
+the corpus of public traces of real GPU runs (tests/data/kernel_traces, sources in each file)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
+from kernel_corpus import CORPUS_DIR, Trace, corpus
 
 from mpbench.profilers import kernels as k
+from mpbench.profilers.kernel_names import kernel_identity
+from mpbench.report.sections_kernels import coverage_notes
+from mpbench.results.payloads import TensorCoreResult
 
 pytestmark = pytest.mark.unit
 
@@ -38,7 +45,7 @@ REAL_KERNELS = [
     ("ampere_sgemm_128x64_tn", k.GEMM_SIMT),
     ("ampere_sgemm_128x128_tn", k.GEMM_SIMT),
     ("volta_sgemm_128x64_nn", k.GEMM_SIMT),
-    ("implicit_convolve_sgemm", k.GEMM_SIMT),
+    ("implicit_convolve_sgemm", k.CONV_SIMT),  # cuDNN FP32 convolution on CUDA cores
     # attention: flash, memory-efficient (xFormers CUTLASS), cuDNN SDPA (names hold "wgmma")
     ("flash_fwd_splitkv_kernel", k.ATTENTION),
     ("flash_fwd_kernel", k.ATTENTION),
@@ -79,7 +86,7 @@ REAL_KERNELS = [
     ("at::native::reduce_kernel", k.ELEMENTWISE),
     ("void (anonymous namespace)::cunn_SoftMaxForward<4, float, float, float, "
      "(anonymous namespace)::LogSoftMaxForwardEpilogue>(float*, float const*, int)", k.ELEMENTWISE),
-    ("Memset (Device)", k.OTHER),
+    ("Memset (Device)", k.COPY),
 ]
 
 
@@ -153,3 +160,249 @@ def test_summarize_of_nothing_is_all_zero() -> None:
     out = k.summarize([], k.CPU_BUCKETS)
     assert out["total_time_us"] == 0.0 and out["top_kernels"] == []
     assert set(out["buckets"]) == set(k.CPU_BUCKETS) and not any(out["buckets"].values())
+
+
+TRACES = corpus()
+
+
+def _summary(trace: Trace, classify: bool) -> dict[str, Any]:
+    items = [k.Timed(r.name, r.time_us, k.classify_kernel(r.name) if classify else r.bucket)
+             for r in trace.rows]
+    return k.summarize(items, k.GPU_BUCKETS, sm=trace.sm)
+
+
+def test_the_corpus_covers_the_gpus_and_libraries_it_claims() -> None:
+    gpus = {t.header["gpu"].split(";")[0] for t in TRACES}
+    sms = {t.sm for t in TRACES}
+    assert {70, 80, 90, 100} <= sms, sms  # Volta, Ampere, Hopper, Blackwell
+    names = " ".join(r.name for t in TRACES for r in t.rows)
+    for library_mark in ("nvjet_", "sm90_xmma_gemm", "cutlass_80_tensorop", "scudnn", "bn_fw_tr",
+                         "flash_fwd_kernel", "fmhaSm100a", "triton_", "nccl", "bmm_MxE4m3",
+                         "split_embedding", "Memcpy", "gcgemm"):
+        assert library_mark in names, library_mark
+    assert len(gpus) >= 5
+
+
+@pytest.mark.parametrize("trace", TRACES, ids=[t.path.stem for t in TRACES])
+def test_corpus_file_names_its_source(trace: Trace) -> None:
+    for key in ("source", "commit", "gpu", "sm", "workload"):
+        assert trace.header.get(key), f"{trace.path.name}: header {key!r} missing"
+    assert len(trace.header["commit"]) == 40 and trace.header["source"].startswith("github.com/")
+    assert trace.path.stat().st_size < 1_000_000
+    assert trace.rows and all(r.bucket in (*k.GPU_BUCKETS, k.COPY) for r in trace.rows)
+    assert len({r.name for r in trace.rows}) == len(trace.rows)  # one row per name
+
+
+@pytest.mark.parametrize("trace", TRACES, ids=[t.path.stem for t in TRACES])
+def test_tensor_core_share_and_buckets_match_the_names_reading(trace: Trace) -> None:
+    """Per trace: the tensor-core share within 2 points and every bucket within 5 points of
+    the shares the hand-written expected buckets give."""
+    got, want = _summary(trace, True), _summary(trace, False)
+    assert got["tensor_core_share"] == pytest.approx(want["tensor_core_share"], abs=0.02)
+    for bucket in k.GPU_BUCKETS:
+        assert got["buckets"][bucket] == pytest.approx(want["buckets"][bucket], abs=0.05), bucket
+    assert got["copy_time_us"] == pytest.approx(want["copy_time_us"])
+    assert got["total_time_us"] == pytest.approx(want["total_time_us"])
+
+
+EXPECTED_SHARES = {  # tensor-core share of kernel time from the hand-written buckets, rounded
+    "b200_vllm_moe": 0.597,  # MXFP4 x MXFP8 MoE GEMMs: 14.7% before block-scaled bmm_ was a GEMM
+    "a100_dlrm_fp16": 0.090,  # fp16 embedding kernels are gathers, not fp16 GEMMs (23.6% before)
+    "a100_alexnet": 0.170,  # memcpy out of the denominator (3.7% with it), gcgemm on CUDA cores
+    "v100_resnet50": 0.0,  # Volta FP32 training: scudnn and sgemm, no tensor cores at all
+}
+
+
+@pytest.mark.parametrize(("stem", "share"), EXPECTED_SHARES.items())
+def test_shares_the_issue_found_wrong(stem: str, share: float) -> None:
+    trace = next(t for t in TRACES if t.path.stem == stem)
+    assert _summary(trace, True)["tensor_core_share"] == pytest.approx(share, abs=0.0015)
+
+
+def test_corpus_dir_has_only_corpus_files() -> None:
+    assert {p.suffix for p in CORPUS_DIR.iterdir()} == {".tsv"}
+
+
+@pytest.mark.parametrize(("name", "own"), [
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::GeluCUDAKernelImpl("
+     "at::TensorIteratorBase&)::{lambda()#1}, std::array<char*, 2ul> >(int, std::array<char*, 2ul>)",
+     "vectorized_elementwise_kernel"),
+    ("std::enable_if<(((8)>(0)))&&vllm::_typeConvert<c10::BFloat16>::exists, void>::type "
+     "vllm::fused_add_rms_norm_kernel<c10::BFloat16, 8>(c10::BFloat16*, long)",
+     "fused_add_rms_norm_kernel"),
+    ("void cutlass::Kernel2<cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x6_tn_align8>("
+     "cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x6_tn_align8::Params)",
+     "Kernel2 cutlass_80_tensorop_bf16_s16816gemm_relu_bf16_64x64_64x6_tn_align8"),
+    ("void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnFwdSm90<flash::"
+     "CollectiveMainloopFwdSm90<2, cute::tuple<cute::C<1> >, 128, cutlass::bfloat16_t> > > >("
+     "flash::enable_sm90_or_later<>::Params)", "device_kernel enable_sm90_or_later FlashAttnFwdSm90"),
+    ("std::enable_if<!(false), void>::type internal::gemvx::kernel<int, int, float>(int)",
+     "gemvx::kernel"),
+    ("void transformer_engine::normalization::rmsnorm_fwd_general_kernel<transformer_engine::nor",
+     "rmsnorm_fwd_general_kernel"),  # stored names are cut at 300 characters
+    ("ncclDevKernel_AllReduce_Sum_f32_RING_LL(ncclDevKernelArgsStorage<4096ul>)",
+     "ncclDevKernel_AllReduce_Sum_f32_RING_LL"),
+])
+def test_kernel_identity_is_the_functions_own_name(name: str, own: str) -> None:
+    assert kernel_identity(name) == own
+
+
+LIBRARY_KERNELS = [
+    # FlashAttention 2 (csrc/flash_attn/src/flash_bwd_launch_template.h; torch vendors it
+    # as pytorch_flash::): the dot(dO, O) and dQ conversion kernels are memory-bound helpers
+    ("void pytorch_flash::flash_bwd_dot_do_o_kernel<true, pytorch_flash::Flash_bwd_kernel_traits"
+     "<128, 64, 128, 8, 2, 4, 2, false, false, cutlass::bfloat16_t> >(pytorch_flash::"
+     "Flash_bwd_params)", k.ELEMENTWISE),
+    ("void flash_bwd_convert_dq_kernel<Flash_bwd_kernel_traits<64, 128, 128, 8, 4, 4, 4, false, "
+     "false, cutlass::half_t> >(Flash_bwd_params, int)", k.ELEMENTWISE),
+    ("void pytorch_flash::flash_bwd_dq_dk_dv_loop_seqk_parallel_kernel<pytorch_flash::"
+     "Flash_bwd_kernel_traits<64, 128, 128, 8, 4, 4, 4, false, false, cutlass::bfloat16_t>, "
+     "false, false, false, false, false, false>(pytorch_flash::Flash_bwd_params)", k.ATTENTION),
+    ("void flash_fwd_splitkv_combine_kernel<Flash_fwd_kernel_traits<128, 64, 128, 4, false, "
+     "false, cutlass::half_t>, 4, 4, false>(Flash_fwd_params)", k.ELEMENTWISE),
+    # FlashAttention 3 (hopper/): the main loops are attention, pre/post-processing is not
+    ("void cutlass::device_kernel<flash::enable_sm90_or_later<flash::FlashAttnBwdSm90<flash::"
+     "CollectiveMainloopBwdSm90<2, cutlass::bfloat16_t, float> > > >(flash::Params)", k.ATTENTION),
+    ("void cutlass::device_kernel<flash::FlashAttnBwdPreprocess<cute::tuple<cute::C<64> >, "
+     "cutlass::bfloat16_t, float, cutlass::arch::Sm90, true, false> >(flash::Params)",
+     k.ELEMENTWISE),
+    ("void cutlass::device_kernel<flash::FlashAttnBwdPostprocessConvertdQ<cute::tuple<cute::C<64> >"
+     ", cutlass::bfloat16_t, float, cutlass::arch::Sm90, 256> >(flash::Params)", k.ELEMENTWISE),
+    # vLLM / FlashInfer: namespaces and helper names are not attention
+    ("void vllm::reshape_and_cache_flash_kernel<__nv_bfloat16, __nv_bfloat16, (vllm::"
+     "Fp8KVCacheDataType)0>(__nv_bfloat16 const*, __nv_bfloat16 const*, long)", k.ELEMENTWISE),
+    ("void tensorrt_llm::kernels::quantize_with_block_size<(tensorrt_llm::"
+     "BlockScaleQuantizationType)2, __nv_bfloat16, 32, true>(int, int, flashinfer::"
+     "QuantizationSFLayout)", k.FP8_CAST),
+    # FlashInfer: its attention kernels say so only by their own names, not by "flash"
+    ("void flashinfer::BatchPrefillWithPagedKVCacheKernel<flashinfer::KernelTraits<(flashinfer::"
+     "MaskMode)1, 128u, 2u, 4u, 8u, 8u, 1u, 4u, (flashinfer::PosEncodingMode)0, __nv_bfloat16, "
+     "__nv_bfloat16, __nv_bfloat16, float, int> >(flashinfer::BatchPrefillPagedParams)",
+     k.ATTENTION),
+    ("void flashinfer::BatchDecodeWithPagedKVCacheKernel<(flashinfer::PosEncodingMode)0, 2u, 4u, "
+     "8u, 16u, 1u, 8u, flashinfer::DefaultAttention<false, false, false, false>, "
+     "flashinfer::BatchDecodeParams>(flashinfer::BatchDecodeParams)", k.ATTENTION),
+    ("void flashinfer::MergeStatesKernel<8u, 16u, 8u, 8u, __nv_bfloat16, __nv_bfloat16>("
+     "__nv_bfloat16*, float*, __nv_bfloat16*, float*, unsigned int, unsigned int)", k.ELEMENTWISE),
+    ("void flashinfer::trtllm_allreduce_fusion::allreduce_fusion_kernel_oneshot_lamport<"
+     "__nv_bfloat16, 8, false>(flashinfer::trtllm_allreduce_fusion::AllReduceFusionParams)",
+     k.COMMUNICATION),
+    ("void vllm::paged_attention_v2_reduce_kernel<__nv_bfloat16, 128, 128, 512>(__nv_bfloat16*, "
+     "float const*, float const*, __nv_bfloat16 const*, int const*, int)", k.ELEMENTWISE),
+    # fbgemm (DLRM): embedding kernels with c10::Half arguments are gathers, not fp16 GEMMs
+    ("void split_embedding_codegen_forward_unweighted_kernel<c10::Half, c10::Half, float, false, "
+     "long, 2ul, 32ul>(at::GenericPackedTensorAccessor<c10::Half, 1ul>, fbgemm_gpu::FixedDivisor)",
+     k.ELEMENTWISE),
+    # TRT-LLM gen Blackwell batched GEMMs: bmm_<out>_<A><B>_<acc>
+    ("bmm_MxE4m3_MxE2m1MxE4m3_Fp32_t128x16x256u2_s3_et128x16_m128x16x32_cga1x1x1_16dp256b_rM_TN_"
+     "transOut_schedP2x1x2x3_biasM_bN_tma_tmaOpt_clmp_swiGlu_dynBatch_sm100f", k.GEMM_FP8),
+    ("bmm_Bfloat16_MxE2m1MxE4m3_Fp32_t128x16x256u2_s3_et128x16_m128x16x32_cga1x1x1_16dp256b_rM_"
+     "TN_transOut_schedP2x1x2x3_biasM_bN_tmaOpt_clmp_dynBatch_sm100f", k.GEMM_FP8),
+    ("bmm_E2m1_E2m1E2m1_Fp32_t128x64x256_s6_et128x64_m128x64x64_cga1x1x1_16dp256b_TN_transOut_"
+     "schedS_bN_ldgsts_tmaOpt_clmp_swiGlu_dynBatch_sm100a", k.GEMM_FP4),
+    ("nvjet_sm100_tst_64x16_64x16_2x4_2cta_h_bz_splitK_TNT", k.GEMM_BF16),
+    # vLLM/SGLang MoE: the Triton expert GEMM and its routing helpers
+    ("fused_moe_kernel", k.GEMM_TC),
+    ("void vllm::moe::moe_align_block_size_kernel<int>(int const*, int*, int*, int, int)",
+     k.ELEMENTWISE),
+    # complex GEMMs of cuDNN FFT convolutions: FP32 on CUDA cores
+    ("ampere_gcgemm_64x64_nt", k.GEMM_SIMT),
+    ("volta_cgemm_32x32_tn", k.GEMM_SIMT),
+    ("volta_gcgemm_32x32_nt", k.GEMM_SIMT),
+    # cuDNN convolution, batch norm and layout kernels
+    ("cudnn_ampere_scudnn_128x64_relu_xregs_large_nn_v1", k.CONV_SIMT),
+    ("void cudnn::detail::dgrad_engine<float, 512, 6, 5, 3, 3, 3, false>(int, int, int, float "
+     "const*, int, float const*, int, float*, kernel_grad_params)", k.CONV_SIMT),
+    ("void cudnn::cnn::wgrad_alg0_engine<float, 128, 6, 7, 3, 3, 5, false, 512>(int, int, int, "
+     "float const*, int, float*, float const*, kernel_grad_params)", k.CONV_SIMT),
+    ("sm80_xmma_fprop_implicit_gemm_indexed_tf32f32_tf32f32_f32_nhwckrsc_nchw_tilesize128x128x16"
+     "_stage4_warpsize2x2x1_g1_tensor16x8x8_alignc4_execute_kernel_cudnn", k.CONV_TC),
+    ("void cutlass__5x_cudnn::Kernel<cutlass_tensorop_bf16_s16816fprop_optimized_bf16_256x64_32x4"
+     "_nhwc_align8>(cutlass_tensorop_bf16_s16816fprop_optimized_bf16_256x64_32x4_nhwc_align8::"
+     "Params)", k.CONV_TC),
+    ("void cudnn::bn_bw_1C11_kernel_new<float, float, float2, 128, true, 1>(float, float, float, "
+     "float, cudnnTensorStruct, float const*)", k.NORMALIZATION),
+    ("void cudnn::ops::nchwToNhwcKernel<float, float, float, false, true, (cudnnKernelDataType_t)2>"
+     "(cudnn::ops::nchw2nhwc_params_t<float>, float const*, float*)", k.ELEMENTWISE),
+    # Inductor: templates are matmuls (or flex attention, convolutions); pointwise kernels that
+    # mention addmm only fuse its epilogue
+    ("triton_tem_fused_mm_0", k.GEMM_TC),
+    ("triton_tem_fused__to_copy_addmm_gelu_t_view_9", k.GEMM_TC),
+    ("triton_tem_fused_bmm_7", k.GEMM_TC),
+    ("triton_tem_fused_flex_attention_backward_split_transpose_3", k.ATTENTION),
+    ("triton_tem_fused__to_copy_convolution_repeat_unsqueeze_view_2", k.CONV_TC),
+    ("triton_poi_fused_addmm_gelu_view_15", k.ELEMENTWISE),
+    ("matmul_kernel", k.GEMM_TC),  # Triton's tutorial matmul, as user code names it
+    ("matmul_kernel_persistent", k.GEMM_TC),
+    ("_kernel_matmul_fp8_row", k.GEMM_FP8),  # fbgemm's Triton FP8 row-wise GEMM
+    ("triton_red_fused__unsafe_view_add_addmm_mul_native_layer_norm_split_unsqueeze_19",
+     k.NORMALIZATION),
+    ("triton_poi_fused_add_cos_sin_0", k.ELEMENTWISE),
+    # PyTorch elementwise kernels: {lambda()#N} in the template arguments is not LAMB
+    ("void at::native::vectorized_elementwise_kernel<4, at::native::(anonymous namespace)::"
+     "silu_kernel(at::TensorIteratorBase&)::{lambda()#1}::operator()() const::{lambda()#6}::"
+     "operator()() const::{lambda(c10::BFloat16)#1}, std::array<char*, 2ul> >(int, std::array"
+     "<char*, 2ul>)", k.ELEMENTWISE),
+    ("void at::native::elementwise_kernel<128, 4, at::native::gpu_kernel_impl_nocast<at::native::"
+     "direct_copy_kernel_cuda(at::TensorIteratorBase&)::{lambda()#3}::operator()() const::"
+     "{lambda()#7}::operator()() const::{lambda(float)#1}> >(int)", k.ELEMENTWISE),
+    ("void (anonymous namespace)::multimem_all_reduce_kernel<c10::BFloat16, 16>(c10::BFloat16*, "
+     "unsigned long, unsigned int**)", k.COMMUNICATION),
+    ("Memcpy HtoD (Pageable -> Device)", k.COPY),
+    ("triton__0d1d2d3d", k.UNCLASSIFIED),  # the name says nothing about the work
+    ("some_new_library_kernel<float>(float*)", k.UNCLASSIFIED),
+    ("", k.UNCLASSIFIED),
+]
+
+
+@pytest.mark.parametrize(("name", "bucket"), LIBRARY_KERNELS)
+def test_library_kernel_names(name: str, bucket: str) -> None:
+    assert k.classify_kernel(name) == bucket
+
+
+def test_copies_are_reported_apart_and_unknown_names_are_listed() -> None:
+    items = [k.Timed(n, t, k.classify_kernel(n)) for n, t in [
+        ("nvjet_tst_128x128_64x4_1x2_h_bz_coopA", 30.0),
+        ("Memcpy HtoD (Pageable -> Device)", 500.0), ("Memset (Device)", 20.0),
+        ("mystery_kernel<float>(float*)", 8.0), ("other_mystery(int)", 2.0),
+        ("mystery_kernel<float>(float*)", 10.0),
+        ("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float> >(int)",
+         50.0),
+    ]]
+    out = k.summarize(items, k.GPU_BUCKETS, unclassified_top=1)
+    assert out["total_time_us"] == pytest.approx(100.0)  # kernels only
+    assert out["copy_time_us"] == pytest.approx(520.0)
+    assert out["tensor_core_share"] == pytest.approx(0.30)  # not 30 / 620
+    assert sum(out["buckets"].values()) == pytest.approx(1.0)
+    assert out["unclassified_share"] == pytest.approx(0.20)
+    assert [(t["name"], t["time_us"]) for t in out["unclassified_top"]] == [
+        ("mystery_kernel<float>(float*)", 18.0)]
+    assert out["unclassified_top"][0]["share"] == pytest.approx(0.18)
+
+
+def test_a_cpu_summary_has_no_unclassified_or_copy_fields() -> None:
+    out = k.summarize([k.Timed("aten::mm", 5.0, k.MATMUL)], k.CPU_BUCKETS)
+    assert "unclassified_share" not in out and "copy_time_us" not in out
+
+
+def test_the_report_names_the_unclassified_time_and_the_copies() -> None:
+    items = [k.Timed(n, t, k.classify_kernel(n)) for n, t in [
+        ("nvjet_tst_128x128_64x4_1x2_h_bz_coopA", 90.0), ("mystery_kernel<float>(float*)", 10.0),
+        ("Memcpy HtoD (Pageable -> Device)", 40.0)]]
+    found = {**k.summarize(items, k.GPU_BUCKETS), "device_kind": "cuda", "steps": 3}
+    prof = TensorCoreResult.model_validate(TensorCoreResult.stored(found))
+    notes = [n.text for n in coverage_notes("gpt-bf16", prof)]
+    assert notes == [
+        "gpt-bf16: unclassified: 10.0% of kernel time, top names: mystery_kernel<float>(float*) "
+        "(10.0%)",
+        "gpt-bf16: memcpy/memset (copy engine): 40 µs, outside the shares (kernel time 100 µs)"]
+
+
+def test_records_stored_before_the_unclassified_share_still_load() -> None:
+    old = {"buckets": {"gemm_bf16": 0.6, "other": 0.4}, "bucket_time_us": {"gemm_bf16": 60.0,
+           "other": 40.0}, "tensor_core_share": 0.6, "total_time_us": 100.0, "steps": 3,
+           "device_kind": "cuda", "top_kernels": [{"name": "nvjet_tst_a", "bucket": "gemm_bf16",
+                                                   "time_us": 60.0, "share": 0.6}]}
+    prof = TensorCoreResult.model_validate(old)
+    assert prof.unclassified_share is None and prof.copy_time_us is None
+    assert prof.unclassified_top == [] and coverage_notes("old", prof) == []

@@ -97,8 +97,10 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
                       highlight=False)
 
     costs = calibrate(specs, source, device, env, train, budget.calibration_steps, said)
+    t0 = time.perf_counter()
     probe = time_probe(device)  # the machine the estimate is made on, as every run is probed
-    after_s = _report_seconds(records, len(specs)) if report else 0.0
+    probes_s = 2 * (time.perf_counter() - t0) * (len(specs) - len(skipped))  # before and after
+    after_s = probes_s + (_report_seconds(records, len(specs)) if report else 0.0)
     plan = plan_steps(specs, costs, budget, suite.train.steps, seconds_since_start(), after_s,
                       where)
     planned = with_steps(suite, plan.steps)
@@ -106,7 +108,7 @@ def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suit
     console.print(f"budget: {plan.steps} measured steps per run (configured "
                   f"{plan.configured_steps}); estimated {plan.estimate_s:.0f} s in all = "
                   f"{plan.spent_s:.0f} s start-up and calibration + {runs_s:.0f} s runs + "
-                  f"{after_s:.0f} s report", highlight=False)
+                  f"{after_s:.0f} s drift probes and report", highlight=False)
     console.print(f"budget: {plan.reason}", highlight=False)
     note = plan.note().model_copy(update={"calibration_probe": probe})
     return Budgeted(planned, select(expand(planned), only), note, source, costs)

@@ -33,6 +33,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                 "Trend and change points over a series of results directories (oldest first "
                 "by start time); a directory holding results directories counts as all of "
                 "them."),
+    "launch": ("mpbench.cli.launch",
+               "Run SUITE across nodes: a Slurm job, a Kubernetes TrainJob, or this node's "
+               "torchrun."),
     "list": ("mpbench.cli.info",
              "List precision recipes (with availability here), models, profilers and suites."),
     "report": ("mpbench.cli.report",

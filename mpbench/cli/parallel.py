@@ -103,6 +103,8 @@ def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, devi
         needs_parallel,
         with_world_size,
     )
+    from mpbench.distributed.launch_plan import suite_sha256
+    from mpbench.distributed.nodes import NodesRefused, agree_on_nodes, leave_refused
     from mpbench.distributed.runner import AttemptEnded, ParallelRunner
     from mpbench.results.env import environment_card
     from mpbench.results.store import ResultsDir
@@ -117,9 +119,21 @@ def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, devi
     safe = "".join(c if c.isalnum() or c in "-_" else "-" for c in suite.name)
     out = out or Path("reports") / f"{safe}-torchrun-{env.run_id[:8]}"
     rank0 = env.rank == 0
+    dev = rank_device(device.type, env)
+    group = init_group(env, dev, suite.parallel)
+    problem = None
+    if rank0:
+        try:
+            check_out_dir(out, suite.name, resume)
+        except UserError as exc:  # every rank hears it, so none waits for a peer that left
+            problem = str(exc)
+    card = environment_card()  # after rank_device: this rank's own GPU
+    try:
+        nodes = agree_on_nodes(group, card, suite_sha256(suite_file.read_bytes()), problem)
+    except NodesRefused as exc:
+        leave_refused(exc)
     results = None
     if rank0:
-        check_out_dir(out, suite.name, resume)
         results = ResultsDir(out)
         results.create(suite.name, suite.model_dump(mode="json"),
                        suite_file.read_text(encoding="utf-8"))
@@ -127,15 +141,13 @@ def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, devi
     if not console.is_terminal:
         console = Console(quiet=not rank0, width=150)  # logs and CI: no wrapping
     plain = quiet or not console.is_terminal
-    dev = rank_device(device.type, env)
-    group = init_group(env, dev, suite.parallel)
     if env.restart_count == 0:
         console.print(f"suite {suite.name} (profile {suite.profile}) on {env.world_size} ranks, "
                       f"{group.backend}: {len(specs)} runs -> {out}", highlight=False)
     else:
         console.print(f"torchrun restart {env.restart_count}: resuming {out}", highlight=False)
     progress = RunProgress(console, plain)
-    runner = ParallelRunner(suite, group, environment_card(), results, suite_file.parent, out)
+    runner = ParallelRunner(suite, group, card, results, suite_file.parent, out, nodes)
     try:
         with progress.live():
             for event in runner.run(specs, resume, progress.callback):

@@ -34,6 +34,8 @@ class TorchrunEnv:
     max_restarts: int
     run_id: str
     agent_store: bool
+    node_rank: int = 0
+    """torchrun's GROUP_RANK: which agent (node) started this process."""
 
     @staticmethod
     def detect(environ: dict[str, str] | None = None) -> TorchrunEnv | None:
@@ -50,6 +52,7 @@ class TorchrunEnv:
             max_restarts=int(env.get("TORCHELASTIC_MAX_RESTARTS", "0")),
             run_id=env.get("TORCHELASTIC_RUN_ID", "none"),
             agent_store=env.get("TORCHELASTIC_USE_AGENT_STORE", "False") == "True",
+            node_rank=int(env.get("GROUP_RANK", "0")),
         )
 
     @property

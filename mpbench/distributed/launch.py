@@ -11,6 +11,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Sequence
+from dataclasses import dataclass
 
 import torch
 
@@ -75,3 +76,49 @@ def launch(nproc: int, max_restarts: int, module_args: Sequence[str]) -> int:
 
 def launched_by_parent() -> bool:
     return LAUNCHED_ENV in os.environ
+
+
+RDZV_TIMEOUT_MARK = "RendezvousTimeoutError"
+
+
+@dataclass
+class AgentEnd:
+    code: int
+    rdzv_timed_out: bool = False
+    error: str | None = None
+    """The first `error: ...` line a rank printed (a user error: exit code 2 on every rank)."""
+
+
+def run_agent(command: Sequence[str]) -> AgentEnd:
+    """Run this node's torchrun agent in the foreground. Its output passes through as it
+    comes, but for a traceback ending in torchrun's RendezvousTimeoutError and a rank's
+    `error:` line (every restarted attempt says it again), so the caller can end with the
+    one line that says what happened."""
+    env = dict(os.environ)
+    env.setdefault("OMP_NUM_THREADS", "1")
+    proc = subprocess.Popen(list(command), env=env, stderr=subprocess.PIPE, text=True,
+                            errors="replace")
+    assert proc.stderr is not None
+    end = AgentEnd(0)
+    held: list[str] = []  # a traceback, held back until we know whether it is the timeout's
+    try:
+        for line in proc.stderr:
+            end.rdzv_timed_out = end.rdzv_timed_out or RDZV_TIMEOUT_MARK in line
+            if line.startswith("error: "):  # the caller ends with it, once
+                end.error = end.error or line.removeprefix("error: ").strip()
+                continue
+            if line.startswith("Traceback") or held:
+                held.append(line)
+                if len(held) < 400:
+                    continue
+            sys.stderr.writelines(held or [line])
+            held = []
+        end.code = proc.wait()
+        if not end.rdzv_timed_out and not (end.code and end.error):  # else: torchrun's own
+            sys.stderr.writelines(held)  # traceback of what the caller's one line says
+        if end.code == 0 and end.error:
+            sys.stderr.write(f"error: {end.error}\n")
+        return end
+    except KeyboardInterrupt:
+        proc.wait()
+        raise

@@ -15,7 +15,7 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from mpbench.distributed.group import RankGroup
 from mpbench.distributed.session import ParallelSession
 from mpbench.distributed.topology import topology
 from mpbench.plan.spec import RunSpec
+from mpbench.results.payloads import NodeCard
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.loop import ProgressFn, train_run
@@ -113,6 +114,8 @@ class ParallelRunner:
     suite_dir: Path | None = None
     out: Path | None = None
     """The results directory (every rank knows it): traces and bench ceilings, as in one process."""
+    nodes: list[NodeCard] = field(default_factory=list)
+    """Every node's environment card (distributed/nodes.py), stored with each record."""
 
     def __post_init__(self) -> None:
         self._source: TokenSource | None = None
@@ -132,7 +135,7 @@ class ParallelRunner:
             **spec.parallel.model_dump(), "world_size": world, "backend": self.group.backend,
             "nodes": self.group.env.nodes, "processes_per_node": self.group.env.local_world_size,
             "global_batch": spec.train.batch_size, "per_rank_batch": spec.train.batch_size // world,
-            "topology": self.topology,
+            "topology": self.topology, "node_cards": self.nodes,
         }
 
     def session(self, spec: RunSpec, skip_reason: str | None = None) -> ParallelSession:
@@ -199,6 +202,7 @@ class ParallelRunner:
         source = shard(self.source, g.rank, g.world_size)
         try:
             extra = run_extra(self.out) if self.out is not None else {}
+            extra["trace_rank"] = g.rank  # every rank's trace, each with its own name
             record = probed_run(spec, source, g.device, self.env, progress, extra, parallel=session)
         finally:
             if watch is not None:

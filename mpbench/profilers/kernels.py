@@ -1,17 +1,6 @@
-"""Sort GPU kernel names (and CPU op names) into buckets: where does the step's time go?
-
-Pure functions on names and durations, so they can be tested on recorded kernel names.
-Names are matched case-insensitively; the order of the checks matters and is explained
-at each step. Facts the rules rest on:
-- Hopper cuBLAS GEMMs are `nvjet_*` (no "gemm" in the name). After `nvjet_[smNN_]` comes a
-  type code: `hsh`/`hss` fp16, `tst`/`tss` bf16, `sss_tf32` tf32, and two extra leading
-  letters for FP8 inputs (`qqtst`, `qqhsh`).
-- `xmma_gemm_<A><B>_<compute>...`: `f32f32_tf32f32` is TF32 on tensor cores, while
-  `f32f32_f32f32` (often ending in `ffma`) is strict FP32 on CUDA cores.
-- Tensor cores have no IEEE FP32 mode: SIMT `sgemm`, `ffma` and `gemv` kernels are
-  CUDA-core work even though their names say "gemm".
-- Attention kernels (flash, fmha, cuDNN sdpa) run their matmuls on tensor cores; FP32
-  memory-efficient attention does so as 3xTF32 from SM 8.0 on (see uses_tensor_cores).
+"""Where a profiled step's time goes: GPU kernels (rules in profilers/kernel_rules.py) and
+CPU operators sorted into buckets, and the summary of a profile (shares per bucket, the
+tensor-core share, the top kernels, the unclassified names, the copy-engine time).
 """
 
 from __future__ import annotations
@@ -21,126 +10,37 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
-GEMM_FP8 = "gemm_fp8"
-GEMM_BF16 = "gemm_bf16"
-GEMM_FP16 = "gemm_fp16"
-GEMM_TF32 = "gemm_tf32"
-GEMM_TC = "gemm_tensor_core"
-"""A tensor-core GEMM whose input dtype the name does not tell."""
-GEMM_SIMT = "gemm_simt"
-"""FP32 (or FP64) GEMM/GEMV on CUDA cores: not tensor-core work."""
-ATTENTION = "attention"
-FP8_CAST = "fp8_cast"
-"""FP8 quantisation work: casts, amax reductions, scale updates, cast+transpose."""
-NORMALIZATION = "normalization"
-ELEMENTWISE = "elementwise"
-"""Elementwise, reductions, copies, indexing, softmax: memory-bound kernels."""
-OPTIMIZER = "optimizer"
-"""Optimizer step, gradient clipping and loss-scaling bookkeeping."""
-COMMUNICATION = "communication"
-OTHER = "other"
-
-GPU_BUCKETS = (GEMM_FP8, GEMM_BF16, GEMM_FP16, GEMM_TF32, GEMM_TC, GEMM_SIMT, ATTENTION,
-               FP8_CAST, NORMALIZATION, ELEMENTWISE, OPTIMIZER, COMMUNICATION, OTHER)
-TENSOR_CORE_BUCKETS = frozenset({GEMM_FP8, GEMM_BF16, GEMM_FP16, GEMM_TF32, GEMM_TC, ATTENTION})
-
-MATMUL = "matmul"
-CPU_BUCKETS = (MATMUL, ATTENTION, NORMALIZATION, OPTIMIZER, OTHER)
-
-_COMM = re.compile(r"nccl|all_?reduce|all_?gather|reduce_?scatter|sendrecv|alltoall", re.I)
-_ATTENTION = re.compile(r"flash|fmha|sdpa|attention|attn_", re.I)
-_GEMM = re.compile(r"nvjet|gemm|xmma|wgmma|tensorop|s16816|s1688|h16816|h1688|h884|matmul|"
-                   r"_scaled_mm|gemv", re.I)
-_NVJET_CODE = re.compile(r"nvjet_(?:sm\d+_)?([a-z]+)", re.I)
-_XMMA_TYPES = re.compile(r"xmma_\w*?gemm_([a-z0-9]+)_([a-z0-9]+)_", re.I)
-_FP8_HINT = re.compile(r"e4m3|e5m2|fp8|float8|f8f8|__nv_fp8|_f8_|qqtst|qqhsh|qqtss|qqhss", re.I)
-_BF16_HINT = re.compile(r"bf16|bfloat16", re.I)
-_FP16_HINT = re.compile(r"fp16|f16|half|h884|h1688|h16816|hgemm", re.I)
-_SIMT_HINT = re.compile(r"sgemm|dgemm|ffma|simt|gemv|f32f32_f32f32|f64", re.I)
-_FP8_WORK = re.compile(r"fp8|float8|e4m3|e5m2|amax|casttranspose|computescale|scaleupdate|"
-                       r"delayedscaling|quantize|fp8cast|mxfp8", re.I)
-_NORM = re.compile(r"layer_?norm|rms_?norm|ln_fwd|ln_bwd|gammabeta|cucomputegradinput|"
-                   r"cuapplylayernorm|cuapplyrmsnorm|batch_?norm|group_?norm|normalization", re.I)
-_OPTIMIZER = re.compile(r"multi_tensor_apply|adam|sgd|lamb|lpnorm|_amp_|amp_update_scale|"
-                        r"non_finite_check|unscale", re.I)
-_ELEMENTWISE = re.compile(r"elementwise|vectorized|unrolled|reduce_kernel|reduction|triton_|"
-                          r"softmax|at::native|copy|fill|index|gather|scatter|embedding|"
-                          r"gelu|silu|dropout|cross_entropy|nll_loss|cat_|catarray|where|"
-                          r"transpose|arange|rope|rotary", re.I)
-
-
-Rule = tuple[re.Pattern[str], str | None]
-"""(pattern, bucket): the first rule whose pattern the name matches gives the bucket."""
-
-_GEMM_RULE = None
-"""A GEMM: its dtype bucket is decided by _gemm_bucket."""
-
-_KERNEL_RULES: tuple[Rule, ...] = (
-    (_COMM, COMMUNICATION),  # NCCL kernels first: their names can contain dtype words
-    (_ATTENTION, ATTENTION),  # before GEMM: cuDNN sdpa names contain "wgmma"
-    (_GEMM, _GEMM_RULE),
-    (_NORM, NORMALIZATION),  # before FP8: TE fuses the FP8 cast into its norm kernels
-    (_FP8_WORK, FP8_CAST),
-    (_OPTIMIZER, OPTIMIZER),
-    (_ELEMENTWISE, ELEMENTWISE),
+from mpbench.profilers.kernel_buckets import (  # re-exported: the one place callers import
+    ATTENTION,
+    COMMUNICATION,
+    CONV_SIMT,
+    CONV_TC,
+    COPY,
+    CPU_BUCKETS,
+    ELEMENTWISE,
+    FP8_CAST,
+    GEMM_BF16,
+    GEMM_FP4,
+    GEMM_FP8,
+    GEMM_FP16,
+    GEMM_SIMT,
+    GEMM_TC,
+    GEMM_TF32,
+    GPU_BUCKETS,
+    MATMUL,
+    NORMALIZATION,
+    OPTIMIZER,
+    OTHER,
+    TENSOR_CORE_BUCKETS,
+    UNCLASSIFIED,
 )
-_ON_FLAT_NAME = frozenset({_FP8_WORK})
-"""Rules matched on the name without '_' and ' ' (cast_transpose and casttranspose alike)."""
+from mpbench.profilers.kernel_rules import classify_kernel
 
-_GEMM_NAME_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    # A GEMM name without an nvjet or xmma type code: hints in the name, in this order.
-    (_FP8_HINT, GEMM_FP8),
-    (re.compile(r"tf32", re.I), GEMM_TF32),
-    (_SIMT_HINT, GEMM_SIMT),
-    (_BF16_HINT, GEMM_BF16),
-    (_FP16_HINT, GEMM_FP16),
-    (re.compile(r"s1688gemm|tensorop_s1688", re.I), GEMM_TF32),  # FP32 accumulate, TF32 inputs
-)
-_XMMA_INPUT_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
-    (_FP8_HINT, GEMM_FP8),
-    (re.compile(r"bf16"), GEMM_BF16),
-    (re.compile(r"f16"), GEMM_FP16),
-)
-
-
-def _first(rules: tuple[tuple[re.Pattern[str], str], ...], text: str) -> str | None:
-    return next((bucket for pattern, bucket in rules if pattern.search(text)), None)
-
-
-def classify_kernel(name: str) -> str:
-    """The bucket of one GPU kernel name."""
-    flat = name.replace("_", "").replace(" ", "")
-    for pattern, bucket in _KERNEL_RULES:
-        if pattern.search(flat if pattern in _ON_FLAT_NAME else name):
-            return _gemm_bucket(name) if bucket is _GEMM_RULE else bucket
-    return OTHER
-
-
-def _gemm_bucket(name: str) -> str:
-    nvjet = _NVJET_CODE.search(name)
-    if nvjet:
-        return _nvjet_bucket(nvjet.group(1).lower(), name)
-    xmma = _XMMA_TYPES.search(name)
-    if xmma:  # A/B types, then the compute types: the second group says TF32 vs FP32
-        inputs, compute = xmma.group(1).lower(), xmma.group(2).lower()
-        found = _first(_XMMA_INPUT_RULES, inputs)
-        if found is not None:
-            return found
-        if "tf32" in compute or "tf32" in inputs:
-            return GEMM_TF32
-        return GEMM_SIMT if "f32" in inputs or "f64" in inputs else GEMM_TC
-    return _first(_GEMM_NAME_RULES, name) or GEMM_TC
-
-
-def _nvjet_bucket(code: str, name: str) -> str:
-    """`hsh` fp16, `tst` bf16, `sss` + `_tf32` tf32; five letters: two FP8 input types first."""
-    if len(code) >= 5 or _FP8_HINT.search(name):
-        return GEMM_FP8
-    first = code[:1]
-    if first == "s":
-        return GEMM_TF32 if "tf32" in name.lower() else GEMM_TC
-    return {"t": GEMM_BF16, "h": GEMM_FP16}.get(first, GEMM_TC)
-
+__all__ = ["ATTENTION", "COMMUNICATION", "CONV_SIMT", "CONV_TC", "COPY", "CPU_BUCKETS",
+           "ELEMENTWISE", "FP8_CAST", "GEMM_BF16", "GEMM_FP4", "GEMM_FP8", "GEMM_FP16",
+           "GEMM_SIMT", "GEMM_TC", "GEMM_TF32", "GPU_BUCKETS", "MATMUL", "NORMALIZATION",
+           "OPTIMIZER", "OTHER", "TENSOR_CORE_BUCKETS", "UNCLASSIFIED", "Timed",
+           "classify_cpu_op", "classify_kernel", "summarize", "uses_tensor_cores"]
 
 _CPU_MATMUL = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|linear|matmul|_scaled_mm|addmv|mv|dot|"
                          r"_addmm_activation|mkldnn_\w*linear|_weight_int8pack_mm)$")
@@ -158,7 +58,9 @@ _CPU_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
 
 def classify_cpu_op(name: str, in_optimizer: bool = False) -> str:
     """The bucket of one CPU operator (self time), given whether it ran inside optimizer.step."""
-    return OPTIMIZER if in_optimizer else _first(_CPU_RULES, name) or OTHER
+    if in_optimizer:
+        return OPTIMIZER
+    return next((bucket for pattern, bucket in _CPU_RULES if pattern.search(name)), OTHER)
 
 
 @dataclass(frozen=True)
@@ -191,28 +93,42 @@ def uses_tensor_cores(item: Timed, sm: int | None = None) -> bool:
 
 
 def summarize(items: Iterable[Timed], buckets: tuple[str, ...], top: int = 10,
-              sm: int | None = None) -> dict[str, Any]:
-    """Shares of total time per bucket, the top entries by time (names merged), and the
-    tensor-core share (time in tensor-core kernels over all kernel time)."""
+              sm: int | None = None, unclassified_top: int = 5) -> dict[str, Any]:
+    """Shares of kernel time per bucket, the top entries by time (names merged), the
+    tensor-core share (time in tensor-core kernels over all kernel time), the unclassified
+    share and its top names. memcpy/memset items are summed apart (copy_time_us): they are
+    not kernels and stay out of every share."""
     per_name: dict[str, list[float | str]] = {}
     totals = dict.fromkeys(buckets, 0.0)
-    tensor_core = 0.0
+    tensor_core = copy_us = 0.0
     for item in items:
+        if item.bucket == COPY:
+            copy_us += item.time_us
+            continue
         totals[item.bucket] = totals.get(item.bucket, 0.0) + item.time_us
         tensor_core += item.time_us if uses_tensor_cores(item, sm) else 0.0
         entry = per_name.setdefault(item.name, [0.0, item.bucket])
         entry[0] = float(entry[0]) + item.time_us
     total = sum(totals.values())
-    shares = {b: (t / total if total > 0 else 0.0) for b, t in totals.items()}
-    ranked = sorted(per_name.items(), key=lambda kv: -float(kv[1][0]))[:top]
-    return {
-        "buckets": shares,
+
+    def share(t: float) -> float:
+        return t / total if total > 0 else 0.0
+
+    def listed(entries: list[tuple[str, list[float | str]]]) -> list[dict[str, Any]]:
+        return [{"name": name[:300], "bucket": str(bucket), "time_us": float(t),
+                 "share": share(float(t))} for name, (t, bucket) in entries]
+
+    ranked = sorted(per_name.items(), key=lambda kv: -float(kv[1][0]))
+    out: dict[str, Any] = {
+        "buckets": {b: share(t) for b, t in totals.items()},
         "bucket_time_us": totals,
-        "tensor_core_share": tensor_core / total if total > 0 else 0.0,
-        "top_kernels": [
-            {"name": name[:300], "bucket": str(bucket), "time_us": float(t),
-             "share": float(t) / total if total > 0 else 0.0}
-            for name, (t, bucket) in ranked
-        ],
+        "tensor_core_share": share(tensor_core),
+        "top_kernels": listed(ranked[:top]),
         "total_time_us": total,
     }
+    if UNCLASSIFIED in buckets:  # GPU kernels; CPU operators fall in "other" by design
+        out["copy_time_us"] = copy_us
+        out["unclassified_share"] = share(totals[UNCLASSIFIED])
+        out["unclassified_top"] = listed(
+            [kv for kv in ranked if kv[1][1] == UNCLASSIFIED][:unclassified_top])
+    return out

@@ -42,8 +42,10 @@ class TensorCoreOptions(ProfilerOptions):
 
 
 GPU_NOTE = ("shares of summed GPU kernel time over {steps} profiled steps (kernels on other "
-            "streams may overlap); tensor-core buckets: GEMMs in fp8/bf16/fp16/tf32 and "
-            "attention; gemm_simt is CUDA-core FP32 work; record_function ranges (user "
+            "streams may overlap; memcpy/memset are copy_time_us, outside the shares); "
+            "tensor-core buckets: GEMMs in fp4/fp8/bf16/fp16/tf32, tensor-core convolutions and "
+            "attention; gemm_simt and conv_simt are CUDA-core work; 'unclassified' is time in "
+            "names no rule knows (unclassified_top lists them); record_function ranges (user "
             "annotations) are not kernels and are left out. gpu_busy_fraction: time any kernel "
             "runs over the wall time of the profiled steps (under the profiler's own overhead; well below "
             "1 means the GPU waits for the host: launch-bound)")
@@ -161,6 +163,9 @@ def export_trace(prof: profile, where: bool | str, ctx: RunContext) -> Path:
     """Chrome trace JSON (opens in Perfetto and chrome://tracing), one file per run."""
     results = ctx.extra.get("results_dir")  # set by the runner when it knows --out
     base = Path(where) if isinstance(where, str) else Path(results or "reports") / "traces"
-    path = write_output(base / f"{ctx.spec.run_id}.trace.json",
-                        lambda tmp: prof.export_chrome_trace(str(tmp)), "trace")
+    name = f"{ctx.spec.run_id}.trace.json"
+    rank = ctx.extra.get("trace_rank")  # a torchrun rank: one directory per run, a file per
+    if rank is not None:  # rank, as Holistic Trace Analysis reads a multi-rank trace set
+        name = f"{ctx.spec.run_id}/rank{rank}.trace.json"
+    path = write_output(base / name, lambda tmp: prof.export_chrome_trace(str(tmp)), "trace")
     return path.resolve()

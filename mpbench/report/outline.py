@@ -17,6 +17,7 @@ from mpbench.report.sections_kernels import (
 from mpbench.report.sections_meta import env_blocks, failures_blocks
 from mpbench.report.sections_perf import comparison_section, memory_blocks, throughput_blocks
 from mpbench.report.sections_quality import energy_blocks, loss_blocks, numerics_blocks
+from mpbench.report.sections_scaling import scaling_section
 
 
 @dataclass(frozen=True)
@@ -76,5 +77,6 @@ AFTER_COMPARISON = (
 def sections(sets: list[ResultSet]) -> list[Section]:
     """Environment, throughput, the cross-set comparison (two sets or more), then the rest."""
     cmp = comparison_section(sets)
+    scaling = scaling_section(sets)  # distributed runs only
     return [ENVIRONMENT.section(sets), THROUGHPUT.section(sets), *([cmp] if cmp else []),
-            *(p.section(sets) for p in AFTER_COMPARISON)]
+            *([scaling] if scaling else []), *(p.section(sets) for p in AFTER_COMPARISON)]

@@ -181,3 +181,17 @@ def environment_card() -> dict[str, Any]:
         "cpu": cpu_card(),
         "gpu": gpu_card(),
     }).model_dump(mode="json")
+
+
+def fairness_facts(card: dict[str, Any], device_kind: str) -> dict[str, str | None]:
+    """What must be the same on every node of one launch for its numbers to compare: the
+    software that computes (torch, CUDA, TransformerEngine, torchao, mpbench) and the
+    hardware it runs on (GPU model and driver on a GPU run, the CPU model on a CPU run)."""
+    facts = {k: card.get(k) for k in ("torch", "cuda", "transformer_engine", "torchao",
+                                       "mpbench")}
+    if device_kind == "cuda":
+        gpu = card.get("gpu") or {}
+        facts.update({"gpu": gpu.get("name"), "driver": gpu.get("driver")})
+    else:
+        facts["cpu"] = (card.get("cpu") or {}).get("model")
+    return {k: None if v is None else str(v) for k, v in facts.items()}

@@ -63,7 +63,12 @@ def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: di
                progress: ProgressFn | None, extra: dict[str, Any],
                parallel: ParallelHooks | None = None) -> RunRecord:
     """train_run between two timings of the machine-drift probe; the record carries both.
-    The one run path of a single process and of each torchrun rank (`parallel`)."""
+    The one run path of a single process and of each torchrun rank (`parallel`). A run that
+    skips here trains nothing: it is recorded without probing the machine."""
+    recipe = get_recipe(spec.precision.name, spec.precision.options)
+    if run_skip_reason(recipe, spec.train, device, parallel) is not None:
+        record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
+        return record.model_copy(update={"repeat": spec.repeat})
     before = time_probe(device)
     record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
     probe = DriftProbe(before=before, after=time_probe(device), device=str(device))

@@ -29,6 +29,13 @@ class KernelSummary(Strict):
     """None on a CPU: it has no tensor cores."""
     top_kernels: list[KernelTime] = Field(default_factory=list)
     total_time_us: float | None = None
+    """Summed kernel time: the denominator of every share (memcpy/memset left out)."""
+    unclassified_share: float | None = None
+    """Of kernel time, in names no rule knows (None on a CPU, and in records before it)."""
+    unclassified_top: list[KernelTime] = Field(default_factory=list)
+    """The unclassified names with the most time: the gap in the rules, by name."""
+    copy_time_us: float | None = None
+    """memcpy/memset (copy engine) time, outside the shares (None in older records)."""
 
 
 class TensorCoreResult(KernelSummary, ProfileResult):

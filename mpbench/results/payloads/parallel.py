@@ -95,6 +95,22 @@ class AcrossRanks(Strict):
     peak_bytes: Spread | None = None
 
 
+class NodeCard(Strict):
+    """One node of a multi-node launch: its ranks and the environment card of its lowest rank
+    (distributed/nodes.py gathers them before training)."""
+
+    node: int = 0
+    """torchrun's node (agent) rank."""
+    host: str
+    ranks: list[int] = Field(default_factory=list)
+    gpus: list[str] = Field(default_factory=list)
+    """Each rank's GPU model on this node (empty on a CPU)."""
+    suite_sha256: str | None = None
+    """The suite file this node read."""
+    env: dict[str, Any] = Field(default_factory=dict)
+    """results/env.environment_card() of the node's lowest rank."""
+
+
 class ParallelResult(ProfileResult):
     """profiler_results["parallel"]: the ParallelRun fields (config/parallel.py), launch facts,
     the probe's findings and the merged rank reports."""
@@ -124,3 +140,5 @@ class ParallelResult(ProfileResult):
     ranks: list[RankReport] = Field(default_factory=list)
     across_ranks: AcrossRanks | None = None
     tokens_per_s_per_device: float | None = None
+    node_cards: list[NodeCard] = Field(default_factory=list)
+    """Every node's environment card, not only rank 0's (older records: empty)."""

@@ -1,0 +1,133 @@
+"""Every node on record, and the same everywhere, before any rank trains.
+
+Each rank posts its environment card, the hash of the suite file it read and any problem it
+found (rank 0: an unwritable results directory) to torchrun's store. Rank 0 groups the cards
+by host into node cards and compares every rank with itself on what makes a comparison fair
+(results/env.fairness_facts, the suite hash). A difference refuses the launch: one line that
+names the node and the field, exit code 2 on every rank. The refusal stays in the agent's
+store, so the attempts torchrun restarts leave at once instead of training.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from typing import Any, NoReturn
+
+from mpbench.distributed.group import RankGroup
+from mpbench.errors import UserError
+from mpbench.results.env import fairness_facts
+from mpbench.results.payloads import NodeCard
+
+REFUSED = "mpbench/refused"
+"""Not per attempt: once refused, every later attempt of this torchrun launch stops too."""
+FIELD_NAMES = {"torch": "torch", "cuda": "CUDA", "transformer_engine": "TransformerEngine",
+               "torchao": "torchao", "mpbench": "mpbench", "gpu": "GPU model",
+               "driver": "GPU driver", "cpu": "CPU model", "suite_sha256": "suite file (sha256)"}
+
+
+class NodesRefused(UserError):
+    """The nodes differ (or one cannot run): `loud` on each node's first rank, which prints
+    the line (each node's log says why it stopped)."""
+
+    def __init__(self, message: str, loud: bool) -> None:
+        super().__init__(message)
+        self.loud = loud
+
+
+def _wait(group: RankGroup, key: str, timeout_s: float) -> str | None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if group.store.check([key]):
+            return group.store.get(key).decode()
+        time.sleep(0.05)
+    return None
+
+
+def _short(value: str | None) -> str:
+    return "none" if value is None else value[:12] if len(value) == 64 else value
+
+
+def where(post: dict[str, Any], rank: int) -> str:
+    """'node 1 (host gpu-07, rank 8)': torchrun's node (agent) rank, the host, the rank."""
+    return f"node {post.get('node', 0)} (host {post['card'].get('hostname', '?')}, rank {rank})"
+
+
+def first_difference(posts: dict[int, dict[str, Any]], device_kind: str) -> str | None:
+    """The first rank whose facts differ from rank 0's, as the line the user reads."""
+    base = {**fairness_facts(posts[0]["card"], device_kind), "suite_sha256": posts[0]["suite"]}
+    for rank in sorted(posts):
+        post = posts[rank]
+        if post.get("problem"):
+            return f"{where(post, rank)}: {post['problem']}"
+        facts = {**fairness_facts(post["card"], device_kind), "suite_sha256": post["suite"]}
+        for key, value in facts.items():
+            if value != base[key]:
+                name = FIELD_NAMES[key]
+                fix = ("give every node the same suite file (the job's shipped copy)"
+                       if key == "suite_sha256" else f"install the same {name} on every node")
+                return (f"{where(post, rank)}: {name} {_short(value)} differs from "
+                        f"{where(posts[0], 0)}: {_short(base[key])}; {fix}, or the "
+                        "comparison is not fair")
+    return None
+
+
+def node_cards(posts: dict[int, dict[str, Any]]) -> list[NodeCard]:
+    """One card per torchrun agent (node), in node order."""
+    by_node: dict[int, list[int]] = {}
+    for rank in sorted(posts):
+        by_node.setdefault(int(posts[rank].get("node", 0)), []).append(rank)
+    cards = []
+    for node, ranks in sorted(by_node.items()):
+        first = posts[ranks[0]]
+        gpus = [str((posts[r]["card"].get("gpu") or {}).get("name")) for r in ranks
+                if posts[r]["card"].get("gpu")]
+        cards.append(NodeCard(node=node, host=first["card"].get("hostname", "?"), ranks=ranks,
+                              gpus=gpus, suite_sha256=first["suite"], env=first["card"]))
+    return cards
+
+
+def agree_on_nodes(group: RankGroup, card: dict[str, Any], suite_sha256: str,
+                   problem: str | None = None) -> list[NodeCard]:
+    """Every node's card (all ranks get the same list), or NodesRefused before training."""
+    store = group.store
+    if store.check([REFUSED]):  # an earlier attempt of this launch refused: leave at once
+        raise NodesRefused(store.get(REFUSED).decode(), loud=group.env.local_rank == 0)
+    store.set(group.key("node", f"rank{group.rank}"),
+              json.dumps({"card": card, "suite": suite_sha256, "problem": problem,
+                          "node": group.env.node_rank}))
+    verdict_key = group.key("node", "verdict")
+    if group.rank == 0:
+        posts: dict[int, dict[str, Any]] = {}
+        deadline = time.monotonic() + group.timeout_s
+        while len(posts) < group.world_size and time.monotonic() < deadline:
+            for r in range(group.world_size):
+                key = group.key("node", f"rank{r}")
+                if r not in posts and store.check([key]):
+                    posts[r] = json.loads(store.get(key))
+            time.sleep(0.05)
+        missing = [r for r in range(group.world_size) if r not in posts]
+        refusal = (f"ranks {missing} posted no environment card within parallel.timeout_s "
+                   f"{group.timeout_s:g} s" if missing else
+                   first_difference(posts, group.device.type))
+        cards = [] if missing else node_cards(posts)
+        if refusal:
+            store.set(REFUSED, refusal)
+        store.set(verdict_key, json.dumps({"refused": refusal,
+                                           "nodes": [c.model_dump(mode="json") for c in cards]}))
+    raw = _wait(group, verdict_key, group.timeout_s + 5)
+    if raw is None:
+        raise NodesRefused("rank 0 gave no verdict on the nodes' environment cards", loud=True)
+    verdict = json.loads(raw)
+    if verdict["refused"]:
+        raise NodesRefused(verdict["refused"], loud=group.env.local_rank == 0)
+    return [NodeCard.model_validate(c) for c in verdict["nodes"]]
+
+
+def leave_refused(exc: NodesRefused) -> NoReturn:
+    """Each node's first rank prints the one line; every rank exits with code 2."""
+    if exc.loud:
+        print(f"error: {exc}", file=sys.stderr, flush=True)
+    sys.stdout.flush()
+    sys.exit(exc.exit_code)
