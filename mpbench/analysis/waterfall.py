@@ -36,6 +36,7 @@ from mpbench.profilers.kernels import (
 )
 from mpbench.results.key import ComparisonKey, ConfigKey
 from mpbench.results.payloads import TensorCoreResult
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 GEMM = "gemm"
@@ -133,6 +134,8 @@ class Side:
     """Every profiled run had per-phase times: GEMMs split into forward and backward."""
     profiled_step_ms: float | None = None
     """Median over runs of the profiled steps' wall time per step (None: not stored)."""
+    options: str = ""
+    """The recipe's options as the suite set them (what an options tag like bf16-4eba52 is)."""
 
     @property
     def covered_ms(self) -> float:
@@ -210,9 +213,11 @@ def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
     step = statistics.median(statistics.median(r.step_times_ms) for r in timed)
     walls = [p.wall_time_us / (p.steps or 1) / 1000.0 for p in profiled
              if p.wall_time_us is not None]
+    options = recipe_card(timed[0]).options
     return Side(precision, step, parts, len(timed), len(profiled),
                 all(has_phases(p) for p in profiled),
-                statistics.median(walls) if len(walls) == len(profiled) else None)
+                statistics.median(walls) if len(walls) == len(profiled) else None,
+                ", ".join(f"{k}: {v}" for k, v in options.items()))
 
 
 def groups(records: Sequence[RunRecord]) -> dict[ConfigKey, list[RunRecord]]:

@@ -30,6 +30,9 @@ def waterfall_lines(w: Waterfall) -> list[str]:
             f"({w.delta_ms:+.2f} ms, x{(r.value if r else float('nan')):.2f}{interval}; "
             f"{w.baseline.runs} vs {w.recipe.runs} runs)")
     lines = [head]
+    for side in (w.baseline, w.recipe):
+        if side.options:
+            lines.append(f"  {side.precision}: {side.options}"[:400])
     if w.numerics_only:
         lines.append("  numerics only here (emulated): its speed is not an FP8 speedup")
     scale = max((abs(v) for _, v in w.bars), default=0.0) or 1.0
