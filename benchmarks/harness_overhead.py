@@ -29,6 +29,10 @@ from mpbench.train.loop import train_run
 from mpbench.train.optim import lr_factor, make_optimizer
 
 
+def pct(ratio: float) -> str:
+    """A ratio as the change it means: 1.012 -> '+1.20%'."""
+    return f"{100 * (ratio - 1):+.2f}%"
+
 def bare_loop(suite: Suite, source: TokenSource, seed: int) -> tuple[list[float], float]:
     cfg = suite.train
     (spec,) = expand(suite)
@@ -90,14 +94,13 @@ def main() -> None:
     print(f"bare loop median step    {sorted(bare)[len(bare) // 2]:.3f} ms")
     print(f"mpbench loop median step {sorted(harness)[len(harness) // 2]:.3f} ms")
     print(f"step-time overhead {100 * (ratio.value - 1):+.2f}% "
-          f"(run-level 95% CI {100 * (ratio.low - 1):+.2f}% .. {100 * (ratio.high - 1):+.2f}%, "
+          f"(run-level 95% CI {ratio.bounds_text(pct)}, "
           f"{ratio.basis}), target < 1%")
-    if ratio.has_interval and ratio.high - ratio.low > 0.02:
+    if ratio.low is not None and ratio.high is not None and ratio.high - ratio.low > 0.02:
         print("  the interval is wider than 2%: this machine cannot resolve the 1% target now")
     print(f"window tokens/s: bare {sorted(bare_tps)[len(bare_tps) // 2]:,.0f}, "
           f"mpbench {sorted(harness_tps)[len(harness_tps) // 2]:,.0f}; throughput overhead "
-          f"{100 * (throughput.value - 1):+.2f}% (95% CI {100 * (throughput.low - 1):+.2f}% .. "
-          f"{100 * (throughput.high - 1):+.2f}%)")
+          f"{pct(throughput.value)} (95% CI {throughput.bounds_text(pct)})")
 
 
 if __name__ == "__main__":

@@ -115,7 +115,7 @@ def main() -> None:
     print(f"median tokens/s: plain {sorted(plain)[len(plain) // 2]:,.0f}, "
           f"mpbench {sorted(harness)[len(harness) // 2]:,.0f}")
     print(f"mpbench / plain throughput {ratio.value:.3f}x (95% CI over processes "
-          f"{ratio.low:.3f} .. {ratio.high:.3f}), target >= 0.97")
+          f"{ratio.bounds_text(lambda v: f'{v:.3f}')}), target >= 0.97")
 
 
 if __name__ == "__main__":

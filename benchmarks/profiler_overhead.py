@@ -21,12 +21,23 @@ import torch
 
 from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import median_ratio
-from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.config.schema import (
+    DataConfig,
+    ModelSpec,
+    PrecisionSpec,
+    ProfilerSpec,
+    Suite,
+    TrainConfig,
+)
 from mpbench.data import make_source
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
 from mpbench.train.loop import train_run
 
+
+def pct(ratio: float) -> str:
+    """A ratio as the change it means: 1.012 -> '+1.20%'."""
+    return f"{100 * (ratio - 1):+.2f}%"
 
 def suite_for(model: str, precision: str, steps: int, profilers: list[str]) -> Suite:
     return Suite(
@@ -34,7 +45,7 @@ def suite_for(model: str, precision: str, steps: int, profilers: list[str]) -> S
         precisions=[PrecisionSpec(name=precision)],
         train=TrainConfig(batch_size=8, seq_len=64, steps=steps, warmup_steps=5, eval_batches=0),
         data=DataConfig(source="synthetic"),
-        profilers=[PrecisionSpec(name=p) for p in profilers],
+        profilers=[ProfilerSpec(name=p) for p in profilers],
     )
 
 
@@ -81,12 +92,11 @@ def main() -> None:
           f"{args.steps} steps per arm; profilers on: {', '.join(profilers)}")
     print(f"window tokens/s: off {statistics.median(tps['off']):,.0f}, "
           f"on {statistics.median(tps['on']):,.0f}; throughput cost "
-          f"{100 * (throughput.value - 1):+.2f}% (95% CI {100 * (throughput.low - 1):+.2f}% .. "
-          f"{100 * (throughput.high - 1):+.2f}%), target within 1%")
+          f"{pct(throughput.value)} (95% CI {throughput.bounds_text(pct)}), target within 1%")
     med = {k: statistics.median(statistics.median(r) for r in v) for k, v in steps.items()}
     print(f"median run median step: off {med['off']:.3f} ms, on {med['on']:.3f} ms; step-time "
           f"cost {100 * (step_ratio.value - 1):+.2f}% (run-level 95% CI "
-          f"{100 * (step_ratio.low - 1):+.2f}% .. {100 * (step_ratio.high - 1):+.2f}%, "
+          f"{step_ratio.bounds_text(pct)}, "
           f"{step_ratio.basis})")
     print(f"hook time taken out of the window: median {1e3 * statistics.median(hooks):.2f} ms per run")
 

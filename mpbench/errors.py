@@ -1,4 +1,4 @@
-"""The one user-error type. The CLI turns it into a one-line message and exit code 2."""
+"""The user-error types. The CLI turns a UserError into a one-line message and exit code 2."""
 
 
 class UserError(Exception):
@@ -10,3 +10,13 @@ class UserError(Exception):
     exit_code = 2
 
 
+
+
+class ModelEntryError(Exception):
+    """A suite's model entry that cannot be built; `field` is the key of the entry to blame
+    (the suite loader turns it into a UserError with the dotted path)."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message

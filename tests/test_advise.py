@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from mpbench.analysis import advice as logic
-from mpbench.analysis.runstats import RunRatio
+from mpbench.analysis.stats import Interval
 from mpbench.bench.advisor import GemmTimes, LinearLayer, linear_layers, time_layers
 from mpbench.cli.main import cli
 from mpbench.precision import get_recipe
@@ -116,8 +116,8 @@ def test_refusals_name_the_reason() -> None:
                                             "needs a CUDA GPU") or "")
 
 
-def _ratio(value: float, low: float, high: float) -> RunRatio:
-    return RunRatio(value, low, high, 0.95, 3, 3, 60, 60, "test")
+def _ratio(value: float, low: float, high: float) -> Interval:
+    return Interval(value, low, high, 3, 3, False, "test")
 
 
 @pytest.mark.unit
@@ -231,7 +231,7 @@ def test_a_converter_recipe_is_timed_through_its_own_module_cpu_stand_in() -> No
     """The GPU path (TE / torchao FP8 modules) goes through the same recipe.prepare; on a CPU
     fp8-emulated stands in: its layer must be the converted module, fed bf16 gradients."""
     from mpbench.bench.advisor import _Stopwatch, _Variant
-    from mpbench.precision.fp8_emulation import EmulatedFp8Linear
+    from mpbench.precision.fp8_emulated import EmulatedFp8Linear
 
     v = _Variant(get_recipe("fp8-emulated"), LinearLayer("l", 32, 48, True), 64,
                  torch.device("cpu"))

@@ -32,6 +32,7 @@ from mpbench.analysis.equivalence import (
 from mpbench.analysis.time_to_target import crossing, time_to_target
 from mpbench.cli.main import cli
 from mpbench.errors import UserError
+from mpbench.results.key import make_key
 from mpbench.results.payloads import NvmlResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
@@ -53,6 +54,7 @@ def record(precision: str, seed: int, evals: list[tuple[int, float]], times: lis
     """A minimal RunRecord with the fields the convergence analysis reads."""
     return RunRecord(
         run_id=f"m__{precision}__seed{seed}", suite="t", profile="cpu", model="m", model_dims={},
+        config_key=make_key("m", precision, {}, {"batch_size": 2, "seq_len": 8}, [], None, "cpu"),
         precision=precision, recipe={"family": precision[:4], "numerics_only": False}, seed=seed,
         batch_size=2, seq_len=8, train={}, device="cpu", device_name="cpu", status=status,
         tokens_per_step=16, eval_curve=evals, eval_times_s=times or [float(s) for s, _ in evals],
@@ -129,6 +131,40 @@ def test_reference_band_and_curve_comparison() -> None:
     cmp = compare_curve(off, band)
     assert cmp is not None and cmp.z == pytest.approx([0.0, 5.0])
     assert cmp.inside_fraction == 0.5 and cmp.max_abs_z == pytest.approx(5.0)
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("band_k", [1.0, 3.0])
+def test_the_report_plots_the_band_the_verdict_judges(
+        band_k: float, monkeypatch: pytest.MonkeyPatch) -> None:
+    """extensions.convergence.band_k moves the report's loss band as it moves the verdict:
+    the plot draws the analysis's mean +- band_k stdev, not a min/median/max of its own."""
+    from mpbench.report import sections_quality
+    from mpbench.report.resultset import ResultSet
+
+    suite = {"extensions": {"convergence": {"band_k": band_k}}}
+    offsets = [-0.1, 0.0, 0.1]
+    fp32 = [record("fp32", s, [(20, 2.0 + d)], loss_curve=[(10, 3.0 + d), (20, 2.0 + d)],
+                   suite_config=suite) for s, d in enumerate(offsets)]
+    bf16 = [record("bf16", s, [(20, 2.0 + d)], loss_curve=[(10, 3.2 + d), (20, 2.1 + d)],
+                   suite_config=suite) for s, d in enumerate(offsets)]
+    drawn: dict[str, Any] = {}
+
+    def capture(band: Any, baseline: str, lines: Any, *rest: Any) -> str:
+        drawn.update(band=band, baseline=baseline, lines=lines, label=rest[-1])
+        return "<svg></svg>"
+
+    monkeypatch.setattr(sections_quality.plots, "loss_curves", capture)
+    sections_quality.loss_blocks(ResultSet("t", Path("."), fp32 + bf16))
+    (summary,) = analyze(fp32 + bf16)
+    assert summary.band is not None and summary.band.band_k == band_k
+    band = drawn["band"]
+    assert band.band_k == band_k and band.steps == [10, 20]
+    assert band.low == pytest.approx([3.0 - band_k * 0.1, 2.0 - band_k * 0.1])
+    assert band.high == pytest.approx([3.0 + band_k * 0.1, 2.0 + band_k * 0.1])
+    assert drawn["baseline"] == "fp32"
+    assert drawn["lines"] == {"bf16": [(10, pytest.approx(3.2)), (20, pytest.approx(2.1))]}
+    assert drawn["label"] == f"fp32 mean ± {band_k:g} stdev (3 seeds)"
 
 
 @pytest.mark.unit

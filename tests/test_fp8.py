@@ -28,7 +28,7 @@ from mpbench.models.llama import Llama
 from mpbench.plan.spec import expand
 from mpbench.precision import RECIPES, ao_backend, get_recipe, te_backend
 from mpbench.precision.fp8_base import block_linears, nearest_multiple
-from mpbench.precision.fp8_emulation import (
+from mpbench.precision.fp8_emulated import (
     E4M3,
     E5M2,
     EmulatedFp8Linear,
@@ -36,7 +36,7 @@ from mpbench.precision.fp8_emulation import (
     quantize_dequantize,
     relative_error,
 )
-from mpbench.precision.fp8_te_base import TERecipe
+from mpbench.precision.fp8_te import TERecipe
 from mpbench.results.env import environment_card
 from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run

@@ -20,14 +20,21 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from mpbench.cli.main import cli
-from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
+from mpbench.config.schema import (
+    DataConfig,
+    ModelSpec,
+    PrecisionSpec,
+    ProfilerSpec,
+    Suite,
+    TrainConfig,
+)
 from mpbench.data import make_source
 from mpbench.models import MODEL_SIZES, build_model
 from mpbench.models.entry import build_entry, model_facts
 from mpbench.models.flops import flops_for
 from mpbench.plan.spec import expand
 from mpbench.precision import get_recipe
-from mpbench.precision.fp8_emulation import EmulatedFp8Linear
+from mpbench.precision.fp8_emulated import EmulatedFp8Linear
 from mpbench.results.env import environment_card
 from mpbench.train.loop import train_run
 
@@ -105,9 +112,9 @@ def test_tiny_hf_models_train_under_every_cpu_recipe(name: str) -> None:
 
 @pytest.mark.integration
 def test_profilers_work_unchanged_on_a_hf_model() -> None:
-    profilers = [PrecisionSpec(name="memory"), PrecisionSpec(name="numerics"),
-                 PrecisionSpec(name="max_batch", options={"memory_budget_mb": 200,
-                                                          "max_batch_size": 8})]
+    profilers = [ProfilerSpec(name="memory"), ProfilerSpec(name="numerics"),
+                 ProfilerSpec(name="max_batch", options={"memory_budget_mb": 200,
+                                                         "max_batch_size": 8})]
     suite = Suite(
         name="hf", models=[spec_of("llama")], precisions=[PrecisionSpec(name="fp16")],
         profilers=profilers, data=DataConfig(source="synthetic", vocab_size=64),

@@ -1,4 +1,5 @@
-"""The layer contract of pyproject.toml ([tool.importlinter]) holds, and covers every package."""
+"""The import contracts of pyproject.toml ([tool.importlinter]) hold: layers that cover every
+package, and no import circle between sibling modules."""
 
 from __future__ import annotations
 
@@ -15,8 +16,8 @@ pytestmark = pytest.mark.unit
 
 def _layers() -> list[str]:
     config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
-    [contract] = config["tool"]["importlinter"]["contracts"]
-    assert contract["type"] == "layers"
+    [contract] = [c for c in config["tool"]["importlinter"]["contracts"]
+                  if c["type"] == "layers"]
     return [name.strip() for layer in contract["layers"]
             for name in layer.replace("|", ":").split(":")]
 
@@ -36,3 +37,10 @@ def test_no_module_imports_a_higher_layer(monkeypatch: pytest.MonkeyPatch) -> No
     monkeypatch.syspath_prepend(str(ROOT))
     os.environ.setdefault("PYTHONPATH", str(ROOT))
     assert lint_imports(no_cache=True) == 0, "run `lint-imports` to see the imports that cross"
+
+
+def test_the_contract_forbids_circles_inside_every_package() -> None:
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    [acyclic] = [c for c in config["tool"]["importlinter"]["contracts"]
+                 if c["type"] == "acyclic_siblings"]
+    assert acyclic["ancestors"] == ["mpbench"]

@@ -23,8 +23,8 @@ from mpbench.profilers.max_batch import (
     search_max_batch,
 )
 from mpbench.profilers.nvml import NvmlProfiler, NvmlWindow, throttle_names
+from mpbench.profilers.peaks import unique_bytes
 from mpbench.profilers.saved_tensors import SavedTensorCounter
-from mpbench.profilers.step_memory import unique_bytes
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.train.load import load_suite

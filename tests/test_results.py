@@ -9,6 +9,7 @@ import pytest
 
 from mpbench.errors import UserError
 from mpbench.results import SCHEMA_VERSION, ResultsDir, RunRecord, load_records, load_results
+from mpbench.results.key import make_key
 from mpbench.results.store import atomic_write_text
 
 pytestmark = pytest.mark.unit
@@ -24,6 +25,10 @@ def record(run_id: str = "m__fp32__b2-t16__seed0", **kw: object) -> RunRecord:
         eval_loss=2.5,
     )
     base.update(kw)
+    base.setdefault("config_key", make_key(str(base["model"]), str(base["precision"]), {},
+                                           {"batch_size": base["batch_size"],
+                                            "seq_len": base["seq_len"]}, [], None,
+                                           str(base["profile"])))
     return RunRecord.model_validate(base)
 
 
@@ -91,3 +96,14 @@ def test_not_a_results_directory(tmp_path: Path) -> None:
         load_records(tmp_path)
     with pytest.raises(UserError, match="results not found"):
         load_records(tmp_path / "missing")
+
+
+@pytest.mark.unit
+def test_a_misspelled_field_in_a_stored_record_is_refused_by_name(tmp_path: Path) -> None:
+    path = make_dir(tmp_path, record())
+    stored = next((path / "runs").glob("*.json"))
+    raw = json.loads(stored.read_text())
+    raw["tokens_per_sec"] = raw.pop("tokens_per_s")  # a writer's typo
+    stored.write_text(json.dumps(raw))
+    with pytest.raises(UserError, match="tokens_per_sec"):
+        load_records(path)

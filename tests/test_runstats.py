@@ -152,3 +152,24 @@ def test_several_baselines_spread_is_noise_to_beat() -> None:
     assert level.verdict != "regression"
     far = side(rng, 3, 1.5, run_sd=0.01)
     assert slowdown_test_runs(b1 + b2, far, baseline_groups=[b1, b2]).verdict == "regression"
+
+
+def test_every_estimator_gives_the_one_interval_type_and_none_for_no_interval() -> None:
+    """Run-level ratios, bootstrap ratios of medians and medians of cases are one type; a
+    missing interval is None (JSON null), never NaN."""
+    import json
+
+    from mpbench.analysis.claims.estimate import median_interval, paired_median_ratio
+    from mpbench.analysis.stats import Interval
+
+    base = [[10.0, 10.2, 9.8], [11.0, 11.1, 10.9], [10.5, 10.4, 10.6]]
+    made = [step_time_ratio(base, base, n_resamples=100), step_time_ratio(base[:1], base[:1]),
+            speedup_ratio(base, base, n_resamples=100), median_ratio([1.0], [2.0]),
+            median_ratio([1.0, 1.1, 0.9], [2.0, 2.1, 1.9], n_resamples=100),
+            median_interval([1.0, 2.0]), median_interval([1.0, 2.0, 3.0, 4.0]),
+            paired_median_ratio([1.0, 1.1, 0.9], [2.0, 2.2, 1.8])]
+    assert all(isinstance(x, Interval) for x in made)
+    no_ci = [x for x in made if x is not None and not x.has_interval]
+    assert len(no_ci) == 3 and all(x.low is None and x.high is None for x in no_ci)
+    assert "NaN" not in json.dumps([x.as_dict() for x in made if x is not None])
+    assert made[7] is not None and made[7].paired and made[7].n == 3

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -101,3 +102,118 @@ def test_huge_learning_rate_diverges(tmp_path: Path) -> None:
     assert rec.status == "diverged"
     assert rec.diverged_step is not None and rec.diverged_step >= 2
     assert rec.last_good_loss is not None and rec.tokens_per_s is None
+
+
+IDENTITY = ("run_id", "config_key", "suite", "suite_description", "profile", "model",
+            "precision", "recipe", "seed", "repeat", "batch_size", "seq_len", "train", "device",
+            "device_name", "tokens_per_step", "env", "suite_config")
+
+
+def crash_in_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec, device: str,
+                    env: dict):
+    """run_in_fresh_process with a worker that was killed before it wrote its record."""
+    from mpbench.results.store import ResultsDir
+    from mpbench.train import isolated
+
+    def killed(args, **_kw):  # what subprocess.run returns for a SIGKILLed child
+        return subprocess.CompletedProcess(args, -9, "", "Killed\n")
+
+    monkeypatch.setattr(isolated.subprocess, "run", killed)
+    results = ResultsDir(tmp_path / "res")
+    return isolated.run_in_fresh_process(spec, results, torch.device(device), env, {},
+                                         None), results
+
+
+@pytest.mark.integration
+def test_a_crashed_worker_gets_the_record_a_run_would_have(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """One builder: the record of a worker that died carries the same identity, recipe and
+    device fields as the record the run writes itself."""
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(precisions="fp32"))
+    suite = load_suite(path, "cpu")
+    (spec,) = expand(suite)
+    env = environment_card()
+    trained = train_run(spec, make_source(suite.data), torch.device("cpu"), env)
+    crashed, results = crash_in_worker(monkeypatch, tmp_path, spec, "cpu", env)
+    assert crashed.status == "failed"
+    assert crashed.reason == "worker process exited with code -9: Killed"
+    assert results.record_path(spec.run_id).is_file()
+    for name in IDENTITY:
+        assert getattr(crashed, name) == getattr(trained, name), name
+
+
+@pytest.mark.unit
+def test_a_crashed_gpu_run_names_the_gpu_not_the_cpu(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The gate's platform check matches (device kind, device_name, profile): a crashed CUDA
+    run that named the host CPU would look like a different machine."""
+    gpu = "NVIDIA H100 80GB HBM3"  # torch.cuda.get_device_name() on an H100 SXM
+    monkeypatch.setattr(torch.cuda, "get_device_name", lambda device=None: gpu)
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(precisions="bf16"))
+    (spec,) = expand(load_suite(path, "cpu"))
+    crashed, _ = crash_in_worker(monkeypatch, tmp_path, spec, "cuda", environment_card())
+    assert crashed.device == "cuda" and crashed.device_name == gpu
+
+
+# Messages torch raises when an allocator fails, each from the source that writes it:
+REAL_OOM_MESSAGES = [
+    # c10/cuda/CUDACachingAllocator.cpp, raised as torch.OutOfMemoryError
+    "CUDA out of memory. Tried to allocate 2.00 GiB. GPU 0 has a total capacity of 79.11 GiB "
+    "of which 1.25 GiB is free.",
+    # C10_CUDA_CHECK on cudaErrorMemoryAllocation (c10/cuda/CUDAException.cpp)
+    "CUDA error: out of memory\nCUDA kernel errors might be asynchronously reported",
+    # ATen/cuda/Exceptions.h TORCH_CUDABLAS_CHECK around cublasCreate (CublasHandlePool.cpp)
+    "CUDA error: CUBLAS_STATUS_ALLOC_FAILED when calling `cublasCreate(handle)`",
+    # c10/core/impl/alloc_cpu.cpp, posix_memalign branch (Linux); the Android/MSVC branch
+    "[enforce fail at alloc_cpu.cpp:127] err == 0. DefaultCPUAllocator: can't allocate memory: "
+    "you tried to allocate 1152921504606846976 bytes. Error code 12 (Cannot allocate memory)",
+    "DefaultCPUAllocator: not enough memory: you tried to allocate 4096 bytes.",
+]
+
+
+class RaisesInPrepare(Recipe):
+    name = "test-raises"
+    summary = "raises the error in `message`"
+    message = ""
+
+    def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
+        raise RuntimeError(self.message)
+
+
+@pytest.mark.unit
+def test_the_cpu_allocator_failure_torch_raises_here_is_oom() -> None:
+    from mpbench.profilers.peaks import is_oom
+
+    with pytest.raises(RuntimeError) as caught:
+        torch.empty(2**60, dtype=torch.uint8)  # 1 EiB: posix_memalign fails, no pages touched
+    assert "DefaultCPUAllocator" in str(caught.value) and is_oom(caught.value)
+    assert not is_oom(RuntimeError("CUDA error: an illegal memory access was encountered"))
+    assert not is_oom(ValueError("out of memory"))  # not an allocator's error type
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("message", REAL_OOM_MESSAGES[1:], ids=["cuda", "cublas", "cpu", "cpu2"])
+def test_an_allocator_failure_is_recorded_as_oom_without_a_traceback(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, message: str) -> None:
+    monkeypatch.setitem(RECIPES, "test-raises", RaisesInPrepare)
+    monkeypatch.setattr(RaisesInPrepare, "message", message)
+    (rec,) = run_suite_text(tmp_path, "test-raises")
+    assert rec.status == "oom" and rec.traceback is None
+    assert rec.reason == f"RuntimeError: {message.splitlines()[0]}"
+
+
+@pytest.mark.unit
+@pytest.mark.parametrize("message", REAL_OOM_MESSAGES, ids=["caching", "cuda", "cublas", "cpu",
+                                                            "cpu2"])
+def test_max_batch_stops_at_every_allocator_failure_a_run_records_as_oom(message: str) -> None:
+    """One OOM rule for the run record and the batch search (a cuBLAS handle that found no
+    memory was an OOM for the search only)."""
+    from mpbench.profilers.max_batch import oom_safe, search_max_batch
+
+    def step(b: int) -> None:
+        if b > 3:
+            raise RuntimeError(message)
+
+    assert search_max_batch(oom_safe(step, lambda: None), start=1).max_batch_size == 3

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mpbench.analysis.runstats import RunRatio
+from mpbench.analysis.stats import Interval
 from mpbench.bench.advisor import LayerTiming
 
 PAY_TOLERANCE = 0.02
@@ -121,7 +121,7 @@ class Check:
     """A predicted ratio against a measured one."""
 
     predicted: float
-    measured: RunRatio | None
+    measured: Interval | None
 
     @property
     def error(self) -> float | None:
@@ -137,15 +137,15 @@ class Check:
             return "not measured"
         if abs(err) <= tolerance:
             return "hit"
-        inside = m.has_interval and m.low <= self.predicted <= m.high
+        inside = m.low is not None and m.high is not None and m.low <= self.predicted <= m.high
         return "inconclusive" if inside else "miss"
 
     def miss(self, tolerance: float = PREDICTION_TOLERANCE) -> bool:
         return self.verdict(tolerance) == "miss"
 
 
-def slower_beyond_interval(advised: RunRatio | None, every: RunRatio | None) -> bool:
+def slower_beyond_interval(advised: Interval | None, every: Interval | None) -> bool:
     """The advised set measured slower than every layer converted, beyond both intervals."""
-    if advised is None or every is None or not (advised.has_interval and every.has_interval):
+    if advised is None or every is None or advised.low is None or every.high is None:
         return False
     return advised.low > every.high and not math.isclose(advised.low, every.high)

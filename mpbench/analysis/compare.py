@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
-from mpbench.analysis.runstats import RunRatio, speedup_ratio
+from mpbench.analysis.runstats import speedup_ratio
+from mpbench.analysis.stats import Interval
 from mpbench.results.key import ConfigKey
-from mpbench.results.recipe_card import recipe_card
+from mpbench.results.recipe_card import RecipeRole, recipe_card
 from mpbench.results.schema import RunRecord
 
 
@@ -66,6 +66,14 @@ class Group:
         return recipe_card(self.records[0]).family or ""
 
     @property
+    def role(self) -> RecipeRole:
+        return recipe_card(self.records[0]).role
+
+    @property
+    def role_note(self) -> str:
+        return recipe_card(self.records[0]).role_note
+
+    @property
     def numerics_only(self) -> bool:
         return recipe_card(self.records[0]).numerics_only
 
@@ -96,21 +104,15 @@ def group_runs(records: list[RunRecord]) -> list[Group]:
     return list(groups.values())
 
 
-def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> Group | None:
-    want = group.key.comparison.with_precision(baseline)
-    return next((g for g in groups if g.key == want), None)
+def baseline_for(group: Group, groups: list[Group]) -> Group | None:
+    """The baseline recipe's group (Recipe.role) of `group`'s comparison group."""
+    want = group.key.comparison
+    return next((g for g in groups if g.key.comparison == want and g.role == "baseline"), None)
 
 
-def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> RunRatio | None:
+def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> Interval | None:
     """Throughput of group over base from run-level step times (analysis/runstats.py):
     no interval with fewer than 2 runs per side."""
     if base is None:
         return None
     return speedup_ratio(base.run_step_times_ms, group.run_step_times_ms, confidence)
-
-
-def by_model(groups: list[Group]) -> dict[str, list[Group]]:
-    out: dict[str, list[Group]] = defaultdict(list)
-    for g in groups:
-        out[g.model].append(g)
-    return dict(out)

@@ -113,17 +113,23 @@ class CurveComparison:
         return asdict(self)
 
 
-def compare_curve(records: list[RunRecord], band: Band, curve: Curve = "eval") -> CurveComparison | None:
+def mean_curve(records: list[RunRecord], curve: Curve) -> list[tuple[int, float]]:
+    """Per step, the mean over the finished runs that have it (what the band is judged on)."""
     curves = [c for c in (curve_of(r, curve) for r in records if r.status == "ok") if c]
-    if not curves:
+    steps = sorted(set().union(*curves)) if curves else []
+    return [(s, float(np.mean([c[s] for c in curves if s in c]))) for s in steps]
+
+
+def compare_curve(records: list[RunRecord], band: Band, curve: Curve = "eval") -> CurveComparison | None:
+    means = mean_curve(records, curve)
+    if not means:
         return None
     out = CurveComparison([], [], [], [], None, None, None)
     inside = judged = 0
-    for s in sorted(set().union(*curves)):
+    for s, m in means:
         ref = band.at(s)
         if ref is None:
             continue
-        m = float(np.mean([c[s] for c in curves if s in c]))
         diff = m - ref[0]
         z = diff / ref[1] if ref[1] else None
         out.steps.append(s)
@@ -156,10 +162,14 @@ class RecipeConvergence:
     equivalence: Equivalence | None
     time_to_target: TimeToTarget | None
     reason: str | None = None
+    role: str = "other"
+    """The recipe's role (results/recipe_card.RecipeRole); role_note says why for context."""
+    role_note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("precision", "family", "numerics_only", "n_runs",
-                                             "statuses", "final_eval_loss", "floor_gap", "reason")}
+                                             "statuses", "final_eval_loss", "floor_gap", "reason",
+                                             "role", "role_note")}
         for k in ("curve", "equivalence", "time_to_target"):
             part = getattr(self, k)
             out[k] = part.as_dict() if part is not None else None
@@ -237,7 +247,7 @@ def _recipe(group: Group, base: Group, band: Band | None, opts: ConvergenceOptio
         final - floor if final is not None and floor is not None else None,
         compare_curve(group.records, band, band.curve) if band is not None else None,
         recipe_equivalence(group, base, opts) if group is not base else None, ttt,
-        group.reason if not group.ok else None,
+        group.reason if not group.ok else None, group.role, group.role_note,
     )
 
 

@@ -22,7 +22,7 @@ from typing import Literal
 
 import numpy as np
 
-from mpbench.analysis.runstats import MIN_RUNS, RunRatio, Runs, run_medians, step_time_ratio
+from mpbench.analysis.runstats import MIN_RUNS, Runs, run_medians, step_time_ratio
 from mpbench.analysis.runtest import (
     TEST_NAME,
     repeats_needed,
@@ -30,6 +30,7 @@ from mpbench.analysis.runtest import (
     runs_for_alpha,
     significant,
 )
+from mpbench.analysis.stats import Interval
 
 Verdict = Literal["regression", "improved", "ok", "inconclusive"]
 
@@ -38,7 +39,7 @@ Verdict = Literal["regression", "improved", "ok", "inconclusive"]
 class SlowdownTest:
     """Current vs baseline runs: ratio > 1 means the current runs are slower."""
 
-    ratio: RunRatio | None
+    ratio: Interval | None
     """median(current run medians) / median(baseline run medians), run-level interval."""
     p_slower: float | None
     """One-sided exact rank-test p-value (run medians) for 'current runs take longer'."""
@@ -138,7 +139,7 @@ def slowdown_test_runs(
     elif slower:
         verdict = "ok"
         why = f"slower by {ratio.value - 1:.1%}, within the allowed {max_slowdown:.1%} ({runs})"
-    elif ratio.has_interval and ratio.high > limit:
+    elif ratio.high is not None and ratio.high > limit:
         verdict = "inconclusive"
         needed = repeats_needed(test.sigma, _beyond_limit(max_slowdown), alpha)
         why = (f"too noisy: not significant (p={test.p_slower:.2g}, {runs}), yet the run-level "

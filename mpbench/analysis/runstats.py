@@ -10,55 +10,22 @@ one recipe moved by up to 74% between processes while a run's own IQR was ~7%).
   within each drawn run, of that same statistic (percentile interval);
 - significance: the exact one-sided rank test on the per-run medians, in runtest.py.
 
-With fewer than 2 runs on a side there is no run-level interval (low/high are NaN) and the
+With fewer than 2 runs on a side there is no run-level interval (low/high are None) and the
 basis says so; the gate then calls the comparison inconclusive.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
+
+from mpbench.analysis.stats import Interval
 
 Runs = Sequence[Sequence[float]] | Sequence[np.ndarray]
 MIN_RUNS = 2
 """Runs per side below which between-run noise cannot be estimated."""
 N_RESAMPLES = 2000
-
-
-@dataclass(frozen=True)
-class RunRatio:
-    """value = statistic(new) / statistic(base) over runs, with a run-level interval."""
-
-    value: float
-    low: float
-    high: float
-    confidence: float
-    n_base: int
-    """Runs on the baseline side (with step times)."""
-    n_new: int
-    n_base_steps: int
-    n_new_steps: int
-    basis: str
-
-    @property
-    def has_interval(self) -> bool:
-        return math.isfinite(self.low) and math.isfinite(self.high)
-
-    def inverted(self) -> RunRatio:
-        """The same comparison as 1/value (throughput from step time)."""
-        return RunRatio(1.0 / self.value, 1.0 / self.high if self.has_interval else math.nan,
-                        1.0 / self.low if self.has_interval else math.nan, self.confidence,
-                        self.n_base, self.n_new, self.n_base_steps, self.n_new_steps, self.basis)
-
-    def as_dict(self) -> dict[str, Any]:
-        return {"value": self.value, "low": self.low, "high": self.high,
-                "confidence": self.confidence, "n_base_runs": self.n_base,
-                "n_new_runs": self.n_new, "n_base_steps": self.n_base_steps,
-                "n_new_steps": self.n_new_steps, "basis": self.basis}
 
 
 def _arrays(runs: Runs) -> list[np.ndarray]:
@@ -95,7 +62,7 @@ def hierarchical_interval(base: Runs, new: Runs, confidence: float = 0.95,
 
 
 def step_time_ratio(base: Runs, new: Runs, confidence: float = 0.95,
-                    n_resamples: int = N_RESAMPLES, seed: int = 0) -> RunRatio | None:
+                    n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval | None:
     """Median step time of `new` over `base` (> 1: new is slower), each side a list of runs."""
     a, b = _arrays(base), _arrays(new)
     if not a or not b:
@@ -105,18 +72,18 @@ def step_time_ratio(base: Runs, new: Runs, confidence: float = 0.95,
     if len(a) < MIN_RUNS or len(b) < MIN_RUNS:
         basis = (f"{len(a)} vs {len(b)} runs: no run-level interval (needs {MIN_RUNS}+ runs "
                  "per side; steps of one run are not independent samples)")
-        return RunRatio(value, math.nan, math.nan, confidence, len(a), len(b), *steps, basis)
+        return Interval(value, None, None, len(a), len(b), False, basis, confidence)
     if n_resamples <= 0:
-        return RunRatio(value, math.nan, math.nan, confidence, len(a), len(b), *steps,
-                        "interval not computed")
+        return Interval(value, None, None, len(a), len(b), False, "interval not computed",
+                        confidence)
     low, high = hierarchical_interval(a, b, confidence, n_resamples, seed)
     basis = (f"hierarchical bootstrap over {len(a)} vs {len(b)} runs "
              f"({steps[0]} vs {steps[1]} steps)")
-    return RunRatio(value, low, high, confidence, len(a), len(b), *steps, basis)
+    return Interval(value, low, high, len(a), len(b), False, basis, confidence)
 
 
 def speedup_ratio(base: Runs, new: Runs, confidence: float = 0.95,
-                  n_resamples: int = N_RESAMPLES, seed: int = 0) -> RunRatio | None:
+                  n_resamples: int = N_RESAMPLES, seed: int = 0) -> Interval | None:
     """Throughput of `new` over `base` (> 1: new is faster) from the runs' step times."""
     ratio = step_time_ratio(base, new, confidence, n_resamples, seed)
     return ratio.inverted() if ratio is not None else None

@@ -65,7 +65,7 @@ class TimeToTarget:
         ratio = median_ratio(ref, mine)
         if ratio is not None:
             self.time_ratio, self.saving = ratio.value, 1.0 - ratio.value
-            if ratio.low == ratio.low:  # not NaN: enough seeds for an interval
+            if ratio.has_interval:  # enough seeds for an interval
                 self.time_ratio_low, self.time_ratio_high = ratio.low, ratio.high
         e_mine = [s.energy_j for s in self.seeds if s.energy_j is not None]
         e_ref = [s.energy_j for s in base.seeds if s.energy_j is not None]

@@ -24,7 +24,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from mpbench.analysis import access
-from mpbench.analysis.runstats import RunRatio, step_time_ratio
+from mpbench.analysis.runstats import step_time_ratio
+from mpbench.analysis.stats import Interval
 from mpbench.profilers.kernels import (
     ATTENTION,
     COMMUNICATION,
@@ -74,8 +75,20 @@ FP8_FAMILIES = frozenset({"fp8", "fp4"})
 
 
 def baseline_of(family: str) -> str:
-    """The recipe a waterfall compares against: bf16 for FP8/FP4 recipes, else fp32."""
+    """The recipe a waterfall (and the advisor) compares a recipe of `family` with when the
+    records do not say: bf16 for FP8/FP4 recipes, else fp32 (the recipe whose role is
+    'baseline')."""
     return "bf16" if family in FP8_FAMILIES else "fp32"
+
+
+def _baseline_name(family: str, comparison: ComparisonKey,
+                   by_key: dict[ConfigKey, list[RunRecord]]) -> str:
+    """bf16 for FP8/FP4 recipes; else the configuration's recipe whose role is 'baseline'."""
+    if family in FP8_FAMILIES:
+        return "bf16"
+    return next((k.precision for k, runs in by_key.items()
+                 if k.comparison == comparison and access.role(runs[0]) == "baseline"),
+                baseline_of(family))
 
 
 def _part_of_bucket(bucket: str) -> str:
@@ -147,7 +160,7 @@ class Waterfall:
     key: ConfigKey
     baseline: Side
     recipe: Side
-    ratio: RunRatio | None
+    ratio: Interval | None
     """recipe step time / baseline step time, with the run-level interval."""
     device_kind: str | None
     numerics_only: bool
@@ -253,13 +266,14 @@ class Missing:
 
 def waterfalls(records: Sequence[RunRecord], baseline: str | None = None
                ) -> tuple[list[Waterfall], list[Missing]]:
-    """Every recipe against its baseline (`baseline`, or fp32 / bf16 for FP8 recipes), per
-    configuration; the recipes that have none say why."""
+    """Every recipe against its baseline (`baseline`; else bf16 for FP8/FP4 recipes and the
+    recipe whose role is 'baseline' for the rest), per configuration; the recipes that have none
+    say why."""
     by_key = groups(records)
     found: list[Waterfall] = []
     missing: list[Missing] = []
     for key, runs in by_key.items():
-        base_name = baseline or baseline_of(access.family(runs[0]))
+        base_name = baseline or _baseline_name(access.family(runs[0]), key.comparison, by_key)
         if key.precision == base_name:
             continue
         base_key: ComparisonKey = key.comparison

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mpbench.bench.bandwidth import BandwidthOp
 from mpbench.bench.dtypes import DtypeKey
@@ -13,18 +13,13 @@ from mpbench.bench.timing import TimingConfig
 from mpbench.config.errors import first_error
 from mpbench.config.loader import deep_merge, read_yaml
 from mpbench.config.model_sizes import MODEL_SIZES
+from mpbench.config.schema import DeviceKind, Strict
 from mpbench.errors import UserError
-
-DeviceKind = Literal["cpu", "cuda"]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class GemmConfig(Strict):
     enabled: bool = True
-    dtypes: list[DtypeKey] = ["fp32", "tf32", "fp16", "bf16", "fp8"]
+    dtypes: list[DtypeKey] = Field(default=["fp32", "tf32", "fp16", "bf16", "fp8"])
     square: list[int] = Field(default_factory=lambda: [1024])
     """Square sizes M = N = K."""
     models: list[str] = Field(default_factory=list)
@@ -54,7 +49,7 @@ class GemmConfig(Strict):
 
 class AlignmentConfig(Strict):
     enabled: bool = True
-    dtypes: list[DtypeKey] = ["fp32", "fp16", "bf16"]
+    dtypes: list[DtypeKey] = Field(default=["fp32", "fp16", "bf16"])
     base: int = Field(4096, gt=0, multiple_of=16, description="aligned size: M, and K = N at offset 0")
     offsets: list[int] = Field(default_factory=lambda: [0, -1, 4, 8])
 
@@ -69,8 +64,8 @@ class AlignmentConfig(Strict):
 
 class BandwidthConfig(Strict):
     enabled: bool = True
-    dtypes: list[Literal["fp32", "fp16", "bf16"]] = ["fp32", "fp16", "bf16"]
-    ops: list[BandwidthOp] = ["add", "mul", "layer_norm"]
+    dtypes: list[Literal["fp32", "fp16", "bf16"]] = Field(default=["fp32", "fp16", "bf16"])
+    ops: list[BandwidthOp] = Field(default=["add", "mul", "layer_norm"])
     elements: int = Field(1 << 26, gt=0, description="elements per tensor; make it outgrow the caches")
     hidden: int = Field(4096, gt=0, description="layer_norm row width")
 

@@ -12,11 +12,12 @@ import torch
 from rich.console import Console
 
 from mpbench.analysis import advice as logic
-from mpbench.analysis.runstats import RunRatio, step_time_ratio
+from mpbench.analysis.runstats import step_time_ratio
+from mpbench.analysis.stats import Interval
 from mpbench.analysis.waterfall import waterfalls
 from mpbench.cli.explain import waterfall_lines
 from mpbench.cli.results_out import check_out_dir, default_out, write_report_if_available
-from mpbench.config.schema import PrecisionSpec, Suite
+from mpbench.config.schema import PrecisionSpec, ProfilerSpec, Suite
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.advice import AdviceRecord, MeasuredRatio, Verification, write_advice
 from mpbench.results.key import options_tag
@@ -25,11 +26,10 @@ from mpbench.results.store import ResultsDir, load_records
 from mpbench.train.runner import run_suite
 
 
-def _measured(r: RunRatio | None) -> MeasuredRatio | None:
+def _measured(r: Interval | None) -> MeasuredRatio | None:
     if r is None:
         return None
-    return MeasuredRatio(value=r.value, low=r.low if r.has_interval else None,
-                         high=r.high if r.has_interval else None, n_base_runs=r.n_base,
+    return MeasuredRatio(value=r.value, low=r.low, high=r.high, n_base_runs=r.n_base,
                          n_new_runs=r.n_new, basis=r.basis)
 
 
@@ -74,7 +74,7 @@ def verification_suite(suite: Suite, spec: RunSpec, rec: AdviceRecord, options: 
         precisions.append(PrecisionSpec(
             name=rec.recipe, options={**options, rec.filter_option: rec.filter_value}))
     profilers = [p for p in suite.profilers if p.name != "tensor_cores"]
-    profilers.append(PrecisionSpec(name="tensor_cores"))  # the waterfall of a miss reads it
+    profilers.append(ProfilerSpec(name="tensor_cores"))  # the waterfall of a miss reads it
     return suite.model_copy(update={
         "name": f"{suite.name}-advise", "models": [spec.model], "precisions": precisions,
         "repeats": repeats, "seeds": suite.seeds[:1], "matrix": {}, "parallel": None,

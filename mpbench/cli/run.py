@@ -15,7 +15,7 @@ from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
 from mpbench.cli.results_out import check_out_dir, default_out, write_report_if_available
 from mpbench.cli.summary import print_summary, skipped_lines
-from mpbench.config.schema import PrecisionSpec, Suite
+from mpbench.config.schema import ProfilerSpec, Suite
 from mpbench.errors import UserError
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
@@ -29,7 +29,7 @@ def with_trace(suite: Suite) -> Suite:
     profilers = [p for p in suite.profilers if p.name != "tensor_cores"]
     current = next((p for p in suite.profilers if p.name == "tensor_cores"), None)
     options = {**(current.options if current else {}), "trace": True}
-    profilers.append(PrecisionSpec(name="tensor_cores", options=options))
+    profilers.append(ProfilerSpec(name="tensor_cores", options=options))
     return suite.model_copy(update={"profilers": profilers})
 
 

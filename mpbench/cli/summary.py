@@ -36,11 +36,10 @@ def summary_table(records: list[RunRecord]) -> Table:
         ratio = speedup(g, baseline_for(g, groups))
         if ratio is None:
             sp = "-"
-        elif g.precision == "fp32":
+        elif g.role == "baseline":
             sp = "1.00x (baseline)"
-        elif not ratio.has_interval:  # fewer than 2 runs a side: no run-level interval
-            sp = f"{ratio.value:.2f}x (1 run: no CI)" if min(ratio.n_base, ratio.n_new) < 2 \
-                else f"{ratio.value:.2f}x"
+        elif ratio.low is None or ratio.high is None:  # under 2 runs a side: no interval
+            sp = f"{ratio.value:.2f}x (1 run: no CI)" if ratio.n < 2 else f"{ratio.value:.2f}x"
         else:
             sp = f"{ratio.value:.2f}x [{ratio.low:.2f}, {ratio.high:.2f}]"
         if ratio is not None and g.numerics_only:

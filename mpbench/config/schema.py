@@ -16,6 +16,10 @@ DeviceKind = Literal["cpu", "cuda"]
 
 
 class Strict(BaseModel):
+    """mpbench's typed data (suites, micro-benchmark configs, stored profiler results): an
+    unknown or misspelled field is an error, never a silent default, and nothing changes it
+    after validation."""
+
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
@@ -140,6 +144,15 @@ class ModelSpec(Strict):
 
 
 class PrecisionSpec(Strict):
+    """A precision recipe of the suite, by registry name (mpbench/precision/), with options."""
+
+    name: str
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ProfilerSpec(Strict):
+    """A profiler to attach, by registry name (mpbench/profilers/), with its options."""
+
     name: str
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -192,7 +205,7 @@ class Suite(Strict):
     repeats: int = Field(1, ge=1, le=100, description=(
         "runs of each configuration and seed, interleaved (A B C A B C), each in a fresh "
         "process when above 1"))
-    profilers: list[PrecisionSpec] = Field(
+    profilers: list[ProfilerSpec] = Field(
         default_factory=list, description="profilers to attach by name, with options"
     )
     matrix: dict[str, list[Any]] = Field(

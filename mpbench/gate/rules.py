@@ -129,7 +129,7 @@ def check_throughput(pair: ConfigPair, limits: Limits) -> Finding | None:
     r = test.ratio
     if r is None:
         change = "-"
-    elif r.has_interval:
+    elif r.low is not None and r.high is not None:
         change = f"{_pct(r.value - 1)} [{_pct(r.low - 1)}, {_pct(r.high - 1)}]"
     else:
         change = f"{_pct(r.value - 1)} (no run-level CI)"

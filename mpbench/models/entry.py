@@ -17,18 +17,10 @@ import torch
 from torch import nn
 
 from mpbench.config.model_sizes import MODEL_SIZES, ModelConfig
+from mpbench.errors import ModelEntryError
 
 if TYPE_CHECKING:
     from mpbench.config.schema import ModelSpec
-
-
-class ModelEntryError(Exception):
-    """A model entry that cannot be built; `field` is the key of the entry to blame."""
-
-    def __init__(self, field: str, message: str) -> None:
-        super().__init__(f"{field}: {message}")
-        self.field = field
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -161,5 +153,5 @@ def build_entry(spec: ModelSpec, facts: ModelFacts, seed: int) -> nn.Module:
                              spec.returns)
 
 
-__all__ = ["ModelEntryError", "ModelFacts", "build_entry", "check_fits", "model_facts",
+__all__ = ["ModelFacts", "build_entry", "check_fits", "model_facts",
            "resolve_model_config"]

@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mpbench.models.entry import ModelEntryError
+from mpbench.errors import ModelEntryError
 from mpbench.models.layers import as_fp32
 
 INSTALL = "pip install 'mpbench[hf]'"

@@ -24,7 +24,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from mpbench.models.entry import ModelEntryError
+from mpbench.errors import ModelEntryError
 
 
 def import_factory(target: str, search: Path | None) -> Callable[..., Any]:

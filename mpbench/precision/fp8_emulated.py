@@ -1,8 +1,15 @@
 """fp8-emulated: FP8 numerics on any device (CPU included); numerics only, never a speed claim.
 
 `implementation: native` (default) runs mpbench's quantize-dequantize linear
-(fp8_emulation.py); `implementation: torchao` runs torchao's Float8Linear with emulate=True
-(tensorwise). Both keep weights, LM head and embeddings exactly as the BF16 recipe has them.
+(EmulatedFp8Linear, below); `implementation: torchao` runs torchao's Float8Linear with
+emulate=True (tensorwise). Both keep weights, LM head and embeddings exactly as the BF16
+recipe has them.
+
+The native linear emulates a Linear's GEMMs the way TransformerEngine's HYBRID format runs
+them: input and weight in E4M3 for the forward, the output gradient in E5M2 for both backward
+GEMMs (dgrad = dY·W, wgrad = dYᵀ·X), each tensor scaled by fp8_max / amax of that tensor
+(current scaling), products accumulated in FP32 and the output returned in the autocast
+dtype. This reproduces FP8 rounding and range, not FP8 speed: it runs on any device.
 """
 
 from __future__ import annotations
@@ -17,7 +24,113 @@ from torch import nn
 from mpbench.precision import ao_backend, convert
 from mpbench.precision.base import RecipeOptions, register
 from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, linear_dims
-from mpbench.precision.fp8_emulation import EmulatedFp8Linear
+
+E4M3 = torch.float8_e4m3fn
+E5M2 = torch.float8_e5m2
+AMAX_FLOOR = 1e-12
+"""An all-zero tensor gets this amax so that its scale stays finite."""
+
+
+def fp8_max(dtype: torch.dtype) -> float:
+    return float(torch.finfo(dtype).max)  # 448 for e4m3fn, 57344 for e5m2
+
+
+def quantize(x: torch.Tensor, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
+    """(x * scale) cast to `dtype`, and the fp32 scale; scale = fp8_max / amax(x)."""
+    x32 = x.float()
+    amax = x32.abs().amax().clamp(min=AMAX_FLOOR)
+    scale = fp8_max(dtype) / amax
+    # Clamp before the cast: torch < 2.12 turns out-of-range values into NaN instead of
+    # saturating, and rounding of x*scale can step just past fp8_max.
+    limit = fp8_max(dtype)
+    return (x32 * scale).clamp(-limit, limit).to(dtype), scale
+
+
+def quantize_dequantize(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """The value x takes after a round trip through `dtype` with per-tensor scaling (fp32)."""
+    q, scale = quantize(x, dtype)
+    return q.float() / scale
+
+
+class _Fp8LinearFunction(torch.autograd.Function):
+    """y = x·Wᵀ + b with FP8-rounded operands; saves the FP8 copies for backward as TE does."""
+
+    @staticmethod
+    def forward(
+        ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+        out_dtype: torch.dtype, stats: dict[str, torch.Tensor],
+    ) -> torch.Tensor:
+        with torch.autocast(device_type=x.device.type, enabled=False):
+            x2d = x.reshape(-1, x.shape[-1])  # (M, K)
+            xq, x_scale = quantize(x2d, E4M3)
+            wq, w_scale = quantize(weight, E4M3)  # (N, K)
+            y = (xq.float() @ wq.float().t()) / (x_scale * w_scale)  # (M, N), fp32 accumulate
+            if bias is not None:
+                y = y + bias.float()
+        stats["input_amax"] = fp8_max(E4M3) / x_scale.detach()
+        stats["weight_amax"] = fp8_max(E4M3) / w_scale.detach()
+        ctx.save_for_backward(xq, x_scale, wq, w_scale)
+        ctx.meta = (x.shape, x.dtype, weight.dtype, bias is not None, stats)
+        return y.reshape(*x.shape[:-1], weight.shape[0]).to(out_dtype)
+
+    @staticmethod
+    def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        xq, x_scale, wq, w_scale = ctx.saved_tensors
+        x_shape, x_dtype, w_dtype, has_bias, stats = ctx.meta
+        with torch.autocast(device_type=grad_out.device.type, enabled=False):
+            g2d = grad_out.reshape(-1, grad_out.shape[-1])  # (M, N)
+            gq, g_scale = quantize(g2d, E5M2)
+            g = gq.float()
+            grad_x = (g @ wq.float()) / (g_scale * w_scale)  # dgrad (M, K): E5M2 x E4M3
+            grad_w = (g.t() @ xq.float()) / (g_scale * x_scale)  # wgrad (N, K): E5M2 x E4M3
+            # TE and torchao take the bias gradient from the unquantized output gradient.
+            grad_b = g2d.float().sum(0) if has_bias else None
+        stats["grad_output_amax"] = fp8_max(E5M2) / g_scale.detach()
+        return (grad_x.reshape(x_shape).to(x_dtype), grad_w.to(w_dtype),
+                grad_b.to(w_dtype) if grad_b is not None else None, None, None)
+
+
+class EmulatedFp8Linear(nn.Linear):
+    """nn.Linear whose GEMMs run through FP8 quantize-dequantize (names weight/bias kept)."""
+
+    def __init__(self, in_features: int, out_features: int, bias: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None) -> None:
+        super().__init__(in_features, out_features, bias=bias, device=device, dtype=dtype)
+        self.fp8_stats: dict[str, torch.Tensor] = {}
+        """Last amax seen per operand (input, weight, grad_output), for the record."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if torch.is_autocast_enabled(x.device.type):
+            out_dtype = torch.get_autocast_dtype(x.device.type)
+        else:
+            out_dtype = x.dtype
+        return _Fp8LinearFunction.apply(x, self.weight, self.bias, out_dtype, self.fp8_stats)
+
+    def telemetry(self) -> dict[str, float]:
+        """amax and the resulting scale per operand, as the last step saw them."""
+        out: dict[str, float] = {}
+        for key, amax in self.fp8_stats.items():
+            value = float(amax)
+            fmt = E5M2 if key.startswith("grad") else E4M3
+            out[key] = value
+            out[key.replace("amax", "scale")] = fp8_max(fmt) / value
+        return out
+
+
+def relative_error(x: torch.Tensor, dtype: torch.dtype) -> float:
+    """‖qdq(x) − x‖ / ‖x‖ for one round trip (used by tests and sanity checks)."""
+    ref = x.float()
+    err = (quantize_dequantize(x, dtype) - ref).norm() / ref.norm().clamp(min=AMAX_FLOOR)
+    return float(err)
+
+
+def e4m3_unit_roundoff() -> float:
+    """2^-(mantissa bits + 1): the worst relative rounding error of a normal e4m3 value."""
+    return math.ldexp(1.0, -(3 + 1))
+
+
+__all__ = ["E4M3", "E5M2", "EmulatedFp8Linear", "e4m3_unit_roundoff", "fp8_max", "quantize",
+           "quantize_dequantize", "relative_error"]
 
 
 class EmulatedOptions(Fp8Options):

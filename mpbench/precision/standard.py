@@ -13,12 +13,14 @@ from pydantic import Field
 from torch import nn
 
 from mpbench.precision.base import Recipe, RecipeOptions, cuda_capability_at_least, register
+from mpbench.results.recipe_card import RecipeRole
 
 
 @register
 class FP32(Recipe):
     name = "fp32"
     summary = "strict FP32: TF32 off, matmul precision 'highest' (the baseline)"
+    role = "baseline"
 
 
 @register
@@ -97,6 +99,7 @@ class _Autocast(Recipe):
 class FP16(_Autocast):
     name = "fp16"
     family = "fp16"
+    role = "mixed"
     summary = "autocast FP16 with dynamic loss scaling (GradScaler), FP32 master weights"
     compute_dtype = torch.float16
     Options: ClassVar[type[RecipeOptions]] = ScalerOptions
@@ -114,6 +117,8 @@ class FP16(_Autocast):
 class FP16NoScale(_Autocast):
     name = "fp16-noscale"
     family = "fp16"
+    role = "context"
+    role_note = "FP16 without loss scaling (broken on purpose to show underflow)"
     summary = "autocast FP16 without loss scaling: small gradients underflow (shown on purpose)"
     compute_dtype = torch.float16
 
@@ -122,6 +127,7 @@ class FP16NoScale(_Autocast):
 class BF16(_Autocast):
     name = "bf16"
     family = "bf16"
+    role: ClassVar[RecipeRole] = "mixed"
     summary = "autocast BF16, FP32 master weights, no loss scaling"
     compute_dtype = torch.bfloat16
 
@@ -134,6 +140,8 @@ class BF16(_Autocast):
 @register
 class BF16Pure(BF16):
     name = "bf16-pure"
+    role = "context"
+    role_note = "no FP32 master weights"
     summary = (
         "BF16 parameters, gradients and AdamW state (no FP32 master copy): "
         "half the model-state memory, at a risk to quality"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mpbench.profilers import (  # noqa: F401  (importing a module registers its profiler)
     max_batch,
-    memory_breakdown,
+    memory,
     mfu,
     numerics,
     nvml,

@@ -3,7 +3,7 @@
 On a GPU a batch "fits" when a training step at that batch runs without running out of
 memory; the OutOfMemoryError is caught, memory is freed and the search goes on (the process
 survives). A CPU has no allocator limit to hit, so there `memory_budget_mb` bounds it: a batch
-fits when the step's peak memory (profile/step_memory.py, as the memory profiler measures
+fits when the step's peak memory (profilers/peaks.py, as the memory profiler measures
 it: model state plus the RSS rise during the step) stays within the budget. The search itself is a pure function of a `fits(batch) -> bool`
 callable, so it can be checked against a fake limit.
 """
@@ -20,9 +20,8 @@ import torch
 from pydantic import Field
 
 from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
-from mpbench.profilers.memory import release_memory
+from mpbench.profilers.peaks import StepMemory, is_oom, live_state_bytes, release_memory
 from mpbench.profilers.restore import weights_restored
-from mpbench.profilers.step_memory import StepMemory, live_state_bytes
 from mpbench.results.payloads import MaxBatchResult
 
 
@@ -82,13 +81,6 @@ def search_max_batch(fits: Callable[[int], bool], start: int = 1, cap: int = 409
     else:
         limit = "time"
     return BatchSearch(good, bad, limit, tried)
-
-
-def is_oom(exc: BaseException) -> bool:
-    text = str(exc)
-    return isinstance(exc, torch.OutOfMemoryError) or (
-        isinstance(exc, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text
-                                           or "CUBLAS_STATUS_ALLOC_FAILED" in text))
 
 
 def oom_safe(step: Callable[[int], None], cleanup: Callable[[], None]) -> Callable[[int], bool]:

@@ -1,78 +1,170 @@
-"""Peak memory: CUDA allocator statistics, or peak RSS (VmHWM) on a CPU."""
+"""Where the bytes go: parameters, gradients, optimizer state, saved activations, the rest.
+
+After the measured window one extra step (weights restored afterwards) is run with
+saved_tensors_hooks counting what autograd keeps for backward, and with the peak memory
+read per phase (forward, backward, optimizer step) by the measurement max_batch also uses
+(profilers/peaks.py: CUDA allocator peaks; on a CPU the state counted at step start
+plus the rise of peak RSS, VmHWM, during the step).
+
+Parameters, gradients and optimizer state are counted exactly from their tensors.
+Activations and gradients are never all resident at once (gradients are set to None before
+the forward; backward frees activations as it makes gradients), so the bytes resident at
+the peak are modelled as state + max(activations + weight copies, gradients); the rest of
+the measured peak is workspace, temporaries and allocator slack ("other").
+"""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
-from pathlib import Path
+from typing import Any
 
 import torch
+from pydantic import Field
+from torch import nn
 
-from mpbench.results.schema import MemoryStats
+from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profilers.peaks import (
+    StepMemory,
+    live_state_bytes,
+    optimizer_state_tensors,
+    unique_bytes,
+)
+from mpbench.profilers.restore import weights_restored
+from mpbench.profilers.saved_tensors import SavedTensorCounter
+from mpbench.results.payloads import MemoryResult
 
-_STATUS = Path("/proc/self/status")
-_CLEAR_REFS = Path("/proc/self/clear_refs")
-
-
-def _status_kib(field: str) -> int | None:
-    try:
-        for line in _STATUS.read_text().splitlines():
-            if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
-def current_rss_bytes() -> int | None:
-    kib = _status_kib("VmRSS")
-    return kib * 1024 if kib is not None else None
+CUDA_TOLERANCE = 0.10
+CPU_TOLERANCE = 0.25
+"""RSS moves in pages and holds allocator slack and oneDNN scratch: a looser fit."""
 
 
-def trim_heap() -> None:
-    """Return glibc's free pages to the OS, so RSS growth is not hidden by reused free memory."""
-    with contextlib.suppress(OSError, AttributeError):  # not glibc: RSS rises are lower bounds
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
+class MemoryOptions(ProfilerOptions):
+    tolerance: float | None = Field(
+        None, gt=0, lt=1, description="allowed |other| / measured peak (default 0.10 CUDA, 0.25 CPU)")
 
 
-def release_memory(device: torch.device) -> None:
-    """Give freed memory back before a run, so the next peak starts from a clean floor."""
-    gc.collect()
-    if device.type == "cuda":
-        torch.cuda.empty_cache()
-    else:
-        trim_heap()
+def fp8_cache_bytes(recipe_info: dict[str, Any]) -> int:
+    """FP8 weight caches a recipe reports in describe() (0 when it keeps none)."""
+    for key in ("fp8_weight_cache_bytes", "weight_cache_bytes", "fp8_cache_bytes"):
+        value = recipe_info.get(key)
+        if isinstance(value, int | float):
+            return int(value)
+    return 0
 
 
-class PeakMemory:
-    """Reset the peak at window start; read it at window end."""
+class PhasePeaks:
+    """Peak memory per phase of one step: the model's forward hook ends 'forward', the
+    optimizer's step pre-hook ends 'backward' (which includes unscale and clipping)."""
 
-    def __init__(self, device: torch.device) -> None:
-        self.device = device
-        self.baseline_rss = current_rss_bytes()
+    def __init__(self, memory: StepMemory) -> None:
+        self.memory = memory
+        self.current = "forward"
+        self.peaks: dict[str, int | None] = {}
 
-    def reset(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.reset_peak_memory_stats(self.device)
+    def boundary(self, next_phase: str) -> None:
+        self.peaks[self.current] = self.memory.phase()
+        self.current = next_phase
+
+
+@register_profiler
+class MemoryBreakdownProfiler(Profiler):
+    name = "memory"
+    summary = "bytes of parameters, gradients, optimizer state, saved activations and the rest"
+    Options = MemoryOptions
+    Result = MemoryResult
+
+    def __init__(self, options: ProfilerOptions | None = None) -> None:
+        super().__init__(options)
+        self.found: dict[str, Any] = {}
+        self.setup_bytes: int | None = None
+
+    def on_start(self, ctx: RunContext) -> None:
+        if ctx.device.type == "cuda":
+            self.setup_bytes = torch.cuda.memory_allocated(ctx.device)
         else:
-            with contextlib.suppress(OSError):  # "5" resets VmHWM to the current RSS (Linux >= 4.0)
-                _CLEAR_REFS.write_text("5")
+            self.setup_bytes = live_state_bytes(ctx.model, ctx.optimizer)
 
-    def read(self) -> MemoryStats:
-        if self.device.type == "cuda":
-            stats = torch.cuda.memory_stats(self.device)
-            return MemoryStats(
-                kind="cuda",
-                peak_bytes=torch.cuda.max_memory_allocated(self.device),
-                peak_reserved_bytes=torch.cuda.max_memory_reserved(self.device),
-                alloc_retries=int(stats.get("num_alloc_retries", 0)),
-                num_ooms=int(stats.get("num_ooms", 0)),
-            )
-        hwm = _status_kib("VmHWM")
-        peak_rss = hwm * 1024 if hwm is not None else None
-        above = peak_rss - self.baseline_rss if peak_rss is not None and self.baseline_rss else None
-        return MemoryStats(
-            kind="cpu-rss", peak_bytes=above, peak_rss_bytes=peak_rss,
-            baseline_rss_bytes=self.baseline_rss,
-        )
+    def after_measure(self, ctx: RunContext) -> None:
+        model, optimizer = ctx.model, ctx.optimizer
+        counter = SavedTensorCounter(model)
+        memory = StepMemory(ctx.device)
+        phases = PhasePeaks(memory)
+
+        def forward_done(_m: nn.Module, _i: Any, _o: Any) -> None:
+            counter.enabled = False  # recomputation during backward is not held memory
+            phases.boundary("backward")
+
+        with weights_restored(model):
+            x, y = ctx.next_batch()
+            hooks = [model.register_forward_hook(forward_done),
+                     optimizer.register_step_pre_hook(lambda *_: phases.boundary("optimizer"))]
+            try:
+                memory.start(live_state_bytes(model, optimizer))
+                with counter.counting():
+                    ctx.train_step(x, y)
+                if ctx.device.type == "cuda":
+                    torch.cuda.synchronize(ctx.device)
+                phases.boundary("done")
+            finally:
+                for h in hooks:
+                    h.remove()
+        self.found = self._breakdown(ctx, counter, phases)
+
+    def _breakdown(self, ctx: RunContext, counter: SavedTensorCounter,
+                   phases: PhasePeaks) -> dict[str, Any]:
+        model = ctx.model
+        params = [p for p in model.parameters()]
+        n_params = sum(p.numel() for p in params)
+        parts = {
+            "params_bytes": unique_bytes(params),
+            "buffers_bytes": unique_bytes(list(model.buffers())),
+            "grads_bytes": unique_bytes([p.grad for p in params if p.grad is not None]),
+            "optimizer_bytes": unique_bytes(optimizer_state_tensors(ctx.optimizer)),
+            "activations_bytes": counter.activation_bytes,
+            "weight_copies_bytes": counter.weight_copy_bytes,
+            "fp8_cache_bytes": fp8_cache_bytes(ctx.recipe.describe()),
+        }
+        state = (parts["params_bytes"] + parts["buffers_bytes"] + parts["optimizer_bytes"]
+                 + parts["fp8_cache_bytes"])
+        resident = state + max(parts["activations_bytes"] + parts["weight_copies_bytes"],
+                               parts["grads_bytes"])
+        measured = [v for v in phases.peaks.values() if v is not None]
+        peak = max(measured) if measured else None
+        cuda = ctx.device.type == "cuda"
+        tol = self.options.tolerance if isinstance(self.options, MemoryOptions) else None
+        tol = tol or (CUDA_TOLERANCE if cuda else CPU_TOLERANCE)
+        out: dict[str, Any] = {
+            **parts,
+            "n_params": n_params,
+            "model_state_bytes_per_param": ((parts["params_bytes"] + parts["grads_bytes"]
+                                             + parts["optimizer_bytes"]) / n_params
+                                            if n_params else None),
+            "sum_bytes": sum(parts.values()),
+            "resident_at_peak_bytes": resident,
+            "measured_peak_bytes": peak,
+            "measure": ("cuda max_memory_allocated" if cuda else
+                        "model state at step start + peak RSS rise during the step"),
+            "phase_peaks": {"setup": self.setup_bytes, **phases.peaks},
+            "tolerance": tol,
+        }
+        if cuda:
+            stats = torch.cuda.memory_stats(ctx.device)
+            out.update(peak_reserved_bytes=phases.memory.reserved,
+                       alloc_retries=int(stats.get("num_alloc_retries", 0)),
+                       num_ooms=int(stats.get("num_ooms", 0)))
+        if peak is None:
+            out.update(other_bytes=None, matches=None, note="no peak memory reading on this system")
+            return out
+        other = peak - resident
+        out["other_bytes"] = other
+        out["matches"] = abs(other) <= tol * peak
+        if not out["matches"]:
+            out["note"] = (f"named parts resident at the peak are {resident / 2**20:.1f} MiB, the "
+                           f"measured peak is {peak / 2**20:.1f} MiB: off by "
+                           f"{other / 2**20:+.1f} MiB ({other / peak:+.0%}), outside ±{tol:.0%}")
+        return out
+
+    def result(self, ctx: RunContext) -> dict[str, Any]:
+        """The breakdown, checked against MemoryResult (a field it lacks is refused)."""
+        if not self.found:
+            return {}
+        return MemoryResult.stored(self.found)

@@ -61,8 +61,9 @@ AFTER_COMPARISON = (
            "GEMM throughput per dtype, the alignment penalty, bandwidth-bound ops, and the "
            "end-to-end gain predicted from them next to the measured one.", microbench_blocks),
     PerSet("loss", "Loss curves and quality",
-           "Training loss per step: FP32's band over seeds (min to max) with its median, and "
-           "the median curve of every other precision; final and eval losses.", loss_blocks),
+           "Training loss per step: FP32's band over seeds as the convergence verdict "
+           "judges it (mean ± band_k stdev, extensions.convergence.band_k) and the mean "
+           "curve of every other precision; final and eval losses.", loss_blocks),
     PerSet("numerics", "Numerics",
            "Loss-scale history, skipped steps, gradient underflow and overflow.",
            numerics_blocks),

@@ -17,6 +17,8 @@ import matplotlib
 from markupsafe import Markup, escape
 from matplotlib.figure import Figure
 
+from mpbench.analysis.convergence import Band
+
 PALETTE = {"fp32": "#4c566a", "tf32": "#8f9bb3", "fp16": "#d08770", "fp16-noscale": "#bf616a",
            "bf16": "#5e81ac", "bf16-pure": "#88c0d0"}
 EXTRA = ["#a3be8c", "#b48ead", "#ebcb8b", "#6f8f72", "#7b6f9e", "#c2a25b"]
@@ -140,16 +142,16 @@ Curve = Sequence[tuple[int, float]]
 
 
 @styled
-def loss_curves(band: dict[int, tuple[float, float, float]] | None, lines: Mapping[str, Curve],
+def loss_curves(band: Band | None, baseline: str, lines: Mapping[str, Curve],
                 floor: float | None, title: str, band_label: str) -> Markup:
-    """fp32's seed band (min-max, median line) and one median curve per other precision."""
+    """The baseline's seed band as the convergence analysis judges it (mean line, low to high)
+    and one mean curve per other precision."""
     fig = figure(7.0, 3.1)
     ax = fig.add_subplot()
     if band:
-        steps = sorted(band)
-        ax.fill_between(steps, [band[s][0] for s in steps], [band[s][2] for s in steps],
-                        color=PALETTE["fp32"], alpha=0.18, lw=0, label=band_label)
-        ax.plot(steps, [band[s][1] for s in steps], color=PALETTE["fp32"], lw=1.4, label="fp32")
+        ax.fill_between(band.steps, band.low, band.high, color=color(baseline), alpha=0.18,
+                        lw=0, label=band_label)
+        ax.plot(band.steps, band.mean, color=color(baseline), lw=1.4, label=baseline)
     for name, curve in lines.items():
         if curve:
             ax.plot([s for s, _ in curve], [v for _, v in curve], lw=1.1, color=color(name),

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from statistics import median
 
-from mpbench.analysis import access
+from mpbench.analysis import access, convergence
+from mpbench.analysis.convergence import Band
 from mpbench.report import plots
 from mpbench.report.blocks import (
     Block,
@@ -26,22 +27,6 @@ MAX_LOSS_PLOTS = 6
 MAX_SCALE_LINES = 8
 
 
-def median_curve(runs: list[RunRecord]) -> list[tuple[int, float]]:
-    by_step: dict[int, list[float]] = {}
-    for r in runs:
-        for step, v in r.loss_curve:
-            by_step.setdefault(int(step), []).append(float(v))
-    return [(s, float(median(v))) for s, v in sorted(by_step.items())]
-
-
-def seed_band(runs: list[RunRecord]) -> dict[int, tuple[float, float, float]]:
-    by_step: dict[int, list[float]] = {}
-    for r in runs:
-        for step, v in r.loss_curve:
-            by_step.setdefault(int(step), []).append(float(v))
-    return {s: (min(v), float(median(v)), max(v)) for s, v in sorted(by_step.items())}
-
-
 def held_to_end(r: RunRecord) -> list[tuple[int, float]]:
     """The scale history records changes only: hold the last value to the run's last step."""
     hist = access.loss_scale_history(r)
@@ -49,7 +34,16 @@ def held_to_end(r: RunRecord) -> list[tuple[int, float]]:
     return [*hist, (last_step, hist[-1][1])] if hist and last_step > hist[-1][0] else hist
 
 
+def band_label(band: Band, baseline: str, seeds: int) -> str:
+    plural = "s" if seeds != 1 else ""
+    if any(sd is not None for sd in band.std):
+        return f"{baseline} mean ± {band.band_k:g} stdev ({seeds} seed{plural})"
+    return f"{baseline} min-max ({seeds} seed{plural})"
+
+
 def loss_blocks(s: ResultSet) -> list[Block]:
+    opts = convergence.options_from_records(s.records)
+    baseline = opts.baseline
     configs: dict[ComparisonKey, dict[str, list[RunRecord]]] = {}
     for key in s.groups:
         ok = [r for r in s.ok(key) if r.loss_curve]
@@ -60,20 +54,23 @@ def loss_blocks(s: ResultSet) -> list[Block]:
     blocks: list[Block] = []
     rows = []
     for n, (cfg, by_p) in enumerate(configs.items()):
-        base = by_p.get("fp32", [])
+        base = by_p.get(baseline, [])
         base_eval = median_of([r.eval_loss for r in base])
         seeds = len({r.seed for r in base})
         if n < MAX_LOSS_PLOTS:
-            band = seed_band(base) if base else None
+            # the analysis's band (analysis/convergence.py), so band_k moves plot and verdict
+            band = convergence.reference_band(base, "train", opts.band_k) if base else None
             floor = next((r.entropy_floor for rs in by_p.values() for r in rs if r.entropy_floor),
                          None)
-            lines = {p: median_curve(rs) for p, rs in by_p.items() if p != "fp32"}
+            lines = {p: convergence.mean_curve(rs, "train") for p, rs in by_p.items()
+                     if p != baseline}
             blocks.append(Plot(plots.loss_curves(
-                band, lines, floor, f"{access.config_label(cfg)}: training loss",
-                f"fp32 seed band ({seeds} seed{'s' if seeds != 1 else ''})")))
+                band, baseline, lines, floor, f"{access.config_label(cfg)}: training loss",
+                band_label(band, baseline, seeds) if band else "")))
         for p, rs in by_p.items():
             ev = [r.eval_loss for r in rs if r.eval_loss is not None]
-            delta = median(ev) - base_eval if ev and base_eval is not None and p != "fp32" else None
+            delta = (median(ev) - base_eval if ev and base_eval is not None and p != baseline
+                     else None)
             rows.append([text(access.config_label(cfg)), Cell(p, p, "prec"),
                          num(float(len(rs)), 0), num(median_of([r.final_train_loss for r in rs]), 4),
                          num(median(ev) if ev else None, 4),
@@ -83,10 +80,11 @@ def loss_blocks(s: ResultSet) -> list[Block]:
         blocks.append(Note(f"{len(configs) - MAX_LOSS_PLOTS} more configurations are in the "
                            "table but not plotted."))
     blocks.append(Table(["configuration", "precision", "seeds", "final train loss", "eval loss",
-                         "eval range", "Δ eval vs fp32", "entropy floor"], rows,
+                         "eval range", f"Δ eval vs {baseline}", "entropy floor"], rows,
                         numeric={2, 3, 4, 6, 7}))
-    if all(len({r.seed for r in by_p.get("fp32", [])}) < 2 for by_p in configs.values()):
-        blocks.append(missing("the fp32 seed-to-seed band", "give the suite seeds: [0, 1, 2]"))
+    if all(len({r.seed for r in by_p.get(baseline, [])}) < 2 for by_p in configs.values()):
+        blocks.append(missing(f"the {baseline} seed-to-seed band",
+                              "give the suite seeds: [0, 1, 2]"))
     return blocks
 
 

@@ -39,7 +39,7 @@ class LayerAdvice(_Strict):
 
 
 class MeasuredRatio(_Strict):
-    """A measured step-time ratio with its run-level interval (analysis/runstats.RunRatio)."""
+    """A measured step-time ratio with its run-level interval (analysis/stats.Interval)."""
 
     value: float
     low: float | None = None

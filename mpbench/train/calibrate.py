@@ -38,7 +38,7 @@ from typing import Any, Protocol
 import torch
 
 from mpbench.config.budget import BudgetConfig
-from mpbench.config.schema import PrecisionSpec, Suite, TrainConfig
+from mpbench.config.schema import ProfilerSpec, Suite, TrainConfig
 from mpbench.data.base import TokenSource
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
@@ -126,7 +126,7 @@ def calibration_spec(spec: RunSpec, steps: int) -> RunSpec:
         "warmup_steps": calibration_warmup(spec), "steps": steps,
         "eval_every": 1 if spec.train.eval_every else 0})
     profilers = [
-        PrecisionSpec(name=p.name, options={**p.options, "every": 1})
+        ProfilerSpec(name=p.name, options={**p.options, "every": 1})
         if "every" in PROFILERS[p.name].Options.model_fields else p
         for p in spec.suite.profilers
     ]

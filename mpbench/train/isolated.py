@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -21,9 +22,12 @@ from typing import Any
 import torch
 
 from mpbench.config.schema import Suite
+from mpbench.data import make_source
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
+from mpbench.train.loop import probed_run
+from mpbench.train.record import RunOutcome, build_record
 
 
 def request(spec: RunSpec, results: ResultsDir, device: torch.device, env: dict[str, Any],
@@ -34,28 +38,17 @@ def request(spec: RunSpec, results: ResultsDir, device: torch.device, env: dict[
 
 
 def crashed_record(spec: RunSpec, device: torch.device, env: dict[str, Any], reason: str,
-                   started: datetime, duration_s: float) -> RunRecord:
+                   started: datetime, t_start: float) -> RunRecord:
     """The record of a run whose worker process died before writing one."""
-    cfg = spec.train
-    now = datetime.now(timezone.utc).isoformat(timespec="milliseconds")
-    return RunRecord(
-        run_id=spec.run_id, config_key=spec.config_key, suite=spec.suite.name,
-        profile=spec.suite.profile,
-        model=spec.model_label, model_dims={}, precision=spec.precision.name,
-        recipe={"name": spec.precision.name}, seed=spec.seed, repeat=spec.repeat,
-        batch_size=cfg.batch_size, seq_len=cfg.seq_len, train=cfg.model_dump(),
-        device=str(device), device_name=env["cpu"]["model"], status="failed", reason=reason,
-        tokens_per_step=cfg.batch_size * cfg.seq_len, env=env,
-        started_at=started.isoformat(timespec="milliseconds"), finished_at=now,
-        duration_s=duration_s,
-    )
+    return build_record(spec, device, env, RunOutcome(status="failed", reason=reason), started,
+                        t_start)
 
 
 def run_in_fresh_process(spec: RunSpec, results: ResultsDir, device: torch.device,
                          env: dict[str, Any], extra: dict[str, Any],
                          suite_dir: Path | None) -> RunRecord:
     """Train `spec` in a child Python process and return the record it wrote."""
-    started = datetime.now(timezone.utc)
+    started, t_start = datetime.now(timezone.utc), time.perf_counter()
     payload = json.dumps(request(spec, results, device, env, extra, suite_dir))
     proc = subprocess.run([sys.executable, "-m", "mpbench.train.isolated"], input=payload,
                           capture_output=True, text=True, check=False)
@@ -65,16 +58,12 @@ def run_in_fresh_process(spec: RunSpec, results: ResultsDir, device: torch.devic
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
     last = lines[-1] if lines else "no output"
     reason = f"worker process exited with code {proc.returncode}: {last}"[:500]
-    duration = (datetime.now(timezone.utc) - started).total_seconds()
-    record = crashed_record(spec, device, env, reason, started, duration)
+    record = crashed_record(spec, device, env, reason, started, t_start)
     results.write(record)
     return record
 
 
 def child_main() -> int:
-    from mpbench.data import make_source
-    from mpbench.train.runner import probed_run
-
     req = json.loads(sys.stdin.read())
     suite = Suite.model_validate(req["suite"])
     spec = next((s for s in expand(suite) if s.run_id == req["run_id"]), None)

@@ -22,7 +22,7 @@ from mpbench.config.matrix import train_variants
 from mpbench.config.model_sizes import MODEL_SIZES, ModelConfig
 from mpbench.config.parallel import batch_problem
 from mpbench.config.schema import DeviceKind, ModelSpec, Suite, TrainConfig
-from mpbench.errors import UserError
+from mpbench.errors import ModelEntryError, UserError
 
 
 def load_suite(path: str | Path, device_kind: DeviceKind) -> Suite:
@@ -52,10 +52,10 @@ def check_semantics(suite: Suite, path: Path, override: dict[str, Any], kind: st
         if spec.name not in RECIPES:
             raise UserError(f"{path}: {at('precisions')}[{i}]: {unknown_name('precision', spec.name, RECIPES)}")
         _check_options(f"{at('precisions')}[{i}]", spec.name, spec.options, RECIPES[spec.name].Options, path)
-    for i, spec in enumerate(suite.profilers):
-        if spec.name not in PROFILERS:
-            raise UserError(f"{path}: {at('profilers')}[{i}]: {unknown_name('profiler', spec.name, PROFILERS)}")
-        _check_options(f"{at('profilers')}[{i}]", spec.name, spec.options, PROFILERS[spec.name].Options, path)
+    for i, prof in enumerate(suite.profilers):
+        if prof.name not in PROFILERS:
+            raise UserError(f"{path}: {at('profilers')}[{i}]: {unknown_name('profiler', prof.name, PROFILERS)}")
+        _check_options(f"{at('profilers')}[{i}]", prof.name, prof.options, PROFILERS[prof.name].Options, path)
     for train in train_variants(suite, path):
         check_shapes(suite, train, path, at)
     if suite.data.source in ("text", "bin"):
@@ -143,7 +143,7 @@ def data_vocab(suite: Suite, path: Path) -> int:
 def check_entry(suite: Suite, model: ModelSpec, i: int, train: TrainConfig, path: Path,
                 at: Callable[[str], str]) -> None:
     """A Hugging Face or user model: buildable, big enough for the data, long enough."""
-    from mpbench.models.entry import ModelEntryError, check_fits, model_facts
+    from mpbench.models.entry import check_fits, model_facts
 
     where = f"{path}: {at('models')}[{i}]"
     try:

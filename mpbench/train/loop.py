@@ -7,49 +7,28 @@ import statistics
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
 import torch
 
+from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import TrainConfig
 from mpbench.data.base import TokenSource
-from mpbench.mfu import achieved_tflops, mfu_figures
+from mpbench.errors import ModelEntryError
 from mpbench.models import count_parameters
-from mpbench.models.entry import ModelEntryError, ModelFacts, build_entry, check_fits
+from mpbench.models.entry import ModelFacts, build_entry, check_fits
 from mpbench.models.flops import flops_for
 from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
-from mpbench.profilers.memory import PeakMemory, release_memory
-from mpbench.results.schema import CompileInfo, RunRecord
-from mpbench.train.measure import Measurement, measure, synchronize
+from mpbench.profilers.peaks import PeakMemory, is_oom, release_memory
+from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
+from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
 from mpbench.train.optim import Stepper, lr_factor, make_optimizer
 from mpbench.train.parallel_hooks import ParallelHooks
-
-ProgressFn = Callable[[str, int, int, float | None], None]
-"""(phase, step, total, tokens_per_s) -> None"""
-
-
-@dataclass
-class RunOutcome:
-    status: str = "ok"
-    reason: str | None = None
-    diverged_step: int | None = None
-    last_good_loss: float | None = None
-    tb: str | None = None
-    fields: dict[str, Any] = field(default_factory=dict)
-
-
-def is_oom(exc: BaseException) -> bool:
-    if isinstance(exc, torch.OutOfMemoryError):
-        return True
-    text = str(exc)
-    return isinstance(exc, RuntimeError) and (
-        "can't allocate memory" in text or "not enough memory" in text or "out of memory" in text
-    )
+from mpbench.train.record import RunOutcome, build_record
 
 
 def make_profilers(spec: RunSpec, device: torch.device) -> tuple[list[Profiler], dict[str, Any]]:
@@ -81,20 +60,6 @@ def eval_loss(model: Callable[..., torch.Tensor], source: TokenSource, spec: Run
     return sum(losses) / len(losses)
 
 
-def _mfu_fields(flops_tok: float | None, tokens_per_s: float | None, recipe: Recipe,
-                device: torch.device) -> dict[str, Any]:
-    """The record's spec-peak MFU fields, computed by mpbench.mfu (the one place)."""
-    achieved = achieved_tflops(flops_tok, tokens_per_s)
-    if achieved is None:
-        return {}
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    f = mfu_figures(achieved, recipe.gemm_key(), device.type, name,
-                    numerics_only=recipe.numerics_only)
-    return {"achieved_tflops": achieved, "peak_tflops": f.spec_peak_tflops,
-            "peak_source": f.spec_source or (f.spec_note if device.type == "cuda" else None),
-            "mfu": f.mfu_vs_spec}
-
-
 def compile_info(requested: bool, used: bool, refusal: str | None,
                  m: Measurement) -> CompileInfo:
     """Compile time apart from the steps: the first step less the median measured step."""
@@ -122,16 +87,13 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     recipe = get_recipe(spec.precision.name, spec.precision.options)
     cfg = spec.train
     out = RunOutcome()
-    facts: ModelFacts | None = None
     try:  # checked at load; here for runs started without the loader (API, tests)
-        facts = spec.model_facts(source.vocab_size)
-        unfit = check_fits(facts, cfg.seq_len, source.vocab_size)
+        out.facts = spec.model_facts(source.vocab_size)
+        unfit = check_fits(out.facts, cfg.seq_len, source.vocab_size)
     except ModelEntryError as exc:
         unfit = exc
-    flops = flops_for(spec.model, facts, cfg.seq_len) if facts is not None else None
-    profiles: dict[str, Any] = {}
-    measurement: Measurement | None = None
-    n_params: int | None = None
+    facts = out.facts
+    out.flops = flops_for(spec.model, facts, cfg.seq_len) if facts is not None else None
     reason = run_skip_reason(recipe, cfg, device, parallel)
     if unfit is not None:
         out.status, out.reason = "failed", f"model {spec.model_label}: {unfit}"
@@ -142,59 +104,35 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
         release_memory(device)
         try:
             with recipe.activated():
-                measurement, n_params, profiles = _train(spec, facts, recipe, source, device,
-                                                         progress, parallel, extra)
-            out.fields["eval_loss"] = measurement.eval_loss
-            if measurement.diverged_step is not None:
-                out.status, out.diverged_step = "diverged", measurement.diverged_step
-                out.last_good_loss = measurement.last_good_loss
-                out.reason = measurement.diverged_reason
+                m, out.n_params, out.profiles = _train(spec, facts, recipe, source, device,
+                                                       progress, parallel, extra)
+            out.measurement = m
+            if m.diverged_step is not None:
+                out.status, out.diverged_step = "diverged", m.diverged_step
+                out.last_good_loss, out.reason = m.last_good_loss, m.diverged_reason
         except Exception as exc:
             out.status = "oom" if is_oom(exc) else "failed"
             out.reason = f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}"[:500]
-            out.tb = None if out.status == "oom" else traceback.format_exc(limit=8)
+            out.traceback = None if out.status == "oom" else traceback.format_exc(limit=8)
         finally:
             release_memory(device)
-    m = measurement
-    tokens_per_s = m.tokens_per_s if m is not None and out.status == "ok" else None
-    losses = m.loss_curve if m else []
-    return RunRecord(
-        run_id=spec.run_id, config_key=spec.config_key, suite=spec.suite.name,
-        suite_description=spec.suite.description,
-        profile=spec.suite.profile, model=spec.model_label,
-        model_dims=facts.dims if facts else {}, **_model_fields(facts),
-        n_params=n_params, precision=spec.precision.name, recipe=recipe.describe(),
-        seed=spec.seed, batch_size=cfg.batch_size, seq_len=cfg.seq_len,
-        train=cfg.model_dump(), data=source.describe(), device=str(device),
-        device_name=(torch.cuda.get_device_name(device) if device.type == "cuda"
-                     else env["cpu"]["model"]),
-        status=out.status, reason=out.reason, diverged_step=out.diverged_step,
-        last_good_loss=out.last_good_loss,
-        step_times_ms=m.step_times_ms if m else [], step_stats=m.stats if m else None,
-        tokens_per_step=cfg.batch_size * cfg.seq_len, tokens_per_s=tokens_per_s,
-        window_s=m.window_s if m else None, hook_time_s=m.hook_time_s if m else 0.0,
-        first_step_s=m.first_step_s if m else None, compile=m.compile if m else None,
-        memory=m.memory if m else None,
-        loss_curve=losses, eval_curve=m.eval_curve if m else [],
-        eval_times_s=m.eval_times_s if m else [],
-        final_train_loss=losses[-1][1] if losses else None,
-        eval_loss=out.fields.get("eval_loss"), entropy_floor=source.entropy_floor,
-        flops_per_token=flops.per_token if flops else None,
-        flops_per_token_counter=flops.counter if flops else None,
-        flops_note=flops.note if flops else None, flops_method=flops.method if flops else None,
-        **_mfu_fields(flops.per_token if flops else None, tokens_per_s, recipe, device),
-        profiler_results=profiles, env=env, suite_config=spec.suite.model_dump(mode="json"),
-        started_at=started.isoformat(timespec="milliseconds"),
-        finished_at=datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        duration_s=time.perf_counter() - t_start, traceback=out.tb,
-    )
+    return build_record(spec, device, env, out, started, t_start, source, recipe)
 
 
-def _model_fields(facts: ModelFacts | None) -> dict[str, Any]:
-    if facts is None:
-        return {}
-    return {"model_kind": facts.kind, "architecture": facts.architecture,
-            "attn_implementation": facts.attn_implementation, "model_source": facts.source}
+def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
+               progress: ProgressFn | None, extra: dict[str, Any],
+               parallel: ParallelHooks | None = None) -> RunRecord:
+    """train_run between two timings of the machine-drift probe; the record carries both.
+    The one run path of a single process and of each torchrun rank (`parallel`). A run that
+    skips here trains nothing: it is recorded without probing the machine."""
+    recipe = get_recipe(spec.precision.name, spec.precision.options)
+    if run_skip_reason(recipe, spec.train, device, parallel) is not None:
+        record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
+        return record.model_copy(update={"repeat": spec.repeat})
+    before = time_probe(device)
+    record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
+    probe = DriftProbe(before=before, after=time_probe(device), device=str(device))
+    return record.model_copy(update={"probe": probe, "repeat": spec.repeat})
 
 
 def _train(spec: RunSpec, facts: ModelFacts, recipe: Recipe, source: TokenSource,

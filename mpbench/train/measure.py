@@ -18,11 +18,12 @@ import torch
 
 from mpbench.config.schema import TrainConfig
 from mpbench.profilers.base import StepInfo
-from mpbench.profilers.memory import PeakMemory
+from mpbench.profilers.peaks import PeakMemory
 from mpbench.results.schema import CompileInfo, MemoryStats, StepStats
 from mpbench.train.optim import Stepper
 
 ProgressFn = Callable[[str, int, int, float | None], None]
+"""(phase, step, total, tokens_per_s) -> None"""
 
 
 def step_stats(times_ms: list[float]) -> StepStats | None:

@@ -9,16 +9,15 @@ from typing import Any
 
 import torch
 
-from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.precision import get_recipe
-from mpbench.results.schema import BudgetNote, DriftProbe, RunRecord
+from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.device import resolve_device
-from mpbench.train.loop import ProgressFn, run_skip_reason, train_run
-from mpbench.train.parallel_hooks import ParallelHooks
+from mpbench.train.isolated import run_in_fresh_process
+from mpbench.train.loop import ProgressFn, probed_run, run_skip_reason
 
 
 @dataclass
@@ -59,22 +58,6 @@ def run_extra(out: Path) -> dict[str, Any]:
     return extra
 
 
-def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
-               progress: ProgressFn | None, extra: dict[str, Any],
-               parallel: ParallelHooks | None = None) -> RunRecord:
-    """train_run between two timings of the machine-drift probe; the record carries both.
-    The one run path of a single process and of each torchrun rank (`parallel`). A run that
-    skips here trains nothing: it is recorded without probing the machine."""
-    recipe = get_recipe(spec.precision.name, spec.precision.options)
-    if run_skip_reason(recipe, spec.train, device, parallel) is not None:
-        record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
-        return record.model_copy(update={"repeat": spec.repeat})
-    before = time_probe(device)
-    record = train_run(spec, source, device, env, progress, parallel=parallel, extra=extra)
-    probe = DriftProbe(before=before, after=time_probe(device), device=str(device))
-    return record.model_copy(update={"probe": probe, "repeat": spec.repeat})
-
-
 def run_suite(
     suite: Suite,
     results: ResultsDir,
@@ -92,8 +75,6 @@ def run_suite(
 
     `source`: the corpus if already read; `budget`: why a run has its steps (and its estimate).
     """
-    from mpbench.train.isolated import run_in_fresh_process
-
     done = results.recorded_ids() if resume else set()
     for i, spec in enumerate(specs):
         if spec.run_id in done:

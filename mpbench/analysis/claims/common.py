@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from mpbench.analysis.claims.estimate import Estimate
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, Verdict, combine, judge
+from mpbench.analysis.stats import Interval
 
 _SEVERITY: dict[Verdict | None, int] = {"fails": 0, "inconclusive": 1, "holds": 2}
 
 
-def judged_row(label: str, est: Estimate, bound: Bound, unit: str = "×", counted: bool = True,
+def judged_row(label: str, est: Interval, bound: Bound, unit: str = "×", counted: bool = True,
                note: str = "") -> ClaimRow:
     verdict, why = judge(est.value, est.low, est.high, bound)
     notes = "; ".join(x for x in (note, est.basis, why) if x)

@@ -11,7 +11,7 @@ from typing import Any
 
 from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.common import judged_row
-from mpbench.analysis.claims.estimate import Estimate, median_interval
+from mpbench.analysis.claims.estimate import median_interval
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow
@@ -45,15 +45,15 @@ def _case_outcome(per_case: list[tuple[str, float]], bound: Bound, noun: str,
     n = len(per_case)
     what = f"{noun}{'s' if n != 1 else ''}"
     rows = [ClaimRow(label, value=v, n=1, note="one case") for label, v in per_case]
-    value, low, high = median_interval([v for _, v in per_case])
-    est = Estimate(value, low, high, n, False, f"median over {n} {what}")
+    est = median_interval([v for _, v in per_case], what)
     head = judged_row(f"median over {n} {what}", est, bound)
     measured = f"{head.text} (median over {n} {what})"
     if missing is not None:
         return not_applicable(missing, measured + " — measured here for context")
     return ClaimOutcome(head.verdict or "inconclusive", measured,
                         f"median {noun} ratio against {bound.text}; {head.note}",
-                        [head, *rows], value=value, low=low, high=high, n=len(per_case))
+                        [head, *rows], value=est.value, low=est.low, high=est.high,
+                        n=len(per_case))
 
 
 def _best_16bit_ratios(cases: dict[tuple[Any, ...], dict[str, float]],

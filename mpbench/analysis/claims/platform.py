@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mpbench.analysis import access
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
-from mpbench.analysis.claims.estimate import compare_runs
+from mpbench.analysis.claims.estimate import metric_ratio
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, Verdict, fmt
@@ -87,7 +87,7 @@ def comm_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
         base = by_dtype.get("fp32") or by_dtype.get("float32")
         for d, group in by_dtype.items():
             if base and d in ("fp16", "bf16", "float16", "bfloat16"):
-                est = compare_runs(base, group, _comm_bytes)
+                est = metric_ratio(base, group, _comm_bytes)
                 if est is not None:
                     rows.append(judged_row(f"{access.config_label(key)}: {d}/fp32 bytes", est, bound))
     if not rows:

@@ -54,9 +54,9 @@ class Bound:
 
 
 @dataclass(kw_only=True)
-class Interval:
-    """A measured figure: its value, the 95% interval around it (None: no interval) and how
-    many samples per side it rests on (paired: seed by seed)."""
+class Shown:
+    """The figures of an analysis.stats.Interval as a claim row or verdict shows and stores
+    them (flat: value, 95% bounds or None, samples per side, paired seed by seed)."""
 
     value: float | None = None
     low: float | None = None
@@ -66,11 +66,11 @@ class Interval:
 
     def interval(self) -> dict[str, Any]:
         """These fields, to pass on (ClaimOutcome(..., **row.interval()))."""
-        return {f.name: getattr(self, f.name) for f in fields(Interval)}
+        return {f.name: getattr(self, f.name) for f in fields(Shown)}
 
 
 @dataclass
-class ClaimRow(Interval):
+class ClaimRow(Shown):
     """One comparison behind a verdict (a model configuration, a GEMM shape, a precision)."""
 
     label: str
@@ -89,8 +89,8 @@ class ClaimRow(Interval):
 
 
 @dataclass
-class ClaimOutcome(Interval):
-    """What a claim's evaluator found (its headline Interval); the engine adds the claim's id,
+class ClaimOutcome(Shown):
+    """What a claim's evaluator found (its headline figures); the engine adds the claim's id,
     statement and bound."""
 
     verdict: Verdict

@@ -1,7 +1,7 @@
 """Typed profiler results: what a profiler stores under `RunRecord.profiler_results[<name>]`.
 
 Each profiler binds its model next to its Options (`Result = MemoryResult` in
-profilers/memory_breakdown.py) and builds its result through it; the analysis reads these
+profilers/memory.py) and builds its result through it; the analysis reads these
 fields (analysis/access.py) instead of dict paths, so a renamed field breaks the type checker
 and the tests (extra fields are refused). The models live here, below the profilers, so that
 reading a record never imports torch. Records keep their JSON shape (a profiler's dict, or

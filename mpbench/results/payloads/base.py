@@ -4,13 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict
-
-
-class Strict(BaseModel):
-    """A nested part of a stored result: a renamed field is an error, not a silent None."""
-
-    model_config = ConfigDict(extra="forbid")
+from mpbench.config.schema import Strict
 
 
 class ProfileResult(Strict):
