@@ -15,12 +15,17 @@ from mpbench.errors import UserError
 # Modules are imported only when their command runs, so `mpbench --help` imports no torch;
 # tests/test_cli_startup.py checks this table against the modules' COMMANDS.
 COMMANDS: dict[str, tuple[str, str]] = {
+    "advise": ("mpbench.cli.advise",
+               "Time each linear layer under a recipe, advise which to convert, optionally "
+               "verify by training."),
     "bench": ("mpbench.cli.bench",
               "Measure GEMM TFLOP/s per dtype, the alignment penalty and 16-bit bandwidth gains."),
     "bench-comm": ("mpbench.cli.comm",
                    "Time all-reduce, reduce-scatter and all-gather per dtype and message size."),
     "env": ("mpbench.cli.info",
             "Print this machine's environment card (CPU ISA, GPU, driver, versions)."),
+    "explain": ("mpbench.cli.explain",
+                "Where each recipe's step time went against its baseline (a waterfall)."),
     "export": ("mpbench.cli.export", "Write RESULTS in another tool's format."),
     "fingerprint": ("mpbench.cli.fingerprint",
                     "Numerics fingerprints: record one per recipe, compare against a baseline."),

@@ -9,6 +9,7 @@ from pathlib import Path
 import click
 from rich.console import Console
 
+from mpbench.analysis.waterfall import has_profiles
 from mpbench.cli.budget import apply_budget, report_budget
 from mpbench.cli.live_tracking import LiveTracking, tracking_options
 from mpbench.cli.progress import RunProgress
@@ -30,6 +31,14 @@ def with_trace(suite: Suite) -> Suite:
     options = {**(current.options if current else {}), "trace": True}
     profilers.append(ProfilerSpec(name="tensor_cores", options=options))
     return suite.model_copy(update={"profilers": profilers})
+
+
+def explain_hint(records: list[RunRecord], out: Path) -> str:
+    """Where the waterfall of these runs is, or the one flag that records what it needs."""
+    if has_profiles(records):
+        return f"where each recipe's time went: mpbench explain {out}"
+    return ("where each recipe's time went: not recorded (no op buckets); run with --trace to "
+            "add them, then `mpbench explain`")
 
 
 @click.command("run")
@@ -142,6 +151,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
         sys.exit(130)
     all_records = load_records(out)
     print_summary(console, all_records)
+    console.print(explain_hint(all_records, out), highlight=False, soft_wrap=True)
     console.print(f"results: {out.resolve()}", highlight=False, soft_wrap=True)
     if report:
         write_report_if_available(console, out)

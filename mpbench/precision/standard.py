@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import fnmatch
+import functools
+from collections.abc import Callable
 from typing import Any, ClassVar
 
 import torch
@@ -32,14 +35,64 @@ class TF32(Recipe):
         return cuda_capability_at_least(device, 8, 0, "TF32 (an NVIDIA tensor-core mode)")
 
 
-class ScalerOptions(RecipeOptions):
+class AutocastOptions(RecipeOptions):
+    keep_fp32: list[str] = Field(
+        default_factory=list, description="globs of module names (as model.named_modules() "
+        "spells them) that run outside autocast, in FP32: the filter `mpbench advise` proposes")
+
+
+class ScalerOptions(AutocastOptions):
     init_scale: float = Field(2.0**16, gt=0, description="GradScaler initial loss scale")
     growth_interval: int = Field(2000, gt=0, description="steps without overflow before growth")
 
 
+def fp32_forward(forward: Callable[..., Any], device_type: str) -> Callable[..., Any]:
+    """`forward` with autocast off and floating-point tensor arguments in FP32."""
+
+    @functools.wraps(forward)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        with torch.autocast(device_type=device_type, enabled=False):
+            args = tuple(a.float() if isinstance(a, torch.Tensor) and a.is_floating_point()
+                         else a for a in args)
+            return forward(*args, **kwargs)
+
+    return run
+
+
 class _Autocast(Recipe):
+    Options: ClassVar[type[RecipeOptions]] = AutocastOptions
+    options: AutocastOptions
+
+    def __init__(self, options: RecipeOptions | None = None) -> None:
+        super().__init__(options)
+        self._kept_fp32: list[str] = []
+
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(device_type=device.type, dtype=self.compute_dtype)
+
+    def prepare(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """Move the model; the modules `keep_fp32` names run their forward outside autocast
+        (their backward follows the forward's dtypes), a glob matching nothing is an error."""
+        model = model.to(device)
+        globs = self.options.keep_fp32
+        if not globs:
+            return model
+        named = list(model.named_modules())
+        for glob in globs:
+            if not any(fnmatch.fnmatchcase(name, glob) for name, _ in named):
+                raise ValueError(f"keep_fp32: '{glob}' matches no module of the model (names "
+                                 f"like {', '.join(n for n, _ in named[1:4])})")
+        for name, module in named:
+            if name and any(fnmatch.fnmatchcase(name, g) for g in globs):
+                module.forward = fp32_forward(module.forward, device.type)
+                self._kept_fp32.append(name)
+        return model
+
+    def describe(self) -> dict[str, Any]:
+        out = super().describe()
+        if getattr(self.options, "keep_fp32", None):  # bf16-pure has no such option
+            out["kept_fp32"] = list(self._kept_fp32)
+        return out
 
 
 @register
@@ -49,7 +102,7 @@ class FP16(_Autocast):
     role = "mixed"
     summary = "autocast FP16 with dynamic loss scaling (GradScaler), FP32 master weights"
     compute_dtype = torch.float16
-    Options = ScalerOptions
+    Options: ClassVar[type[RecipeOptions]] = ScalerOptions
     options: ScalerOptions
 
     def make_scaler(self, device: torch.device) -> torch.amp.GradScaler:
@@ -93,6 +146,7 @@ class BF16Pure(BF16):
         "BF16 parameters, gradients and AdamW state (no FP32 master copy): "
         "half the model-state memory, at a risk to quality"
     )
+    Options: ClassVar[type[RecipeOptions]] = RecipeOptions  # no autocast: nothing to keep out
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         return contextlib.nullcontext()

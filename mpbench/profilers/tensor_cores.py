@@ -27,6 +27,7 @@ from mpbench.profilers.kernels import (
     classify_kernel,
     summarize,
 )
+from mpbench.profilers.phases import phase_times
 from mpbench.profilers.restore import weights_restored
 from mpbench.profilers.stderr_filter import without_profiler_chatter
 from mpbench.results.output import write_output
@@ -96,6 +97,8 @@ class TensorCoreProfiler(Profiler):
             found.update(device_kind="cpu", tensor_core_share=None,
                          note=CPU_NOTE.format(steps=steps))
         found["steps"] = steps
+        found["phase_time_us"] = phase_times(events, cuda)  # the waterfall's GEMM fwd/bwd split
+        found["wall_time_us"] = wall_us  # the waterfall's window-vs-profile part
         if self.opts.trace:
             found["trace_path"] = str(export_trace(prof, self.opts.trace, ctx))
         self.found = found

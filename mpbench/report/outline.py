@@ -7,6 +7,7 @@ from dataclasses import dataclass
 
 from mpbench.report.blocks import Block, Section, SetBlocks
 from mpbench.report.resultset import ResultSet
+from mpbench.report.sections_explain import waterfall_blocks
 from mpbench.report.sections_fingerprint import fingerprint_section
 from mpbench.report.sections_kernels import (
     fp8_blocks,
@@ -52,6 +53,11 @@ AFTER_COMPARISON = (
     PerSet("tensor-cores", "Tensor Core share and MFU",
            "Where the device time goes, and model FLOP utilisation against the dtype's spec "
            "peak and against the best GEMM measured on this device.", _tensor_core_blocks),
+    PerSet("explain", "Where the time went, and which layers to convert",
+           "Each recipe's measured step-time difference from its baseline (FP32; BF16 for FP8) "
+           "split into GEMMs, attention, casts, norm and elementwise work, optimizer, "
+           "communication and the unattributed rest; the per-layer advisor's timings, filter "
+           "and its prediction against trained runs.", waterfall_blocks),
     PerSet("microbench", "Micro-benchmarks",
            "GEMM throughput per dtype, the alignment penalty, bandwidth-bound ops, and the "
            "end-to-end gain predicted from them next to the measured one.", microbench_blocks),

@@ -47,6 +47,11 @@ class TensorCoreResult(KernelSummary, ProfileResult):
     gpu_busy_fraction: float | None = None
     """Time any kernel runs over the profiled steps' wall time (low: launch-bound)."""
     trace_path: str | None = None
+    phase_time_us: dict[str, dict[str, float]] = Field(default_factory=dict)
+    """Per phase of the step (forward, backward, optimizer), time per bucket (profilers/phases.py;
+    empty in records made before it)."""
+    wall_time_us: float | None = None
+    """Wall time of the profiled steps (None in records made before it)."""
 
 
 class GpmMetrics(Strict):

@@ -1,0 +1,294 @@
+"""Where a recipe's step time went: its measured difference from the baseline, split into parts.
+
+The parts come from the tensor_cores profiler's stored buckets (profilers/kernels.py: GPU
+kernel buckets, or CPU operator self times), per profiled step, for the baseline runs and the
+recipe's runs of one configuration. The measured difference is the records' own step times
+(median of the per-run medians, the run-level estimator of runstats.py). What no bucket
+covers (launch gaps, host work, idle, the profiler's own overhead differences) is the
+`unattributed` part: the parts and it add up to the measured difference by construction, and
+it is always shown, never folded into a named part. Where the profile stored its own wall time,
+that rest is split in two: what no kernel or operator covers within the profiled steps
+(`unattributed`), and the measured window's step time against the profiled steps' wall time
+(`window_vs_profile`: the profiler's own overhead, and load that changed between the two on a
+shared machine).
+
+GEMMs are split into forward and backward by the profiler's per-phase times
+(profilers/phases.py); records made before it have no phases and show one GEMM bar. The advisor
+(mpbench advise) times forward, input-gradient and weight-gradient GEMMs per layer.
+"""
+
+from __future__ import annotations
+
+import statistics
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from mpbench.analysis import access
+from mpbench.analysis.runstats import step_time_ratio
+from mpbench.analysis.stats import Interval
+from mpbench.profilers.kernels import (
+    ATTENTION,
+    COMMUNICATION,
+    ELEMENTWISE,
+    FP8_CAST,
+    MATMUL,
+    NORMALIZATION,
+    OPTIMIZER,
+)
+from mpbench.results.key import ComparisonKey, ConfigKey
+from mpbench.results.payloads import TensorCoreResult
+from mpbench.results.recipe_card import recipe_card
+from mpbench.results.schema import RunRecord
+
+GEMM = "gemm"
+GEMM_FWD = "gemm_fwd"
+GEMM_BWD = "gemm_bwd"
+CASTS = "casts"
+NORM_ELEMENTWISE = "norm_elementwise"
+OTHER_OPS = "other_ops"
+UNATTRIBUTED = "unattributed"
+WINDOW = "window_vs_profile"
+PARTS = (GEMM_FWD, GEMM_BWD, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION,
+         OTHER_OPS)
+LABELS = {
+    GEMM: "GEMMs (fwd + bwd, not split)",
+    GEMM_FWD: "GEMMs forward",
+    GEMM_BWD: "GEMMs backward",
+    ATTENTION: "attention",
+    CASTS: "casts / quantization",
+    NORM_ELEMENTWISE: "norm + elementwise",
+    OPTIMIZER: "optimizer + loss scaling",
+    COMMUNICATION: "communication",
+    OTHER_OPS: "other kernels / ops",
+    UNATTRIBUTED: "unattributed (no kernel/op)",
+    WINDOW: "measured window vs profiled steps",
+}
+
+CPU_CAST_OPS = frozenset({"aten::copy_", "aten::_to_copy", "aten::to"})
+"""Operators autocast's casts spend their self time in on a CPU (only those listed among the
+profiler's top operators can be taken out of the 'other' bucket; the rest stay there)."""
+
+TENSOR_CORES_FIX = ("add `profilers: [tensor_cores]` to the suite (or `mpbench run SUITE "
+                    "--trace`) and run it again")
+
+FP8_FAMILIES = frozenset({"fp8", "fp4"})
+
+
+def baseline_of(family: str) -> str:
+    """The recipe a waterfall (and the advisor) compares a recipe of `family` with when the
+    records do not say: bf16 for FP8/FP4 recipes, else fp32 (the recipe whose role is
+    'baseline')."""
+    return "bf16" if family in FP8_FAMILIES else "fp32"
+
+
+def _baseline_name(family: str, comparison: ComparisonKey,
+                   by_key: dict[ConfigKey, list[RunRecord]]) -> str:
+    """bf16 for FP8/FP4 recipes; else the configuration's recipe whose role is 'baseline'."""
+    if family in FP8_FAMILIES:
+        return "bf16"
+    return next((k.precision for k, runs in by_key.items()
+                 if k.comparison == comparison and access.role(runs[0]) == "baseline"),
+                baseline_of(family))
+
+
+def _part_of_bucket(bucket: str) -> str:
+    return {ATTENTION: ATTENTION, FP8_CAST: CASTS, NORMALIZATION: NORM_ELEMENTWISE,
+            ELEMENTWISE: NORM_ELEMENTWISE, OPTIMIZER: OPTIMIZER,
+            COMMUNICATION: COMMUNICATION}.get(bucket, OTHER_OPS)
+
+
+def _is_gemm(bucket: str) -> bool:
+    return bucket == MATMUL or bucket.startswith(("gemm_", "conv_"))
+
+
+def step_parts(prof: TensorCoreResult) -> dict[str, float]:
+    """One profiled run's time per step (ms) by part, from its stored buckets.
+
+    On a CPU the buckets are matmul / attention / normalization / optimizer / other; 'other'
+    is elementwise work, less the cast operators found among the top operators (casts).
+    GEMM time is forward and backward by the stored phases; without them it is all under
+    GEMM_FWD and `has_phases` says so."""
+    steps = prof.steps or 1
+    out = dict.fromkeys(PARTS, 0.0)
+    cpu = prof.device_kind == "cpu"
+    for bucket, us in prof.bucket_time_us.items():
+        part = (GEMM_FWD if _is_gemm(bucket) else
+                NORM_ELEMENTWISE if cpu and bucket == "other" else _part_of_bucket(bucket))
+        out[part] += us / steps / 1000.0
+    if has_phases(prof):
+        fwd = sum(us for bucket, us in prof.phase_time_us.get("forward", {}).items()
+                  if _is_gemm(bucket)) / steps / 1000.0
+        out[GEMM_BWD] = max(out[GEMM_FWD] - fwd, 0.0)  # backward: the rest of the GEMM time
+        out[GEMM_FWD] -= out[GEMM_BWD]
+    if cpu:
+        casts = sum(k.time_us for k in prof.top_kernels
+                    if k.name in CPU_CAST_OPS and k.bucket == "other") / steps / 1000.0
+        out[CASTS] += casts
+        out[NORM_ELEMENTWISE] -= casts
+    return out
+
+
+def has_phases(prof: TensorCoreResult) -> bool:
+    return bool(prof.phase_time_us)
+
+
+@dataclass(frozen=True)
+class Side:
+    """One recipe's runs of a configuration: measured step time and per-part time per step."""
+
+    precision: str
+    step_ms: float
+    """Median of the per-run median step times (measured window, no profiler)."""
+    parts_ms: dict[str, float]
+    """Median over runs of each part's profiled time per step."""
+    runs: int
+    profiled_runs: int
+    split: bool = True
+    """Every profiled run had per-phase times: GEMMs split into forward and backward."""
+    profiled_step_ms: float | None = None
+    """Median over runs of the profiled steps' wall time per step (None: not stored)."""
+    options: str = ""
+    """The recipe's options as the suite set them (what an options tag like bf16-4eba52 is)."""
+
+    @property
+    def covered_ms(self) -> float:
+        return sum(self.parts_ms.values())
+
+
+@dataclass(frozen=True)
+class Waterfall:
+    key: ConfigKey
+    baseline: Side
+    recipe: Side
+    ratio: Interval | None
+    """recipe step time / baseline step time, with the run-level interval."""
+    device_kind: str | None
+    numerics_only: bool
+
+    @property
+    def delta_ms(self) -> float:
+        """Measured step-time difference, recipe minus baseline (negative: faster)."""
+        return self.recipe.step_ms - self.baseline.step_ms
+
+    @property
+    def parts_ms(self) -> dict[str, float]:
+        """Recipe minus baseline per part; one GEMM part where a side has no phases."""
+        diff = {p: self.recipe.parts_ms[p] - self.baseline.parts_ms[p] for p in PARTS}
+        if self.baseline.split and self.recipe.split:
+            return diff
+        return {GEMM: diff.pop(GEMM_FWD) + diff.pop(GEMM_BWD), **diff}
+
+    @property
+    def window_ms(self) -> float | None:
+        """Measured-window step time against the profiled steps' wall time, recipe minus
+        baseline (None when a side did not store the profile's wall time)."""
+        b, r = self.baseline, self.recipe
+        if b.profiled_step_ms is None or r.profiled_step_ms is None:
+            return None
+        return (r.step_ms - r.profiled_step_ms) - (b.step_ms - b.profiled_step_ms)
+
+    @property
+    def unattributed_ms(self) -> float:
+        return self.delta_ms - sum(self.parts_ms.values()) - (self.window_ms or 0.0)
+
+    @property
+    def bars(self) -> list[tuple[str, float]]:
+        """Every part and the rest, in order: they sum to delta_ms."""
+        window = self.window_ms
+        return [*self.parts_ms.items(), (UNATTRIBUTED, self.unattributed_ms),
+                *([(WINDOW, window)] if window is not None else [])]
+
+    @property
+    def attributed_fraction(self) -> float | None:
+        """Sum of the named parts over the measured difference (1.0: nothing unattributed)."""
+        if self.delta_ms == 0:
+            return None
+        return sum(self.parts_ms.values()) / self.delta_ms
+
+    @property
+    def profiled_fraction(self) -> float | None:
+        """Sum of the named parts over the difference of the profiled steps' wall time (the
+        same steps the parts come from; None where the wall time is not stored)."""
+        b, r = self.baseline.profiled_step_ms, self.recipe.profiled_step_ms
+        if b is None or r is None or r == b:
+            return None
+        return sum(self.parts_ms.values()) / (r - b)
+
+
+def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
+    timed = [r for r in runs if r.step_times_ms]
+    profiled = [p for r in timed if (p := access.tensor_core_profile(r)) is not None
+                and p.bucket_time_us]
+    if not timed or not profiled:
+        return None
+    per_run = [step_parts(p) for p in profiled]
+    parts = {part: statistics.median(x[part] for x in per_run) for part in PARTS}
+    step = statistics.median(statistics.median(r.step_times_ms) for r in timed)
+    walls = [p.wall_time_us / (p.steps or 1) / 1000.0 for p in profiled
+             if p.wall_time_us is not None]
+    options = recipe_card(timed[0]).options
+    return Side(precision, step, parts, len(timed), len(profiled),
+                all(has_phases(p) for p in profiled),
+                statistics.median(walls) if len(walls) == len(profiled) else None,
+                ", ".join(f"{k}: {v}" for k, v in options.items()))
+
+
+def groups(records: Sequence[RunRecord]) -> dict[ConfigKey, list[RunRecord]]:
+    out: dict[ConfigKey, list[RunRecord]] = {}
+    for r in records:
+        if r.status == "ok":
+            out.setdefault(r.config_key, []).append(r)
+    return out
+
+
+def waterfall(base_runs: Sequence[RunRecord], new_runs: Sequence[RunRecord]) -> Waterfall | None:
+    """The waterfall of two sets of runs of one configuration, None without profiled runs."""
+    if not base_runs or not new_runs:
+        return None
+    base = _side(base_runs[0].config_key.precision, base_runs)
+    new = _side(new_runs[0].config_key.precision, new_runs)
+    if base is None or new is None:
+        return None
+    ratio = step_time_ratio([r.step_times_ms for r in base_runs if r.step_times_ms],
+                            [r.step_times_ms for r in new_runs if r.step_times_ms])
+    prof = access.tensor_core_profile(new_runs[0])
+    return Waterfall(new_runs[0].config_key, base, new, ratio,
+                     prof.device_kind if prof else None, access.numerics_only(new_runs[0]))
+
+
+@dataclass(frozen=True)
+class Missing:
+    """A recipe without a waterfall, and why."""
+
+    key: ConfigKey
+    reason: str
+
+
+def waterfalls(records: Sequence[RunRecord], baseline: str | None = None
+               ) -> tuple[list[Waterfall], list[Missing]]:
+    """Every recipe against its baseline (`baseline`; else bf16 for FP8/FP4 recipes and the
+    recipe whose role is 'baseline' for the rest), per configuration; the recipes that have none
+    say why."""
+    by_key = groups(records)
+    found: list[Waterfall] = []
+    missing: list[Missing] = []
+    for key, runs in by_key.items():
+        base_name = baseline or _baseline_name(access.family(runs[0]), key.comparison, by_key)
+        if key.precision == base_name:
+            continue
+        base_key: ComparisonKey = key.comparison
+        base_runs = by_key.get(base_key.with_precision(base_name), [])
+        if not base_runs:
+            missing.append(Missing(key, f"no {base_name} runs of {base_key.label} to compare with"))
+            continue
+        w = waterfall(base_runs, runs)
+        if w is None:
+            missing.append(Missing(key, f"no tensor_cores profile in the {key.precision} or "
+                                        f"{base_name} runs; {TENSOR_CORES_FIX}"))
+        else:
+            found.append(w)
+    return found, missing
+
+
+def has_profiles(records: Sequence[RunRecord]) -> bool:
+    return any(access.tensor_core_profile(r) is not None for r in records if r.status == "ok")

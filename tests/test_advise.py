@@ -1,0 +1,240 @@
+"""The per-layer advisor: timings, the advised set and filter, predictions, refusals, bad input."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from click.testing import CliRunner
+from torch import nn
+
+from mpbench.analysis import advice as logic
+from mpbench.analysis.stats import Interval
+from mpbench.bench.advisor import GemmTimes, LinearLayer, linear_layers, time_layers
+from mpbench.cli.main import cli
+from mpbench.precision import get_recipe
+
+SMOKE = "suites/smoke.yaml"
+
+
+class FakeTimer:
+    """Baseline cost grows with the layer's size; the recipe halves it but adds a fixed cast
+    cost of 0.5 ms, so it pays exactly where in*out*1e-5/2 > 0.5, i.e. in*out > 100_000."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, int, bool]] = []
+
+    def time(self, layer: LinearLayer, tokens: int) -> tuple[GemmTimes, GemmTimes]:
+        self.calls.append(layer.shape)
+        base = layer.in_features * layer.out_features * 1e-5 * tokens / 512
+        third = base / 3
+        new = third / 2 + 0.5 / 3
+        return GemmTimes(third, third, third), GemmTimes(new, new, new)
+
+
+def layers() -> list[LinearLayer]:
+    out = []
+    for i in range(3):
+        out += [LinearLayer(f"blocks.{i}.attn.proj", 64, 64, True),       # 4096: loses
+                LinearLayer(f"blocks.{i}.mlp.fc", 512, 2048, True),       # 1M: pays
+                LinearLayer(f"blocks.{i}.mlp.proj", 2048, 512, True)]     # 1M: pays
+    return [*out, LinearLayer("lm_head", 64, 256, False)]                # 16k: loses
+
+
+@pytest.mark.unit
+def test_fake_timer_the_advised_set_is_the_layers_above_the_size_where_it_pays() -> None:
+    timer = FakeTimer()
+    timings = time_layers(layers(), 512, timer)
+    assert len(timer.calls) == 3 * 4  # each distinct shape once per round
+    found = logic.advise(timings, baseline_step_ms=100.0, rest_step_ms=102.0)
+    assert found.advised == [f"blocks.{i}.mlp.{p}" for i in range(3) for p in ("fc", "proj")]
+    big = 512 * 2048 * 1e-5
+    small = [64 * 64 * 1e-5] * 3 + [64 * 256 * 1e-5]
+    gain_big = big / 2 - 0.5
+    assert timings[1].gain_ms == pytest.approx(gain_big)
+    # every layer: start from the measured rest (102 ms) and subtract every gain
+    all_ms = 102.0 - 6 * gain_big - sum(s / 2 - 0.5 for s in small)
+    assert found.predicted_all == pytest.approx(all_ms / 100.0)
+    assert found.predicted_advised == pytest.approx((102.0 - 6 * gain_big) / 100.0)
+    assert found.predicted_advised < found.predicted_all
+    option, value, yaml = logic.filter_for("bf16", "bf16", [t.layer.name for t in timings],
+                                           found.advised, {})
+    assert option == "keep_fp32" and value == ["blocks.*.attn.proj", "lm_head"]
+    assert yaml == "- {name: bf16, options: {keep_fp32: [blocks.*.attn.proj, lm_head]}}"
+    option, value, _ = logic.filter_for("fp8-te-current", "fp8", [t.layer.name for t in timings],
+                                        found.advised, {})
+    assert option == "fp8_filter" and value == {"include": ["blocks.*.mlp.fc", "blocks.*.mlp.proj"],
+                                                "exclude": []}
+
+
+@pytest.mark.unit
+def test_compress_only_globs_a_layer_family_when_every_member_is_chosen() -> None:
+    names = ["blocks.0.mlp.fc", "blocks.1.mlp.fc", "blocks.0.attn.qkv", "blocks.1.attn.qkv"]
+    assert logic.compress(["blocks.0.mlp.fc", "blocks.1.mlp.fc", "blocks.0.attn.qkv"], names) == [
+        "blocks.*.mlp.fc", "blocks.0.attn.qkv"]
+
+
+@pytest.mark.unit
+def test_real_timer_measures_three_gemms_per_shape_through_the_recipe() -> None:
+    from mpbench.bench.advisor import DeviceTimer
+
+    timer = DeviceTimer(get_recipe("fp32"), get_recipe("bf16"), torch.device("cpu"), warmup=1,
+                        min_reps=2, max_reps=3, min_time_s=0.0)
+    base, new = timer.time(LinearLayer("l", 32, 48, True), 64)
+    for t in (base, new):
+        assert all(v > 0 and math.isfinite(v) for v in (t.forward, t.input_grad, t.weight_grad))
+    model = nn.Sequential(nn.Embedding(10, 8), nn.Linear(8, 16), nn.ReLU(), nn.Linear(16, 4))
+    assert [(x.name, x.in_features, x.out_features) for x in linear_layers(model)] == [
+        ("1", 8, 16), ("3", 16, 4)]
+
+
+@pytest.mark.unit
+def test_keep_fp32_runs_named_modules_outside_autocast() -> None:
+    model = nn.Sequential(nn.Linear(8, 8), nn.GELU(), nn.Linear(8, 8))
+    recipe = get_recipe("bf16", {"keep_fp32": ["0"]})
+    model = recipe.prepare(model, torch.device("cpu"))
+    x = torch.randn(4, 8, requires_grad=True)
+    with recipe.autocast(torch.device("cpu")):
+        assert model[0](x).dtype == torch.float32
+        assert model[2](x).dtype == torch.bfloat16
+    assert recipe.describe()["kept_fp32"] == ["0"]
+    with pytest.raises(ValueError, match="matches no module"):
+        get_recipe("bf16", {"keep_fp32": ["nope"]}).prepare(nn.Linear(2, 2), torch.device("cpu"))
+
+
+@pytest.mark.unit
+def test_refusals_name_the_reason() -> None:
+    assert "numerics only" in (logic.refusal("fp8-emulated", "fp8", True, True, "bf16", None) or "")
+    assert "baseline" in (logic.refusal("fp32", "fp32", False, False, "fp32", None) or "")
+    assert "whole model" in (logic.refusal("bf16-pure", "bf16", False, False, "fp32", None) or "")
+    assert logic.refusal("bf16", "bf16", False, True, "fp32", None) is None
+    assert "needs a CUDA" in (logic.refusal("fp8-te-current", "fp8", False, True, "bf16",
+                                            "needs a CUDA GPU") or "")
+
+
+def _ratio(value: float, low: float, high: float) -> Interval:
+    return Interval(value, low, high, 3, 3, False, "test")
+
+
+@pytest.mark.unit
+def test_a_prediction_off_by_more_than_the_tolerance_and_outside_the_interval_is_a_miss() -> None:
+    assert logic.Check(0.80, _ratio(0.82, 0.78, 0.86)).error == pytest.approx(0.80 / 0.82 - 1)
+    assert not logic.Check(0.80, _ratio(0.82, 0.78, 0.86)).miss()
+    assert logic.Check(0.60, _ratio(0.82, 0.78, 0.86)).miss()
+    assert not logic.Check(0.60, _ratio(0.82, 0.50, 0.90)).miss()  # inside a wide interval
+    assert logic.Check(0.60, _ratio(0.82, 0.50, 0.90)).verdict() == "inconclusive"
+    assert logic.Check(0.80, _ratio(0.82, 0.78, 0.86)).verdict() == "hit"
+    assert logic.Check(0.60, _ratio(0.82, 0.78, 0.86)).verdict() == "miss"
+    assert logic.Check(0.60, None).verdict() == "not measured"
+    assert logic.slower_beyond_interval(_ratio(1.2, 1.1, 1.3), _ratio(0.9, 0.85, 0.95))
+    assert not logic.slower_beyond_interval(_ratio(0.95, 0.9, 1.0), _ratio(0.9, 0.85, 0.95))
+
+
+def _one_line_exit_2(args: list[str]) -> str:
+    result = CliRunner().invoke(cli, args)
+    assert result.exit_code == 2, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1, result.output
+    return lines[0]
+
+
+@pytest.mark.integration
+def test_bad_input_exits_2_with_one_line(tmp_path: Path) -> None:
+    line = _one_line_exit_2(["advise", SMOKE, "--recipe", "bf61"])
+    assert "unknown recipe 'bf61'" in line and "did you mean 'bf16'" in line
+    line = _one_line_exit_2(["advise", SMOKE, "--recipe", "fp8-emulated"])
+    assert "numerics only" in line and "no speed advice" in line
+    line = _one_line_exit_2(["advise", SMOKE, "--recipe", "bf16-pure"])
+    assert "no per-layer choice" in line
+    line = _one_line_exit_2(["advise", SMOKE, "--recipe", "bf16", "--model", "gpt-huge"])
+    assert "--model gpt-huge" in line
+    (tmp_path / "nolinear.py").write_text(
+        "import torch\nfrom torch import nn\n"
+        "class M(nn.Module):\n"
+        "    vocab_size = 64\n    max_seq_len = 64\n"
+        "    def __init__(self):\n        super().__init__()\n"
+        "        self.emb = nn.Embedding(64, 64)\n"
+        "    def forward(self, ids):\n        return self.emb(ids)\n"
+        "def build():\n    return M()\n", encoding="utf-8")
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: nolinear\nmodels: [{name: bag, module: 'nolinear:build'}]\n"
+                     "precisions: [fp32, bf16]\ntrain: {batch_size: 2, seq_len: 16, steps: 2}\n"
+                     "data: {source: synthetic, vocab_size: 64}\n", encoding="utf-8")
+    line = _one_line_exit_2(["advise", str(suite), "--recipe", "bf16"])
+    assert "no linear layers" in line and "bag" in line
+
+
+@pytest.mark.integration
+def test_advise_on_the_smoke_suite_prints_and_stores_the_advice(tmp_path: Path) -> None:
+    out = tmp_path / "adv"
+    result = CliRunner().invoke(cli, ["advise", SMOKE, "--recipe", "bf16", "--steps", "2",
+                                      "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "paste into the suite's precisions" in result.output
+    stored = json.loads(next((out / "advice").glob("*.json")).read_text())
+    assert stored["recipe"] == "bf16" and stored["baseline"] == "fp32"
+    assert len(stored["layers"]) == 9  # gpt-tiny: 2 blocks x 4 linears + lm_head
+    assert stored["baseline_step_ms"] > 0 and stored["rest_step_ms"] > 0
+    kept = set(stored["filter_value"])  # keep_fp32 globs: exactly the layers that do not pay
+    assert all(layer["pays"] != any(fnmatch.fnmatchcase(layer["name"], g) for g in kept)
+               for layer in stored["layers"])
+
+
+@pytest.mark.unit
+def test_verification_compares_the_prediction_with_the_trained_runs_and_judges_it() -> None:
+    from fixture_records import record
+
+    from mpbench.cli.advise import pick_spec
+    from mpbench.cli.advise_verify import verification, verification_suite
+    from mpbench.results.advice import AdviceRecord, LayerAdvice
+    from mpbench.results.key import options_tag
+    from mpbench.train.load import load_suite
+
+    keep = {"keep_fp32": ["lm_head"]}
+    layer = LayerAdvice(name="lm_head", in_features=64, out_features=256, baseline_ms=(
+        1, 1, 1), recipe_ms=(2, 2, 2), gain_ms=-3.0, pays=False)
+    other = layer.model_copy(update={"name": "blocks.0.mlp.fc", "gain_ms": 3.0, "pays": True})
+    rec = AdviceRecord(
+        model="gpt-tiny", model_kind="reference", recipe="bf16", baseline="fp32", device="cpu",
+        device_name="Test CPU", batch_size=8, seq_len=64, tokens_per_step=512,
+        layers=[other, layer], baseline_step_ms=100.0, rest_step_ms=100.0, predicted_all=0.80,
+        predicted_advised=0.60, advised=["blocks.0.mlp.fc"], filter_option="keep_fp32",
+        filter_value=keep["keep_fp32"], filter_yaml="", tolerance=0.02, advisor_s=1.0,
+        created_at="2026-12-06T00:00:00+00:00")
+
+    def runs(precision: str, key: str, ms: float) -> list:
+        return [r.model_copy(update={"config_key": r.config_key.model_copy(
+            update={"precision": key})})
+            for r in (record(precision, 0, step_ms=ms, noise=0.5, repeat=i) for i in range(3))]
+
+    recs = (runs("fp32", "fp32", 100.0) + runs("bf16", "bf16", 82.0)
+            + runs("bf16", "bf16" + options_tag(keep), 80.0))
+    v = verification(recs, rec, {}, {}, 3, "somewhere")
+    assert v.measured_all is not None and v.measured_all.value == pytest.approx(0.82, abs=0.01)
+    assert v.measured_advised is not None
+    assert v.measured_advised.value == pytest.approx(0.80, abs=0.01)
+    assert v.verdict_all == "hit" and v.error_all == pytest.approx(0.80 / 0.82 - 1, abs=0.01)
+    assert v.verdict_advised == "miss" and v.miss_advised  # 0.60 predicted, 0.80 measured
+    smoke = load_suite(SMOKE, "cpu")
+    suite = verification_suite(smoke, pick_spec(smoke, None, "fp32"), rec, {}, {}, 3)
+    assert [(p.name, p.options) for p in suite.precisions] == [
+        ("fp32", {}), ("bf16", {}), ("bf16", keep)]
+    assert suite.repeats == 3 and any(p.name == "tensor_cores" for p in suite.profilers)
+
+
+@pytest.mark.unit
+def test_a_converter_recipe_is_timed_through_its_own_module_cpu_stand_in() -> None:
+    """The GPU path (TE / torchao FP8 modules) goes through the same recipe.prepare; on a CPU
+    fp8-emulated stands in: its layer must be the converted module, fed bf16 gradients."""
+    from mpbench.bench.advisor import _Stopwatch, _Variant
+    from mpbench.precision.fp8_emulated import EmulatedFp8Linear
+
+    v = _Variant(get_recipe("fp8-emulated"), LinearLayer("l", 32, 48, True), 64,
+                 torch.device("cpu"))
+    assert isinstance(v.module, EmulatedFp8Linear)
+    assert v.grad.dtype == torch.bfloat16  # the FP8 recipes run under BF16 autocast
+    assert all(x > 0 for x in v.once(_Stopwatch(torch.device("cpu"))))
