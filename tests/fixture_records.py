@@ -15,6 +15,7 @@ import numpy as np
 
 from mpbench.bench.store import BenchRecord
 from mpbench.config.matrix import IN_RUN_ID
+from mpbench.precision import RECIPES
 from mpbench.results.key import ParallelKey, make_key
 from mpbench.results.payloads import (
     MemoryResult,
@@ -51,6 +52,13 @@ def gpu_env(name: str = "NVIDIA H100 80GB HBM3", capability: str = "9.0") -> dic
 FAMILY = {"fp32": "fp32", "tf32": "tf32", "fp16": "fp16", "fp16-noscale": "fp16", "bf16": "bf16",
           "bf16-pure": "bf16", "fp8-te": "fp8", "fp8-emulated": "fp8"}
 DTYPE = {"fp32": "float32", "fp16": "float16", "bf16": "bfloat16", "fp8": "float8_e4m3fn"}
+
+
+def role_of(precision: str) -> dict[str, str]:
+    """The role a registered recipe writes into its card (Recipe.role), 'other' for names
+    the fixtures make up."""
+    cls = RECIPES.get(precision)
+    return {"role": cls.role, "role_note": cls.role_note} if cls else {"role": "other"}
 
 
 def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: float = 100.0,
@@ -93,7 +101,7 @@ def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: f
         model_dims={"arch": "gpt", "n_layer": 2}, n_params=n_params, precision=precision,
         recipe={"name": precision, "family": fam, "summary": "", "compute_dtype":
                 DTYPE.get(fam, "float32"), "matmul_precision": "highest",
-                "numerics_only": numerics_only, "options": {}},
+                "numerics_only": numerics_only, "options": {}, **role_of(precision)},
         seed=seed, batch_size=batch, seq_len=seq,
         train=train,
         device=device, device_name=(env.get("gpu") or {}).get("name") or env["cpu"]["model"],

@@ -96,6 +96,25 @@ def test_speedup_amp_holds_on_a_gpu_paired_over_three_seeds() -> None:
     assert "hierarchical bootstrap over 3 vs 3 runs" in v.rows[0].note
 
 
+def with_role(records, role: str, note: str = ""):
+    return [r.model_copy(update={"recipe": {**r.recipe, "role": role, "role_note": note}})
+            for r in records]
+
+
+def test_the_recipe_says_what_it_is_not_its_name() -> None:
+    """Baseline and 'mixed precision done right' come from the recipe's role in the record:
+    a recipe that calls itself mixed is compared, one shown for context is not counted."""
+    seeds = (0, 1, 2)
+    base = runs("fp32", seeds, step_ms=100, env=H100)
+    mine = with_role(runs("my-amp", seeds, step_ms=40, env=H100), "mixed")
+    ctx = with_role(runs("bf16", seeds, step_ms=20, env=H100), "context", "my reason")
+    v = verdicts(base + mine + ctx)["speedup-amp"]
+    assert [r.label.split(": ")[1] for r in v.rows] == ["my-amp/fp32"]
+    assert v.value == pytest.approx(2.5, rel=0.03)
+    demoted = with_role(base, "other")  # no baseline recipe: nothing to compare with
+    assert verdicts(demoted + mine)["speedup-amp"].verdict == "not measured"
+
+
 def test_one_run_per_side_gives_no_interval_only_the_point() -> None:
     v = verdicts(runs("fp32", step_ms=100, env=H100) + runs("bf16", step_ms=40, env=H100))
     amp = v["speedup-amp"]

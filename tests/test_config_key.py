@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from mpbench.analysis import access
 from mpbench.analysis.claims import evaluate_claims
 from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.analysis.history import Point, build_series
@@ -148,7 +149,15 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
     raw = json.loads(next((src / "runs").glob("*.json")).read_text())
     assert raw["schema_version"] == 1 and "config_key" not in raw  # committed before the key
     up = upgrade(raw)
-    assert up["schema_version"] == SCHEMA_VERSION == 2
+    assert up["schema_version"] == SCHEMA_VERSION == 3
+    # version 3: the recipe's role, as the recipes of that time had it
+    assert {up["recipe"]["name"]: up["recipe"]["role"]} == {
+        raw["recipe"]["name"]: {"fp32": "baseline", "fp16": "mixed", "bf16": "mixed",
+                                "fp16-noscale": "context", "bf16-pure": "context"}.get(
+                                    raw["recipe"]["name"], "other")}
+    roles = {r.precision: access.role(r) for r in load_records(src)}
+    assert roles["fp32"] == "baseline" and roles["bf16"] == roles["fp16"] == "mixed"
+    assert roles["fp16-noscale"] == "context" and roles["tf32"] == "other"
     records = load_records(src)
     assert {r.config_key.comparison.label for r in records} == {"gpt-tiny b8×t64",
                                                                 "gpt-mini b8×t64"}

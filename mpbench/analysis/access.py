@@ -23,7 +23,7 @@ from mpbench.results.payloads import (
     skip_reason,
     stored,
 )
-from mpbench.results.recipe_card import Fp8Card, recipe_card
+from mpbench.results.recipe_card import Fp8Card, RecipeRole, recipe_card
 from mpbench.results.schema import RunRecord
 
 # Suite lines that turn each profiler on (names as registered in mpbench/profilers/).
@@ -46,6 +46,15 @@ def profile_skip_reason(r: RunRecord, name: str) -> str | None:
 # -- recipe ------------------------------------------------------------------------------
 def family(r: RunRecord) -> str:
     return recipe_card(r).family or r.precision
+
+
+def role(r: RunRecord) -> RecipeRole:
+    """baseline, mixed, context or other: what the recipe said it is (results/recipe_card)."""
+    return recipe_card(r).role
+
+
+def role_note(r: RunRecord) -> str:
+    return recipe_card(r).role_note
 
 
 def numerics_only(r: RunRecord) -> bool:

@@ -9,7 +9,7 @@ from statistics import median
 from mpbench.analysis.runstats import speedup_ratio
 from mpbench.analysis.stats import Interval
 from mpbench.results.key import ConfigKey
-from mpbench.results.recipe_card import recipe_card
+from mpbench.results.recipe_card import RecipeRole, recipe_card
 from mpbench.results.schema import RunRecord
 
 
@@ -67,6 +67,14 @@ class Group:
         return recipe_card(self.records[0]).family or ""
 
     @property
+    def role(self) -> RecipeRole:
+        return recipe_card(self.records[0]).role
+
+    @property
+    def role_note(self) -> str:
+        return recipe_card(self.records[0]).role_note
+
+    @property
     def numerics_only(self) -> bool:
         return recipe_card(self.records[0]).numerics_only
 
@@ -97,9 +105,10 @@ def group_runs(records: list[RunRecord]) -> list[Group]:
     return list(groups.values())
 
 
-def baseline_for(group: Group, groups: list[Group], baseline: str = "fp32") -> Group | None:
-    want = group.key.comparison.with_precision(baseline)
-    return next((g for g in groups if g.key == want), None)
+def baseline_for(group: Group, groups: list[Group]) -> Group | None:
+    """The baseline recipe's group (Recipe.role) of `group`'s comparison group."""
+    want = group.key.comparison
+    return next((g for g in groups if g.key.comparison == want and g.role == "baseline"), None)
 
 
 def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> Interval | None:

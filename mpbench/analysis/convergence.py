@@ -162,10 +162,14 @@ class RecipeConvergence:
     equivalence: Equivalence | None
     time_to_target: TimeToTarget | None
     reason: str | None = None
+    role: str = "other"
+    """The recipe's role (results/recipe_card.RecipeRole); role_note says why for context."""
+    role_note: str = ""
 
     def as_dict(self) -> dict[str, Any]:
         out = {k: getattr(self, k) for k in ("precision", "family", "numerics_only", "n_runs",
-                                             "statuses", "final_eval_loss", "floor_gap", "reason")}
+                                             "statuses", "final_eval_loss", "floor_gap", "reason",
+                                             "role", "role_note")}
         for k in ("curve", "equivalence", "time_to_target"):
             part = getattr(self, k)
             out[k] = part.as_dict() if part is not None else None
@@ -243,7 +247,7 @@ def _recipe(group: Group, base: Group, band: Band | None, opts: ConvergenceOptio
         final - floor if final is not None and floor is not None else None,
         compare_curve(group.records, band, band.curve) if band is not None else None,
         recipe_equivalence(group, base, opts) if group is not base else None, ttt,
-        group.reason if not group.ok else None,
+        group.reason if not group.ok else None, group.role, group.role_note,
     )
 
 

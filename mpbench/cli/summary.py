@@ -34,7 +34,7 @@ def summary_table(records: list[RunRecord]) -> Table:
         ratio = speedup(g, baseline_for(g, groups))
         if ratio is None:
             sp = "-"
-        elif g.precision == "fp32":
+        elif g.role == "baseline":
             sp = "1.00x (baseline)"
         elif ratio.low is None or ratio.high is None:  # under 2 runs a side: no interval
             sp = f"{ratio.value:.2f}x (1 run: no CI)" if ratio.n < 2 else f"{ratio.value:.2f}x"

@@ -163,8 +163,9 @@ def comparisons(records: list[RunRecord]) -> dict[str, dict[str, float]]:
         ratio = speedup(g, baseline_for(g, groups))
         if ratio is None:
             continue
-        values = {SPEEDUP: 1.0} if g.precision == "fp32" else {SPEEDUP: ratio.value}
-        if g.precision != "fp32" and ratio.low is not None and ratio.high is not None:
+        base = g.role == "baseline"
+        values = {SPEEDUP: 1.0} if base else {SPEEDUP: ratio.value}
+        if not base and ratio.low is not None and ratio.high is not None:
             values[f"{SPEEDUP}_low"] = ratio.low
             values[f"{SPEEDUP}_high"] = ratio.high
         for r in g.ok:

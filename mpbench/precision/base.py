@@ -18,6 +18,7 @@ from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.schema import TrainConfig
 from mpbench.dtypes import DtypeKey, recipe_gemm_key
 from mpbench.registry import registrar
+from mpbench.results.recipe_card import RecipeRole
 
 
 class RecipeOptions(BaseModel):
@@ -40,6 +41,11 @@ class Recipe:
     """True for emulated modes: their speed never counts towards a speed claim."""
     gemm_dtype: ClassVar[str | None] = None
     """The GEMMs' dtype where family and compute dtype do not tell it (FP4 recipes)."""
+    role: ClassVar[RecipeRole] = "other"
+    """baseline, mixed (precision done right), context (shown, never counted) or other
+    (results/recipe_card.RecipeRole); the claims and views read it from the record."""
+    role_note: ClassVar[str] = ""
+    """Why a context recipe is not counted."""
 
     def __init__(self, options: RecipeOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -94,6 +100,8 @@ class Recipe:
             "matmul_precision": self.matmul_precision,
             "numerics_only": self.numerics_only,
             "gemm_dtype": self.gemm_key(),
+            "role": self.role,
+            "role_note": self.role_note,
             "options": self.options.model_dump(),
         }
 

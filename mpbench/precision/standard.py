@@ -3,19 +3,21 @@
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
 from torch import nn
 
 from mpbench.precision.base import Recipe, RecipeOptions, cuda_capability_at_least, register
+from mpbench.results.recipe_card import RecipeRole
 
 
 @register
 class FP32(Recipe):
     name = "fp32"
     summary = "strict FP32: TF32 off, matmul precision 'highest' (the baseline)"
+    role = "baseline"
 
 
 @register
@@ -44,6 +46,7 @@ class _Autocast(Recipe):
 class FP16(_Autocast):
     name = "fp16"
     family = "fp16"
+    role = "mixed"
     summary = "autocast FP16 with dynamic loss scaling (GradScaler), FP32 master weights"
     compute_dtype = torch.float16
     Options = ScalerOptions
@@ -61,6 +64,8 @@ class FP16(_Autocast):
 class FP16NoScale(_Autocast):
     name = "fp16-noscale"
     family = "fp16"
+    role = "context"
+    role_note = "FP16 without loss scaling (broken on purpose to show underflow)"
     summary = "autocast FP16 without loss scaling: small gradients underflow (shown on purpose)"
     compute_dtype = torch.float16
 
@@ -69,6 +74,7 @@ class FP16NoScale(_Autocast):
 class BF16(_Autocast):
     name = "bf16"
     family = "bf16"
+    role: ClassVar[RecipeRole] = "mixed"
     summary = "autocast BF16, FP32 master weights, no loss scaling"
     compute_dtype = torch.bfloat16
 
@@ -81,6 +87,8 @@ class BF16(_Autocast):
 @register
 class BF16Pure(BF16):
     name = "bf16-pure"
+    role = "context"
+    role_note = "no FP32 master weights"
     summary = (
         "BF16 parameters, gradients and AdamW state (no FP32 master copy): "
         "half the model-state memory, at a risk to quality"

@@ -35,7 +35,7 @@ def headline(s: ResultSet) -> str:
     """One sentence: the fastest precision against fp32, per the first configuration measured."""
     best: tuple[float, str, str] | None = None
     for key in s.groups:
-        if key.precision == "fp32":
+        if s.is_baseline(key):
             continue
         ok = [r for r in s.ok(key) if not access.numerics_only(r)]
         base = s.baseline(key)

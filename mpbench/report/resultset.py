@@ -47,8 +47,18 @@ class ResultSet:
     def ok(self, key: GroupKey) -> list[RunRecord]:
         return [r for r in self.groups.get(key, []) if r.status == "ok"]
 
-    def baseline(self, key: GroupKey, precision: str = "fp32") -> list[RunRecord]:
-        return self.ok(key.comparison.with_precision(precision))
+    def baseline(self, key: GroupKey, precision: str | None = None) -> list[RunRecord]:
+        """The ok runs of `precision` in `key`'s comparison group; by default of the recipe
+        whose role is the baseline (Recipe.role)."""
+        if precision is not None:
+            return self.ok(key.comparison.with_precision(precision))
+        found = next((k for k in self.groups if k.comparison == key.comparison
+                      and self.is_baseline(k)), None)
+        return self.ok(found) if found is not None else []
+
+    def is_baseline(self, key: GroupKey) -> bool:
+        runs = self.groups.get(key, [])
+        return bool(runs) and access.role(runs[0]) == "baseline"
 
     @property
     def first(self) -> RunRecord | None:

@@ -47,8 +47,8 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
         tps, lo, hi = tokens_interval(ok)
         base = s.baseline(key)
         emulated = any(access.numerics_only(r) for r in runs)
-        sp = (throughput_ratio(base, ok) if base and key.precision != "fp32" and not emulated
-              else None)
+        baseline = s.is_baseline(key)
+        sp = (throughput_ratio(base, ok) if base and not baseline and not emulated else None)
         stats = [r.step_stats for r in ok if r.step_stats]
         step = median_of([st.median_ms for st in stats])
         p10, p90 = median_of([st.p10_ms for st in stats]), median_of([st.p90_ms for st in stats])
@@ -60,7 +60,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
             text(key.model), Cell(key.precision, key.precision, "prec"), text(key.comparison.setting_label),
             num(float(len(ok)), 0), num(tps, 0),
             Cell(f"{step:.1f} ({p10:.1f}-{p90:.1f})" if step and p10 and p90 else "-", step),
-            Cell("1.00× (baseline)", 1.0) if key.precision == "fp32" and ok else
+            Cell("1.00× (baseline)", 1.0) if baseline and ok else
             ratio(sp.value, sp.low, sp.high) if sp else text("-"),
             text(note)])
         if tps is not None and not emulated:

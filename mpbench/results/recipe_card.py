@@ -4,11 +4,19 @@ needs are fields here, with the defaults of records that lack them."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from mpbench.results.schema import RunRecord
+
+RecipeRole = Literal["baseline", "mixed", "context", "other"]
+"""What a recipe is for the comparisons, said by the recipe itself (Recipe.role):
+baseline: strict FP32, what every precision is compared with;
+mixed: mixed precision done right (autocast over FP32 master weights, loss scaling where
+the format needs it), the recipes the speed, memory and quality claims are about;
+context: shown next to them on purpose but never counted (Recipe.role_note says why);
+other: every further mode (TF32, FP8, FP4), judged by the claims that name its family."""
 
 
 class _Card(BaseModel):
@@ -41,6 +49,9 @@ class RecipeCard(_Card):
     numerics_only: bool = False
     """Emulated modes: their speed never counts towards a speed claim."""
     gemm_dtype: str | None = None
+    role: RecipeRole = "other"
+    role_note: str = ""
+    """Why a `context` recipe is not counted (FP16 without loss scaling, ...)."""
     options: dict[str, Any] = Field(default_factory=dict)
     fp8: Fp8Card | None = None
 

@@ -4,6 +4,9 @@ Format history (bump SCHEMA_VERSION and add a step to results/upgrade.py when it
   1  first version.
   2  `config_key` (results/key.py): the configuration every view groups by, written when the
      record is made (derived from the run id and settings for version-1 records).
+  3  `recipe.role` / `recipe.role_note` (results/recipe_card.py): the recipe says whether it
+     is the baseline, mixed precision done right, or shown for context only (filled in from
+     the recipe's name for older records, as the recipes of that time said).
 """
 
 from __future__ import annotations
@@ -15,7 +18,7 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
 from mpbench.results.env_card import EnvCard
 from mpbench.results.key import ConfigKey, derive_key
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 RESULTS_FORMAT = "mpbench-results"
 
 Status = Literal["ok", "skipped", "oom", "diverged", "failed"]

@@ -9,17 +9,21 @@ from mpbench.analysis import access
 from mpbench.bench.store import BenchRecord
 from mpbench.results.env_card import Capabilities
 from mpbench.results.key import ComparisonKey
+from mpbench.results.recipe_card import RecipeRole
 from mpbench.results.schema import RunRecord
 
-BASELINE = "fp32"
-MIXED = ("fp16", "bf16")
-"""The mixed-precision (autocast, FP32 master weights) recipes the speed and memory claims name."""
-NOT_DONE_RIGHT = {
-    "fp16-noscale": "FP16 without loss scaling (broken on purpose to show underflow)",
-    "bf16-pure": "no FP32 master weights",
-}
-"""Recipes shown for context in quality claims but not counted as mixed precision done right."""
+ByPrecision = dict[str, list[RunRecord]]
 
+
+def with_role(by_p: ByPrecision, role: RecipeRole) -> ByPrecision:
+    """The precisions of one configuration whose recipe has `role` (Recipe.role, stored in the
+    record), in run order: 'mixed' are the recipes the speed and memory claims are about."""
+    return {p: runs for p, runs in by_p.items() if runs and access.role(runs[0]) == role}
+
+
+def baseline(by_p: ByPrecision) -> list[RunRecord]:
+    """The baseline recipe's runs of one configuration (strict FP32), or []."""
+    return next(iter(with_role(by_p, "baseline").values()), [])
 
 
 @dataclass
@@ -32,10 +36,10 @@ class Evidence:
         return [r for r in self.records if r.status == "ok"]
 
     @cached_property
-    def configs(self) -> dict[ComparisonKey, dict[str, list[RunRecord]]]:
+    def configs(self) -> dict[ComparisonKey, ByPrecision]:
         """ok runs by comparison group (the record's ConfigKey without precision), then by
         precision (recipe name plus options tag, as the summary shows it)."""
-        out: dict[ComparisonKey, dict[str, list[RunRecord]]] = {}
+        out: dict[ComparisonKey, ByPrecision] = {}
         for r in self.ok:
             out.setdefault(access.config_key(r), {}).setdefault(r.config_key.precision, []).append(r)
         return out
@@ -63,6 +67,10 @@ class Evidence:
 
     def precisions_present(self) -> set[str]:
         return {r.precision for r in self.records}
+
+    def with_role(self, role: RecipeRole) -> set[str]:
+        """The recipes of every record (any status) whose role is `role`."""
+        return {r.precision for r in self.records if access.role(r) == role}
 
     def not_ok(self, precisions: set[str] | tuple[str, ...]) -> list[RunRecord]:
         return [r for r in self.records if r.precision in precisions and r.status != "ok"]

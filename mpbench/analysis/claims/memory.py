@@ -7,7 +7,7 @@ from statistics import median
 from mpbench.analysis import access
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import metric_ratio, throughput_ratio
-from mpbench.analysis.claims.evidence import BASELINE, MIXED, Evidence
+from mpbench.analysis.claims.evidence import Evidence, baseline, with_role
 from mpbench.analysis.claims.registry import APPROX, claim, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, fmt, judge
 from mpbench.results.schema import RunRecord
@@ -34,10 +34,9 @@ CPU_MEMORY_NOTE = ("on a CPU the peak is RSS above the run's start, which the al
 def memory_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
-        base = by_p.get(BASELINE)
+        base = baseline(by_p)
         config_rows = []
-        for p in MIXED:
-            runs = by_p.get(p)
+        for p, runs in with_role(by_p, "mixed").items():
             est = metric_ratio(base, runs, access.peak_memory) if base and runs else None
             if est is None:
                 continue
@@ -76,14 +75,14 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
             per_param = _per_param(runs, "state")
             if per_param is None:
                 continue
-            mixed = p == BASELINE or p in MIXED
+            mixed = access.role(runs[0]) in ("baseline", "mixed")
             verdict, why = judge(per_param, per_param, per_param, bound)
             rows.append(ClaimRow(f"{label}: {p} model state", value=per_param, n=len(runs), unit=" B/param",
                                  verdict=verdict if mixed else None, counted=mixed,
                                  note=why if mixed else "not a mixed recipe (context)"))
-        base_act = _per_param(by_p.get(BASELINE, []), "activations")
-        for p in MIXED:
-            act = _per_param(by_p.get(p, []), "activations")
+        base_act = _per_param(baseline(by_p), "activations")
+        for p, runs in with_role(by_p, "mixed").items():
+            act = _per_param(runs, "activations")
             if base_act and act is not None:
                 rows.append(ClaimRow(f"{label}: {p}/fp32 activations", value=act / base_act, n=1,
                                      counted=False, note="where the savings come from (context)"))
@@ -115,10 +114,11 @@ def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
             found = [mb for r in runs if (mb := access.max_batch(r)) is not None]
             if found:
                 sizes[p] = (min(b for b, _ in found), found[0][1])
-        if BASELINE not in sizes:
+        base_p = next(iter(with_role(by_p, "baseline")), None)
+        if base_p not in sizes:
             continue
-        base, base_limit = sizes[BASELINE]
-        for p in MIXED:
+        base, base_limit = sizes[base_p]
+        for p in with_role(by_p, "mixed"):
             if p not in sizes:
                 continue
             b, limit = sizes[p]

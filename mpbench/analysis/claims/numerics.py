@@ -7,7 +7,7 @@ from statistics import median
 
 from mpbench.analysis import access
 from mpbench.analysis.access import UnderflowShares
-from mpbench.analysis.claims.evidence import NOT_DONE_RIGHT, Evidence
+from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import claim, not_measured
 from mpbench.analysis.claims.verdict import (
     Bound,
@@ -18,7 +18,7 @@ from mpbench.analysis.claims.verdict import (
     fmt,
     fmt_interval,
 )
-from mpbench.analysis.convergence import analyze
+from mpbench.analysis.convergence import RecipeConvergence, analyze
 from mpbench.analysis.equivalence import Equivalence
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
@@ -47,7 +47,7 @@ EQUIVALENCE_VERDICT: dict[str, Verdict] = {"equivalent": "holds", "better": "hol
 """TOST verdicts of mpbench.analysis.equivalence; better than fp32 also reaches its quality."""
 
 
-def _parity_row(label: str, precision: str, eq: Equivalence) -> ClaimRow:
+def _parity_row(label: str, rc: RecipeConvergence, eq: Equivalence) -> ClaimRow:
     verdict = EQUIVALENCE_VERDICT.get(eq.verdict, "inconclusive")
     margin = f"±{fmt(eq.margin, 4)}" if eq.margin is not None else "none"
     note = (f"TOST: {eq.verdict}; {eq.confidence:.0%} interval of the eval-loss difference, "
@@ -56,8 +56,8 @@ def _parity_row(label: str, precision: str, eq: Equivalence) -> ClaimRow:
         note += f"; about {eq.seeds_needed} seeds would decide it"
     row = ClaimRow(label, verdict, note, unit="", value=eq.diff, low=eq.ci_low, high=eq.ci_high,
                    n=eq.n, paired=eq.paired)
-    if precision in NOT_DONE_RIGHT:
-        row.counted, row.note = False, f"{NOT_DONE_RIGHT[precision]} (context); {row.note}"
+    if rc.role == "context":
+        row.counted, row.note = False, f"{rc.role_note} (context); {row.note}"
     return row
 
 
@@ -72,7 +72,7 @@ def quality_parity(ev: Evidence, bound: Bound) -> ClaimOutcome:
         for rc in summary.recipes:
             if rc.precision != summary.baseline and rc.family in ("fp16", "bf16", "fp8") and (
                     rc.equivalence is not None):
-                rows.append(_parity_row(f"{label}: {rc.precision}", rc.precision, rc.equivalence))
+                rows.append(_parity_row(f"{label}: {rc.precision}", rc, rc.equivalence))
     if seeds < 2:
         return not_measured("quality needs fp32's seed-to-seed spread: give seeds: [0, 1, 2] "
                             "(or set extensions.convergence.tolerance), with train.eval_batches > 0")

@@ -6,7 +6,7 @@ from mpbench.analysis import access
 from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import median_interval, throughput_ratio
-from mpbench.analysis.claims.evidence import BASELINE, MIXED, Evidence
+from mpbench.analysis.claims.evidence import Evidence, baseline, with_role
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, judge
 from mpbench.analysis.convergence import analyze
@@ -38,12 +38,12 @@ def mixed_rows(ev: Evidence) -> list[ClaimRow]:
     """Each 16-bit mixed recipe over fp32 per configuration; the faster one counts."""
     rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
-        base = by_p.get(BASELINE)
+        base = baseline(by_p)
         if not base:
             continue
         config_rows = []
-        for p in MIXED:
-            runs = [r for r in by_p.get(p, []) if not access.numerics_only(r)]
+        for p, mixed in with_role(by_p, "mixed").items():
+            runs = [r for r in mixed if not access.numerics_only(r)]
             est = throughput_ratio(base, runs) if runs else None
             if est is not None:
                 config_rows.append(judged_row(f"{access.config_label(key)}: {p}/fp32", est,
@@ -61,11 +61,13 @@ def mixed_rows(ev: Evidence) -> list[ClaimRow]:
 @claim("speedup-amp", "Mixed precision (FP16/BF16) trains 2-3x faster than FP32", SPEEDUP_AMP,
        "fp32 and fp16 or bf16 in precisions")
 def speedup_amp(ev: Evidence, bound: Bound) -> ClaimOutcome:
-    if not any(BASELINE in by_p for by_p in ev.configs.values()):
-        return not_measured(f"no completed fp32 baseline: {ev.why_missing({BASELINE})}")
+    if not any(baseline(by_p) for by_p in ev.configs.values()):
+        return not_measured("no completed fp32 baseline: "
+                            f"{ev.why_missing(ev.with_role('baseline') or {'fp32'})}")
     rows = mixed_rows(ev)
     if not rows:
-        return not_measured(f"no completed fp16/bf16 run next to fp32: {ev.why_missing(set(MIXED))}")
+        return not_measured("no completed fp16/bf16 run next to fp32: "
+                            f"{ev.why_missing(ev.with_role('mixed') or {'fp16', 'bf16'})}")
     return outcome_from_rows(rows, bound, "configurations (faster 16-bit recipe over fp32)",
                              cpu_context(ev))
 
@@ -179,7 +181,7 @@ def cost_savings(ev: Evidence, bound: Bound) -> ClaimOutcome:
         label = f"{summary.model} b{summary.batch_size}×t{summary.seq_len}"
         config_rows = [_cost_row(f"{label}: {rc.precision}", rc.time_to_target)
                        for rc in summary.recipes
-                       if rc.precision in MIXED and not rc.numerics_only
+                       if rc.role == "mixed" and not rc.numerics_only
                        and rc.time_to_target is not None]
         if config_rows:  # the cheaper 16-bit recipe counts, as for speed
             best = max(config_rows, key=lambda r: r.value if r.value is not None else -1e30)
