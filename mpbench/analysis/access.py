@@ -20,7 +20,6 @@ from mpbench.results.payloads import (
     Overflow,
     ParallelResult,
     TensorCoreResult,
-    skip_reason,
     stored,
 )
 from mpbench.results.recipe_card import Fp8Card, RecipeRole, recipe_card
@@ -37,10 +36,6 @@ ADD_PROFILER = {
 
 MEMORY_PARTS = ("params_bytes", "grads_bytes", "optimizer_bytes", "activations_bytes",
                 "fp8_cache_bytes", "other_bytes")
-
-
-def profile_skip_reason(r: RunRecord, name: str) -> str | None:
-    return skip_reason(r, name)
 
 
 # -- recipe ------------------------------------------------------------------------------

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
 from statistics import median
 
@@ -117,10 +116,3 @@ def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> Inter
     if base is None:
         return None
     return speedup_ratio(base.run_step_times_ms, group.run_step_times_ms, confidence)
-
-
-def by_model(groups: list[Group]) -> dict[str, list[Group]]:
-    out: dict[str, list[Group]] = defaultdict(list)
-    for g in groups:
-        out[g.model].append(g)
-    return dict(out)

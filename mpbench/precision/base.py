@@ -7,7 +7,7 @@ loop only talks to this interface, so adding FP8 or another mode edits nothing e
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
@@ -137,6 +137,3 @@ def cuda_capability_at_least(device: torch.device, major: int, minor: int, what:
         name = torch.cuda.get_device_name(device)
         return f"{what} needs compute capability >= {major}.{minor}; {name} has {cap[0]}.{cap[1]}"
     return None
-
-
-RecipeFactory = Callable[[dict[str, Any]], Recipe]

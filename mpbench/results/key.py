@@ -125,9 +125,6 @@ class ConfigKey(ComparisonKey):
         parts = super()._parts(profile)
         return [parts[0], self.precision, *parts[1:]]
 
-    def id_without_profile(self) -> str:
-        return " ".join(self._parts(False))
-
     @property
     def label(self) -> str:
         return f"{super().label} {self.precision}"

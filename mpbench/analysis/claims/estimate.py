@@ -86,30 +86,16 @@ def quiet_median_ratio(a: list[float], b: list[float]) -> Interval | None:
 
 
 def metric_ratio(base: list[RunRecord], new: list[RunRecord],
-                 metric: Callable[[RunRecord], float | None],
-                 samples: Callable[[RunRecord], list[float]] | None = None,
-                 samples_inverse: bool = False) -> Interval | None:
-    """metric(new) / metric(base) over runs.
-
-    Paired by seed with 3+ common seeds; else, when `samples` gives per-step values, pooled
-    step samples (unpaired; `samples_inverse` when the metric is the inverse of the samples,
-    as throughput is of step time); else per-run values, or one point.
-    """
+                 metric: Callable[[RunRecord], float | None]) -> Interval | None:
+    """metric(new) / metric(base) over runs (peak memory, bytes communicated): paired by seed
+    with 3+ common seeds, else per-run values, or one point. Throughput has its own run-level
+    estimator (throughput_ratio)."""
     a, b = by_seed(base, metric), by_seed(new, metric)
     if not a or not b:
         return None
     common = sorted(set(a) & set(b))
     if len(common) >= MIN_PAIRS:
         return paired_median_ratio([a[s] for s in common], [b[s] for s in common])
-    if samples is not None:
-        sa = [x for r in base for x in samples(r)]
-        sb = [x for r in new for x in samples(r)]
-        if len(sa) >= 2 and len(sb) >= 2:
-            ratio = quiet_median_ratio(sb, sa) if samples_inverse else quiet_median_ratio(sa, sb)
-            if ratio is not None:
-                low, high = _interval_or_point(ratio.value, ratio.low, ratio.high)
-                return Interval(ratio.value, low, high, len(sa), len(sb), False,
-                                f"pooled step times ({len(sa)} vs {len(sb)} steps)", CONFIDENCE)
     va, vb = list(a.values()), list(b.values())
     if len(va) >= 2 and len(vb) >= 2:
         ratio = quiet_median_ratio(va, vb)
@@ -120,14 +106,6 @@ def metric_ratio(base: list[RunRecord], new: list[RunRecord],
     value = float(median(vb) / median(va))
     return Interval(value, None, None, len(va), len(vb), False, "one run each: no interval",
                     CONFIDENCE)
-
-
-def tokens_per_s(r: RunRecord) -> float | None:
-    return r.tokens_per_s
-
-
-def step_times(r: RunRecord) -> list[float]:
-    return list(r.step_times_ms)
 
 
 def throughput_ratio(base: list[RunRecord], new: list[RunRecord]) -> Interval | None:

@@ -53,20 +53,12 @@ class Evidence:
     def caps(self) -> Capabilities:
         return access.capabilities(self.records[0]) if self.records else Capabilities()
 
-    @property
-    def device_label(self) -> str:
-        name = self.caps.name or "unknown device"
-        return f"{name} ({'GPU' if self.device == 'cuda' else 'CPU'})"
-
     @cached_property
     def targeted(self) -> set[str]:
         out: set[str] = set()
         for r in self.records:
             out.update(str(c) for c in r.suite_config.get("claims", []))
         return out
-
-    def precisions_present(self) -> set[str]:
-        return {r.precision for r in self.records}
 
     def with_role(self, role: RecipeRole) -> set[str]:
         """The recipes of every record (any status) whose role is `role`."""
