@@ -91,3 +91,14 @@ def test_not_a_results_directory(tmp_path: Path) -> None:
         load_records(tmp_path)
     with pytest.raises(UserError, match="results not found"):
         load_records(tmp_path / "missing")
+
+
+@pytest.mark.unit
+def test_a_misspelled_field_in_a_stored_record_is_refused_by_name(tmp_path: Path) -> None:
+    path = make_dir(tmp_path, record())
+    stored = next((path / "runs").glob("*.json"))
+    raw = json.loads(stored.read_text())
+    raw["tokens_per_sec"] = raw.pop("tokens_per_s")  # a writer's typo
+    stored.write_text(json.dumps(raw))
+    with pytest.raises(UserError, match="tokens_per_sec"):
+        load_records(path)

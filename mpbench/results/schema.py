@@ -93,7 +93,10 @@ class BudgetNote(BaseModel):
 
 
 class RunRecord(BaseModel):
-    model_config = ConfigDict(extra="allow")
+    """One run as stored: a field this schema does not name is refused (a misspelled field
+    is an error, not silently kept); records of older schemas are upgraded first."""
+
+    model_config = ConfigDict(extra="forbid")
 
     schema_version: int = SCHEMA_VERSION
     kind: Literal["train"] = "train"
