@@ -39,6 +39,7 @@ from mpbench.bench.store import BenchRecord, bench_frame, load_bench, prepare_ou
 from mpbench.bench.timing import TimingConfig, plan_reps
 from mpbench.cli.main import cli
 from mpbench.errors import UserError
+from mpbench.results.key import make_key
 from mpbench.results.payloads import TensorCoreResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir
@@ -228,6 +229,8 @@ def run_record(precision: str, family: str, tps: float, **kw: Any) -> RunRecord:
         device="cpu", device_name="test-cpu", status="ok", tokens_per_step=8, tokens_per_s=tps,
         env={}, started_at="2026-01-01T00:00:00", finished_at="2026-01-01T00:00:01", duration_s=1.0)
     fields.update(kw)
+    fields.setdefault("config_key", make_key("gpt-tiny", precision, {},
+                                             {"batch_size": 1, "seq_len": 8}, [], None, "cpu"))
     return RunRecord(**fields)
 
 

@@ -32,6 +32,7 @@ from mpbench.analysis.equivalence import (
 from mpbench.analysis.time_to_target import crossing, time_to_target
 from mpbench.cli.main import cli
 from mpbench.errors import UserError
+from mpbench.results.key import make_key
 from mpbench.results.payloads import NvmlResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
@@ -53,6 +54,7 @@ def record(precision: str, seed: int, evals: list[tuple[int, float]], times: lis
     """A minimal RunRecord with the fields the convergence analysis reads."""
     return RunRecord(
         run_id=f"m__{precision}__seed{seed}", suite="t", profile="cpu", model="m", model_dims={},
+        config_key=make_key("m", precision, {}, {"batch_size": 2, "seq_len": 8}, [], None, "cpu"),
         precision=precision, recipe={"family": precision[:4], "numerics_only": False}, seed=seed,
         batch_size=2, seq_len=8, train={}, device="cpu", device_name="cpu", status=status,
         tokens_per_step=16, eval_curve=evals, eval_times_s=times or [float(s) for s, _ in evals],

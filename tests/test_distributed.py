@@ -29,6 +29,7 @@ from mpbench.distributed.scaling import scaling_rows
 from mpbench.errors import UserError
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
+from mpbench.results.key import make_key
 from mpbench.results.payloads import ParallelResult, RankReport
 from mpbench.results.schema import RunRecord, StepStats
 from mpbench.train.load import load_suite
@@ -359,7 +360,9 @@ def _record(**fields: Any) -> RunRecord:
         run_id="r", suite="s", profile="default", model="gpt-tiny", model_dims={}, precision="fp32",
         recipe={}, seed=0, batch_size=8, seq_len=16, train={}, device="cpu", device_name="cpu",
         status="ok", tokens_per_step=128, tokens_per_s=1000.0, env={}, started_at="t",
-        finished_at="t", duration_s=1.0)
+        finished_at="t", duration_s=1.0,
+        config_key=make_key("gpt-tiny", "fp32", {}, {"batch_size": 8, "seq_len": 16}, [], None,
+                            "default"))
     return RunRecord(**{**base, **fields})
 
 

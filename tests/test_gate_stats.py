@@ -21,6 +21,7 @@ from mpbench.gate.rules import (
 )
 from mpbench.gate.runs import GateRun
 from mpbench.interop.pytest_benchmark import benchmark_stats
+from mpbench.results.key import ParallelKey, make_key
 
 
 def run(seed: int = 0, status: str = "ok", times: list[float] | None = None, peak: int | None = 100 * 2**20,
@@ -31,6 +32,13 @@ def run(seed: int = 0, status: str = "ok", times: list[float] | None = None, pea
         reason=reason, step_times_ms=tuple(times if times is not None else [10.0] * 20),
         peak_bytes=peak, memory_kind=kind, eval_loss=loss)
     fields.update(kw)
+    if "key" not in fields:  # the key the record carries: written from the settings
+        train: dict = dict(fields.get("train") or {})  # type: ignore[call-overload]
+        fields["key"] = make_key(str(fields["model"]), str(fields["precision"]), {},
+                                 {"batch_size": fields["batch_size"],
+                                  "seq_len": fields["seq_len"], **train}, list(train),
+                                 kw.get("parallel"), str(fields["profile"]))  # type: ignore[arg-type]
+        fields.pop("parallel", None)
     return GateRun(**fields)  # type: ignore[arg-type]
 
 
@@ -39,10 +47,11 @@ def pair(base: list[GateRun], cur: list[GateRun]) -> ConfigPair:
 
 
 @pytest.mark.unit
-def test_config_id_drops_only_the_seed() -> None:
+def test_config_id_is_the_key_the_record_carries_never_the_run_id_read_back() -> None:
     assert run(seed=3).config_id == "m b4×t32 fp32"
     assert run(run_id="custom").config_id == "m b4×t32 fp32"
-    matrix = run(run_id="m-lr0.01__fp32__b4-t32__ddp-bf16comm-w2__seed0", train={"lr": 0.01})
+    ddp = ParallelKey(strategy="ddp", grad_comm_dtype="bf16", world_size=2)
+    matrix = run(run_id="whatever", train={"lr": 0.01}, parallel=ddp)
     assert matrix.config_id == "m b4×t32 lr=0.01 ddp-bf16comm-w2 fp32"
 
 

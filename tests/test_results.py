@@ -9,6 +9,7 @@ import pytest
 
 from mpbench.errors import UserError
 from mpbench.results import SCHEMA_VERSION, ResultsDir, RunRecord, load_records, load_results
+from mpbench.results.key import make_key
 from mpbench.results.store import atomic_write_text
 
 pytestmark = pytest.mark.unit
@@ -24,6 +25,10 @@ def record(run_id: str = "m__fp32__b2-t16__seed0", **kw: object) -> RunRecord:
         eval_loss=2.5,
     )
     base.update(kw)
+    base.setdefault("config_key", make_key(str(base["model"]), str(base["precision"]), {},
+                                           {"batch_size": base["batch_size"],
+                                            "seq_len": base["seq_len"]}, [], None,
+                                           str(base["profile"])))
     return RunRecord.model_validate(base)
 
 

@@ -14,7 +14,7 @@ from mpbench.interop.pytest_benchmark import (
     is_pytest_benchmark,
     summary_of,
 )
-from mpbench.results.key import ConfigKey, derive_key
+from mpbench.results.key import ConfigKey
 from mpbench.results.store import MANIFEST, load_records, parse_record
 
 
@@ -36,6 +36,8 @@ class GateRun:
     peak_bytes: int | None
     memory_kind: str | None
     eval_loss: float | None
+    key: ConfigKey = field(compare=False)
+    """The run's configuration (RunSummary.config_key), what matching pairs runs by."""
     repeat: int = 0
     probe_ms: float | None = None
     """The machine-drift probe's score around this run (None in older records)."""
@@ -43,24 +45,11 @@ class GateRun:
     """The results path this run was read from (several --baseline are told apart by it)."""
     train: dict[str, Any] = field(default_factory=dict, compare=False)
     software: dict[str, Any] = field(default_factory=dict, compare=False)
-    key: ConfigKey | None = field(default=None, compare=False)
-    """The record's configuration key (None: derived from the run id and settings, as the
-    upgrader does for schema-1 records and exports made before the key existed)."""
-
-    @property
-    def config_key(self) -> ConfigKey:
-        if self.key is not None:
-            return self.key
-        return derive_key({"run_id": self.run_id, "model": self.model,
-                           "precision": self.precision, "batch_size": self.batch_size,
-                           "seq_len": self.seq_len, "train": self.train,
-                           "profile": self.profile})
-
     @property
     def config_id(self) -> str:
         """The configuration (results/key.py) without the profile, which the matching adds
         unless --allow-mismatch: model, settings, parallel combination, precision."""
-        return self.config_key.label
+        return self.key.label
 
 
 def from_summary(s: RunSummary, source: str = "") -> GateRun:

@@ -17,11 +17,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mpbench.errors import UserError
 from mpbench.results.env_card import EnvCard
-from mpbench.results.key import ConfigKey
+from mpbench.results.key import ConfigKey, derive_key
 from mpbench.results.schema import RunRecord
 
 EXPORT_FORMAT = "mpbench-pytest-benchmark"
@@ -79,8 +79,9 @@ class RunSummary(BaseModel):
     model_config = ConfigDict(extra="ignore")  # exports of a newer mpbench may say more
 
     run_id: str
-    config_key: ConfigKey | None = None
-    """None in exports made before the configuration key existed (derived from the rest)."""
+    config_key: ConfigKey
+    """The run's configuration (exports made before the key existed get it derived once, as
+    the record upgrader does for schema-1 records)."""
     suite: str = ""
     profile: str
     model: str
@@ -105,6 +106,13 @@ class RunSummary(BaseModel):
     probe_ms: float | None = None
     step_times_ms: list[float] = Field(default_factory=list, exclude=True)
     """The measured steps (read back from the rounds; not written into extra_info)."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _key_of_old_exports(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("config_key") is None and "run_id" in data:
+            return {**data, "config_key": derive_key(data)}
+        return data
 
 
 def summary_of(r: RunRecord) -> RunSummary:

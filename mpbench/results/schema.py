@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field
 
 from mpbench.results.env_card import EnvCard
-from mpbench.results.key import ConfigKey, derive_key
+from mpbench.results.key import ConfigKey
 
 SCHEMA_VERSION = 3
 RESULTS_FORMAT = "mpbench-results"
@@ -102,7 +102,10 @@ class RunRecord(BaseModel):
     kind: Literal["train"] = "train"
     run_id: str
     config_key: ConfigKey
-    """Which configuration this run replicates (seed and repeat are the replication unit)."""
+    """Which configuration this run replicates (seed and repeat are the replication unit):
+    the run's one identity, from the plan (RunSpec.config_key); the run id is derived from
+    the same settings and never parsed back (results/upgrade.py derives the key once, for
+    schema-1 records)."""
     suite: str
     suite_description: str = ""
     profile: str
@@ -179,15 +182,3 @@ class RunRecord(BaseModel):
     """For status 'failed': where it broke, for the bug report."""
     budget: BudgetNote | None = None
     """Set when the suite ran under a time budget: the chosen steps and why."""
-
-    @model_validator(mode="before")
-    @classmethod
-    def _key_when_missing(cls, data: Any) -> Any:
-        """A record built in memory without a key (the API, tests) gets the derived one;
-        records from files are brought up to date by results/upgrade.py first."""
-        if isinstance(data, dict) and "config_key" not in data and "run_id" in data:
-            try:
-                return {**data, "config_key": derive_key(data)}
-            except (KeyError, TypeError, ValueError):
-                return data  # validation names the missing field
-        return data
