@@ -36,7 +36,7 @@ from mpbench.precision.fp8_emulated import (
     quantize_dequantize,
     relative_error,
 )
-from mpbench.precision.fp8_te_base import TERecipe
+from mpbench.precision.fp8_te import TERecipe
 from mpbench.results.env import environment_card
 from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run

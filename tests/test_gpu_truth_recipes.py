@@ -14,9 +14,9 @@ from torch import nn
 
 from mpbench.cli.main import cli
 from mpbench.precision import ao_mx_backend, get_recipe
-from mpbench.precision.fp8_ao_base import AORecipe
+from mpbench.precision.fp8_ao import AORecipe
 from mpbench.precision.fp8_base import Fp8Recipe
-from mpbench.precision.fp8_te_base import TERecipe
+from mpbench.precision.fp8_te import TERecipe
 
 pytestmark = pytest.mark.unit
 CUDA = torch.device("cuda", 0)

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 # Importing a recipe module registers it (FP8 ones import TE and torchao only when used).
 from mpbench.precision import (  # noqa: F401
-    fp4_te_nvfp4,
-    fp8_ao_mxfp8,
-    fp8_ao_rowwise,
-    fp8_ao_tensorwise,
+    fp8_ao,
     fp8_emulated,
-    fp8_te_block,
-    fp8_te_current,
-    fp8_te_delayed,
-    fp8_te_mxfp8,
+    fp8_te,
     standard,
 )
 from mpbench.precision.base import RECIPES, Recipe, RecipeOptions, register
