@@ -140,8 +140,9 @@ def main() -> None:
     args = parser.parse_args()
     shutil.rmtree(args.out, ignore_errors=True)
     args.out.mkdir(parents=True)
+    # the load average says whether other work shared the machine; the timings carry it
     print(f"machine: {torch.backends.cpu.get_cpu_capability()}, {os.cpu_count()} cores; "
-          "shared with other jobs (timings are a busy machine's; load average given)")
+          f"load average {load()} at the start")
     for i in range(args.cost_repeats):
         smoke = args.out / f"smoke-{i}"
         load_before = load()
