@@ -174,8 +174,11 @@ def test_advise_on_the_smoke_suite_prints_and_stores_the_advice(tmp_path: Path) 
     result = CliRunner().invoke(cli, ["advise", SMOKE, "--recipe", "bf16", "--steps", "2",
                                       "-o", str(out)])
     assert result.exit_code == 0, result.output
-    assert "paste into the suite's precisions" in result.output
     stored = json.loads(next((out / "advice").glob("*.json")).read_text())
+    # paste the filter where some choice is predicted faster than fp32; else say it does not pay
+    pays = min(stored["predicted_all"], stored["predicted_advised"]) < 1
+    assert ("paste into the suite's precisions" in result.output) is pays
+    assert ("bf16 does not pay here" in result.output) is not pays
     assert stored["recipe"] == "bf16" and stored["baseline"] == "fp32"
     assert len(stored["layers"]) == 9  # gpt-tiny: 2 blocks x 4 linears + lm_head
     assert stored["baseline_step_ms"] > 0 and stored["rest_step_ms"] > 0
@@ -238,3 +241,32 @@ def test_a_converter_recipe_is_timed_through_its_own_module_cpu_stand_in() -> No
     assert isinstance(v.module, EmulatedFp8Linear)
     assert v.grad.dtype == torch.bfloat16  # the FP8 recipes run under BF16 autocast
     assert all(x > 0 for x in v.once(_Stopwatch(torch.device("cpu"))))
+
+
+@pytest.mark.unit
+def test_advice_that_never_beats_the_baseline_says_stay_on_it() -> None:
+    """gpt-tiny on a 2-core Xeon (2026-12-06): bf16 predicted x1.553 on every layer and x1.512
+    on the one layer that pays at GEMM level, measured x1.514 and x1.600: the advice is to
+    stay on fp32, with the least slow filter shown only for who runs bf16 anyway."""
+    from mpbench.results.advice import AdviceRecord, LayerAdvice
+
+    layer = LayerAdvice(name="lm_head", in_features=64, out_features=256,
+                        baseline_ms=(0.152, 0.175, 0.188), recipe_ms=(0.184, 0.151, 0.160),
+                        gain_ms=0.02, pays=True)
+    rec = AdviceRecord(
+        model="gpt-tiny", model_kind="reference", recipe="bf16", baseline="fp32", device="cpu",
+        device_name="Intel(R) Xeon(R) Processor", batch_size=8, seq_len=64, tokens_per_step=512,
+        layers=[layer], baseline_step_ms=9.62, rest_step_ms=14.56, predicted_all=1.553,
+        predicted_advised=1.512, advised=["lm_head"], filter_option="keep_fp32",
+        filter_value=["blocks.*.attn.qkv"], filter_yaml="- {name: bf16, options: {keep_fp32: "
+        "[blocks.*.attn.qkv]}}", tolerance=0.02, advisor_s=2.2, created_at="2026-12-06T15:00:00")
+    assert not rec.pays
+    line = rec.filter_line()
+    assert line.startswith("bf16 does not pay here: every choice of layers is predicted slower "
+                           "than fp32 (best step ratio x1.512); stay on fp32.")
+    assert line.endswith("the least slow layers: - {name: bf16, options: {keep_fp32: "
+                         "[blocks.*.attn.qkv]}}")
+    faster = rec.model_copy(update={"predicted_all": 0.8, "predicted_advised": 0.75})
+    assert faster.pays
+    assert faster.filter_line() == ("paste into the suite's precisions: - {name: bf16, options: "
+                                    "{keep_fp32: [blocks.*.attn.qkv]}}")

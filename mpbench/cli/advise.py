@@ -95,8 +95,7 @@ def print_advice(console: Console, rec: AdviceRecord) -> None:
     console.print(f"predicted step time {rec.recipe}/{rec.baseline}: every layer "
                   f"x{rec.predicted_all:.3f}, advised set ({len(rec.advised)} of "
                   f"{len(rec.layers)} layers) x{rec.predicted_advised:.3f}", highlight=False)
-    console.print("paste into the suite's precisions:", highlight=False)
-    console.print("  " + rec.filter_yaml, highlight=False, markup=False)
+    console.print(rec.filter_line(), highlight=False, markup=False, soft_wrap=True)
     console.print(f"advisor's own timings: {rec.advisor_s:.1f} s", highlight=False)
 
 

@@ -118,8 +118,8 @@ def _advice_blocks(a: AdviceRecord) -> list[Block]:
                         f"{100 * (v.tolerance if v else 0.10):.0f}% and outside the measured "
                         "run-level interval; inconclusive: off by more, inside an interval "
                         "that wide", numeric={1, 3}))
-    blocks.append(Note(f"Filter to paste into the suite: {a.filter_yaml} (advisor's own "
-                       f"timings: {a.advisor_s:.1f} s)"))
+    blocks.append(Note(f"{a.filter_line()} (advisor's own timings: {a.advisor_s:.1f} s)",
+                       "info" if a.pays else "warn"))
     if v is not None and (v.miss_all or v.miss_advised):
         blocks.append(Note("The prediction missed: the waterfall of the verification runs "
                            f"(results in {v.results_dir}) shows where the time went.", "warn"))

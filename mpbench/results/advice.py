@@ -107,6 +107,21 @@ class AdviceRecord(_Strict):
     verification: Verification | None = None
     created_at: str
 
+    @property
+    def pays(self) -> bool:
+        """Some choice of layers is predicted faster than the baseline (step ratio below 1)."""
+        return min(self.predicted_all, self.predicted_advised) < 1.0
+
+    def filter_line(self) -> str:
+        """What to do with the filter: paste it where the recipe pays; where no choice of
+        layers is predicted faster than the baseline, say so first (the CLI and the report)."""
+        if self.pays:
+            return f"paste into the suite's precisions: {self.filter_yaml}"
+        best = min(self.predicted_all, self.predicted_advised)
+        return (f"{self.recipe} does not pay here: every choice of layers is predicted slower "
+                f"than {self.baseline} (best step ratio x{best:.3f}); stay on {self.baseline}. "
+                f"If you run {self.recipe} anyway, the least slow layers: {self.filter_yaml}")
+
 
 def advice_path(results: Path, model: str, recipe: str) -> Path:
     safe = "".join(c if c.isalnum() or c in "-_." else "-" for c in f"{model}__{recipe}")
