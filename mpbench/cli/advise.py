@@ -19,7 +19,7 @@ from rich.console import Console
 
 from mpbench.analysis import advice as logic
 from mpbench.analysis.waterfall import baseline_of
-from mpbench.bench.advisor import DeviceTimer, LayerTiming, linear_layers, time_layers
+from mpbench.bench.advisor import DeviceTimer, linear_layers, time_layers
 from mpbench.config.errors import unknown_name
 from mpbench.config.schema import PrecisionSpec, Suite
 from mpbench.data import make_source
@@ -68,28 +68,34 @@ def check_candidate(name: str, baseline: str, device_type: str) -> Recipe:
     return recipe
 
 
-def layer_rows(timings: list[LayerTiming], advised: set[str]) -> list[LayerAdvice]:
+def layer_rows(found: logic.Advice) -> list[LayerAdvice]:
+    advised = set(found.advised)
     return [LayerAdvice(name=t.layer.name, in_features=t.layer.in_features,
                         out_features=t.layer.out_features,
                         baseline_ms=(t.baseline.forward, t.baseline.input_grad,
                                      t.baseline.weight_grad),
                         recipe_ms=(t.recipe.forward, t.recipe.input_grad, t.recipe.weight_grad),
-                        gain_ms=t.gain_ms, pays=t.layer.name in advised) for t in timings]
+                        gain_ms=t.gain_ms, pays=t.layer.name in advised,
+                        keep_ms=found.keep_ms.get(t.layer.name, 0.0)) for t in found.timings]
 
 
 def print_advice(console: Console, rec: AdviceRecord) -> None:
     console.print(f"{rec.model} ({rec.model_kind}), {rec.recipe} vs {rec.baseline} on "
                   f"{rec.device_name}, {rec.tokens_per_step} tokens per step", highlight=False)
     console.print(f"{'layer':<34} {'in':>6} {'out':>6} {'base ms (fwd/dx/dw)':>24} "
-                  f"{'recipe ms (fwd/dx/dw)':>24} {'gain ms':>8}  pays", highlight=False)
+                  f"{'recipe ms (fwd/dx/dw)':>24} {'gain ms':>8} {'keep ms':>8}  pays",
+                  highlight=False)
     for layer in rec.layers:
         b = "/".join(f"{v:.3f}" for v in layer.baseline_ms)
         r = "/".join(f"{v:.3f}" for v in layer.recipe_ms)
         console.print(f"{layer.name:<34} {layer.in_features:>6} {layer.out_features:>6} {b:>24} "
-                      f"{r:>24} {layer.gain_ms:>+8.3f}  {'yes' if layer.pays else 'no'}",
+                      f"{r:>24} {layer.gain_ms:>+8.3f} {layer.keep_ms:>+8.3f}  "
+                      f"{'yes' if layer.pays else 'no'}",
                       highlight=False, markup=False)
     rest = (f", under {rec.recipe} with every linear kept out {rec.rest_step_ms:.2f} ms"
             if rec.rest_step_ms is not None else "")
+    rest += (f", on every linear {rec.all_step_ms:.2f} ms" if rec.all_step_ms is not None
+             else "")
     console.print(f"whole step (measured by the advisor): {rec.baseline} "
                   f"{rec.baseline_step_ms:.2f} ms{rest}", highlight=False)
     console.print(f"predicted step time {rec.recipe}/{rec.baseline}: every layer "
@@ -165,10 +171,11 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
                           if i == n or i % 5 == 0 else None)
     option, value = logic.nothing_converted(candidate.family, names)
     rest_recipe = get_recipe(recipe, {**options, option: value})
-    base_times, rest_times = step_times(spec, [base_recipe, rest_recipe], source, dev,
-                                        steps=steps)
+    base_times, rest_times, all_times = step_times(
+        spec, [base_recipe, rest_recipe, candidate], source, dev, steps=steps)
     advisor_s = time.perf_counter() - t0
-    found = logic.advise(timings, median_ms(base_times), median_ms(rest_times))
+    found = logic.advise(timings, median_ms(base_times), median_ms(rest_times),
+                         all_step_ms=median_ms(all_times))
     opt, filt, yaml = logic.filter_for(recipe, candidate.family, names, found.advised, options)
     env = environment_card()
     rec = AdviceRecord(
@@ -177,8 +184,9 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
                                       else env["cpu"]["model"]),
         cpu_isa_flags=list(env["cpu"].get("isa_flags") or []),
         batch_size=spec.train.batch_size, seq_len=spec.train.seq_len, tokens_per_step=tokens,
-        layers=layer_rows(timings, set(found.advised)), baseline_step_ms=found.baseline_step_ms,
-        rest_step_ms=found.rest_step_ms, predicted_all=found.predicted_all,
+        layers=layer_rows(found), baseline_step_ms=found.baseline_step_ms,
+        rest_step_ms=found.rest_step_ms, all_step_ms=median_ms(all_times),
+        predicted_all=found.predicted_all,
         predicted_advised=found.predicted_advised, advised=found.advised, filter_option=opt,
         filter_value=filt, filter_yaml=yaml, tolerance=logic.PAY_TOLERANCE, advisor_s=advisor_s,
         created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))

@@ -36,6 +36,9 @@ class LayerAdvice(_Strict):
     gain_ms: float
     """Baseline minus recipe, all three GEMMs: ms per step saved (negative: lost)."""
     pays: bool
+    keep_ms: float = 0.0
+    """What keeping this layer out of the recipe costs beyond its GEMMs (boundary casts),
+    ms per step (analysis/advice.keep_costs); 0 in advice stored before it was measured."""
 
 
 class MeasuredRatio(_Strict):
@@ -90,6 +93,8 @@ class AdviceRecord(_Strict):
     """Whole training step in the baseline, measured by the advisor (median of its steps)."""
     rest_step_ms: float | None = None
     """Whole step under the recipe with every linear layer kept out of it (measured)."""
+    all_step_ms: float | None = None
+    """Whole step under the recipe on every linear layer (measured by the advisor)."""
     predicted_all: float
     predicted_advised: float
     advised: list[str]
