@@ -147,6 +147,7 @@ def test_bad_history_inputs_exit_2_with_one_line(tmp_path: Path) -> None:
     assert "a history needs 2+" in one_line_error(str(a[0]))
     assert "neither a results directory here nor an ISO date" in one_line_error(
         *map(str, a), "--since", "nightly-99")
+    assert "leaves 1 results directory" in one_line_error(*map(str, a), "--since", "nightly-01")
     blank = tmp_path / "blank"
     ResultsDir(blank).create("fixture", {}, "")
     assert "holds no runs" in one_line_error(str(a[0]), str(blank))

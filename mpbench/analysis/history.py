@@ -182,7 +182,11 @@ def since(points: list[Point], accepted: str) -> list[Point]:
     time a point's first run started)."""
     labels = [p.label for p in points]
     if accepted in labels:
-        return points[labels.index(accepted):]
+        kept = points[labels.index(accepted):]
+        if len(kept) < 2:
+            raise UserError(f"history --since {accepted}: leaves 1 results directory; a history "
+                            "needs 2+; give an earlier point")
+        return kept
     try:
         day = _naive_utc(datetime.fromisoformat(accepted))
     except ValueError:
