@@ -26,7 +26,7 @@ from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
 from mpbench.profilers.peaks import PeakMemory, is_oom, release_memory
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
-from mpbench.train.optim import Stepper, lr_factor, make_optimizer
+from mpbench.train.optim import make_stepper
 from mpbench.train.parallel_hooks import ParallelHooks
 from mpbench.train.record import RunOutcome, build_record
 
@@ -149,15 +149,12 @@ def _train(spec: RunSpec, facts: ModelFacts, recipe: Recipe, source: TokenSource
     model = recipe.prepare(base, device)
     if parallel is not None:  # DDP / FSDP2, before the optimizer sees the parameters
         model = parallel.wrap(model, recipe)
-    optimizer = make_optimizer(model, cfg, device)
     total = cfg.warmup_steps + cfg.steps
-    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total))
-    scaler = recipe.make_scaler(device)
     refusal = recipe.compile_refusal(cfg) if cfg.compile else None
     compiled = cfg.compile and refusal is None
     forward = torch.compile(model) if compiled else model
-    stepper = Stepper(forward, optimizer, scheduler, scaler, lambda: recipe.autocast(device),
-                      [p for p in model.parameters() if p.requires_grad], cfg.grad_clip)
+    stepper = make_stepper(model, recipe, cfg, device, total, forward)
+    optimizer, scaler = stepper.optimizer, stepper.scaler
     if parallel is not None:  # averages the loss over ranks, counts comm per step
         stepper = parallel.wrap_stepper(stepper)
     gen = torch.Generator().manual_seed(spec.seed)  # same batches for every recipe

@@ -13,6 +13,7 @@ import torch
 from torch import nn
 
 from mpbench.config.schema import TrainConfig
+from mpbench.precision.base import Recipe
 
 
 def make_optimizer(model: nn.Module, cfg: TrainConfig, device: torch.device) -> torch.optim.AdamW:
@@ -93,3 +94,14 @@ class Stepper:
                 warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler")
                 self.scheduler.step()
         return StepResult(loss.detach(), grad_norm)
+
+
+def make_stepper(model: nn.Module, recipe: Recipe, cfg: TrainConfig, device: torch.device,
+                 total_steps: int, forward: Callable[..., torch.Tensor] | None = None) -> Stepper:
+    """A run's training step: AdamW, the LR schedule over `total_steps`, the recipe's loss
+    scaler and autocast. `forward`: what the step calls (the compiled model), else `model`."""
+    optimizer = make_optimizer(model, cfg, device)
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, total_steps))
+    return Stepper(forward if forward is not None else model, optimizer, scheduler,
+                   recipe.make_scaler(device), lambda: recipe.autocast(device),
+                   [p for p in model.parameters() if p.requires_grad], cfg.grad_clip)

@@ -19,7 +19,7 @@ from mpbench.models.entry import build_entry
 from mpbench.plan.spec import RunSpec
 from mpbench.precision.base import Recipe
 from mpbench.train.measure import synchronize
-from mpbench.train.optim import Stepper, lr_factor, make_optimizer
+from mpbench.train.optim import make_stepper
 
 
 def step_times(spec: RunSpec, recipes: Sequence[Recipe], source: TokenSource,
@@ -31,12 +31,7 @@ def step_times(spec: RunSpec, recipes: Sequence[Recipe], source: TokenSource,
     for recipe in recipes:
         with recipe.activated():
             model = recipe.prepare(build_entry(spec.model, facts, spec.seed), device)
-        optimizer = make_optimizer(model, cfg, device)
-        scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_factor(cfg, warmup + steps))
-        steppers.append(Stepper(model, optimizer, scheduler, recipe.make_scaler(device),
-                                lambda r=recipe: r.autocast(device),  # type: ignore[misc]
-                                [p for p in model.parameters() if p.requires_grad],
-                                cfg.grad_clip))
+        steppers.append(make_stepper(model, recipe, cfg, device, warmup + steps))
     gen = torch.Generator().manual_seed(spec.seed)
     times: list[list[float]] = [[] for _ in recipes]
     for i in range(warmup + steps):
