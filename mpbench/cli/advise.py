@@ -174,8 +174,9 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     base_times, rest_times, all_times = step_times(
         spec, [base_recipe, rest_recipe, candidate], source, dev, steps=steps)
     advisor_s = time.perf_counter() - t0
+    all_step_ms = median_ms(all_times)
     found = logic.advise(timings, median_ms(base_times), median_ms(rest_times),
-                         all_step_ms=median_ms(all_times))
+                         all_step_ms=all_step_ms)
     opt, filt, yaml = logic.filter_for(recipe, candidate.family, names, found.advised, options)
     env = environment_card()
     rec = AdviceRecord(
@@ -185,7 +186,7 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
         cpu_isa_flags=list(env["cpu"].get("isa_flags") or []),
         batch_size=spec.train.batch_size, seq_len=spec.train.seq_len, tokens_per_step=tokens,
         layers=layer_rows(found), baseline_step_ms=found.baseline_step_ms,
-        rest_step_ms=found.rest_step_ms, all_step_ms=median_ms(all_times),
+        rest_step_ms=found.rest_step_ms, all_step_ms=all_step_ms,
         predicted_all=found.predicted_all,
         predicted_advised=found.predicted_advised, advised=found.advised, filter_option=opt,
         filter_value=filt, filter_yaml=yaml, tolerance=logic.PAY_TOLERANCE, advisor_s=advisor_s,

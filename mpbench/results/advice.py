@@ -113,18 +113,23 @@ class AdviceRecord(_Strict):
     created_at: str
 
     @property
+    def best_ratio(self) -> float:
+        """The lowest predicted step ratio: every layer or the advised set."""
+        return min(self.predicted_all, self.predicted_advised)
+
+    @property
     def pays(self) -> bool:
         """Some choice of layers is predicted faster than the baseline (step ratio below 1)."""
-        return min(self.predicted_all, self.predicted_advised) < 1.0
+        return self.best_ratio < 1.0
 
     def filter_line(self) -> str:
         """What to do with the filter: paste it where the recipe pays; where no choice of
         layers is predicted faster than the baseline, say so first (the CLI and the report)."""
         if self.pays:
             return f"paste into the suite's precisions: {self.filter_yaml}"
-        best = min(self.predicted_all, self.predicted_advised)
         return (f"{self.recipe} does not pay here: every choice of layers is predicted slower "
-                f"than {self.baseline} (best step ratio x{best:.3f}); stay on {self.baseline}. "
+                f"than {self.baseline} (best step ratio x{self.best_ratio:.3f}); stay on "
+                f"{self.baseline}. "
                 f"If you run {self.recipe} anyway, the least slow layers: {self.filter_yaml}")
 
 
