@@ -78,7 +78,9 @@ class Fp8Options(RecipeOptions):
 
     @model_validator(mode="after")
     def _read_by_scaling(self) -> Fp8Options:
-        for key in sorted(self.model_fields_set & self.unread()):
+        fields = type(self).model_fields
+        ignored = {k for k in self.unread() if getattr(self, k) != fields[k].default}
+        for key in sorted(self.model_fields_set & ignored):  # a default changes nothing
             takes = [f"{s!r}" + (f" ({self.presets[s]})" if s in self.presets else "")
                      for s, spec in self.scalings.items() if key in spec.reads]
             fix = "remove it" if self.pinned else "set that scaling or remove it"
