@@ -26,7 +26,7 @@ from torch import nn
 
 from mpbench.precision import convert as converter
 from mpbench.precision.base import cuda_capability_at_least
-from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, Scaling, preset
+from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, Scaling, import_optional, preset
 
 INSTALL = "pip install 'mpbench[fp8]'"
 MX_MIN_VERSION = (0, 14)
@@ -63,14 +63,9 @@ class AOOptions(Fp8Options):
 
 def import_float8() -> tuple[ModuleType | None, str | None]:
     """(torchao.float8, None), or (None, the reason it cannot be used)."""
-    try:
-        float8 = importlib.import_module("torchao.float8")
-    except ImportError as exc:
-        if exc.name is not None and exc.name.split(".")[0] == "torchao":
-            return None, f"torchao is not installed; {INSTALL}"
-        return None, f"torchao failed to import ({exc}); reinstall it: {INSTALL}"
-    except Exception as exc:  # a broken install can raise anything at import time
-        return None, f"torchao failed to import ({type(exc).__name__}: {exc}); reinstall: {INSTALL}"
+    float8, reason = import_optional("torchao.float8", "torchao", INSTALL)
+    if float8 is None:
+        return None, reason
     config = getattr(float8, "Float8LinearConfig", None)
     if config is None or not hasattr(config, "from_recipe_name") or not hasattr(
             float8, "convert_to_float8_training"):
@@ -150,12 +145,8 @@ def _version_tuple(text: str) -> tuple[int, ...]:
 
 def make_mx_config() -> tuple[Any, str | None]:
     """(config, None), or (None, why MXFP8 training is not available from this torchao)."""
-    try:
-        importlib.import_module("torchao")
-    except ImportError:
-        return None, f"torchao is not installed; {INSTALL}"
-    except Exception as exc:
-        return None, f"torchao failed to import ({type(exc).__name__}: {exc})"
+    if (reason := import_optional("torchao", "torchao", INSTALL)[1]) is not None:
+        return None, reason
     have = version()
     if have != "unknown" and _version_tuple(have) < MX_MIN_VERSION:
         return None, (f"torchao {have} is too old for MXFP8 training (needs >= "

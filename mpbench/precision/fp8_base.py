@@ -17,8 +17,10 @@ BF16 autocast. A backend only says how one nn.Linear becomes its FP8 module (`co
 from __future__ import annotations
 
 import contextlib
+import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass
+from types import ModuleType
 from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
@@ -29,6 +31,18 @@ from mpbench.config.model_sizes import ModelConfig
 from mpbench.precision import convert as converter
 from mpbench.precision.base import Recipe, RecipeOptions, register
 from mpbench.precision.convert import Fp8Filter
+
+
+def import_optional(module: str, library: str, install: str) -> tuple[ModuleType | None, str | None]:
+    """(the module, None), or (None, why the optional `library` cannot be used)."""
+    try:
+        return importlib.import_module(module), None
+    except ImportError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == module.split(".")[0]:
+            return None, f"{library} is not installed; {install}"
+        return None, f"{library} failed to import ({exc}); reinstall it: {install}"
+    except Exception as exc:  # a broken install (or TE's CUDA libraries) can raise anything
+        return None, f"{library} failed to import ({type(exc).__name__}: {exc}); {install}"
 
 
 @dataclass(frozen=True)

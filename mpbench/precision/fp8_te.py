@@ -26,7 +26,7 @@ from torch import nn
 from mpbench.config.schema import TrainConfig
 from mpbench.precision import convert as converter
 from mpbench.precision.base import cuda_capability_at_least
-from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, Scaling, preset
+from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, Scaling, import_optional, preset
 
 INSTALL = "pip install 'mpbench[te]'"
 UPGRADE = "pip install -U 'mpbench[te]'"
@@ -81,15 +81,7 @@ class TEOptions(Fp8Options):
 
 def import_te() -> tuple[ModuleType | None, str | None]:
     """(transformer_engine.pytorch, None), or (None, why it cannot be used)."""
-    try:
-        te = importlib.import_module("transformer_engine.pytorch")
-    except ImportError as exc:
-        if exc.name is not None and exc.name.split(".")[0] == "transformer_engine":
-            return None, f"TransformerEngine is not installed; {INSTALL}"
-        return None, f"TransformerEngine failed to import ({exc}); reinstall it: {INSTALL}"
-    except Exception as exc:  # TE loads CUDA libraries at import and can fail in many ways
-        return None, f"TransformerEngine failed to import ({type(exc).__name__}: {exc})"
-    return te, None
+    return import_optional("transformer_engine.pytorch", "TransformerEngine", INSTALL)
 
 
 def version() -> str:
