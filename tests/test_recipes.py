@@ -131,8 +131,10 @@ data: {{source: synthetic, vocab_size: 64}}
      "precisions[1].options: amax_history_len: only scaling 'delayed' takes it, this recipe's "
      "scaling is 'current'; set that scaling or remove it"),
     ("{name: fp8-ao-tensorwise, options: {margin: 1}}",
-     "precisions[1].options.margin: unknown key; valid keys: allow_bf16_fallback, fp8_filter, "
-     "scaling"),
+     "precisions[1].options.margin: unknown key; valid keys: allow_bf16_fallback, fp8_filter"),
+    ("{name: fp8-te-current, options: {fp8_fromat: E4M3}}",
+     "precisions[1].options.fp8_fromat: unknown key; did you mean 'fp8_format'? valid keys: "
+     "allow_bf16_fallback, fp8_filter, fp8_format, params_dtype"),
 ])
 def test_fp8_options_a_scaling_would_ignore_are_refused_at_load(
         tmp_path: Path, precision: str, message: str) -> None:

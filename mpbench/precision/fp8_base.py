@@ -104,8 +104,20 @@ class Fp8Options(RecipeOptions):
 
     def unread(self) -> set[str]:
         """Scaling-specific options this scaling does not take."""
-        every = {key for spec in self.scalings.values() for key in spec.reads}
-        return every - set(self.spec.reads)
+        return self.unread_by(self.scaling)
+
+    @classmethod
+    def unread_by(cls, scaling: str) -> set[str]:
+        every = {key for spec in cls.scalings.values() for key in spec.reads}
+        return every - set(cls.scalings[scaling].reads)
+
+    @classmethod
+    def option_keys(cls) -> list[str]:
+        """The keys a suite may set (a preset: not `scaling`, nor what its scaling ignores)."""
+        if cls.pinned is None:
+            return list(cls.model_fields)
+        scaling = cls.model_fields["scaling"].default
+        return [k for k in cls.model_fields if k != "scaling" and k not in cls.unread_by(scaling)]
 
     def recorded(self) -> dict[str, Any]:
         """A preset records the options a suite may set on it (its scaling is its name)."""
