@@ -120,10 +120,8 @@ class Fp8Options(RecipeOptions):
         return [k for k in cls.model_fields if k != "scaling" and k not in cls.unread_by(scaling)]
 
     def recorded(self) -> dict[str, Any]:
-        """A preset records the options a suite may set on it (its scaling is its name)."""
-        if self.pinned is None:
-            return self.model_dump()
-        return self.model_dump(exclude={"scaling", *self.unread()})
+        """The options a suite may set, as a record holds them (a preset's scaling is its name)."""
+        return self.model_dump(include=set(self.option_keys()))
 
 
 F = TypeVar("F", bound="Fp8Recipe")
