@@ -24,8 +24,7 @@ from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, T
 from mpbench.data import make_source
 from mpbench.errors import UserError
 from mpbench.plan.spec import expand
-from mpbench.precision.fp8_delayed import DelayedScaling
-from mpbench.precision.fp8_emulated import EmulatedFp8Linear
+from mpbench.precision.fp8_emulated import DelayedScaling, EmulatedFp8Linear
 from mpbench.report import write_report
 from mpbench.results.env import environment_card
 from mpbench.results.payloads import FingerprintResult

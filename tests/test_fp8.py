@@ -26,8 +26,8 @@ from mpbench.models import MODEL_SIZES, build_model
 from mpbench.models.gpt import GPT
 from mpbench.models.llama import Llama
 from mpbench.plan.spec import expand
-from mpbench.precision import RECIPES, ao_backend, get_recipe, te_backend
-from mpbench.precision.fp8_base import block_linears, nearest_multiple
+from mpbench.precision import RECIPES, fp8_ao, fp8_te, get_recipe
+from mpbench.precision.convert import block_linears, nearest_multiple
 from mpbench.precision.fp8_emulated import (
     E4M3,
     E5M2,
@@ -42,6 +42,14 @@ from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
 
 TE_RECIPES = ["fp8-te-delayed", "fp8-te-current", "fp8-te-block", "fp8-te-mxfp8"]
+# TransformerEngine's own names (transformer_engine.common.recipe; transformer_engine.pytorch
+# from 2.9, transformer_engine.pytorch.fp8 before), written out so the stand-in cannot drift
+TE_RECIPE_CLASSES = ("DelayedScaling", "Float8CurrentScaling", "Float8BlockScaling",
+                     "MXFP8BlockScaling", "NVFP4BlockScaling")
+TE_SUPPORT_CHECKS = [("is_fp8_available", "check_fp8_support"),
+                     ("is_fp8_block_scaling_available", "check_fp8_block_scaling_support"),
+                     ("is_mxfp8_available", "check_mxfp8_support"),
+                     ("is_nvfp4_available", "check_nvfp4_support")]
 AO_RECIPES = ["fp8-ao-tensorwise", "fp8-ao-rowwise"]
 TINY = MODEL_SIZES["gpt-tiny"].with_overrides(vocab_size=64)
 
@@ -315,7 +323,7 @@ class FakeTELinear(nn.Module):
 
 
 def fake_te_module(new_api: bool = True, version: str = "2.9.0",
-                   recipes: tuple[str, ...] = tuple(te_backend.RECIPE_SINCE),
+                   recipes: tuple[str, ...] = TE_RECIPE_CLASSES,
                    support: tuple[bool, str] = (True, "")) -> types.ModuleType:
     te = types.ModuleType("transformer_engine.pytorch")
     te.Linear = FakeTELinear  # type: ignore[attr-defined]
@@ -328,7 +336,7 @@ def fake_te_module(new_api: bool = True, version: str = "2.9.0",
 
     if new_api:
         te.autocast = enter  # type: ignore[attr-defined]
-        for new_name, _ in te_backend.SUPPORT_CHECKS.values():
+        for new_name, _ in TE_SUPPORT_CHECKS:
             setattr(te, new_name, lambda return_reason=False: support)
     else:
         te.fp8_autocast = enter  # type: ignore[attr-defined]
@@ -348,7 +356,7 @@ def install_fake_te(monkeypatch: pytest.MonkeyPatch, te: types.ModuleType,
         setattr(recipe_mod, name, type(name, (), {
             "__init__": lambda self, **kw: setattr(self, "kwargs", kw)}))
     legacy = types.ModuleType("transformer_engine.pytorch.fp8")
-    for _, old_name in te_backend.SUPPORT_CHECKS.values():
+    for _, old_name in TE_SUPPORT_CHECKS:
         setattr(legacy, old_name, lambda: legacy_support)
     for name, module in [("transformer_engine", root), ("transformer_engine.pytorch", te),
                          ("transformer_engine.common", types.ModuleType("c")),
@@ -421,7 +429,7 @@ def test_te_record_lists_layers_and_weight_copy_estimate(monkeypatch: pytest.Mon
     assert "does not run under torch.compile" in (
         delayed.compile_refusal(TrainConfig(compile=True)) or "")
     assert get_recipe("fp8-emulated").check_train(ckpt) is None
-    assert math.isclose(te_backend.weight_copy_bytes([model.get_submodule("blocks.0.mlp.fc")], "mxfp8")[0],
+    assert math.isclose(fp8_te.weight_copy_bytes([model.get_submodule("blocks.0.mlp.fc")], "mxfp8")[0],
                         2 * 64 * 256 * (1 + 1 / 32))
 
 
@@ -436,7 +444,7 @@ def test_package_imports_without_te_or_torchao() -> None:
         "sys.modules['transformer_engine'] = None; sys.modules['torchao'] = None\n"
         "import torch\n"
         "assert p.get_recipe('fp8-emulated').check(torch.device('cpu')) is None\n"
-        "print(p.te_backend.import_te()[1]); print(p.ao_backend.import_float8()[1])\n"
+        "print(p.fp8_te.import_te()[1]); print(p.fp8_ao.import_float8()[1])\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
@@ -446,7 +454,7 @@ def test_package_imports_without_te_or_torchao() -> None:
 
 @pytest.mark.integration
 def test_torchao_emulate_matches_native_emulation_when_installed(tmp_path: Path) -> None:
-    if ao_backend.import_float8()[0] is None:
+    if fp8_ao.import_float8()[0] is None:
         pytest.skip("torchao not installed")
     path = write_suite(tmp_path, "fp8-emulated, {name: fp8-emulated, options: "
                        "{implementation: torchao}}", steps=4)

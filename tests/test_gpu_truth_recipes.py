@@ -13,7 +13,7 @@ from click.testing import CliRunner
 from torch import nn
 
 from mpbench.cli.main import cli
-from mpbench.precision import ao_mx_backend, get_recipe
+from mpbench.precision import fp8_ao, get_recipe
 from mpbench.precision.fp8_ao import AORecipe
 from mpbench.precision.fp8_base import Fp8Recipe
 from mpbench.precision.fp8_te import TERecipe
@@ -103,7 +103,7 @@ def test_mxfp8_uses_the_training_op_config_where_torchao_has_it(
     recipe = get_recipe("fp8-ao-mxfp8")
     assert recipe.check(CUDA) is None
     model = nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10))
-    ao_mx_backend.convert(model, ao_mx_backend.make_config()[0], lambda m, n: n == "0")
+    fp8_ao.mx_convert_named(model, fp8_ao.make_mx_config()[0], ["0"])
     assert seen["config"].recipe == "mxfp8_rceil" and seen["kept"] == ["0"]
     # the recipe converts exactly the layers the FP8 filter named, like every FP8 converter
     recipe.convert(nn.Sequential(nn.Linear(64, 64), nn.Linear(64, 10)), ["1"], CUDA)

@@ -387,9 +387,9 @@ def test_a_user_module_trains_in_a_fresh_process(tmp_path: Path, monkeypatch: py
 @pytest.mark.unit
 @pytest.mark.parametrize("name", ["llama", "gpt2"])
 def test_torchao_converts_the_same_layers_when_installed(name: str) -> None:
-    from mpbench.precision import ao_backend
+    from mpbench.precision import fp8_ao
 
-    if ao_backend.import_float8()[0] is None:
+    if fp8_ao.import_float8()[0] is None:
         pytest.skip("torchao not installed")
     native = get_recipe("fp8-emulated")
     ao = get_recipe("fp8-emulated", {"implementation": "torchao"})

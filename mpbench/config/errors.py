@@ -37,7 +37,11 @@ def keys_at(root: type[BaseModel], loc: tuple[Any, ...]) -> list[str]:
             continue
         field = model.model_fields.get(part)
         model = _model_in(field.annotation) if field else None
-    return sorted(model.model_fields) if model else []
+    if model is None:
+        return []
+    # a model may take fewer keys than it has fields (an FP8 preset: those of its scaling)
+    keys = getattr(model, "option_keys", None)
+    return sorted(keys() if callable(keys) else model.model_fields)
 
 
 def describe_error(err: dict[str, Any], root: type[BaseModel], prefix: tuple[Any, ...] = ()) -> str:

@@ -1,7 +1,8 @@
 """The precision recipe interface and its registry.
 
-A recipe is one file: a subclass of `Recipe` decorated with `@register`. The training
-loop only talks to this interface, so adding FP8 or another mode edits nothing else.
+A recipe is a subclass of `Recipe` decorated with `@register` (an FP8 one is a preset line of
+its backend's class, fp8_base.preset). The training loop only talks to this interface, so
+adding FP8 or another mode edits nothing else.
 """
 
 from __future__ import annotations
@@ -25,6 +26,10 @@ class RecipeOptions(BaseModel):
     """Options a suite may set for a recipe; subclasses add fields (unknown keys are errors)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    def recorded(self) -> dict[str, Any]:
+        """The options as the run's record holds them."""
+        return self.model_dump()
 
 
 class Recipe:
@@ -102,7 +107,7 @@ class Recipe:
             "gemm_dtype": self.gemm_key(),
             "role": self.role,
             "role_note": self.role_note,
-            "options": self.options.model_dump(),
+            "options": self.options.recorded(),
         }
 
     @contextlib.contextmanager

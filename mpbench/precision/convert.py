@@ -7,11 +7,15 @@ layer with a dimension not divisible by 16, and the LM head, stay in BF16 by def
 another module (tied embeddings) also stays, so the tie holds. Transformers' GPT-2 uses
 Conv1D (the transposed weight of a linear): a selected Conv1D is first replaced by the
 equivalent nn.Linear.
+
+The same divisible-by-16 rule is checked at load against a reference model's dimensions and
+the token count (`shape_problem`), so a suite that cannot run in FP8 is refused with the fix.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
@@ -19,7 +23,10 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from mpbench.config.model_sizes import ModelConfig
+
 ALIGN = 16
+"""FP8 GEMMs (cuBLASLt, TE, torchao) need every matrix dimension divisible by 16."""
 
 
 class Fp8Filter(BaseModel):
@@ -93,6 +100,20 @@ def plan(model: nn.Module, filt: Fp8Filter) -> Plan:
     return out
 
 
+def any_linear_shape(module: nn.Module) -> tuple[int, int] | None:
+    """(in, out) of a plain linear, a Conv1D or an FP8 linear (te.Linear, Float8Linear and the
+    emulated linear all carry in_features and out_features), else None."""
+    if (shape := linear_shape(module)) is not None:
+        return shape
+    in_f, out_f = getattr(module, "in_features", None), getattr(module, "out_features", None)
+    return (in_f, out_f) if isinstance(in_f, int) and isinstance(out_f, int) else None
+
+
+def weight_elements(modules: list[nn.Module]) -> int:
+    """Weight values of these linear layers (what an FP8 weight copy holds, 1 byte each)."""
+    return sum(math.prod(any_linear_shape(m) or (0, 0)) for m in modules)
+
+
 def _parent(model: nn.Module, name: str) -> tuple[nn.Module, str]:
     parent_name, _, child = name.rpartition(".")
     return (model.get_submodule(parent_name) if parent_name else model), child
@@ -142,5 +163,76 @@ def copy_parameters(new: nn.Module, old: nn.Linear) -> nn.Module:
     return new
 
 
-__all__ = ["Fp8Filter", "Plan", "copy_parameters", "linear_shape", "linearize", "plan",
-           "share_parameters", "swap"]
+# -- the rule checked at load ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class GemmDim:
+    label: str
+    """How the suite spells it: n_embd, ffn_dim, 2*n_kv_head*head_dim, ..."""
+    value: int
+    fix: str
+    """What to change in the suite to fix it."""
+
+
+@dataclass(frozen=True)
+class GemmLayer:
+    suffix: str
+    """Module path inside a block, e.g. attn.qkv (full name blocks.<i>.<suffix>)."""
+    in_dim: GemmDim
+    out_dim: GemmDim
+
+
+def nearest_multiple(value: int, align: int = ALIGN) -> int:
+    """The multiple of `align` closest to value (ties go up; never below align)."""
+    down = (value // align) * align
+    up = down + align
+    return max(align, up if value - down >= up - value else down)
+
+
+def block_linears(cfg: ModelConfig) -> list[GemmLayer]:
+    """The linear layers of one transformer block and the suite dimensions behind them."""
+    d = GemmDim("n_embd", cfg.n_embd, "change the model's n_embd (keep it divisible by n_head)")
+    ffn = GemmDim("ffn_dim", cfg.ffn_dim, "set the model's ffn_hidden")
+    if cfg.arch == "gpt":
+        qkv = GemmDim("3*n_embd", 3 * cfg.n_embd, "change the model's n_embd")
+        return [GemmLayer("attn.qkv", d, qkv), GemmLayer("attn.proj", d, d),
+                GemmLayer("mlp.fc", d, ffn), GemmLayer("mlp.proj", ffn, d)]
+    heads = "change n_head, n_kv_head or n_embd"
+    q = GemmDim("n_head*head_dim", cfg.n_head * cfg.head_dim, heads)
+    kv = GemmDim("2*n_kv_head*head_dim", 2 * cfg.kv_heads * cfg.head_dim, heads)
+    gate_up = GemmDim("2*ffn_dim", 2 * cfg.ffn_dim, "set the model's ffn_hidden")
+    return [GemmLayer("attn.q", d, q), GemmLayer("attn.kv", d, kv), GemmLayer("attn.proj", q, d),
+            GemmLayer("mlp.gate_up", d, gate_up), GemmLayer("mlp.proj", ffn, d)]
+
+
+def token_problem(batch_size: int, seq_len: int) -> str | None:
+    tokens = batch_size * seq_len
+    if tokens % ALIGN == 0:
+        return None
+    seq_fix = nearest_multiple(seq_len, ALIGN // math.gcd(batch_size, ALIGN))
+    return (
+        f"FP8 GEMM dimension batch_size*seq_len = {batch_size}*{seq_len} = {tokens} is not "
+        f"divisible by {ALIGN} (nearest valid value: {nearest_multiple(tokens)}, e.g. seq_len "
+        f"{seq_fix}); change train.batch_size or train.seq_len (allow_bf16_fallback cannot help: "
+        f"every FP8 GEMM has this dimension)"
+    )
+
+
+def shape_problem(cfg: ModelConfig | None, batch_size: int, seq_len: int,
+                  fallback: bool) -> str | None:
+    """The first FP8 dimension rule the suite breaks, or None.
+
+    Layer shapes are checked for the reference models (`cfg`); the layers of Hugging Face
+    and user models that break the rule are kept in BF16 by the filter and listed."""
+    if not fallback and cfg is not None:
+        for layer in block_linears(cfg):
+            for dim in (layer.in_dim, layer.out_dim):
+                if dim.value % ALIGN == 0:
+                    continue
+                return (
+                    f"FP8 GEMM dimension {dim.label} = {dim.value} (layer {layer.suffix}) is not "
+                    f"divisible by {ALIGN} (nearest valid value: {nearest_multiple(dim.value)}); "
+                    f"{dim.fix}, or set the precision option allow_bf16_fallback: true to keep "
+                    f"such layers in BF16"
+                )
+    return token_problem(batch_size, seq_len)

@@ -1,6 +1,12 @@
-"""What every FP8 recipe shares: the divisible-by-16 GEMM rules, the BF16 surroundings,
-the conversion of a built model (convert.py), the inventory of which layers run in FP8,
-and the `fp8` block of the record.
+"""What every FP8 (and FP4) recipe shares: one recipe class per backend whose options hold the
+scaling, the conversion of a built model (convert.py), the inventory of which layers run in
+FP8, and the `fp8` block of the record.
+
+As torchtitan's float8 converter takes a `recipe_name`, a backend here is one `Fp8Recipe`
+subclass with a `scaling` option and a table of what each scaling is (`Scaling`); the names
+suites use (fp8-te-delayed, fp8-ao-rowwise, ...) are presets: the backend with its scaling
+pinned, registered by one `preset(...)` line. A new scaling of an existing backend is one
+table entry and one preset line.
 
 FP8 replaces the GEMMs of the linear layers the filter allows (by default every linear
 with FP8-legal shapes but the LM head), on every model: reference, Hugging Face or user.
@@ -11,102 +17,50 @@ BF16 autocast. A backend only says how one nn.Linear becomes its FP8 module (`co
 from __future__ import annotations
 
 import contextlib
-import math
+import importlib
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from types import ModuleType
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
 import torch
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from torch import nn
 
 from mpbench.config.model_sizes import ModelConfig
 from mpbench.precision import convert as converter
-from mpbench.precision.base import Recipe, RecipeOptions
-from mpbench.precision.convert import ALIGN, Fp8Filter
+from mpbench.precision.base import Recipe, RecipeOptions, register
+from mpbench.precision.convert import Fp8Filter
 
-# ALIGN: FP8 GEMMs (cuBLASLt, TE, torchao) need every matrix dimension divisible by 16.
 
-LM_HEAD = "lm_head"
+def import_optional(module: str, library: str, install: str) -> tuple[ModuleType | None, str | None]:
+    """(the module, None), or (None, why the optional `library` cannot be used)."""
+    try:
+        return importlib.import_module(module), None
+    except ImportError as exc:
+        if exc.name is not None and exc.name.split(".")[0] == module.split(".")[0]:
+            return None, f"{library} is not installed; {install}"
+        return None, f"{library} failed to import ({exc}); reinstall it: {install}"
+    except Exception as exc:  # a broken install (or TE's CUDA libraries) can raise anything
+        return None, f"{library} failed to import ({type(exc).__name__}: {exc}); {install}"
 
 
 @dataclass(frozen=True)
-class GemmDim:
-    label: str
-    """How the suite spells it: n_embd, ffn_dim, 2*n_kv_head*head_dim, ..."""
-    value: int
-    fix: str
-    """What to change in the suite to fix it."""
+class Scaling:
+    """One scaling of a backend: how its scales are chosen and which options it reads."""
 
-
-@dataclass(frozen=True)
-class GemmLayer:
-    suffix: str
-    """Module path inside a block, e.g. attn.qkv (full name blocks.<i>.<suffix>)."""
-    in_dim: GemmDim
-    out_dim: GemmDim
-
-
-def nearest_multiple(value: int, align: int = ALIGN) -> int:
-    """The multiple of `align` closest to value (ties go up; never below align)."""
-    down = (value // align) * align
-    up = down + align
-    return max(align, up if value - down >= up - value else down)
-
-
-def block_linears(cfg: ModelConfig) -> list[GemmLayer]:
-    """The linear layers of one transformer block and the suite dimensions behind them."""
-    d = GemmDim("n_embd", cfg.n_embd, "change the model's n_embd (keep it divisible by n_head)")
-    ffn = GemmDim("ffn_dim", cfg.ffn_dim, "set the model's ffn_hidden")
-    if cfg.arch == "gpt":
-        qkv = GemmDim("3*n_embd", 3 * cfg.n_embd, "change the model's n_embd")
-        return [GemmLayer("attn.qkv", d, qkv), GemmLayer("attn.proj", d, d),
-                GemmLayer("mlp.fc", d, ffn), GemmLayer("mlp.proj", ffn, d)]
-    heads = "change n_head, n_kv_head or n_embd"
-    q = GemmDim("n_head*head_dim", cfg.n_head * cfg.head_dim, heads)
-    kv = GemmDim("2*n_kv_head*head_dim", 2 * cfg.kv_heads * cfg.head_dim, heads)
-    gate_up = GemmDim("2*ffn_dim", 2 * cfg.ffn_dim, "set the model's ffn_hidden")
-    return [GemmLayer("attn.q", d, q), GemmLayer("attn.kv", d, kv), GemmLayer("attn.proj", q, d),
-            GemmLayer("mlp.gate_up", d, gate_up), GemmLayer("mlp.proj", ffn, d)]
-
-
-def fp8_shape_ok(in_features: int, out_features: int) -> bool:
-    return in_features % ALIGN == 0 and out_features % ALIGN == 0
-
-
-def token_problem(batch_size: int, seq_len: int) -> str | None:
-    tokens = batch_size * seq_len
-    if tokens % ALIGN == 0:
-        return None
-    seq_fix = nearest_multiple(seq_len, ALIGN // math.gcd(batch_size, ALIGN))
-    return (
-        f"FP8 GEMM dimension batch_size*seq_len = {batch_size}*{seq_len} = {tokens} is not "
-        f"divisible by {ALIGN} (nearest valid value: {nearest_multiple(tokens)}, e.g. seq_len "
-        f"{seq_fix}); change train.batch_size or train.seq_len (allow_bf16_fallback cannot help: "
-        f"every FP8 GEMM has this dimension)"
-    )
-
-
-def shape_problem(cfg: ModelConfig | None, batch_size: int, seq_len: int,
-                  fallback: bool) -> str | None:
-    """The first FP8 dimension rule the suite breaks, or None.
-
-    Layer shapes are checked for the reference models (`cfg`); the layers of Hugging Face
-    and user models that break the rule are kept in BF16 by the filter and listed."""
-    if not fallback and cfg is not None:
-        for layer in block_linears(cfg):
-            for dim in (layer.in_dim, layer.out_dim):
-                if dim.value % ALIGN == 0:
-                    continue
-                return (
-                    f"FP8 GEMM dimension {dim.label} = {dim.value} (layer {layer.suffix}) is not "
-                    f"divisible by {ALIGN} (nearest valid value: {nearest_multiple(dim.value)}); "
-                    f"{dim.fix}, or set the precision option allow_bf16_fallback: true to keep "
-                    f"such layers in BF16"
-                )
-    return token_problem(batch_size, seq_len)
+    words: str
+    """How scales are chosen, in words, for the record."""
+    reads: tuple[str, ...] = ()
+    """The backend's scaling-specific options this scaling takes (others are refused)."""
+    gemm_dtype: str | None = None
+    """The GEMMs' dtype where it is not FP8 (NVFP4: fp4)."""
 
 
 class Fp8Options(RecipeOptions):
+    """The options of every FP8 backend; a backend adds `scaling` (a Literal of its table's keys)
+    and its own fields, and sets `scalings`."""
+
     allow_bf16_fallback: bool = Field(
         False, description="keep linear layers whose dims are not divisible by 16 in BF16 "
         "(listed in the record) instead of refusing the suite")
@@ -114,17 +68,80 @@ class Fp8Options(RecipeOptions):
         default_factory=Fp8Filter, description="which linear layers become FP8: include / "
         "exclude name globs and the divisible_by shape rule")
 
+    scalings: ClassVar[Mapping[str, Scaling]] = {}
+    presets: ClassVar[Mapping[str, str]] = {}
+    """Scaling -> the recipe name of its preset (fp8-te-delayed ...)."""
+    pinned: ClassVar[str | None] = None
+    """The preset's recipe name when a preset fixes `scaling` (then it is not an option)."""
+    if TYPE_CHECKING:
+        scaling: str
 
-def linear_dims(module: nn.Module) -> tuple[int, int]:
-    """(in_features, out_features) of a linear-like module; (0, 0) for anything else."""
-    in_f, out_f = getattr(module, "in_features", 0), getattr(module, "out_features", 0)
-    return (in_f, out_f) if isinstance(in_f, int) and isinstance(out_f, int) else (0, 0)
+    @property
+    def spec(self) -> Scaling:
+        return self.scalings[self.scaling]
+
+    @field_validator("scaling", mode="before", check_fields=False)
+    @classmethod
+    def _pinned(cls, value: Any) -> Any:
+        default = cls.model_fields["scaling"].default
+        if cls.pinned is not None and value != default:
+            other = cls.presets.get(value)
+            fix = f"name the recipe {other}" if other else "no recipe has it yet: remove the key"
+            raise ValueError(f"the recipe {cls.pinned} is scaling {default!r}; for {value!r} {fix}")
+        return value
+
+    @model_validator(mode="after")
+    def _read_by_scaling(self) -> Fp8Options:
+        fields = type(self).model_fields
+        ignored = {k for k in self.unread() if getattr(self, k) != fields[k].default}
+        for key in sorted(self.model_fields_set & ignored):  # a default changes nothing
+            takes = [f"{s!r}" + (f" ({self.presets[s]})" if s in self.presets else "")
+                     for s, spec in self.scalings.items() if key in spec.reads]
+            fix = "remove it" if self.pinned else "set that scaling or remove it"
+            raise ValueError(f"{key}: only scaling {' or '.join(takes)} takes it, this recipe's "
+                             f"scaling is {self.scaling!r}; {fix}")
+        return self
+
+    def unread(self) -> set[str]:
+        """Scaling-specific options this scaling does not take."""
+        return self.unread_by(self.scaling)
+
+    @classmethod
+    def unread_by(cls, scaling: str) -> set[str]:
+        every = {key for spec in cls.scalings.values() for key in spec.reads}
+        return every - set(cls.scalings[scaling].reads)
+
+    @classmethod
+    def option_keys(cls) -> list[str]:
+        """The keys a suite may set (a preset: not `scaling`, nor what its scaling ignores)."""
+        if cls.pinned is None:
+            return list(cls.model_fields)
+        scaling = cls.model_fields["scaling"].default
+        return [k for k in cls.model_fields if k != "scaling" and k not in cls.unread_by(scaling)]
+
+    def recorded(self) -> dict[str, Any]:
+        """The options a suite may set, as a record holds them (a preset's scaling is its name)."""
+        return self.model_dump(include=set(self.option_keys()))
 
 
-def is_linear(module: nn.Module) -> bool:
-    """nn.Linear and the FP8 linears (te.Linear, Float8Linear) all carry these two fields."""
-    return isinstance(getattr(module, "in_features", None), int) and isinstance(
-        getattr(module, "out_features", None), int)
+F = TypeVar("F", bound="Fp8Recipe")
+
+
+def preset(backend: type[F], name: str, scaling: str, summary: str) -> type[F]:
+    """Register `name` as `backend` at one scaling (one line per named recipe)."""
+    base = backend.Options
+    if scaling not in base.scalings:
+        raise ValueError(f"{backend.__name__} has no scaling {scaling!r}")
+    base.presets = {**base.presets, scaling: name}
+    options = type(f"{base.__name__}_{scaling}", (base,), {
+        "__annotations__": {"scaling": base.model_fields["scaling"].annotation},
+        "scaling": Field(scaling, description=f"fixed by the recipe name {name}"),
+        "pinned": name, "__module__": backend.__module__})
+    cls = type(name.title().replace("-", ""), (backend,), {
+        "name": name, "summary": summary, "Options": options, "__module__": backend.__module__,
+        "gemm_dtype": base.scalings[scaling].gemm_dtype})
+    register(cls)
+    return cls
 
 
 class Fp8Recipe(Recipe):
@@ -132,12 +149,10 @@ class Fp8Recipe(Recipe):
 
     family = "fp8"
     compute_dtype = torch.float8_e4m3fn
-    Options: ClassVar[type[RecipeOptions]] = Fp8Options
+    Options: ClassVar[type[Fp8Options]] = Fp8Options
     options: Fp8Options
     backend: ClassVar[str]
     """te, torchao or emulated."""
-    scaling: ClassVar[str]
-    """How scales are chosen, in words, for the record."""
 
     def __init__(self, options: RecipeOptions | None = None) -> None:
         super().__init__(options)
@@ -148,6 +163,10 @@ class Fp8Recipe(Recipe):
         self._fp8_weight_fraction: float | None = None
         self._cache: tuple[int | None, str] = (
             None, "model not built (run skipped or failed before prepare)")
+
+    @property
+    def spec(self) -> Scaling:
+        return self.options.spec
 
     # -- hooks for the backends --------------------------------------------------
     def is_fp8_module(self, module: nn.Module) -> bool:
@@ -164,7 +183,8 @@ class Fp8Recipe(Recipe):
         return {"forward": "e4m3", "backward": "e5m2"}
 
     def amax_history_len(self) -> int | None:
-        return None
+        return getattr(self.options, "amax_history_len", None) \
+            if "amax_history_len" in self.spec.reads else None
 
     def weight_cache(self, fp8_modules: list[nn.Module]) -> tuple[int | None, str]:
         """Extra bytes FP8 copies of the weights cost, and how the number was obtained."""
@@ -175,7 +195,8 @@ class Fp8Recipe(Recipe):
 
     # -- the Recipe interface ----------------------------------------------------
     def check_shapes(self, model: ModelConfig | None, batch_size: int, seq_len: int) -> str | None:
-        return shape_problem(model, batch_size, seq_len, self.options.allow_bf16_fallback)
+        return converter.shape_problem(model, batch_size, seq_len,
+                                       self.options.allow_bf16_fallback)
 
     def autocast(self, device: torch.device) -> contextlib.AbstractContextManager[Any]:
         return torch.autocast(device_type=device.type, dtype=torch.bfloat16)
@@ -193,9 +214,7 @@ class Fp8Recipe(Recipe):
         self._kept = {}
         total = in_fp8 = 0
         for name, module in model.named_modules():
-            shape = converter.linear_shape(module) or (
-                linear_dims(module) if is_linear(module) else None)
-            if shape is None:
+            if (shape := converter.any_linear_shape(module)) is None:
                 continue
             size = shape[0] * shape[1]
             total += size
@@ -217,7 +236,7 @@ class Fp8Recipe(Recipe):
             "fp8": {
                 "backend": self.backend,
                 "formats": self.formats(),
-                "scaling": self.scaling,
+                "scaling": self.spec.words,
                 "amax_history_len": self.amax_history_len(),
                 "layers_in_fp8": None if named is None else [name for name, _ in named],
                 "layers_kept_bf16": None if named is None else list(self._kept),

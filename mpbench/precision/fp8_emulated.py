@@ -11,27 +11,28 @@ GEMMs (dgrad = dY·W, wgrad = dYᵀ·X), each tensor scaled by fp8_max / amax of
 (current scaling), products accumulated in FP32 and the output returned in the autocast
 dtype. This reproduces FP8 rounding and range, not FP8 speed: it runs on any device.
 `scaling: delayed` (native only) scales each operand as TransformerEngine's DelayedScaling
-does instead, from an amax history of `amax_history_len` steps (fp8_delayed.py).
+does instead, from an amax history of `amax_history_len` steps (`DelayedScaling`, below).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
 from typing import Any, ClassVar, Literal
 
 import torch
 from pydantic import Field
 from torch import nn
 
-from mpbench.precision import ao_backend, convert
-from mpbench.precision.base import RecipeOptions, register
-from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, linear_dims
-from mpbench.precision.fp8_delayed import DelayedScaling
+from mpbench.precision import convert, fp8_ao
+from mpbench.precision.base import register
+from mpbench.precision.fp8_base import Fp8Options, Fp8Recipe, Scaling
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
 AMAX_FLOOR = 1e-12
-"""An all-zero tensor gets this amax so that its scale stays finite."""
+"""An all-zero tensor gets this amax so that its scale stays finite (a history whose largest
+amax is this small scales as if it were this)."""
 
 
 def fp8_max(dtype: torch.dtype) -> float:
@@ -54,6 +55,31 @@ def quantize_dequantize(x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
     """The value x takes after a round trip through `dtype` with per-tensor scaling (fp32)."""
     q, scale = quantize(x, dtype)
     return q.float() / scale
+
+
+class DelayedScaling:
+    """TransformerEngine's DelayedScaling rule, per operand of one layer (input, weight,
+    grad_output): scale = fp8_max / the largest amax of its last `history_len` steps
+    (amax_compute_algo "max", margin 0), 1 before any step was seen, as TE starts; the tensor's
+    own amax joins the history after the cast, so a value beyond the range the history
+    predicts saturates."""
+
+    def __init__(self, history_len: int) -> None:
+        self.history_len = history_len
+        self.history: dict[str, torch.Tensor] = {}
+        """Per operand, the amax of the last steps, newest first."""
+
+    def scale(self, operand: str, x: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+        """The scale for this step's cast of `x` (from earlier steps); records x's amax."""
+        amax = x.detach().float().abs().amax().reshape(1)
+        past = self.history.get(operand)
+        if past is None:
+            past = torch.zeros(self.history_len, device=x.device)
+        seen = past.max()
+        scale = torch.where(seen > 0, torch.finfo(dtype).max / seen.clamp(min=AMAX_FLOOR),
+                            torch.ones_like(seen))
+        self.history[operand] = torch.cat([amax, past[:-1]])
+        return scale
 
 
 def _scale(delayed: DelayedScaling | None, operand: str, x: torch.Tensor,
@@ -143,8 +169,11 @@ def e4m3_unit_roundoff() -> float:
     return math.ldexp(1.0, -(3 + 1))
 
 
-__all__ = ["E4M3", "E5M2", "EmulatedFp8Linear", "e4m3_unit_roundoff", "fp8_max", "quantize",
-           "quantize_dequantize", "relative_error"]
+SCALINGS = {
+    "current": Scaling("current per-tensor: scale = fp8_max / amax of the tensor being cast"),
+    "delayed": Scaling("delayed per-tensor: scale = fp8_max / max amax of the last {n} steps "
+                       "(1 before any)", ("amax_history_len",)),
+}
 
 
 class EmulatedOptions(Fp8Options):
@@ -156,6 +185,7 @@ class EmulatedOptions(Fp8Options):
         "(TransformerEngine DelayedScaling: from the amax history of earlier steps)")
     amax_history_len: int = Field(16, ge=1, le=1024, description="delayed scaling: steps of "
                                   "amax history the scale is taken from (their maximum)")
+    scalings: ClassVar[Mapping[str, Scaling]] = SCALINGS
 
 
 def emulated_linear(linear: nn.Linear, history_len: int | None = None) -> nn.Module:
@@ -174,13 +204,8 @@ class Fp8Emulated(Fp8Recipe):
                "per-tensor current scaling, FP32 accumulation); numerics only, runs on a CPU")
     numerics_only = True
     backend = "emulated"
-    scaling = "current per-tensor: scale = fp8_max / amax of the tensor being cast"
-    Options: ClassVar[type[RecipeOptions]] = EmulatedOptions
+    Options: ClassVar[type[EmulatedOptions]] = EmulatedOptions
     options: EmulatedOptions
-
-    def __init__(self, options: RecipeOptions | None = None) -> None:
-        super().__init__(options)
-        self._ao_config: Any = None
 
     @property
     def native(self) -> bool:
@@ -193,7 +218,7 @@ class Fp8Emulated(Fp8Recipe):
     def check(self, device: torch.device) -> str | None:
         if self.options.scaling == "delayed" and not self.native:
             return "fp8-emulated: scaling 'delayed' needs implementation 'native'"
-        return None if self.native else ao_backend.unavailable("tensorwise")
+        return None if self.native else fp8_ao.unavailable("tensorwise")
 
     def amax_history_len(self) -> int | None:
         return self.options.amax_history_len if self.delayed else None
@@ -202,21 +227,20 @@ class Fp8Emulated(Fp8Recipe):
         if self.native:
             history = self.amax_history_len()
             return convert.swap(model, names, lambda lin: emulated_linear(lin, history))
-        self._ao_config = ao_backend.make_config("tensorwise", emulate=True)
-        return ao_backend.convert_named(model, self._ao_config, names)
+        return fp8_ao.convert_named(model, fp8_ao.make_config("tensorwise", emulate=True), names)
 
     def is_fp8_module(self, module: nn.Module) -> bool:
         if isinstance(module, EmulatedFp8Linear):
             return True
-        cls = None if self.native else ao_backend.float8_linear_type()
+        cls = None if self.native else fp8_ao.float8_linear_type()
         return cls is not None and isinstance(module, cls)
 
     def weight_cache(self, fp8_modules: list[nn.Module]) -> tuple[int | None, str]:
         if not self.native:
             return 0, "torchao emulation: casts in backward again, keeps no FP8 weight copy"
-        elems = sum(math.prod(linear_dims(m)) for m in fp8_modules)
-        return elems, ("the E4M3 weight copy (1 byte/value) the emulation saves from forward to "
-                       "backward, as TE does; the emulation's own fp32 temporaries not counted")
+        return convert.weight_elements(fp8_modules), (
+            "the E4M3 weight copy (1 byte/value) the emulation saves from forward to backward, "
+            "as TE does; the emulation's own fp32 temporaries not counted")
 
     def telemetry(self, named: list[tuple[str, nn.Module]]) -> dict[str, Any]:
         layers = {name: module.telemetry() for name, module in named
@@ -229,9 +253,8 @@ class Fp8Emulated(Fp8Recipe):
     def describe(self) -> dict[str, Any]:
         out = super().describe()
         out["fp8"]["implementation"] = self.options.implementation
-        if self.delayed:
-            out["fp8"]["scaling"] = (f"delayed per-tensor: scale = fp8_max / max amax of the last "
-                                     f"{self.options.amax_history_len} steps (1 before any)")
+        spec = self.spec if self.delayed else SCALINGS["current"]  # torchao's: current only
+        out["fp8"]["scaling"] = spec.words.format(n=self.options.amax_history_len)
         out["fp8"]["note"] = ("emulated: FP8 rounding and range without FP8 tensor cores; its "
                               "speed and memory say nothing about real FP8")
         return out
