@@ -208,24 +208,19 @@ class RunRecord(BaseModel):
             return raw
         out: dict[str, Any] = {}
         for name, found in raw.items():
-            model = ProfileResult.models.get(name)
-            if isinstance(found, dict) and "skipped" in found:
-                found = Skipped.model_validate(found)
-            if isinstance(found, Skipped):
-                out[name] = found
-            elif model is None:
+            skipped = isinstance(found, Skipped) or (
+                isinstance(found, dict) and "skipped" in found)
+            model = Skipped if skipped else ProfileResult.models.get(name)
+            if model is None:
                 raise _error(name, found, "no profiler of this mpbench stores a result of that "
                              f"name (known: {', '.join(sorted(ProfileResult.models))})")
-            elif isinstance(found, ProfileResult):
-                if type(found) is not model:
-                    raise _error(name, found, f"holds a {type(found).__name__}, not a "
-                                 f"{model.__name__}")
-                out[name] = found
-            else:
-                try:
-                    out[name] = model.model_validate(found)
-                except ValidationError as exc:
-                    raise _error(name, found, first_error(exc, model)) from None
+            if isinstance(found, Skipped | ProfileResult) and type(found) is not model:
+                raise _error(name, found, f"holds a {type(found).__name__}, not a "
+                             f"{model.__name__}")
+            try:
+                out[name] = model.model_validate(found)
+            except ValidationError as exc:
+                raise _error(name, found, first_error(exc, model)) from None
         return out
 
     @field_serializer("profiler_results")
