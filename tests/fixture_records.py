@@ -134,6 +134,11 @@ def payload(model: type[ProfileResult], **fields: Any) -> dict[str, Any]:
     return model(**fields).model_dump(mode="json", exclude_unset=True)
 
 
+def stored_results(r: RunRecord) -> dict[str, Any]:
+    """The record's profiler results as its JSON file holds them."""
+    return dict(json.loads(r.model_dump_json())["profiler_results"])
+
+
 def memory_profile(n_params: int, activations: int, state_bytes_per_param: float = 16.0
                    ) -> dict[str, Any]:
     params = 4 * n_params

@@ -14,7 +14,6 @@ from pathlib import Path
 import pytest
 from fixture_records import record, write_results
 
-from mpbench.analysis import access
 from mpbench.analysis.claims import evaluate_claims
 from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.analysis.history import Point, build_series
@@ -26,6 +25,7 @@ from mpbench.report.blocks import Table
 from mpbench.report.resultset import ResultSet
 from mpbench.report.sections_perf import throughput_blocks
 from mpbench.results.key import ConfigKey, ParallelKey, derive_key
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import SCHEMA_VERSION
 from mpbench.results.store import load_records
 from mpbench.results.upgrade import upgrade
@@ -155,7 +155,7 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
         raw["recipe"]["name"]: {"fp32": "baseline", "fp16": "mixed", "bf16": "mixed",
                                 "fp16-noscale": "context", "bf16-pure": "context"}.get(
                                     raw["recipe"]["name"], "other")}
-    roles = {r.precision: access.role(r) for r in load_records(src)}
+    roles = {r.precision: recipe_card(r).role for r in load_records(src)}
     assert roles["fp32"] == "baseline" and roles["bf16"] == roles["fp16"] == "mixed"
     assert roles["fp16-noscale"] == "context" and roles["tf32"] == "other"
     records = load_records(src)
@@ -172,21 +172,32 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
 
 
 @pytest.mark.unit
-def test_typed_payloads_refuse_a_renamed_field() -> None:
+def test_typed_payloads_refuse_a_renamed_field(tmp_path: Path) -> None:
     """Fixtures write profiler results through the models, and the analysis reads them as
     fields: a field renamed on one side only fails loudly, never reads as 'not measured'."""
     from fixture_records import memory_profile, payload
     from pydantic import ValidationError
 
-    from mpbench.analysis import access
     from mpbench.errors import UserError
     from mpbench.results.payloads import MemoryResult
 
     with pytest.raises(ValidationError):
         payload(MemoryResult, param_bytes=4)  # the field is params_bytes
     good = record("fp32", profiler_results={"memory": memory_profile(1000, 5000)})
-    assert access.model_state_bytes(good) == 16 * 1000 and access.activation_bytes(good) == 5000
-    renamed = record("fp32", profiler_results={"memory": {"param_bytes": 4000}})
-    with pytest.raises(UserError, match=r"profiler_results\.memory"):
-        access.memory_breakdown(renamed)
+    m = good.result(MemoryResult)
+    assert m is not None and m.model_state_bytes == 16 * 1000 and m.activations_bytes == 5000
+    with pytest.raises(ValidationError, match=r"profiler_results\.memory"):
+        record("fp32", profiler_results={"memory": {"param_bytes": 4000}})
+    # a stored record with the renamed field: one line naming the run's file and the field
+    path = write_results(tmp_path / "r", [good])
+    (stored,) = (path / "runs").glob("*.json")
+    raw = json.loads(stored.read_text())
+    raw["profiler_results"]["memory"]["param_bytes"] = raw["profiler_results"]["memory"].pop(
+        "params_bytes")
+    stored.write_text(json.dumps(raw))
+    with pytest.raises(UserError, match=rf"{stored.name}: corrupt run record: "
+                                        r"profiler_results\.memory: param_bytes: unknown key; "
+                                        r"did you mean 'params_bytes'\?") as err:
+        load_records(path)
+    assert "\n" not in str(err.value)
     assert record("fp32").env.cpu.model == "Test CPU"  # the environment card is typed too

@@ -33,7 +33,7 @@ from mpbench.analysis.time_to_target import crossing, time_to_target
 from mpbench.cli.main import cli
 from mpbench.errors import UserError
 from mpbench.results.key import make_key
-from mpbench.results.payloads import NvmlResult
+from mpbench.results.payloads import NumericsResult, NvmlResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 
@@ -257,8 +257,9 @@ def test_cpu_profile_end_to_end(tmp_path: Path) -> None:
         assert len(r.eval_times_s) == 3 and r.eval_times_s == sorted(r.eval_times_s)
         # the clock: every step but the first (the only warm-up step here), no eval time
         assert r.eval_times_s[-1] == pytest.approx(sum(r.step_times_ms) / 1e3, rel=1e-9)
-        numerics = r.profiler_results["numerics"]
-        assert numerics["every"] == 100 and numerics["overhead_s"] > 0
+        numerics = r.result(NumericsResult)
+        assert numerics is not None and numerics.every == 100
+        assert numerics.overhead_s is not None and numerics.overhead_s > 0
     [summary] = analyze(records)
     assert summary.baseline_seeds == len(raw["seeds"]) >= 3
     assert summary.band is not None and all(sd is not None and sd > 0 for sd in summary.band.std)
@@ -273,6 +274,7 @@ def test_cpu_profile_end_to_end(tmp_path: Path) -> None:
     fp32_ttt = by_name["fp32"].time_to_target
     assert fp32_ttt is not None and fp32_ttt.reached == 3  # every seed reaches its own final loss
     assert all(math.isfinite(s.time_s or math.nan) for s in fp32_ttt.seeds)
-    lost = {r.precision: r.profiler_results["numerics"]["underflow"]["lost_fraction"] for r in ok
-            if r.seed == 0 and r.precision in ("fp16", "fp16-noscale")}
+    lost = {r.precision: n.underflow.lost_fraction for r in ok
+            if r.seed == 0 and r.precision in ("fp16", "fp16-noscale")
+            and (n := r.result(NumericsResult)) is not None}
     assert lost["fp16-noscale"] > lost["fp16"]

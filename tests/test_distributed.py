@@ -375,11 +375,12 @@ def test_merge_keeps_per_rank_spread_and_fails_on_a_missing_rank() -> None:
                           peak_bytes=100 * (rank + 1))
 
     merged = merge(_record(), {0: report(0, 10.0), 1: report(1, 14.0)}, 2, {"strategy": "ddp"})
-    par = merged.profiler_results["parallel"]
-    assert merged.status == "ok" and par["strategy"] == "ddp"
-    assert par["across_ranks"]["step_median_ms"] == {"min": 10.0, "median": 12.0, "max": 14.0,
-                                                     "max_rank": 1}
-    assert par["tokens_per_s_per_device"] == 500.0
+    par = merged.result(ParallelResult)
+    assert par is not None and par.across_ranks is not None
+    assert merged.status == "ok" and par.strategy == "ddp"
+    assert par.across_ranks.step_median_ms.model_dump() == {
+        "min": 10.0, "median": 12.0, "max": 14.0, "max_rank": 1}
+    assert par.tokens_per_s_per_device == 500.0
     broken = merge(_record(), {0: report(0, 10.0), 1: None}, 2, {})
     assert broken.status == "failed" and broken.tokens_per_s is None
     assert broken.reason == "rank 1 of 2 stopped without a report (killed, crashed or stuck)"

@@ -110,8 +110,8 @@ def test_gemms_split_into_forward_and_backward_by_the_stored_phases() -> None:
     assert GEMM not in w.parts_ms
     assert sum(v for _, v in w.bars) == pytest.approx(w.delta_ms)
     # one side without phases (an older record): one GEMM bar, same total
-    recs[0].profiler_results["tensor_cores"] = cpu_profile(12.0, 4.0, 0.5, 1.0)
-    recs[1].profiler_results["tensor_cores"] = cpu_profile(12.0, 4.0, 0.5, 1.0)
+    plain = TensorCoreResult.model_validate(cpu_profile(12.0, 4.0, 0.5, 1.0))
+    recs[0].profiler_results["tensor_cores"] = recs[1].profiler_results["tensor_cores"] = plain
     (w,) = waterfalls(recs)[0]
     assert w.parts_ms[GEMM] == pytest.approx(-8.0) and GEMM_FWD not in w.parts_ms
 

@@ -158,7 +158,9 @@ def test_an_fp8_scale_precedes_the_output_it_produced() -> None:
 
     base = [with_scales(120.0, 3.0), with_scales(120.0, 3.0).model_copy(update={"repeat": 1}),
             fp_record("fp32", 1), fp_record("fp32", 2)]
-    base[1].profiler_results["fingerprint"]["repeat"] = 1
+    first_repeat = base[1].result(FingerprintResult)
+    assert first_repeat is not None
+    base[1].profiler_results["fingerprint"] = first_repeat.model_copy(update={"repeat": 1})
     c = compare_sets(base, [with_scales(1.0, 3.1)], "b", "c")
     first = c.recipes[0].first_change
     assert first is not None and (first.layer, first.stat) == ("blocks.0.attn.qkv", "scale:input")
@@ -343,7 +345,8 @@ def test_fingerprint_run_records_and_gates_itself(tmp_path: Path) -> None:
         ("fp32", 0, 0), ("fp32", 0, 1), ("fp32", 1, 0), ("fp8-emulated", 0, 0),
         ("fp8-emulated", 0, 1)]
     fp8 = next(r for r in records if r.precision == "fp8-emulated" and r.repeat == 0)
-    fp = FingerprintResult.model_validate(fp8.profiler_results["fingerprint"])
+    fp = fp8.result(FingerprintResult)
+    assert fp is not None
     assert fp.probe_steps == [0, 2] and [s.step for s in fp.steps] == [0, 1, 2]
     assert fp.formats == ["e4m3", "e5m2", "bf16"]
     assert fp.software.torch == torch.__version__ and fp.software.deterministic_algorithms
@@ -379,7 +382,8 @@ def test_a_fingerprinted_run_trains_bit_for_bit_as_without(precision: PrecisionS
     seen = train_run(expand(watched)[0], source, torch.device("cpu"), env)
     assert plain.status == seen.status == "ok"
     assert [v for _, v in seen.loss_curve] == [v for _, v in plain.loss_curve]
-    fp = FingerprintResult.model_validate(seen.profiler_results["fingerprint"])
+    fp = seen.result(FingerprintResult)
+    assert fp is not None
     assert fp.probe_steps == [0, 1, 2, 3, 4] and len(fp.tensors) > 0
 
 

@@ -15,6 +15,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")  # nothing may be downloaded, ever
 import pytest
 import torch
 from click.testing import CliRunner
+from fixture_records import stored_results
 from torch import nn
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
@@ -123,7 +124,7 @@ def test_profilers_work_unchanged_on_a_hf_model() -> None:
     (spec,) = expand(suite)
     rec = train_run(spec, make_source(suite.data), torch.device("cpu"), environment_card())
     assert rec.status == "ok", rec.reason
-    memory, numerics, max_batch = (rec.profiler_results[k] for k in ("memory", "numerics", "max_batch"))
+    memory, numerics, max_batch = (stored_results(rec)[k] for k in ("memory", "numerics", "max_batch"))
     n = sum(p.numel() for p in hf_model("llama").parameters())
     assert memory["n_params"] == n and memory["params_bytes"] == 4 * n
     assert memory["grads_bytes"] == 4 * n and memory["optimizer_bytes"] >= 8 * n

@@ -390,7 +390,7 @@ def test_the_report_names_the_unclassified_time_and_the_copies() -> None:
         ("nvjet_tst_128x128_64x4_1x2_h_bz_coopA", 90.0), ("mystery_kernel<float>(float*)", 10.0),
         ("Memcpy HtoD (Pageable -> Device)", 40.0)]]
     found = {**k.summarize(items, k.GPU_BUCKETS), "device_kind": "cuda", "steps": 3}
-    prof = TensorCoreResult.model_validate(TensorCoreResult.stored(found))
+    prof = TensorCoreResult.model_validate(found)
     notes = [n.text for n in coverage_notes("gpt-bf16", prof)]
     assert notes == [
         "gpt-bf16: unclassified: 10.0% of kernel time, top names: mystery_kernel<float>(float*) "

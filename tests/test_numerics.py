@@ -12,6 +12,7 @@ import pytest
 import torch
 import yaml
 from click.testing import CliRunner
+from fixture_records import stored_results
 from torch import nn
 
 from mpbench.cli.main import cli
@@ -72,7 +73,7 @@ def context(model: nn.Module, recipe: str, scaler: torch.amp.GradScaler | None =
 def one_step(prof: Numerics, ctx: RunContext, scale_after: float | None = None) -> dict[str, Any]:
     prof.on_start(ctx)
     prof.on_step_end(ctx, StepInfo(0, "measure", 1.0, None, scale_after, 0.01, batch()))
-    return prof.result(ctx)
+    return prof.result(ctx).model_dump(mode="json", exclude_unset=True)
 
 
 # -- underflow ---------------------------------------------------------------------------
@@ -144,7 +145,7 @@ def test_a_loss_scale_drop_is_a_skipped_step_located_at_its_layer() -> None:
     prof.on_start(ctx)
     prof.on_step_end(ctx, StepInfo(0, "measure", 1.0, 0.5, 2.0**40, 0.01, batch()))
     prof.on_step_end(ctx, StepInfo(1, "measure", 1.0, None, 2.0**39, 0.01, batch()))
-    result = prof.result(ctx)
+    result = prof.result(ctx).model_dump(mode="json", exclude_unset=True)
     assert result["skipped_steps"] == [2]
     assert result["loss_scale"] == [[0, 2.0**40], [1, 2.0**40], [2, 2.0**39]]
     [skip] = [e for e in result["overflow"]["events"] if e["kind"] == "skipped-step"]
@@ -180,13 +181,13 @@ def run(suite: Suite) -> RunRecord:
 def test_grad_scaler_backs_off_on_overflow_and_grows_when_stable() -> None:
     rare = [{"name": "numerics", "options": {"every": 100}}]
     high = run(tiny_suite({"name": "fp16", "options": {"init_scale": 2.0**40}}, 3, rare))
-    n = high.profiler_results["numerics"]
+    n = stored_results(high)["numerics"]
     assert high.status == "ok" and n["skipped_steps"] == [1, 2, 3]
     assert [s for _, s in n["loss_scale"]] == [2.0**40, 2.0**39, 2.0**38, 2.0**37]
     assert sum(e["kind"] == "skipped-step" for e in n["overflow"]["events"]) == 3
     low = run(tiny_suite({"name": "fp16", "options": {"init_scale": 1.0, "growth_interval": 2}},
                          4, rare))
-    n = low.profiler_results["numerics"]
+    n = stored_results(low)["numerics"]
     assert n["skipped_steps"] == []
     # initial scale, step 1 (sampled), then every change: x2 after each 2 clean steps
     assert n["loss_scale"] == [[0, 1.0], [1, 1.0], [2, 2.0], [4, 4.0]]
@@ -198,7 +199,7 @@ def test_profiler_does_not_change_training() -> None:
     every2 = [{"name": "numerics", "options": {"every": 2}}]
     watched, plain = run(tiny_suite(fp16, 4, every2)), run(tiny_suite(fp16, 4, []))
     assert watched.loss_curve == plain.loss_curve and watched.eval_loss == plain.eval_loss
-    n = watched.profiler_results["numerics"]
+    n = stored_results(watched)["numerics"]
     assert n["probes"] == 3 and n["overhead_s"] > 0 and n["overhead_fraction"] > 0
     assert [s for s, _ in n["grad_norm"]] == [1, 2, 4] and all(v > 0 for _, v in n["grad_norm"])
 
@@ -240,5 +241,5 @@ def test_underflow_on_cuda_fp16_noscale_vs_fp16() -> None:
         spec = expand(tiny_suite({"name": name}, steps=3))[0]
         record = train_run(spec, source, torch.device("cuda"), environment_card())
         assert record.status == "ok"
-        lost[name] = record.profiler_results["numerics"]["underflow"]["lost_fraction"]
+        lost[name] = stored_results(record)["numerics"]["underflow"]["lost_fraction"]
     assert lost["fp16-noscale"] > lost["fp16"]

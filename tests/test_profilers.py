@@ -12,6 +12,7 @@ import pynvml
 import pytest
 import torch
 import yaml
+from fixture_records import stored_results
 from torch import nn
 
 from mpbench.data import make_source
@@ -281,7 +282,7 @@ def test_cpu_run_with_profilers(tmp_path: Path) -> None:
     assert with_profs.loss_curve == plain.loss_curve
     assert with_profs.eval_loss == pytest.approx(plain.eval_loss, rel=1e-6)
 
-    tc = with_profs.profiler_results["tensor_cores"]
+    tc = stored_results(with_profs)["tensor_cores"]
     assert tc["device_kind"] == "cpu" and "no tensor cores" in tc["note"]
     assert tc["tensor_core_share"] is None
     assert sum(tc["buckets"].values()) == pytest.approx(1.0)
@@ -290,7 +291,7 @@ def test_cpu_run_with_profilers(tmp_path: Path) -> None:
     assert times == sorted(times, reverse=True)
     assert Path(tc["trace_path"]).is_file() and Path(tc["trace_path"]).stat().st_size > 1000
 
-    mem = with_profs.profiler_results["memory"]
+    mem = stored_results(with_profs)["memory"]
     n = with_profs.n_params
     assert n is not None and mem["n_params"] == n  # the tied embedding counts once in both
     assert mem["params_bytes"] == 4 * n and mem["grads_bytes"] == 4 * n
@@ -304,7 +305,7 @@ def test_cpu_run_with_profilers(tmp_path: Path) -> None:
     assert mem["other_bytes"] == mem["measured_peak_bytes"] - mem["resident_at_peak_bytes"]
     assert mem["matches"] == (abs(mem["other_bytes"]) <= mem["tolerance"] * mem["measured_peak_bytes"])
 
-    mfu = with_profs.profiler_results["mfu"]
+    mfu = stored_results(with_profs)["mfu"]
     assert mfu["flops_per_token"] == with_profs.flops_per_token
     assert 1e-4 < mfu["ceiling_tflops"] < 50  # a CPU core does GFLOP/s to a few TFLOP/s
     ratio = mfu["achieved_tflops"] / mfu["ceiling_tflops"]
@@ -318,7 +319,7 @@ def test_cpu_run_with_profilers(tmp_path: Path) -> None:
     assert mfu["torch_threads"] == torch.get_num_threads()
     assert mfu["mfu_vs_spec"] is None and "warning" not in mfu  # formula and counter agree
 
-    found = with_profs.profiler_results["max_batch"]
+    found = stored_results(with_profs)["max_batch"]
     assert "error" not in found, found
     assert found["tried"][0][0] == 8
     for b, ok in found["tried"]:  # a batch fits exactly when its measured peak is in budget
@@ -339,7 +340,7 @@ def test_cuda_tensor_core_share(tmp_path: Path, precision: str, tc_expected: boo
     suite = tiny_suite(tmp_path, [{"name": "tensor_cores", "options": {"trace": str(tmp_path)}}],
                        precision)
     suite = suite.model_copy(update={"models": [suite.models[0].model_copy(update={"size": "gpt-mini"})]})
-    tc = run_once(suite, "cuda").profiler_results["tensor_cores"]
+    tc = stored_results(run_once(suite, "cuda"))["tensor_cores"]
     assert tc["device_kind"] == "cuda" and tc["total_time_us"] > 0
     assert tc["gpu_busy_fraction"] > 0.0
     if tc_expected:
@@ -356,7 +357,7 @@ def test_cuda_nvml_energy_and_gpm(tmp_path: Path) -> None:
     suite = tiny_suite(tmp_path, ["nvml", "memory", {"name": "max_batch", "options": {"max_batch_size": 256}}])
     rec = run_once(suite.model_copy(update={"train": suite.train.model_copy(update={"steps": 300})}),
                    "cuda")
-    nv = rec.profiler_results["nvml"]
+    nv = stored_results(rec)["nvml"]
     assert nv["samples"] >= 1 and 10 < nv["power_w_mean"] < 1500
     assert nv["energy_j"] > 0 and nv["joules_per_token"] == pytest.approx(nv["energy_j"] / nv["tokens"])
     assert nv["overhead_fraction"] < 0.01
@@ -364,9 +365,9 @@ def test_cuda_nvml_energy_and_gpm(tmp_path: Path) -> None:
         assert 0.0 <= nv["gpm"]["sm_util"] <= 100.0
     else:
         assert "not supported here" in nv["gpm_unsupported"]
-    mem = rec.profiler_results["memory"]
+    mem = stored_results(rec)["memory"]
     assert mem["measured_peak_bytes"] > mem["params_bytes"] and mem["alloc_retries"] >= 0
-    mb = rec.profiler_results["max_batch"]
+    mb = stored_results(rec)["max_batch"]
     assert mb["max_batch_size"] >= 4 and mb["tried"][0] == [4, True]
 
 

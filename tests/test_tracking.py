@@ -23,7 +23,7 @@ from typing import Any
 
 import pytest
 from click.testing import CliRunner
-from fixture_records import gpu_env, numerics, payload, record, write_results
+from fixture_records import gpu_env, numerics, payload, record, stored_results, write_results
 
 from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.cli.main import cli
@@ -144,7 +144,7 @@ def test_mlflow_export_reads_back(logged: Logged, tmp_path: Path) -> None:
     assert [v for _, v, _ in m["train/step_time_ms"]] == fp16.step_times_ms
     assert [s for s, _, _ in m["train/step_time_ms"]] == list(range(3, 9))  # after 2 warm-up
     assert [(s, v) for s, v, _ in m["eval/loss"]] == [(s, v) for s, v in fp16.eval_curve]
-    numerics = fp16.profiler_results["numerics"]
+    numerics = stored_results(fp16)["numerics"]
     assert [(s, v) for s, v, _ in m["numerics/loss_scale"]] == [tuple(x) for x in numerics["loss_scale"]]
     assert [(s, v) for s, v, _ in m["numerics/grad_norm"]] == [tuple(x) for x in numerics["grad_norm"]]
     last = fp16.loss_curve[-1][0]

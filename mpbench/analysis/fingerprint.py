@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from mpbench.errors import UserError
-from mpbench.results.payloads import FingerprintResult, stored
+from mpbench.results.payloads import FingerprintResult
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
@@ -144,13 +144,13 @@ def fingerprint_set(records: list[RunRecord], where: str) -> FingerprintSet:
     the reference; records made by a suite's own seeds (profilers: [fingerprint] in `mpbench
     run`) take the smallest seed as the fingerprint and FP32's other seeds as the band."""
     out = FingerprintSet(where)
-    found = [(r, stored(r, "fingerprint", FingerprintResult)) for r in records]
+    found = [(r, r.result(FingerprintResult)) for r in records]
     refs = {fp.reference_seed for _, fp in found if fp is not None}
     reference = min(refs, default=0)
     for r, result in found:
         key = (r.model, r.config_key.precision)
         if result is None:
-            if "fingerprint" in r.profiler_results or r.status != "ok":
+            if FingerprintResult.name in r.profiler_results or r.status != "ok":
                 out.failed.setdefault(key, f"{r.status}: {r.reason or 'no fingerprint'}")
             continue
         fp = Fingerprint(r, result)

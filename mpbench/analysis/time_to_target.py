@@ -16,7 +16,7 @@ from statistics import median
 from typing import Any
 
 from mpbench.analysis.stats import median_ratio
-from mpbench.results.payloads import NvmlResult, stored
+from mpbench.results.payloads import NvmlResult
 from mpbench.results.schema import RunRecord
 
 
@@ -92,7 +92,7 @@ def eval_clock(record: RunRecord) -> tuple[list[tuple[int, float, float]], str]:
 
 
 def average_power_w(record: RunRecord) -> float | None:
-    nvml = stored(record, "nvml", NvmlResult)
+    nvml = record.result(NvmlResult)
     energy = nvml.energy_j if nvml else None
     if not energy or nvml is None:
         return None

@@ -23,7 +23,6 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpbench.analysis import access
 from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import Interval
 from mpbench.profilers.kernels import (
@@ -87,7 +86,7 @@ def _baseline_name(family: str, comparison: ComparisonKey,
     if family in FP8_FAMILIES:
         return "bf16"
     return next((k.precision for k, runs in by_key.items()
-                 if k.comparison == comparison and access.role(runs[0]) == "baseline"),
+                 if k.comparison == comparison and recipe_card(runs[0]).role == "baseline"),
                 baseline_of(family))
 
 
@@ -217,8 +216,8 @@ class Waterfall:
 
 def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
     timed = [r for r in runs if r.step_times_ms]
-    profiled = [p for r in timed if (p := access.tensor_core_profile(r)) is not None
-                and p.bucket_time_us]
+    profiled = [p for r in timed if (p := r.result(TensorCoreResult)) is not None
+                and p.buckets and p.bucket_time_us]
     if not timed or not profiled:
         return None
     per_run = [step_parts(p) for p in profiled]
@@ -251,9 +250,10 @@ def waterfall(base_runs: Sequence[RunRecord], new_runs: Sequence[RunRecord]) -> 
         return None
     ratio = step_time_ratio([r.step_times_ms for r in base_runs if r.step_times_ms],
                             [r.step_times_ms for r in new_runs if r.step_times_ms])
-    prof = access.tensor_core_profile(new_runs[0])
+    prof = new_runs[0].result(TensorCoreResult)
     return Waterfall(new_runs[0].config_key, base, new, ratio,
-                     prof.device_kind if prof else None, access.numerics_only(new_runs[0]))
+                     prof.device_kind if prof and prof.buckets else None,
+                     recipe_card(new_runs[0]).numerics_only)
 
 
 @dataclass(frozen=True)
@@ -273,7 +273,8 @@ def waterfalls(records: Sequence[RunRecord], baseline: str | None = None
     found: list[Waterfall] = []
     missing: list[Missing] = []
     for key, runs in by_key.items():
-        base_name = baseline or _baseline_name(access.family(runs[0]), key.comparison, by_key)
+        base_name = baseline or _baseline_name(recipe_card(runs[0]).family or runs[0].precision,
+                                               key.comparison, by_key)
         if key.precision == base_name:
             continue
         base_key: ComparisonKey = key.comparison
@@ -291,4 +292,5 @@ def waterfalls(records: Sequence[RunRecord], baseline: str | None = None
 
 
 def has_profiles(records: Sequence[RunRecord]) -> bool:
-    return any(access.tensor_core_profile(r) is not None for r in records if r.status == "ok")
+    return any((p := r.result(TensorCoreResult)) is not None and bool(p.buckets)
+               for r in records if r.status == "ok")

@@ -14,7 +14,7 @@ from typing import Any
 
 from mpbench.bench.rows import BandwidthRow, GemmRow, PredictionRow
 from mpbench.mfu import against
-from mpbench.results.payloads import TensorCoreResult, stored
+from mpbench.results.payloads import TensorCoreResult
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
@@ -97,7 +97,7 @@ def gemm_share_from_buckets(buckets: Any) -> float | None:
 
 def gemm_share_from_record(record: RunRecord, ceiling_tflops: float | None) -> tuple[float, str] | None:
     """The baseline run's GEMM time share: from its kernel profile, else from its FLOPs."""
-    profile = stored(record, "tensor_cores", TensorCoreResult)
+    profile = record.result(TensorCoreResult)
     if profile is not None and profile.buckets:
         share = gemm_share_from_buckets(profile.buckets)
         if share is not None:

@@ -18,7 +18,6 @@ from mpbench.results.payloads import (
     ParallelResult,
     RankReport,
     Spread,
-    stored,
 )
 from mpbench.results.schema import RunRecord
 
@@ -35,7 +34,7 @@ def aborted_report(rank: int, host: str, step: int | None,
 def rank_report(record: RunRecord, rank: int, host: str, step: int | None,
                 in_collective: str | None) -> RankReport:
     mem = record.memory
-    par = stored(record, "parallel", ParallelResult)
+    par = record.result(ParallelResult)
     return RankReport(
         rank=rank, host=host, step=step, status=record.status, reason=record.reason,
         in_collective=in_collective if record.status in FAILED else None,
@@ -95,13 +94,14 @@ def merge(record: RunRecord, reports: dict[int, RankReport | None], world_size: 
 
     `facts` are the run's parallel settings and topology (ParallelResult's fields), under
     what the probe found."""
-    par: dict[str, Any] = {**facts, **(record.profiler_results.get("parallel") or {})}
+    probe = record.result(ParallelResult)
+    par: dict[str, Any] = {**facts, **(probe.model_dump(exclude_unset=True) if probe else {})}
     par["ranks"] = [reports[r] or RankReport(rank=r, status="missing") for r in range(world_size)]
     par["across_ranks"] = across_ranks(reports)
     if record.tokens_per_s is not None:
         par["tokens_per_s_per_device"] = record.tokens_per_s / world_size
     update: dict[str, Any] = {"profiler_results": {**record.profiler_results,
-                                                   "parallel": ParallelResult.stored(par)}}
+                                                   "parallel": ParallelResult.model_validate(par)}}
     statuses = {rep.status if rep else "missing" for rep in reports.values()}
     if len(statuses) > 1 or statuses & {*FAILED, "missing", "aborted"}:
         status, reason = compose_reason(reports, world_size)

@@ -29,7 +29,6 @@ from mpbench.train.measure import synchronize
 
 
 class ParallelProbe(Profiler):
-    name = "parallel"
     summary = "communication bytes per step; compute vs exposed communication"
     Result = ParallelResult
 
@@ -116,7 +115,7 @@ class ParallelProbe(Profiler):
                 self._fwd_bwd(ctx, x, y, sync=True)
         return kernel_overlap(prof.events(), steps)
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
+    def result(self, ctx: RunContext) -> ParallelResult:
         per_step = [self.counter.summarize(calls) for calls in self.stepper.step_comm]
         out: dict[str, Any] = dict(self.found)
         if per_step:
@@ -124,4 +123,4 @@ class ParallelProbe(Profiler):
             typical = per_step[totals.index(sorted(totals)[len(totals) // 2])]
             out["comm_per_step"] = typical
             out["comm_bytes_per_step_range"] = [min(totals), max(totals)]
-        return ParallelResult.stored(out)
+        return ParallelResult.model_validate(out)

@@ -15,12 +15,12 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from mpbench.results.payloads import ParallelResult, stored
+from mpbench.results.payloads import ParallelResult
 from mpbench.results.schema import RunRecord
 
 
 def _facts(r: RunRecord) -> dict[str, Any]:
-    par = stored(r, "parallel", ParallelResult)
+    par = r.result(ParallelResult)
     world = (par.world_size if par else None) or 1
     return {
         "world": world,
@@ -97,12 +97,12 @@ class NodeScaling:
 
 
 def _nodes(r: RunRecord) -> int:
-    par = stored(r, "parallel", ParallelResult)
+    par = r.result(ParallelResult)
     return (par.nodes if par and par.nodes else None) or 1
 
 
 def _exposed_share(r: RunRecord) -> float | None:
-    par = stored(r, "parallel", ParallelResult)
+    par = r.result(ParallelResult)
     probe = par.probe if par else None
     if probe is None or probe.fwd_bwd_ms <= 0:
         return None

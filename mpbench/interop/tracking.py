@@ -19,13 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
-from mpbench.analysis.access import (
-    grad_norm_history,
-    joules_per_token,
-    loss_scale_history,
-    mfu_profile,
-    peak_memory,
-)
+from mpbench.results.payloads import MfuResult, NumericsResult, NvmlResult
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import MANIFEST, check_results_dir, read_json
 
@@ -111,26 +105,27 @@ def run_params(r: RunRecord) -> dict[str, str]:
 
 def run_series(r: RunRecord) -> dict[str, list[tuple[int, float]]]:
     warmup = int(r.train.get("warmup_steps", 0))
+    numerics = r.result(NumericsResult)
     series = {
         "train/loss": [(int(s), float(v)) for s, v in r.loss_curve],
         "eval/loss": [(int(s), float(v)) for s, v in r.eval_curve],
         "train/step_time_ms": [(warmup + i + 1, float(t)) for i, t in enumerate(r.step_times_ms)],
-        "numerics/loss_scale": loss_scale_history(r),
-        "numerics/grad_norm": grad_norm_history(r),
+        "numerics/loss_scale": numerics.loss_scale if numerics else [],
+        "numerics/grad_norm": numerics.finite_grad_norm if numerics else [],
     }
     return {k: [(s, v) for s, v in pts if math.isfinite(v)] for k, pts in series.items() if pts}
 
 
 def run_summary_metrics(r: RunRecord) -> dict[str, float]:
-    peak = peak_memory(r)
-    mfu = mfu_profile(r)
+    peak = r.peak_memory()
+    mfu, nvml = r.result(MfuResult), r.result(NvmlResult)
     ceiling = mfu.mfu_vs_ceiling if mfu else None
     values = {
         "tokens_per_s": r.tokens_per_s,
         "step_time_median_ms": r.step_stats.median_ms if r.step_stats else None,
         "peak_memory_mib": peak / 2**20 if peak is not None else None,
         "mfu": r.mfu, "mfu_vs_measured_ceiling": ceiling, "achieved_tflops": r.achieved_tflops,
-        "joules_per_token": joules_per_token(r),
+        "joules_per_token": nvml.joules_per_token if nvml else None,
         "eval_loss": r.eval_loss, "final_train_loss": r.final_train_loss,
         "first_step_s": r.first_step_s, "duration_s": r.duration_s,
     }

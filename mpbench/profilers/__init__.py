@@ -1,16 +1,11 @@
-"""Profilers attached to the training loop. Importing this package registers them all."""
+"""Profilers attached to the training loop. Importing this package imports every module in it,
+which registers the profilers they define (a new profiler module needs no line here)."""
 
 from __future__ import annotations
 
-from mpbench.profilers import (  # noqa: F401  (importing a module registers its profiler)
-    fingerprint,
-    max_batch,
-    memory,
-    mfu,
-    numerics,
-    nvml,
-    tensor_cores,
-)
+import importlib
+import pkgutil
+
 from mpbench.profilers.base import (
     PROFILERS,
     Profiler,
@@ -19,5 +14,8 @@ from mpbench.profilers.base import (
     StepInfo,
     register_profiler,
 )
+
+for _module in pkgutil.iter_modules(__path__):
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = ["PROFILERS", "Profiler", "ProfilerOptions", "RunContext", "StepInfo", "register_profiler"]

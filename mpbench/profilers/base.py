@@ -1,6 +1,7 @@
 """The profiler interface: small objects attached to the training loop, found by name.
 
-A profiler is one file: a subclass of `Profiler` decorated with `@register_profiler`.
+A profiler is one file: a subclass of `Profiler` decorated with `@register_profiler`, bound
+to its result model (results/payloads/), whose `name` it is found and stored by.
 The loop calls the hooks below; time spent inside hooks during the measured window is
 timed and taken out of the throughput window, so a profiler cannot inflate step times.
 """
@@ -15,7 +16,7 @@ import torch
 from pydantic import BaseModel, ConfigDict
 
 from mpbench.registry import registrar
-from mpbench.results.payloads import ProfileResult
+from mpbench.results.payloads import ProfileResult, Skipped
 
 if TYPE_CHECKING:
     from mpbench.data.base import TokenSource
@@ -59,10 +60,16 @@ class StepInfo:
 
 class Profiler:
     name: ClassVar[str]
+    """Its Result's name: what a suite lists and the record stores the result under."""
     summary: ClassVar[str]
     Options: ClassVar[type[ProfilerOptions]] = ProfilerOptions
     Result: ClassVar[type[ProfileResult]] = ProfileResult
-    """What `result` stores (results/payloads/): the analysis reads these fields."""
+    """What `result` returns (results/payloads/): the analysis reads these fields."""
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Result" in cls.__dict__:
+            cls.name = cls.Result.name
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         self.options = options if options is not None else self.Options()
@@ -85,9 +92,9 @@ class Profiler:
         """After the measured window, before eval: the place for a torch.profiler window,
         which may call ctx.train_step for extra steps that are never timed."""
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
-        """JSON-able findings, stored under record.profiler_results[name]."""
-        return {}
+    def result(self, ctx: RunContext) -> ProfileResult | Skipped:
+        """The findings, stored under record.profiler_results[name]."""
+        return self.Result()
 
 
 PROFILERS: dict[str, type[Profiler]] = {}

@@ -139,7 +139,6 @@ class _Tap:
 
 @register_profiler
 class Fingerprint(Profiler):
-    name = "fingerprint"
     summary = ("numerics fingerprint for the gate: loss and grad norm per step; per layer at "
                "probe steps activation/gradient amax, under/overflow shares, FP8 scales")
     Options = FingerprintOptions
@@ -176,9 +175,9 @@ class Fingerprint(Profiler):
             self._arm(ctx.model)
         self.overhead_s += time.perf_counter() - t0
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
+    def result(self, ctx: RunContext) -> FingerprintResult:
         self._disarm()
-        return FingerprintResult.stored({
+        return FingerprintResult.model_validate({
             "reference_seed": (self.options.reference_seed if self.options.reference_seed
                                is not None else ctx.spec.seed),
             "seed": ctx.spec.seed, "repeat": ctx.spec.repeat,

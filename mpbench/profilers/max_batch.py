@@ -22,7 +22,7 @@ from pydantic import Field
 from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
 from mpbench.profilers.peaks import StepMemory, is_oom, live_state_bytes, release_memory
 from mpbench.profilers.restore import weights_restored
-from mpbench.results.payloads import MaxBatchResult
+from mpbench.results.payloads import MaxBatchResult, Skipped
 
 
 class MaxBatchOptions(ProfilerOptions):
@@ -112,7 +112,6 @@ def shape_granularity(ctx: RunContext) -> int:
 
 @register_profiler
 class MaxBatchProfiler(Profiler):
-    name = "max_batch"
     summary = "largest batch size that fits (GPU: no OOM; CPU: within memory_budget_mb)"
     Options = MaxBatchOptions
     Result = MaxBatchResult
@@ -188,8 +187,8 @@ class MaxBatchProfiler(Profiler):
             "memory_budget_bytes": budget,
         }
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
-        """The search's outcome, checked against MaxBatchResult ({"skipped": why} as is)."""
-        if not self.found or "skipped" in self.found:
-            return self.found
-        return MaxBatchResult.stored(self.found)
+    def result(self, ctx: RunContext) -> MaxBatchResult | Skipped:
+        """The search's outcome, checked against MaxBatchResult (or why it did not search)."""
+        if "skipped" in self.found:
+            return Skipped.model_validate(self.found)
+        return MaxBatchResult.model_validate(self.found)

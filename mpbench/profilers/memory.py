@@ -67,7 +67,6 @@ class PhasePeaks:
 
 @register_profiler
 class MemoryBreakdownProfiler(Profiler):
-    name = "memory"
     summary = "bytes of parameters, gradients, optimizer state, saved activations and the rest"
     Options = MemoryOptions
     Result = MemoryResult
@@ -163,8 +162,6 @@ class MemoryBreakdownProfiler(Profiler):
                            f"{other / 2**20:+.1f} MiB ({other / peak:+.0%}), outside ±{tol:.0%}")
         return out
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
+    def result(self, ctx: RunContext) -> MemoryResult:
         """The breakdown, checked against MemoryResult (a field it lacks is refused)."""
-        if not self.found:
-            return {}
-        return MemoryResult.stored(self.found)
+        return MemoryResult.model_validate(self.found)

@@ -26,7 +26,6 @@ from mpbench.results.payloads import MfuResult
 
 @register_profiler
 class MfuProfiler(Profiler):
-    name = "mfu"
     summary = "MFU against the measured GEMM ceiling of the run's dtype, and against the spec peak"
     Result = MfuResult
 
@@ -61,7 +60,7 @@ class MfuProfiler(Profiler):
         except Exception as exc:  # the ceiling is extra information; never fail the run on it
             self.ceiling_error = f"{type(exc).__name__}: {exc}"
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
+    def result(self, ctx: RunContext) -> MfuResult:
         cfg = ctx.spec.train
         flops = flops_for(ctx.spec.model, ctx.spec.model_facts(ctx.source.vocab_size), cfg.seq_len)
         seconds = sum(self.step_s)
@@ -82,4 +81,4 @@ class MfuProfiler(Profiler):
             out["ceiling_note"] = f"ceiling measurement failed: {self.ceiling_error}"
         if flops.note:
             out["warning"] = flops.note  # formula and FlopCounterMode differ by more than 2%
-        return MfuResult.stored(out)
+        return MfuResult.model_validate(out)

@@ -92,7 +92,6 @@ def strict_fp32() -> Any:
 
 @register_profiler
 class Numerics(Profiler):
-    name = "numerics"
     summary = ("loss scale, skipped steps, grad norm; activation-gradient underflow vs an FP32 "
                "reference; activation/gradient amax vs 65504 and inf/NaN events")
     Options = NumericsOptions
@@ -156,8 +155,8 @@ class Numerics(Profiler):
                 self.reference = None
         self.overhead_s += time.perf_counter() - t0
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
-        """Built through NumericsResult (a field it lacks is refused), stored as its dict."""
+    def result(self, ctx: RunContext) -> NumericsResult:
+        """Built through NumericsResult (a field it lacks is refused)."""
         mean = self._mean_of
         return NumericsResult.model_validate({
             "every": self.options.every,
@@ -189,7 +188,7 @@ class Numerics(Profiler):
             "probe_error": self.probe_error,
             "overhead_s": self.overhead_s,
             "overhead_fraction": self.overhead_s / self.train_s if self.train_s else None,
-        }).model_dump(mode="json", exclude_unset=True)
+        })
 
     # -- work ----------------------------------------------------------------------------
     def _may_probe(self, ctx: RunContext) -> bool:

@@ -205,7 +205,6 @@ class NvmlWindow:
 
 @register_profiler
 class NvmlProfiler(Profiler):
-    name = "nvml"
     summary = "power, SM clock, throttling, energy per token (NVML); GPM tensor-pipe use on Hopper+"
     Options = NvmlOptions
     Result = NvmlResult
@@ -268,9 +267,9 @@ class NvmlProfiler(Profiler):
         else:
             self.window.hook_end()
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
+    def result(self, ctx: RunContext) -> NvmlResult:
         if self.window is not None and self.nvml is not None:
             self.window.sampler.stop()  # still open when the run diverged inside the window
             self.nvml.nvmlShutdown()
             self.window = None
-        return NvmlResult.stored(self.found)
+        return NvmlResult.model_validate(self.found)

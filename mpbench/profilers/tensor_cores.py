@@ -55,7 +55,6 @@ CPU_NOTE = ("CPU run: a CPU has no tensor cores. Shares are of operator self tim
 
 @register_profiler
 class TensorCoreProfiler(Profiler):
-    name = "tensor_cores"
     summary = "share of GPU kernel time in tensor-core GEMMs per dtype, attention, FP8 casts, ..."
     Options = TensorCoreOptions
     Result = TensorCoreResult
@@ -103,8 +102,8 @@ class TensorCoreProfiler(Profiler):
             found["trace_path"] = str(export_trace(prof, self.opts.trace, ctx))
         self.found = found
 
-    def result(self, ctx: RunContext) -> dict[str, Any]:
-        return TensorCoreResult.stored(self.found)
+    def result(self, ctx: RunContext) -> TensorCoreResult:
+        return TensorCoreResult.model_validate(self.found)
 
 
 def is_kernel(e: FunctionEvent) -> bool:

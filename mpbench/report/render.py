@@ -8,7 +8,6 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import mpbench
-from mpbench.analysis import access
 from mpbench.analysis.claim_sources import SOURCES, source_anchor
 from mpbench.analysis.claims import CLAIMS
 from mpbench.analysis.claims.estimate import throughput_ratio
@@ -23,6 +22,7 @@ from mpbench.report.sections_meta import (
     verdict_counts,
     verdict_table,
 )
+from mpbench.results.recipe_card import recipe_card
 
 
 def environment() -> Environment:
@@ -37,7 +37,7 @@ def headline(s: ResultSet) -> str:
     for key in s.groups:
         if s.is_baseline(key):
             continue
-        ok = [r for r in s.ok(key) if not access.numerics_only(r)]
+        ok = [r for r in s.ok(key) if not recipe_card(r).numerics_only]
         base = s.baseline(key)
         est = throughput_ratio(base, ok) if ok and base else None
         if est is not None and (best is None or est.value > best[0]):
@@ -53,7 +53,7 @@ def headline(s: ResultSet) -> str:
 
 def card(s: ResultSet) -> dict[str, Any]:
     r = s.first
-    device = access.capabilities(r).name if r else "-"
+    device = r.env.capabilities(r.device, r.device_name).name if r else "-"
     ok = sum(x.status == "ok" for x in s.records)
     return {"label": s.label, "device": device, "suite": s.suite,
             "profile": r.profile if r else "-", "runs": f"{ok} of {len(s.records)} runs ok",
@@ -90,7 +90,8 @@ def sources_table() -> Table:
 
 def render_html(sets: list[ResultSet]) -> str:
     suites = sorted({s.suite for s in sets})
-    devices = [access.capabilities(s.first).name for s in sets if s.first]
+    devices = [s.first.env.capabilities(s.first.device, s.first.device_name).name
+               for s in sets if s.first]
     context = {
         "title": ", ".join(suites) or "no results",
         "subtitle": f"{len(sets)} result set{'s' if len(sets) != 1 else ''} · "

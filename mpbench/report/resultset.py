@@ -7,11 +7,11 @@ from functools import cached_property
 from pathlib import Path
 from statistics import median
 
-from mpbench.analysis import access
 from mpbench.analysis.bench_view import load_bench_dir
 from mpbench.analysis.claims import ClaimVerdict, evaluate_claims
 from mpbench.bench.store import BenchRecord
 from mpbench.results.key import ConfigKey
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 
@@ -58,7 +58,7 @@ class ResultSet:
 
     def is_baseline(self, key: GroupKey) -> bool:
         runs = self.groups.get(key, [])
-        return bool(runs) and access.role(runs[0]) == "baseline"
+        return bool(runs) and recipe_card(runs[0]).role == "baseline"
 
     @property
     def first(self) -> RunRecord | None:
@@ -70,7 +70,7 @@ class ResultSet:
 
     @property
     def device_kind(self) -> str:
-        return access.device_kind(self.first) if self.first else "cpu"
+        return self.first.device_kind if self.first else "cpu"
 
 
 def group_label(key: GroupKey) -> str:

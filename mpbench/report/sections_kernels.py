@@ -6,7 +6,6 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from mpbench.analysis import access
 from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.estimate import throughput_ratio
 from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype
@@ -26,7 +25,7 @@ from mpbench.report.blocks import (
     text,
 )
 from mpbench.report.resultset import ResultSet, group_label, median_of
-from mpbench.results.payloads import TensorCoreResult
+from mpbench.results.payloads import MfuResult, TensorCoreResult
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
@@ -63,7 +62,7 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
     notes: list[Block] = []
     for key in s.groups:
         ok = s.ok(key)
-        prof = next((p for r in ok if (p := access.tensor_core_profile(r))), None)
+        prof = next((p for r in ok if (p := r.result(TensorCoreResult)) and p.buckets), None)
         if prof is None:
             continue
         buckets.append((key, dict(prof.buckets)))
@@ -84,7 +83,7 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
         blocks.extend(notes)
     else:
         blocks.append(missing("the Tensor Core share of device time",
-                              f"add {access.ADD_PROFILER['tensor_cores']} to the suite"))
+                              f"add {TensorCoreResult.suite_line()} to the suite"))
     if s.device_kind == "cpu":
         blocks.append(Note("A CPU has no tensor cores: on a CPU the buckets split CPU time into "
                            "matmul and the rest."))
@@ -93,7 +92,7 @@ def tensor_core_blocks(s: ResultSet) -> list[Block]:
 
 def _ceiling(r: RunRecord, s: ResultSet) -> float | None:
     """The best ceiling known for a run: its own (the mfu profiler's) or the bench's best GEMM."""
-    prof = access.mfu_profile(r)
+    prof = r.result(MfuResult)
     best = best_gemm(s.bench, compute_key(r))
     known = [c for c in (prof.ceiling_tflops if prof else None, best.tflops if best else None)
              if c]
@@ -104,11 +103,11 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
     rows = []
     for key in s.groups:
         ok = s.ok(key)
-        if not ok or any(access.numerics_only(r) for r in ok):
+        if not ok or any(recipe_card(r).numerics_only for r in ok):
             continue
         r = ok[0]
         achieved = median_of([x.achieved_tflops for x in ok])
-        prof = access.mfu_profile(r)
+        prof = r.result(MfuResult)
         ceil = _ceiling(r, s)
         spec, spec_note = against(achieved, r.peak_tflops, "spec peak")
         mfu_ceil, ceil_note = against(achieved, ceil)
@@ -150,9 +149,9 @@ def _bench_table(typed: Sequence[BaseModel], cols: list[tuple[str, str]], captio
 
 def _measured_gain(s: ResultSet, dtype: str, baseline: str) -> float | None:
     for key in s.groups:
-        ok = [r for r in s.ok(key) if not access.numerics_only(r)]
+        ok = [r for r in s.ok(key) if not recipe_card(r).numerics_only]
         if ok and compute_key(ok[0]) == dtype:
-            base = [r for r in s.baseline(key, baseline) if not access.numerics_only(r)]
+            base = [r for r in s.baseline(key, baseline) if not recipe_card(r).numerics_only]
             est = throughput_ratio(base, ok) if base else None
             if est is not None:
                 return est.value
@@ -207,7 +206,8 @@ def fp8_blocks(s: ResultSet) -> list[Block]:
     rows = []
     seen: set[str] = set()
     for r in s.records:
-        d = access.fp8_details(r)
+        card = recipe_card(r)
+        d = card.fp8
         if d is None or r.precision in seen:
             continue
         seen.add(r.precision)
@@ -216,7 +216,7 @@ def fp8_blocks(s: ResultSet) -> list[Block]:
                      text(d.formats), text(d.scaling),
                      text(f"{len(layers)} FP8, {len(kept or [])} kept BF16" if layers is not None
                           else "-"), pct(d.fp8_weight_fraction),
-                     text("numerics only" if access.numerics_only(r) else r.status)])
+                     text("numerics only" if card.numerics_only else r.status)])
     if not rows:
         return []
     return [Table(["FP8 recipe", "backend", "formats", "scaling", "linear layers",

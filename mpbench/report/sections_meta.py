@@ -5,7 +5,6 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from mpbench.analysis import access
 from mpbench.analysis.claims import CLAIMS, ClaimVerdict, Verdict
 from mpbench.analysis.claims.platform import support_line
 from mpbench.config.claim_ids import CLAIM_IDS
@@ -89,7 +88,7 @@ def env_blocks(s: ResultSet) -> list[Block]:
     if r is None:
         return [Note("No run records in this directory.", "missing")]
     env = r.env
-    caps = access.capabilities(r)
+    caps = env.capabilities(r.device, r.device_name)
     if caps.kind == "cuda":
         gpu = env.gpu
         device = [("device", f"{caps.name} (compute capability {caps.capability})"),

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mpbench.analysis import access
 from mpbench.analysis.claims.estimate import median_interval, throughput_ratio
 from mpbench.analysis.stats import spread_warning
 from mpbench.report import plots
@@ -21,6 +20,8 @@ from mpbench.report.blocks import (
     text,
 )
 from mpbench.report.resultset import ResultSet, group_label, median_of
+from mpbench.results.payloads import MaxBatchResult, MemoryResult
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 
@@ -46,7 +47,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
         status = "ok" if len(ok) == len(runs) else ", ".join(sorted({r.status for r in runs}))
         tps, lo, hi = tokens_interval(ok)
         base = s.baseline(key)
-        emulated = any(access.numerics_only(r) for r in runs)
+        emulated = any(recipe_card(r).numerics_only for r in runs)
         baseline = s.is_baseline(key)
         sp = (throughput_ratio(base, ok) if base and not baseline and not emulated else None)
         stats = [r.step_stats for r in ok if r.step_stats]
@@ -90,7 +91,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
 
 def memory_blocks(s: ResultSet) -> list[Block]:
     rows, labels, peaks = [], [], []
-    parts: dict[str, list[float]] = {p.removesuffix("_bytes"): [] for p in access.MEMORY_PARTS}
+    parts: dict[str, list[float]] = {p.removesuffix("_bytes"): [] for p in MemoryResult.PARTS}
     any_breakdown = False
     max_rows = []
     for key, _ in s.groups.items():
@@ -98,13 +99,14 @@ def memory_blocks(s: ResultSet) -> list[Block]:
         if not ok:
             continue
         r = ok[0]
-        peak = median_of([access.peak_memory(x) for x in ok])
-        m = access.memory_breakdown(r)
+        peak = median_of([x.peak_memory() for x in ok])
+        m = r.result(MemoryResult)
+        m = m if m is not None and m.has_parts else None
         any_breakdown |= m is not None
-        comp = [getattr(m, p) if m else None for p in access.MEMORY_PARTS]
+        comp = [getattr(m, p) if m else None for p in MemoryResult.PARTS]
         total = sum(c for c in comp if c is not None) if m else None
         rows.append([text(key.model), Cell(key.precision, key.precision, "prec"), text(key.comparison.setting_label),
-                     nbytes(peak), text(access.memory_kind(r)), *[nbytes(c) for c in comp],
+                     nbytes(peak), text(r.memory.kind if r.memory else None), *[nbytes(c) for c in comp],
                      Cell(f"{total / peak:.0%}" if total and peak else "-",
                           total / peak if total and peak else None,
                           title="sum of the parts over the measured peak")])
@@ -112,14 +114,14 @@ def memory_blocks(s: ResultSet) -> list[Block]:
         peaks.append(peak)
         for name, c in zip(parts, comp, strict=True):
             parts[name].append(float(c or 0.0))
-        mb = access.max_batch(r)
-        if mb:
+        mb = r.result(MaxBatchResult)
+        if mb and mb.max_batch_size is not None:
             max_rows.append([text(key.model), Cell(key.precision, key.precision, "prec"), text(str(key.seq_len)),
-                             num(float(mb[0]), 0), text(mb[1])])
+                             num(float(mb.max_batch_size), 0), text(mb.limit or "")])
     if not rows:
         return [missing("memory", "add completed runs")]
     cols = ["model", "precision", "batch×seq", "peak", "kind",
-            *(p.removesuffix("_bytes") for p in access.MEMORY_PARTS), "parts/peak"]
+            *(p.removesuffix("_bytes") for p in MemoryResult.PARTS), "parts/peak"]
     blocks: list[Block] = [Table(cols, rows, numeric={3, *range(5, 12)})]
     if any_breakdown:
         scale = 2**20
@@ -129,7 +131,7 @@ def memory_blocks(s: ResultSet) -> list[Block]:
             "Memory by part (stacked) and measured peak")))
     else:
         blocks.append(missing("the memory breakdown (params, grads, optimizer, activations)",
-                              f"add {access.ADD_PROFILER['memory']} to the suite"))
+                              f"add {MemoryResult.suite_line()} to the suite"))
         if any(p is not None for p in peaks):
             blocks.append(Plot(plots.bars_with_ci(
                 labels, [(p or 0) / 2**20 for p in peaks], [None] * len(peaks),
@@ -143,7 +145,7 @@ def memory_blocks(s: ResultSet) -> list[Block]:
                             "Largest batch that fits", numeric={3}))
     else:
         blocks.append(missing("the largest batch per precision",
-                              f"add {access.ADD_PROFILER['max_batch']} to the suite"))
+                              f"add {MaxBatchResult.suite_line()} to the suite"))
     return blocks
 
 
@@ -165,7 +167,7 @@ def comparison_section(sets: list[ResultSet]) -> Section | None:
             matched |= est is not None
             cells += [num(median_of([r.tokens_per_s for r in runs]), 0) if runs else text("-"),
                       ratio(est.value, est.low, est.high) if est else text("-"),
-                      nbytes(median_of([access.peak_memory(r) for r in runs])),
+                      nbytes(median_of([r.peak_memory() for r in runs])),
                       num(median_of([r.eval_loss for r in runs]), 4)]
         if matched:
             rows.append(cells)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from statistics import median
 
-from mpbench.analysis import access, convergence
+from mpbench.analysis import convergence
 from mpbench.analysis.convergence import Band
 from mpbench.report import plots
 from mpbench.report.blocks import (
@@ -20,16 +20,15 @@ from mpbench.report.blocks import (
 )
 from mpbench.report.resultset import ResultSet, median_of
 from mpbench.results.key import ComparisonKey
-from mpbench.results.payloads import NvmlResult
+from mpbench.results.payloads import NumericsResult, NvmlResult
 from mpbench.results.schema import RunRecord
 
 MAX_LOSS_PLOTS = 6
 MAX_SCALE_LINES = 8
 
 
-def held_to_end(r: RunRecord) -> list[tuple[int, float]]:
+def held_to_end(r: RunRecord, hist: list[tuple[int, float]]) -> list[tuple[int, float]]:
     """The scale history records changes only: hold the last value to the run's last step."""
-    hist = access.loss_scale_history(r)
     last_step = max((int(step) for step, _ in r.loss_curve), default=0)
     return [*hist, (last_step, hist[-1][1])] if hist and last_step > hist[-1][0] else hist
 
@@ -65,13 +64,13 @@ def loss_blocks(s: ResultSet) -> list[Block]:
             lines = {p: convergence.mean_curve(rs, "train") for p, rs in by_p.items()
                      if p != baseline}
             blocks.append(Plot(plots.loss_curves(
-                band, baseline, lines, floor, f"{access.config_label(cfg)}: training loss",
+                band, baseline, lines, floor, f"{cfg.label}: training loss",
                 band_label(band, baseline, seeds) if band else "")))
         for p, rs in by_p.items():
             ev = [r.eval_loss for r in rs if r.eval_loss is not None]
             delta = (median(ev) - base_eval if ev and base_eval is not None and p != baseline
                      else None)
-            rows.append([text(access.config_label(cfg)), Cell(p, p, "prec"),
+            rows.append([text(cfg.label), Cell(p, p, "prec"),
                          num(float(len(rs)), 0), num(median_of([r.final_train_loss for r in rs]), 4),
                          num(median(ev) if ev else None, 4),
                          text(f"{min(ev):.4f}-{max(ev):.4f}" if len(ev) > 1 else "-"),
@@ -89,32 +88,31 @@ def loss_blocks(s: ResultSet) -> list[Block]:
 
 
 def numerics_blocks(s: ResultSet) -> list[Block]:
-    runs = [r for r in s.records if access.numerics_profile(r) is not None]
+    runs = [(r, p) for r in s.records if (p := r.result(NumericsResult)) is not None]
     if not runs:
         return [missing("loss scale, underflow and overflow telemetry",
-                        f"add {access.ADD_PROFILER['numerics']} with fp16, fp16-noscale and bf16")]
+                        f"add {NumericsResult.suite_line()} with fp16, fp16-noscale and bf16")]
     blocks: list[Block] = []
-    series = {f"{r.precision} {r.model} seed {r.seed}": held_to_end(r) for r in runs
-              if access.loss_scale_history(r)}
+    series = {f"{r.precision} {r.model} seed {r.seed}": held_to_end(r, p.loss_scale)
+              for r, p in runs if p.loss_scale}
     if series:
         shown = dict(list(series.items())[:MAX_SCALE_LINES])
         blocks.append(Plot(plots.step_lines(shown, "loss scale", "FP16 loss scale", log=True)))
     rows = []
-    for r in runs:
-        u = access.underflow(r)
-        o = access.overflow(r)
-        events = o.events if o else []
+    for r, p in runs:
+        u, o = p.measured_underflow, p.overflow
+        events = o.events
         first = events[0] if events else None
         first_text = (f"step {first.step}: {first.kind} {first.layer or ''}".strip() if first
                       else "-")
-        scale = access.loss_scale_history(r)
-        skipped = access.skipped_steps(r)
+        scale = p.loss_scale
         rows.append([text(f"{r.model} {r.batch_size}×{r.seq_len} seed {r.seed}"),
-                     Cell(r.precision, r.precision, "prec"), num(float(skipped) if skipped is not None else None, 0),
+                     Cell(r.precision, r.precision, "prec"), num(float(p.skipped_count), 0),
                      num(scale[-1][1] if scale else None, 0),
-                     pct(u.fraction if u else None, 2), pct(u.reference if u else None, 2),
-                     pct(u.lost if u else None, 2),
-                     num(o.act_amax if o else None, 3), num(o.grad_amax if o else None, 3),
+                     pct(u.fraction if u else None, 2),
+                     pct(u.fp32_reference_fraction if u else None, 2),
+                     pct(u.lost_fraction if u else None, 2),
+                     num(o.act_amax, 3), num(o.grad_amax, 3),
                      num(float(len(events)), 0), text(first_text)])
     blocks.append(Table(["run", "precision", "skipped steps", "final scale",
                          "below fp16 subnormal", "fp32 reference", "flushed to zero", "act amax",
@@ -142,7 +140,7 @@ def energy_blocks(s: ResultSet) -> list[Block]:
     rows = []
     for key in s.groups:
         ok = s.ok(key)
-        profs = [p for r in ok if (p := access.nvml_profile(r))]
+        profs = [p for r in ok if (p := r.result(NvmlResult))]
         if not profs:
             continue
         rows.append([text(key.comparison.label), Cell(key.precision, key.precision, "prec"),
@@ -155,6 +153,6 @@ def energy_blocks(s: ResultSet) -> list[Block]:
         where = ("NVML reads NVIDIA GPUs only and these runs were on a CPU" if
                  s.device_kind == "cpu" else "no NVML sampler ran")
         return [missing(f"energy per token ({where})",
-                        f"run on an NVIDIA GPU with {access.ADD_PROFILER['nvml']}")]
+                        f"run on an NVIDIA GPU with {NvmlResult.suite_line()}")]
     return [Table(["configuration", "precision", "J/token", "energy J", "power W", "SM MHz",
                    "GPM"], rows, numeric={2, 3, 4, 5})]

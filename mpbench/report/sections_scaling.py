@@ -7,13 +7,13 @@ from __future__ import annotations
 from mpbench.distributed.scaling import node_scaling, ranking_changes, recipe_label
 from mpbench.report.blocks import Block, Note, Section, SetBlocks, Table, num, pct, text
 from mpbench.report.resultset import ResultSet
-from mpbench.results.payloads import NodeCard, ParallelResult, stored
+from mpbench.results.payloads import NodeCard, ParallelResult
 
 
 def _node_cards(s: ResultSet) -> list[NodeCard]:
     """The node cards of the set's latest launch (every record of a launch holds the same)."""
     for r in reversed(s.records):
-        par = stored(r, "parallel", ParallelResult)
+        par = r.result(ParallelResult)
         if par is not None and par.node_cards:
             return par.node_cards
     return []
@@ -87,7 +87,7 @@ def scaling_blocks(sets: list[ResultSet]) -> list[Block]:
 
 def scaling_section(sets: list[ResultSet]) -> Section | None:
     """None when no result set holds a distributed run."""
-    if not any(stored(r, "parallel", ParallelResult) for s in sets for r in s.records):
+    if not any(r.result(ParallelResult) for s in sets for r in s.records):
         return None
     parts = [SetBlocks(s.label, [t]) for s in sets if (t := nodes_table(s)) is not None]
     parts.append(SetBlocks("all result sets", scaling_blocks(sets)))

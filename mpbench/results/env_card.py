@@ -75,9 +75,27 @@ class EnvCard(_Card):
         """The named software versions (torch, cuda, ...) as a flat dict."""
         return {k: getattr(self, k, None) for k in keys}
 
+    def capabilities(self, device: str, device_name: str) -> Capabilities:
+        """What the run's device (`cuda:0`, `cpu`; `device_name` when the card lacks its
+        name) can do for each format."""
+        if device.startswith("cuda"):
+            gpu = self.gpu
+            tc = gpu.tensor_cores if gpu else TensorCores()
+            return Capabilities(kind="cuda", name=gpu.name if gpu else device_name,
+                                capability=gpu.capability if gpu else None, tensor_cores=tc.fp16,
+                                fp16=tc.fp16, bf16=tc.bf16, tf32=tc.tf32, fp8=tc.fp8,
+                                mxfp8=tc.mxfp8)
+        cpu = self.cpu
+        overridden = bool(cpu.isa_env_overrides)
+        return Capabilities(kind="cpu", name=cpu.model or device_name,
+                            capability=cpu.torch_cpu_capability,
+                            fp16=cpu.fast_fp16 and not overridden,
+                            bf16=cpu.fast_bf16 and not overridden, isa_flags=list(cpu.isa_flags),
+                            isa_env_overrides=dict(cpu.isa_env_overrides))
+
 
 class Capabilities(BaseModel):
-    """What the run's device can do for each format (analysis/access.capabilities).
+    """What the run's device can do for each format (EnvCard.capabilities).
 
     GPU: tensor-core support by compute capability. CPU: no tensor cores; whether bf16/fp16
     matmuls have a native ISA path (avx512_bf16/AMX) is what decides their speed.

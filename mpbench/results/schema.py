@@ -11,28 +11,30 @@ Format history (bump SCHEMA_VERSION and add a step to results/upgrade.py when it
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import (
+    AliasChoices,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_serializer,
+    field_validator,
+)
+from pydantic_core import InitErrorDetails
 
+from mpbench.config.errors import first_error
 from mpbench.results.env_card import EnvCard
 from mpbench.results.key import ConfigKey
+from mpbench.results.payloads import MemoryResult, ProfileResult, Skipped
+from mpbench.results.payloads.base import StepStats as StepStats
 
 SCHEMA_VERSION = 3
 RESULTS_FORMAT = "mpbench-results"
 
 Status = Literal["ok", "skipped", "oom", "diverged", "failed"]
-
-
-class StepStats(BaseModel):
-    n: int
-    median_ms: float
-    mean_ms: float
-    stdev_ms: float
-    p10_ms: float
-    p90_ms: float
-    min_ms: float
-    max_ms: float
+P = TypeVar("P", bound=ProfileResult)
 
 
 class MemoryStats(BaseModel):
@@ -99,6 +101,12 @@ class BudgetNote(BaseModel):
     """This run's own estimate (its record's duration_s is what it took)."""
     calibration_probe: ProbeTimes | None = None
     """The drift probe timed right after calibration: the machine the estimate was made on."""
+
+
+def _error(name: str, found: Any, message: str) -> ValidationError:
+    """A bad profiler result, located at profiler_results.<name>."""
+    return ValidationError.from_exception_data("profiler_results", [InitErrorDetails(
+        type="value_error", loc=(name,), input=found, ctx={"error": message})])
 
 
 class RunRecord(BaseModel):
@@ -177,10 +185,10 @@ class RunRecord(BaseModel):
     peak_source: str | None = None
     mfu: float | None = None
 
-    profiler_results: dict[str, Any] = Field(
+    profiler_results: dict[str, ProfileResult | Skipped] = Field(
         default_factory=dict, validation_alias=AliasChoices("profiler_results", "profiles"))
-    """Each profiler's output by profiler name (`profiles` in records before the rename)."""
-    """Profiler findings by profiler name (or {'skipped': reason})."""
+    """Each profiler's typed result (results/payloads/) by its name, or why it was skipped
+    (`profiles` in records before the rename). Read it with `result(Model)`."""
     env: EnvCard
     """The environment card (results/env_card.py): machine and software versions."""
     suite_config: dict[str, Any] = Field(default_factory=dict)
@@ -191,3 +199,55 @@ class RunRecord(BaseModel):
     """For status 'failed': where it broke, for the bug report."""
     budget: BudgetNote | None = None
     """Set when the suite ran under a time budget: the chosen steps and why."""
+
+    @field_validator("profiler_results", mode="before")
+    @classmethod
+    def _typed_results(cls, raw: Any) -> Any:
+        """Each stored result as the model registered under its name, checked once, here."""
+        if not isinstance(raw, dict):
+            return raw
+        out: dict[str, Any] = {}
+        for name, found in raw.items():
+            skipped = isinstance(found, Skipped) or (
+                isinstance(found, dict) and "skipped" in found)
+            model = Skipped if skipped else ProfileResult.models.get(name)
+            if model is None:
+                raise _error(name, found, "no profiler of this mpbench stores a result of that "
+                             f"name (known: {', '.join(sorted(ProfileResult.models))})")
+            if isinstance(found, Skipped | ProfileResult) and type(found) is not model:
+                raise _error(name, found, f"holds a {type(found).__name__}, not a "
+                             f"{model.__name__}")
+            try:
+                out[name] = model.model_validate(found)
+            except ValidationError as exc:
+                raise _error(name, found, first_error(exc, model)) from None
+        return out
+
+    @field_serializer("profiler_results")
+    def _stored_results(self, results: dict[str, ProfileResult | Skipped]) -> dict[str, Any]:
+        """As the profiler set them: the fields it set, so stored records keep their shape."""
+        return {k: v.model_dump(mode="json", exclude_unset=True) for k, v in results.items()}
+
+    def result(self, model: type[P]) -> P | None:
+        """The result of the profiler that stores `model`, None when it did not run."""
+        found = self.profiler_results.get(model.name)
+        return found if isinstance(found, model) else None
+
+    def skip_reason(self, model: type[ProfileResult]) -> str | None:
+        """Why the profiler that stores `model` did not run here, None when it ran or was off."""
+        found = self.profiler_results.get(model.name)
+        return found.skipped if isinstance(found, Skipped) else None
+
+    @property
+    def device_kind(self) -> Literal["cuda", "cpu"]:
+        return "cuda" if self.device.startswith("cuda") else "cpu"
+
+    def peak_memory(self) -> float | None:
+        """The run's peak memory: the loop's headline peak, else the memory profiler's
+        measured one."""
+        if self.memory is not None and self.memory.peak_bytes is not None:
+            return float(self.memory.peak_bytes)
+        m = self.result(MemoryResult)
+        if m is not None and m.has_parts and m.measured_peak_bytes is not None:
+            return float(m.measured_peak_bytes)
+        return None

@@ -76,7 +76,8 @@ def parse_record(raw: Any, source: Path) -> RunRecord:
     try:
         return RunRecord.model_validate(raw)
     except ValidationError as exc:
-        raise UserError(f"{source}: corrupt run record: {first_error(exc, RunRecord)}") from None
+        raise UserError(f"{source}: corrupt run record: {first_error(exc, RunRecord)}; delete "
+                        "it and re-run that run (mpbench run --resume)") from None
 
 
 def read_json(path: Path, fix: str) -> Any:

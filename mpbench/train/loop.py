@@ -24,6 +24,7 @@ from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
 from mpbench.profilers.peaks import PeakMemory, is_oom, release_memory
+from mpbench.results.payloads import ProfileResult, Skipped
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
 from mpbench.train.optim import make_stepper
@@ -31,9 +32,10 @@ from mpbench.train.parallel_hooks import ParallelHooks
 from mpbench.train.record import RunOutcome, build_record
 
 
-def make_profilers(spec: RunSpec, device: torch.device) -> tuple[list[Profiler], dict[str, Any]]:
+def make_profilers(spec: RunSpec, device: torch.device,
+                   ) -> tuple[list[Profiler], dict[str, ProfileResult | Skipped]]:
     active: list[Profiler] = []
-    skipped: dict[str, Any] = {}
+    skipped: dict[str, ProfileResult | Skipped] = {}
     for p in spec.suite.profilers:
         cls = PROFILERS[p.name]
         prof = cls(cls.Options(**p.options))
@@ -41,7 +43,7 @@ def make_profilers(spec: RunSpec, device: torch.device) -> tuple[list[Profiler],
         if reason is None:
             active.append(prof)
         else:
-            skipped[p.name] = {"skipped": reason}
+            skipped[p.name] = Skipped(skipped=reason)
     return active, skipped
 
 

@@ -18,6 +18,7 @@ from mpbench.models.flops import Flops
 from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
+from mpbench.results.payloads import ProfileResult, Skipped
 from mpbench.results.schema import RunRecord, Status
 from mpbench.train.measure import Measurement
 
@@ -35,7 +36,7 @@ class RunOutcome:
     flops: Flops | None = None
     n_params: int | None = None
     measurement: Measurement | None = None
-    profiles: dict[str, Any] = field(default_factory=dict)
+    profiles: dict[str, ProfileResult | Skipped] = field(default_factory=dict)
 
 
 def device_name(device: torch.device, env: dict[str, Any]) -> str:

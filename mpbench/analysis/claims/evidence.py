@@ -5,11 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from mpbench.analysis import access
 from mpbench.bench.store import BenchRecord
 from mpbench.results.env_card import Capabilities
 from mpbench.results.key import ComparisonKey
-from mpbench.results.recipe_card import RecipeRole
+from mpbench.results.recipe_card import RecipeRole, recipe_card
 from mpbench.results.schema import RunRecord
 
 ByPrecision = dict[str, list[RunRecord]]
@@ -18,7 +17,7 @@ ByPrecision = dict[str, list[RunRecord]]
 def with_role(by_p: ByPrecision, role: RecipeRole) -> ByPrecision:
     """The precisions of one configuration whose recipe has `role` (Recipe.role, stored in the
     record), in run order: 'mixed' are the recipes the speed and memory claims are about."""
-    return {p: runs for p, runs in by_p.items() if runs and access.role(runs[0]) == role}
+    return {p: runs for p, runs in by_p.items() if runs and recipe_card(runs[0]).role == role}
 
 
 def baseline(by_p: ByPrecision) -> list[RunRecord]:
@@ -41,17 +40,18 @@ class Evidence:
         precision (recipe name plus options tag, as the summary shows it)."""
         out: dict[ComparisonKey, ByPrecision] = {}
         for r in self.ok:
-            out.setdefault(access.config_key(r), {}).setdefault(r.config_key.precision, []).append(r)
+            out.setdefault(r.config_key.comparison, {}).setdefault(r.config_key.precision, []).append(r)
         return out
 
     @cached_property
     def device(self) -> str:
         """'cuda' or 'cpu' (the device of the first record; a results dir has one device)."""
-        return access.device_kind(self.records[0]) if self.records else "cpu"
+        return self.records[0].device_kind if self.records else "cpu"
 
     @cached_property
     def caps(self) -> Capabilities:
-        return access.capabilities(self.records[0]) if self.records else Capabilities()
+        r = self.records[0] if self.records else None
+        return r.env.capabilities(r.device, r.device_name) if r else Capabilities()
 
     @cached_property
     def targeted(self) -> set[str]:
@@ -62,7 +62,7 @@ class Evidence:
 
     def with_role(self, role: RecipeRole) -> set[str]:
         """The recipes of every record (any status) whose role is `role`."""
-        return {r.precision for r in self.records if access.role(r) == role}
+        return {r.precision for r in self.records if recipe_card(r).role == role}
 
     def not_ok(self, precisions: set[str] | tuple[str, ...]) -> list[RunRecord]:
         return [r for r in self.records if r.precision in precisions and r.status != "ok"]

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from statistics import median
 
-from mpbench.analysis import access
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import metric_ratio, throughput_ratio
 from mpbench.analysis.claims.evidence import Evidence, baseline, with_role
 from mpbench.analysis.claims.registry import APPROX, claim, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, fmt, judge
+from mpbench.results.payloads import MaxBatchResult, MemoryResult
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 MEMORY_HALVING = Bound(
@@ -37,10 +38,10 @@ def memory_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
         base = baseline(by_p)
         config_rows = []
         for p, runs in with_role(by_p, "mixed").items():
-            est = metric_ratio(base, runs, access.peak_memory) if base and runs else None
+            est = metric_ratio(base, runs, RunRecord.peak_memory) if base and runs else None
             if est is None:
                 continue
-            row = judged_row(f"{access.config_label(key)}: {p}/fp32 peak", est, bound)
+            row = judged_row(f"{key.label}: {p}/fp32 peak", est, bound)
             if ev.device == "cpu" and est.low is None:
                 row.verdict = "inconclusive"
                 row.note = "one run each: CPU RSS peaks are too noisy for a point; add seeds"
@@ -56,10 +57,16 @@ def memory_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
                              CPU_MEMORY_NOTE if ev.device == "cpu" else "")
 
 
+def _activations(r: RunRecord) -> float | None:
+    m = r.result(MemoryResult)
+    return float(m.activations_bytes) if m and m.activations_bytes is not None else None
+
+
 def _per_param(runs: list[RunRecord], part: str) -> float | None:
     values = []
     for r in runs:
-        b = access.model_state_bytes(r) if part == "state" else access.activation_bytes(r)
+        m = r.result(MemoryResult)
+        b = (m.model_state_bytes if m else None) if part == "state" else _activations(r)
         if b is not None and r.n_params:
             values.append(b / r.n_params if part == "state" else b)
     return float(median(values)) if values else None
@@ -70,12 +77,12 @@ def _per_param(runs: list[RunRecord], part: str) -> float | None:
 def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
-        label = access.config_label(key)
+        label = key.label
         for p, runs in by_p.items():
             per_param = _per_param(runs, "state")
             if per_param is None:
                 continue
-            mixed = access.role(runs[0]) in ("baseline", "mixed")
+            mixed = recipe_card(runs[0]).role in ("baseline", "mixed")
             verdict, why = judge(per_param, per_param, per_param, bound)
             rows.append(ClaimRow(f"{label}: {p} model state", value=per_param, n=len(runs), unit=" B/param",
                                  verdict=verdict if mixed else None, counted=mixed,
@@ -87,7 +94,7 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
                 rows.append(ClaimRow(f"{label}: {p}/fp32 activations", value=act / base_act, n=1,
                                      counted=False, note="where the savings come from (context)"))
     if not any(r.counted for r in rows):
-        return not_measured(f"no memory breakdown: add {access.ADD_PROFILER['memory']} with fp32 "
+        return not_measured(f"no memory breakdown: add {MemoryResult.suite_line()} with fp32 "
                             "and fp16/bf16")
     counted = [r for r in rows if r.counted]
     verdict = combine([r.verdict for r in counted if r.verdict is not None])
@@ -111,9 +118,10 @@ def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
     for key, by_p in ev.configs.items():
         sizes = {}
         for p, runs in by_p.items():
-            found = [mb for r in runs if (mb := access.max_batch(r)) is not None]
+            found = [mb for r in runs if (mb := r.result(MaxBatchResult)) is not None
+                     and mb.max_batch_size is not None]
             if found:
-                sizes[p] = (min(b for b, _ in found), found[0][1])
+                sizes[p] = (min(mb.max_batch_size or 0 for mb in found), found[0].limit or "")
         base_p = next(iter(with_role(by_p, "baseline")), None)
         if base_p not in sizes:
             continue
@@ -128,7 +136,7 @@ def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
                             note=f"limits: {p} {limit or '?'}, fp32 {base_limit or '?'}; "
                                  "003 says 2×"))
     if not rows:
-        return not_measured(f"no max-batch search: add {access.ADD_PROFILER['max_batch']} with "
+        return not_measured(f"no max-batch search: add {MaxBatchResult.suite_line()} with "
                             "fp32 and fp16/bf16")
     best: dict[str, ClaimRow] = {}
     for r in rows:
@@ -150,7 +158,7 @@ def _ckpt_pairs(ev: Evidence) -> list[tuple[str, list[RunRecord], list[RunRecord
             update={"settings": {**key.settings, "activation_checkpointing": True}}), {})
         for p, runs in by_p.items():
             if other.get(p):
-                pairs.append((f"{access.config_label(key)}: {p}", runs, other[p]))
+                pairs.append((f"{key.label}: {p}", runs, other[p]))
     return pairs
 
 
@@ -162,10 +170,9 @@ def checkpointing(ev: Evidence, bound: Bound) -> ClaimOutcome:
     more = Bound("at_least", 1.0, None, "×", (), "", "")
     rows: list[ClaimRow] = []
     for label, plain, ckpt in _ckpt_pairs(ev):
-        metric = (access.activation_bytes
-                  if all(access.activation_bytes(r) is not None for r in plain + ckpt)
-                  else access.peak_memory)
-        what = "activations" if metric is access.activation_bytes else "peak memory"
+        metric = (_activations if all(_activations(r) is not None for r in plain + ckpt)
+                  else RunRecord.peak_memory)
+        what = "activations" if metric is _activations else "peak memory"
         mem = metric_ratio(plain, ckpt, metric)
         if mem is not None:
             rows.append(judged_row(f"{label} {what} ckpt/plain", mem, less))

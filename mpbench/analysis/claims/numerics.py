@@ -5,8 +5,6 @@ from __future__ import annotations
 from itertools import pairwise
 from statistics import median
 
-from mpbench.analysis import access
-from mpbench.analysis.access import UnderflowShares
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import claim, not_measured
 from mpbench.analysis.claims.verdict import (
@@ -20,6 +18,7 @@ from mpbench.analysis.claims.verdict import (
 )
 from mpbench.analysis.convergence import RecipeConvergence, analyze
 from mpbench.analysis.equivalence import Equivalence
+from mpbench.results.payloads import NumericsResult, Underflow
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
@@ -87,52 +86,59 @@ def quality_parity(ev: Evidence, bound: Bound) -> ClaimOutcome:
     return ClaimOutcome(verdict, measured, reason, rows, **worst.interval())
 
 
-def _median_underflow(runs: list[RunRecord]) -> UnderflowShares | None:
-    found = [u for r in runs if (u := access.underflow(r)) is not None]
+SHARES = ("fraction", "fp32_reference_fraction", "lost_fraction")
+"""The underflow shares the claim reads: in the run, in the FP32 reference, flushed to zero."""
+
+
+def _median_underflow(runs: list[RunRecord]) -> Underflow | None:
+    found = [u for r in runs if (p := r.result(NumericsResult)) and (u := p.measured_underflow)]
     if not found:
         return None
     out = {}
-    for key in UnderflowShares.model_fields:
+    for key in SHARES:
         vals = [v for u in found if (v := getattr(u, key)) is not None]
         if vals:
             out[key] = float(median(vals))
-    return UnderflowShares(**out)
+    return Underflow(**out)
 
 
 def _more(a: float, b: float) -> bool:
     return a > b * MORE + 1e-9
 
 
-def _bf16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
+def _bf16_half(label: str, uf: dict[str, Underflow]) -> ClaimRow | None:
     """bf16 unscaled loses about what scaled fp16 loses (or keeps FP32's tiny values)."""
-    none = UnderflowShares()
+    none = Underflow()
     b = uf.get("bf16", none)
-    scaled, unscaled = uf.get("fp16", none).lost, uf.get("fp16-noscale", none).lost
-    if b.lost is not None and scaled is not None and unscaled is not None:
+    scaled, unscaled = uf.get("fp16", none).lost_fraction, uf.get("fp16-noscale", none).lost_fraction
+    if b.lost_fraction is not None and scaled is not None and unscaled is not None:
         mid = (scaled + unscaled) / 2
-        ok = b.lost <= mid
+        ok = b.lost_fraction <= mid
         return ClaimRow(f"{label}: bf16 lost (fp16 scaled {fmt(scaled, 4)}, unscaled {fmt(unscaled, 4)})",
-                        value=b.lost, unit="", verdict="holds" if ok else "fails",
+                        value=b.lost_fraction, unit="", verdict="holds" if ok else "fails",
                         note=f"{'at or below' if ok else 'above'} the midpoint {fmt(mid, 4)}: bf16 "
                              f"without scaling is {'like' if ok else 'unlike'} scaled fp16")
-    if b.fraction is not None and b.reference is not None:
-        ok = b.fraction <= b.reference * MORE + 1e-9
-        return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(b.reference, 4)}",
+    ref = b.fp32_reference_fraction
+    if b.fraction is not None and ref is not None:
+        ok = b.fraction <= ref * MORE + 1e-9
+        return ClaimRow(f"{label}: bf16 below fp16 subnormal vs fp32 {fmt(ref, 4)}",
                         value=b.fraction, unit="", verdict="holds" if ok else "fails",
                         note="bf16 keeps the tiny values FP32 has" if ok else "bf16 loses tiny values")
     return None
 
 
-def _fp16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
+def _fp16_half(label: str, uf: dict[str, Underflow]) -> ClaimRow | None:
     """fp16 without scaling flushes more activation gradients to zero than fp16 with it."""
-    none = UnderflowShares()
+    none = Underflow()
     s, n = uf.get("fp16", none), uf.get("fp16-noscale", none)
-    key = "lost" if s.lost is not None and n.lost is not None else "fraction"
+    lost = s.lost_fraction is not None and n.lost_fraction is not None
+    key = "lost_fraction" if lost else "fraction"
     scaled, unscaled = getattr(s, key), getattr(n, key)
     if scaled is None or unscaled is None:
         return None
     more = _more(unscaled, scaled)
-    return ClaimRow(f"{label}: fp16-noscale {key} vs fp16 {fmt(scaled, 4)}", value=unscaled, unit="",
+    return ClaimRow(f"{label}: fp16-noscale {'lost' if lost else key} vs fp16 {fmt(scaled, 4)}",
+                    value=unscaled, unit="",
                     verdict="holds" if more else "fails",
                     note="" if more else "no extra underflow without scaling here")
 
@@ -143,17 +149,17 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
     judged: list[ClaimRow] = []
     for key, by_p in ev.configs.items():
-        label = access.config_label(key)
+        label = key.label
         uf = {p: u for p in ("bf16", "fp16", "fp16-noscale")
               if (u := _median_underflow(by_p.get(p, []))) is not None}
         for p, u in uf.items():
-            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost, n=len(by_p[p]),
-                                 unit="", counted=False,
+            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost_fraction,
+                                 n=len(by_p[p]), unit="", counted=False,
                                  note=f"below fp16 subnormal {fmt(u.fraction, 4)}, fp32 "
-                                      f"reference {fmt(u.reference, 4)}"))
+                                      f"reference {fmt(u.fp32_reference_fraction, 4)}"))
         judged += [r for r in (_bf16_half(label, uf), _fp16_half(label, uf)) if r is not None]
     if not judged:
-        return not_measured(f"add {access.ADD_PROFILER['numerics']} and the precisions "
+        return not_measured(f"add {NumericsResult.suite_line()} and the precisions "
                             "fp16-noscale, fp16, bf16 (and fp32)")
     verdict = combine([r.verdict for r in judged if r.verdict])
     halves = {r.label.split(": ")[1].split(" ")[0] for r in judged}
@@ -169,15 +175,16 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
 @claim("dynamic-scaling", "Dynamic loss scaling backs off on overflow and grows when stable",
        DYNAMIC, "fp16 with profilers: [numerics]")
 def dynamic_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
-    runs = [r for r in ev.ok if r.precision == "fp16" and access.loss_scale_history(r)]
+    runs = [(r, p) for r in ev.ok
+            if r.precision == "fp16" and (p := r.result(NumericsResult)) and p.loss_scale]
     if not runs:
-        return not_measured(f"add fp16 with {access.ADD_PROFILER['numerics']}")
+        return not_measured(f"add fp16 with {NumericsResult.suite_line()}")
     rows = []
-    for r in runs:
-        scales = [s for _, s in access.loss_scale_history(r)]
+    for r, p in runs:
+        scales = [s for _, s in p.loss_scale]
         drops = sum(b < a for a, b in pairwise(scales))
         rises = sum(b > a for a, b in pairwise(scales))
-        skipped = access.skipped_steps(r) or 0
+        skipped = p.skipped_count
         v: Verdict
         if skipped and not drops:
             v = "fails"
@@ -203,9 +210,10 @@ def dynamic_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
 def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows = []
     for r in ev.records:
-        o = access.overflow(r)
-        if access.family(r) != "fp16" or o is None:
+        p = r.result(NumericsResult)
+        if recipe_card(r).family != "fp16" or p is None:
             continue
+        o = p.overflow
         amaxes = [float(v) for v in (o.act_amax, o.grad_amax) if v is not None]
         # An inf in fp16 leaves no finite amax; the FP32 reference says what the value
         # would have been (x loss scale), which is what the claim is about.
@@ -228,7 +236,7 @@ def fp16_range(ev: Evidence, bound: Bound) -> ClaimOutcome:
                                        else "all values zero")
         rows.append(ClaimRow(r.run_id, value=amax, n=1, unit="", verdict=v, note=note))
     if not rows:
-        return not_measured(f"add fp16 (and fp16-noscale) with {access.ADD_PROFILER['numerics']}")
+        return not_measured(f"add fp16 (and fp16-noscale) with {NumericsResult.suite_line()}")
     # A run whose values stayed below the limit says nothing about the limit; where another
     # run reached it, the verdict is that run's (the quiet rows are still listed).
     decided: list[Verdict] = [r.verdict for r in rows if r.verdict in ("holds", "fails")]

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mpbench.analysis import access
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import metric_ratio
 from mpbench.analysis.claims.evidence import Evidence
@@ -10,6 +9,7 @@ from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, Verdict, fmt
 from mpbench.bench.ceiling import best_gemm
 from mpbench.results.env_card import Capabilities
+from mpbench.results.payloads import CommUse, ParallelResult
 from mpbench.results.schema import RunRecord
 
 BF16_HW = Bound(
@@ -65,13 +65,18 @@ def bf16_hardware(ev: Evidence, bound: Bound) -> ClaimOutcome:
                         f"(below {EMULATED} means no BF16 tensor cores)", value=ratio, n=1)
 
 
+def _comm(r: RunRecord) -> CommUse | None:
+    par = r.result(ParallelResult)
+    return par.comm_use if par else None
+
+
 def _comm_dtype(r: RunRecord) -> str | None:
-    c = access.comm_profile(r)
+    c = _comm(r)
     return c.dtype if c else None
 
 
 def _comm_bytes(r: RunRecord) -> float | None:
-    c = access.comm_profile(r)
+    c = _comm(r)
     return float(c.bytes_per_step) if c else None
 
 
@@ -89,7 +94,7 @@ def comm_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
             if base and d in ("fp16", "bf16", "float16", "bfloat16"):
                 est = metric_ratio(base, group, _comm_bytes)
                 if est is not None:
-                    rows.append(judged_row(f"{access.config_label(key)}: {d}/fp32 bytes", est, bound))
+                    rows.append(judged_row(f"{key.label}: {d}/fp32 bytes", est, bound))
     if not rows:
         return not_measured("run data-parallel under torchrun with gradient communication in "
                             "fp32 and in bf16/fp16 (the suite's parallel section)")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mpbench.analysis import access
 from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import median_interval, throughput_ratio
@@ -13,6 +12,8 @@ from mpbench.analysis.convergence import analyze
 from mpbench.analysis.stats import Interval
 from mpbench.analysis.time_to_target import TimeToTarget
 from mpbench.bench.rows import GemmRow
+from mpbench.results.payloads import NvmlResult
+from mpbench.results.recipe_card import recipe_card
 
 SPEEDUP_AMP = Bound(
     "at_least", 2.0, None, "×", ("003",), "2-3x speedups",
@@ -43,10 +44,10 @@ def mixed_rows(ev: Evidence) -> list[ClaimRow]:
             continue
         config_rows = []
         for p, mixed in with_role(by_p, "mixed").items():
-            runs = [r for r in mixed if not access.numerics_only(r)]
+            runs = [r for r in mixed if not recipe_card(r).numerics_only]
             est = throughput_ratio(base, runs) if runs else None
             if est is not None:
-                config_rows.append(judged_row(f"{access.config_label(key)}: {p}/fp32", est,
+                config_rows.append(judged_row(f"{key.label}: {p}/fp32", est,
                                               SPEEDUP_AMP))
         if config_rows:
             best = max(config_rows, key=lambda r: r.value or 0.0)
@@ -121,7 +122,7 @@ def _fp8_gemm_rows(ev: Evidence) -> list[ClaimRow]:
 def fp8_2x(ev: Evidence, bound: Bound) -> ClaimOutcome:
     missing = _fp8_capability_missing(ev)
     if missing is not None:
-        fp8 = [r for r in ev.records if access.family(r) == "fp8"]
+        fp8 = [r for r in ev.records if recipe_card(r).family == "fp8"]
         seen = f"{len(fp8)} FP8 runs recorded as numerics only or skipped" if fp8 else "-"
         return not_applicable(missing, seen)
     rows: list[ClaimRow] = []
@@ -129,10 +130,10 @@ def fp8_2x(ev: Evidence, bound: Bound) -> ClaimOutcome:
         base = by_p.get("bf16")
         config_rows = []
         for p, runs in by_p.items():
-            hw = [r for r in runs if access.family(r) == "fp8" and not access.numerics_only(r)]
+            hw = [r for r in runs if (c := recipe_card(r)).family == "fp8" and not c.numerics_only]
             est = throughput_ratio(base, hw) if base and hw else None
             if est is not None:
-                config_rows.append(judged_row(f"{access.config_label(key)}: {p}/bf16", est, bound))
+                config_rows.append(judged_row(f"{key.label}: {p}/bf16", est, bound))
         if config_rows:  # the fastest FP8 recipe of the configuration counts
             best = max(config_rows, key=lambda r: r.value or 0.0)
             for r in config_rows:
@@ -140,7 +141,7 @@ def fp8_2x(ev: Evidence, bound: Bound) -> ClaimOutcome:
             rows.extend(config_rows)
     rows.extend(_fp8_gemm_rows(ev))
     if not rows:
-        fp8_names = {r.precision for r in ev.records if access.family(r) == "fp8"}
+        fp8_names = {r.precision for r in ev.records if recipe_card(r).family == "fp8"}
         why = (ev.why_missing(fp8_names) if fp8_names
                else "add an FP8 recipe (TransformerEngine or torchao) to precisions")
         return not_measured(f"no hardware FP8 run next to bf16: {why}; or run `mpbench bench`")
@@ -193,6 +194,6 @@ def cost_savings(ev: Evidence, bound: Bound) -> ClaimOutcome:
                             "(train.eval_batches > 0) in one configuration")
     note = ("time = training time until the eval loss first reaches fp32's final eval loss of "
             "the same seed (interpolated between eval points)")
-    if not any(access.joules_per_token(r) is not None for r in ev.ok):
+    if not any((nv := r.result(NvmlResult)) and nv.joules_per_token is not None for r in ev.ok):
         note += "; energy not measured (profilers: [nvml] on an NVIDIA GPU)"
     return outcome_from_rows(rows, bound, "configurations (time saved vs fp32)", note)

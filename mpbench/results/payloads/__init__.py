@@ -1,16 +1,19 @@
-"""Typed profiler results: what a profiler stores under `RunRecord.profiler_results[<name>]`.
+"""Typed profiler results: what a profiler hands to the record, stored under
+`RunRecord.profiler_results[<name>]` and read back as the same type with `RunRecord.result`.
 
-Each profiler binds its model next to its Options (`Result = MemoryResult` in
-profilers/memory.py) and builds its result through it; the analysis reads these
-fields (analysis/access.py) instead of dict paths, so a renamed field breaks the type checker
-and the tests (extra fields are refused). The models live here, below the profilers, so that
-reading a record never imports torch. Records keep their JSON shape (a profiler's dict, or
+Each result model names the key it is stored under (`name = "memory"`), which registers it
+(ProfileResult.models); the profiler binds it (`Result = MemoryResult` in profilers/memory.py)
+and returns it from `result`. The models live here, below the profilers, so that reading a
+record never imports torch. Records keep their JSON shape (a result's set fields, or
 {"skipped": reason}); every field a result may lack has a default, and a change of shape is
-a schema version step in results/upgrade.py. One module per family: base, memory, numerics,
-device (tensor cores, NVML, MFU) and parallel (the torchrun work).
+a schema version step in results/upgrade.py. Every module of this package is imported here,
+so a new result model needs no line anywhere else.
 """
 
-from mpbench.results.payloads.base import ProfileResult, Strict
+import importlib
+import pkgutil
+
+from mpbench.results.payloads.base import ProfileResult, Skipped, StepStats, Strict
 from mpbench.results.payloads.device import (
     GpmMetrics,
     KernelSummary,
@@ -39,27 +42,23 @@ from mpbench.results.payloads.parallel import (
     CommCall,
     CommProbe,
     CommStep,
+    CommUse,
     KernelOverlap,
     NodeCard,
     ParallelResult,
     RankReport,
     Spread,
 )
-from mpbench.results.payloads.read import skip_reason, stored
 
-RESULTS: dict[str, type[ProfileResult]] = {
-    "memory": MemoryResult, "max_batch": MaxBatchResult, "numerics": NumericsResult,
-    "tensor_cores": TensorCoreResult, "nvml": NvmlResult, "mfu": MfuResult,
-    "parallel": ParallelResult, "fingerprint": FingerprintResult,
-}
-"""The model of each stored profiler result, by the name it is stored under."""
+for _module in pkgutil.iter_modules(__path__):  # the models register as they are defined
+    importlib.import_module(f"{__name__}.{_module.name}")
 
 __all__ = [
-    "RESULTS",
     "AcrossRanks",
     "CommCall",
     "CommProbe",
     "CommStep",
+    "CommUse",
     "FingerprintResult",
     "GpmMetrics",
     "KernelOverlap",
@@ -77,14 +76,14 @@ __all__ = [
     "ProfileResult",
     "RankReport",
     "ScaleProbe",
+    "Skipped",
     "Software",
     "Spread",
     "StepPoint",
+    "StepStats",
     "Strict",
     "TensorCoreResult",
     "TensorProbe",
     "Underflow",
     "UnderflowSample",
-    "skip_reason",
-    "stored",
 ]

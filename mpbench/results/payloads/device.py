@@ -41,6 +41,8 @@ class KernelSummary(Strict):
 class TensorCoreResult(KernelSummary, ProfileResult):
     """Profiler "tensor_cores": the kernel summary of a short torch.profiler window."""
 
+    name = "tensor_cores"
+
     device_kind: str | None = None
     note: str | None = None
     steps: int | None = None
@@ -67,6 +69,8 @@ class GpmMetrics(Strict):
 
 class NvmlResult(ProfileResult):
     """Profiler "nvml": the measured window's power, clocks, energy and GPM."""
+
+    name = "nvml"
 
     note: str | None = None
     steps: int | None = None
@@ -97,6 +101,8 @@ class NvmlResult(ProfileResult):
 
 class MfuResult(MfuFigures, ProfileResult):
     """Profiler "mfu": mpbench.mfu's figures, the FLOPs they rest on and the ceilings."""
+
+    name = "mfu"
 
     flops_per_token: float | None = None
     flops_per_token_counter: float | None = None

@@ -81,6 +81,8 @@ class Software(Strict):
 class FingerprintResult(ProfileResult):
     """Profiler "fingerprint" (see profilers/fingerprint.py)."""
 
+    name = "fingerprint"
+
     reference_seed: int
     """The seed of the fingerprint itself; runs of other seeds (FP32) form the seed band."""
     seed: int

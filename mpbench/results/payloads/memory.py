@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from pydantic import Field
 
 from mpbench.results.payloads.base import ProfileResult
@@ -9,6 +11,11 @@ from mpbench.results.payloads.base import ProfileResult
 
 class MemoryResult(ProfileResult):
     """Profiler "memory": the peak split into named parts (bytes)."""
+
+    name = "memory"
+    PARTS: ClassVar[tuple[str, ...]] = ("params_bytes", "grads_bytes", "optimizer_bytes",
+                                        "activations_bytes", "fp8_cache_bytes", "other_bytes")
+    """The parts the report's breakdown shows, in its column order."""
 
     params_bytes: int | None = None
     buffers_bytes: int | None = None
@@ -34,6 +41,11 @@ class MemoryResult(ProfileResult):
     note: str | None = None
 
     @property
+    def has_parts(self) -> bool:
+        """Whether any part was measured (a failed profiler stores none)."""
+        return any(getattr(self, k) is not None for k in self.PARTS)
+
+    @property
     def model_state_bytes(self) -> int | None:
         """Parameters + gradients + optimizer state (what Adam's 16 bytes/param counts)."""
         parts = (self.params_bytes, self.grads_bytes, self.optimizer_bytes)
@@ -42,6 +54,8 @@ class MemoryResult(ProfileResult):
 
 class MaxBatchResult(ProfileResult):
     """Profiler "max_batch": the largest batch that fits, and what stopped the search."""
+
+    name = "max_batch"
 
     max_batch_size: int | None = None
     first_failing_batch: int | None = None

@@ -63,6 +63,8 @@ class Overflow(Strict):
 class NumericsResult(ProfileResult):
     """Profiler "numerics": loss scale, skipped steps, gradient norm, underflow, overflow."""
 
+    name = "numerics"
+
     every: int | None = None
     loss_scale: list[tuple[int, float]] = Field(default_factory=list)
     """(step, scale) at each change."""
@@ -76,3 +78,19 @@ class NumericsResult(ProfileResult):
     probe_error: str | None = None
     overhead_s: float | None = None
     overhead_fraction: float | None = None
+
+    @property
+    def skipped_count(self) -> int:
+        """How many optimizer steps overflowed and were skipped."""
+        v = self.skipped_steps
+        return len(v) if isinstance(v, list) else int(v)
+
+    @property
+    def finite_grad_norm(self) -> list[tuple[int, float]]:
+        """The sampled gradient norms, steps where it was not finite left out."""
+        return [(s, v) for s, v in self.grad_norm if v is not None]
+
+    @property
+    def measured_underflow(self) -> Underflow | None:
+        """The underflow shares, None when the probe measured none (no 16-bit run sampled)."""
+        return self.underflow if self.underflow.fraction is not None else None

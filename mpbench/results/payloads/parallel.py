@@ -8,8 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from mpbench.results.payloads.base import ProfileResult, Strict
-from mpbench.results.schema import StepStats
+from mpbench.results.payloads.base import ProfileResult, StepStats, Strict
 
 
 class CommCall(Strict):
@@ -115,6 +114,8 @@ class ParallelResult(ProfileResult):
     """profiler_results["parallel"]: the ParallelRun fields (config/parallel.py), launch facts,
     the probe's findings and the merged rank reports."""
 
+    name = "parallel"
+
     strategy: Literal["ddp", "fsdp2"] | None = None
     grad_comm_dtype: str | None = None
     world_size: int | None = None
@@ -142,3 +143,23 @@ class ParallelResult(ProfileResult):
     tokens_per_s_per_device: float | None = None
     node_cards: list[NodeCard] = Field(default_factory=list)
     """Every node's environment card, not only rank 0's (older records: empty)."""
+
+    @property
+    def comm_use(self) -> CommUse | None:
+        """The gradient communication of a typical step: its dtype, the bytes its collectives
+        moved, and the gradient collective's time when replayed alone (None: not probed)."""
+        if self.comm_per_step is None or not self.grad_comm_dtype:
+            return None
+        alone = self.probe.comm_alone_ms if self.probe else {}
+        op = "all_reduce" if self.strategy == "ddp" else "reduce_scatter"
+        return CommUse(dtype=self.grad_comm_dtype, bytes_per_step=self.comm_per_step.bytes,
+                       time_ms=alone.get(op))
+
+
+class CommUse(Strict):
+    """Gradient communication per step of a distributed run (ParallelResult.comm_use)."""
+
+    dtype: str
+    bytes_per_step: int
+    time_ms: float | None
+    """The gradient collective's time when replayed alone (None: not probed)."""
