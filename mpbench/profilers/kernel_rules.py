@@ -74,7 +74,7 @@ TENSOR_CORE_BUCKETS = frozenset({GEMM_FP4, GEMM_FP8, GEMM_BF16, GEMM_FP16, GEMM_
                                  CONV_TC, ATTENTION})
 
 MATMUL = "matmul"
-"""CPU operators only: a CPU matmul has no dtype-specific unit to tell apart."""
+"""CPU operators only: matrix multiplies of any dtype (an operator's name does not tell it)."""
 CPU_BUCKETS = (MATMUL, ATTENTION, NORMALIZATION, OPTIMIZER, OTHER)
 
 _COPY = re.compile(r"^\s*(memcpy|memset)\b", re.I)
