@@ -1,4 +1,4 @@
-"""The kernel classifier (profilers/kernels.py) on the corpus of real GPU traces.
+"""The kernel classifier (profilers/kernel_rules.py) on the corpus of real GPU traces.
 
     python benchmarks/kernel_classifier.py report        # per trace: tensor-core share, bucket error
     python benchmarks/kernel_classifier.py time [--repeats 7]   # classify + summarize the largest trace
@@ -31,7 +31,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
-from mpbench.profilers import kernels as k
+from mpbench.profilers import kernel_rules as k
+from mpbench.profilers.profile_summary import Timed, summarize
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kernel_corpus import Trace, corpus, read_trace
@@ -105,13 +106,13 @@ def extract(path: Path) -> str:
 
 
 def measured(trace: Trace) -> dict[str, Any]:
-    items = [k.Timed(r.name, r.time_us, k.classify_kernel(r.name)) for r in trace.rows]
-    return k.summarize(items, k.GPU_BUCKETS, sm=trace.sm)
+    items = [Timed(r.name, r.time_us, k.classify_kernel(r.name)) for r in trace.rows]
+    return summarize(items, k.GPU_BUCKETS, sm=trace.sm)
 
 
 def expected(trace: Trace) -> dict[str, Any]:
-    items = [k.Timed(r.name, r.time_us, r.bucket) for r in trace.rows]
-    return k.summarize(items, k.GPU_BUCKETS, sm=trace.sm)
+    items = [Timed(r.name, r.time_us, r.bucket) for r in trace.rows]
+    return summarize(items, k.GPU_BUCKETS, sm=trace.sm)
 
 
 def report() -> None:
@@ -136,7 +137,7 @@ def timing(repeats: int) -> None:
     for _ in range(repeats):
         k.classify_kernel.cache_clear()  # each repeat starts cold, as a new process would
         t0 = time.perf_counter()
-        k.summarize([k.Timed(n, t, k.classify_kernel(n)) for n, t in launches], k.GPU_BUCKETS)
+        summarize([Timed(n, t, k.classify_kernel(n)) for n, t in launches], k.GPU_BUCKETS)
         runs.append(time.perf_counter() - t0)
     print(f"{largest.path.stem}: {len(launches)} launches, {len(largest.rows)} distinct names; "
           f"classify + summarize median {statistics.median(runs) * 1e3:.1f} ms "

@@ -124,7 +124,7 @@ def test_phases_of_a_real_cpu_profile_and_of_gpu_kernel_stand_ins() -> None:
     from torch.autograd import DeviceType
     from torch.profiler import ProfilerActivity, profile
 
-    from mpbench.profilers.phases import cpu_phase_times, gpu_phase_times
+    from mpbench.profilers.profile_summary import cpu_phase_times, gpu_phase_times
 
     model = nn.Sequential(nn.Linear(32, 64), nn.GELU(), nn.Linear(64, 32))
     opt = torch.optim.AdamW(model.parameters())

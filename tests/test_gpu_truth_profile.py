@@ -12,9 +12,10 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
 from mpbench.distributed.overlap import kernel_overlap
-from mpbench.profilers.kernels import GPU_BUCKETS, summarize
+from mpbench.profilers.base import weights_restored
+from mpbench.profilers.kernel_rules import GPU_BUCKETS
 from mpbench.profilers.nvml import NvmlProfiler, NvmlWindow, device_handle
-from mpbench.profilers.restore import weights_restored
+from mpbench.profilers.profile_summary import summarize
 from mpbench.profilers.tensor_cores import busy_time_us, gpu_kernels
 from mpbench.results.env import nvml_card, nvml_handle
 

@@ -9,8 +9,9 @@ from typing import Any
 import pytest
 from kernel_corpus import CORPUS_DIR, Trace, corpus
 
-from mpbench.profilers import kernels as k
+from mpbench.profilers import kernel_rules as k
 from mpbench.profilers.kernel_names import kernel_identity
+from mpbench.profilers.profile_summary import Timed, summarize, uses_tensor_cores
 from mpbench.report.sections_kernels import coverage_notes
 from mpbench.results.payloads import TensorCoreResult
 
@@ -122,12 +123,12 @@ def test_cpu_ops(op: str, in_optimizer: bool, bucket: str) -> None:
 
 def test_summarize_shares_top_and_tensor_core_share() -> None:
     items = [
-        k.Timed("nvjet_tst_a", 50.0, k.GEMM_BF16), k.Timed("nvjet_tst_a", 10.0, k.GEMM_BF16),
-        k.Timed("flash_fwd_kernel", 20.0, k.ATTENTION),
-        k.Timed("ampere_sgemm_128x64_tn", 15.0, k.GEMM_SIMT),
-        k.Timed("vectorized_elementwise_kernel", 5.0, k.ELEMENTWISE),
+        Timed("nvjet_tst_a", 50.0, k.GEMM_BF16), Timed("nvjet_tst_a", 10.0, k.GEMM_BF16),
+        Timed("flash_fwd_kernel", 20.0, k.ATTENTION),
+        Timed("ampere_sgemm_128x64_tn", 15.0, k.GEMM_SIMT),
+        Timed("vectorized_elementwise_kernel", 5.0, k.ELEMENTWISE),
     ]
-    out = k.summarize(items, k.GPU_BUCKETS, top=3)
+    out = summarize(items, k.GPU_BUCKETS, top=3)
     assert out["total_time_us"] == pytest.approx(100.0)
     assert out["buckets"][k.GEMM_BF16] == pytest.approx(0.60)
     assert out["buckets"][k.GEMM_SIMT] == pytest.approx(0.15)
@@ -142,22 +143,22 @@ def test_summarize_shares_top_and_tensor_core_share() -> None:
 
 def test_fp32_attention_runs_on_tensor_cores_from_sm80() -> None:
     """torch's mem-efficient f32 kernels are 3xTF32 tensor-core GEMMs on arch tags >= 80."""
-    f32 = k.Timed("fmha_cutlassF_f32_aligned_64x64_rf_sm80", 30.0, k.ATTENTION)
-    bwd = k.Timed("fmha_cutlassB_f32_aligned_64x64_k64_sm80", 30.0, k.ATTENTION)
-    old = k.Timed("fmha_cutlassF_f32_aligned_64x64_rf_sm75", 30.0, k.ATTENTION)
-    bf16 = k.Timed("fmha_cutlassF_bf16_aligned_64x128_rf_sm80", 10.0, k.ATTENTION)
+    f32 = Timed("fmha_cutlassF_f32_aligned_64x64_rf_sm80", 30.0, k.ATTENTION)
+    bwd = Timed("fmha_cutlassB_f32_aligned_64x64_k64_sm80", 30.0, k.ATTENTION)
+    old = Timed("fmha_cutlassF_f32_aligned_64x64_rf_sm75", 30.0, k.ATTENTION)
+    bf16 = Timed("fmha_cutlassF_bf16_aligned_64x128_rf_sm80", 10.0, k.ATTENTION)
     assert k.classify_kernel(f32.name) == k.ATTENTION
-    assert k.uses_tensor_cores(f32) and k.uses_tensor_cores(bwd) and k.uses_tensor_cores(bf16)
-    assert not k.uses_tensor_cores(old)  # Turing: SIMT fallback
-    assert k.summarize([f32, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(1.0)
-    assert k.summarize([old, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(0.25)
-    untagged = k.Timed("fmha_f32_kernel", 30.0, k.ATTENTION)  # no arch tag: the device decides
-    assert k.uses_tensor_cores(untagged, sm=90) and not k.uses_tensor_cores(untagged, sm=70)
-    assert not k.uses_tensor_cores(untagged)
+    assert uses_tensor_cores(f32) and uses_tensor_cores(bwd) and uses_tensor_cores(bf16)
+    assert not uses_tensor_cores(old)  # Turing: SIMT fallback
+    assert summarize([f32, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(1.0)
+    assert summarize([old, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(0.25)
+    untagged = Timed("fmha_f32_kernel", 30.0, k.ATTENTION)  # no arch tag: the device decides
+    assert uses_tensor_cores(untagged, sm=90) and not uses_tensor_cores(untagged, sm=70)
+    assert not uses_tensor_cores(untagged)
 
 
 def test_summarize_of_nothing_is_all_zero() -> None:
-    out = k.summarize([], k.CPU_BUCKETS)
+    out = summarize([], k.CPU_BUCKETS)
     assert out["total_time_us"] == 0.0 and out["top_kernels"] == []
     assert set(out["buckets"]) == set(k.CPU_BUCKETS) and not any(out["buckets"].values())
 
@@ -166,9 +167,9 @@ TRACES = corpus()
 
 
 def _summary(trace: Trace, classify: bool) -> dict[str, Any]:
-    items = [k.Timed(r.name, r.time_us, k.classify_kernel(r.name) if classify else r.bucket)
+    items = [Timed(r.name, r.time_us, k.classify_kernel(r.name) if classify else r.bucket)
              for r in trace.rows]
-    return k.summarize(items, k.GPU_BUCKETS, sm=trace.sm)
+    return summarize(items, k.GPU_BUCKETS, sm=trace.sm)
 
 
 def test_the_corpus_covers_the_gpus_and_libraries_it_claims() -> None:
@@ -361,7 +362,7 @@ def test_library_kernel_names(name: str, bucket: str) -> None:
 
 
 def test_copies_are_reported_apart_and_unknown_names_are_listed() -> None:
-    items = [k.Timed(n, t, k.classify_kernel(n)) for n, t in [
+    items = [Timed(n, t, k.classify_kernel(n)) for n, t in [
         ("nvjet_tst_128x128_64x4_1x2_h_bz_coopA", 30.0),
         ("Memcpy HtoD (Pageable -> Device)", 500.0), ("Memset (Device)", 20.0),
         ("mystery_kernel<float>(float*)", 8.0), ("other_mystery(int)", 2.0),
@@ -369,7 +370,7 @@ def test_copies_are_reported_apart_and_unknown_names_are_listed() -> None:
         ("void at::native::vectorized_elementwise_kernel<4, at::native::FillFunctor<float> >(int)",
          50.0),
     ]]
-    out = k.summarize(items, k.GPU_BUCKETS, unclassified_top=1)
+    out = summarize(items, k.GPU_BUCKETS, unclassified_top=1)
     assert out["total_time_us"] == pytest.approx(100.0)  # kernels only
     assert out["copy_time_us"] == pytest.approx(520.0)
     assert out["tensor_core_share"] == pytest.approx(0.30)  # not 30 / 620
@@ -381,15 +382,15 @@ def test_copies_are_reported_apart_and_unknown_names_are_listed() -> None:
 
 
 def test_a_cpu_summary_has_no_unclassified_or_copy_fields() -> None:
-    out = k.summarize([k.Timed("aten::mm", 5.0, k.MATMUL)], k.CPU_BUCKETS)
+    out = summarize([Timed("aten::mm", 5.0, k.MATMUL)], k.CPU_BUCKETS)
     assert "unclassified_share" not in out and "copy_time_us" not in out
 
 
 def test_the_report_names_the_unclassified_time_and_the_copies() -> None:
-    items = [k.Timed(n, t, k.classify_kernel(n)) for n, t in [
+    items = [Timed(n, t, k.classify_kernel(n)) for n, t in [
         ("nvjet_tst_128x128_64x4_1x2_h_bz_coopA", 90.0), ("mystery_kernel<float>(float*)", 10.0),
         ("Memcpy HtoD (Pageable -> Device)", 40.0)]]
-    found = {**k.summarize(items, k.GPU_BUCKETS), "device_kind": "cuda", "steps": 3}
+    found = {**summarize(items, k.GPU_BUCKETS), "device_kind": "cuda", "steps": 3}
     prof = TensorCoreResult.model_validate(found)
     notes = [n.text for n in coverage_notes("gpt-bf16", prof)]
     assert notes == [

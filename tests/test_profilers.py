@@ -23,9 +23,9 @@ from mpbench.profilers.max_batch import (
     oom_safe,
     search_max_batch,
 )
+from mpbench.profilers.memory import SavedTensorCounter
 from mpbench.profilers.nvml import NvmlProfiler, NvmlWindow, throttle_names
 from mpbench.profilers.peaks import unique_bytes
-from mpbench.profilers.saved_tensors import SavedTensorCounter
 from mpbench.results.env import environment_card
 from mpbench.results.schema import RunRecord
 from mpbench.train.load import load_suite

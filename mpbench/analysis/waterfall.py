@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 from mpbench.analysis.runstats import step_time_ratio
 from mpbench.analysis.stats import Interval
-from mpbench.profilers.kernels import (
+from mpbench.profilers.kernel_rules import (
     ATTENTION,
     COMMUNICATION,
     ELEMENTWISE,

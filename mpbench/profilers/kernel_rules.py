@@ -1,6 +1,7 @@
-"""The bucket of a GPU kernel, from its name: where does the step's time go?
+"""The buckets a profiled step's time is sorted into, and the rules that sort it: a GPU kernel
+by its name, a CPU operator by its name and whether it ran inside optimizer.step.
 
-A pure function of the name, tested on the kernels of public profiler traces of real GPU
+The GPU bucket is a pure function of the name, tested on the kernels of public profiler traces of real GPU
 runs (tests/data/kernel_traces). Rules match the kernel's own function name
 (profilers/kernel_names.py): namespaces, template arguments and parameter lists are dropped
 first, since `fbgemm_gpu::`, `c10::Half`, `{lambda()#1}` or `vllm::` say nothing about what a
@@ -26,6 +27,7 @@ says why). Facts the rules rest on:
 - memcpy/memset events are copy-engine (or driver) work, not kernels: they are summed on
   their own and left out of the shares.
 A name no rule knows is "unclassified", counted and listed, never folded into a bucket.
+CPU operators have no such gap: one that no rule knows is "other" by design.
 """
 
 from __future__ import annotations
@@ -33,27 +35,47 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
-from mpbench.profilers.kernel_buckets import (
-    ATTENTION,
-    COMMUNICATION,
-    CONV_SIMT,
-    CONV_TC,
-    COPY,
-    ELEMENTWISE,
-    FP8_CAST,
-    GEMM_BF16,
-    GEMM_FP4,
-    GEMM_FP8,
-    GEMM_FP16,
-    GEMM_SIMT,
-    GEMM_TC,
-    GEMM_TF32,
-    NORMALIZATION,
-    OPTIMIZER,
-    OTHER,
-    UNCLASSIFIED,
-)
 from mpbench.profilers.kernel_names import kernel_identity, kernel_template_args
+
+GEMM_FP4 = "gemm_fp4"
+GEMM_FP8 = "gemm_fp8"
+"""FP8 inputs, and mixed FP4 x FP8 (Blackwell's mxf8f6f4 MMA runs them at the FP8 rate)."""
+GEMM_BF16 = "gemm_bf16"
+GEMM_FP16 = "gemm_fp16"
+GEMM_TF32 = "gemm_tf32"
+GEMM_TC = "gemm_tensor_core"
+"""A tensor-core GEMM whose input dtype the name does not tell."""
+GEMM_SIMT = "gemm_simt"
+"""FP32 (or FP64, complex) GEMM/GEMV on CUDA cores: not tensor-core work."""
+CONV_TC = "conv_tensor_core"
+CONV_SIMT = "conv_simt"
+"""Convolutions on CUDA cores, with cuDNN's transform, offset and wgrad-reduction kernels."""
+ATTENTION = "attention"
+FP8_CAST = "fp8_cast"
+"""Quantisation work (FP8, FP4, block-scaled): casts, amax reductions, scale updates,
+cast+transpose."""
+NORMALIZATION = "normalization"
+ELEMENTWISE = "elementwise"
+"""Elementwise, reductions, indexing, embeddings, softmax, layout: memory-bound kernels."""
+OPTIMIZER = "optimizer"
+"""Optimizer step, gradient clipping and loss-scaling bookkeeping."""
+COMMUNICATION = "communication"
+OTHER = "other"
+"""Known kernels of none of the kinds above (FFTs outside cuDNN, waits, spins)."""
+UNCLASSIFIED = "unclassified"
+"""No rule knows the name: a gap in the rules, shown as such."""
+COPY = "memcpy_memset"
+"""Copy-engine and memset events: reported apart, outside the shares."""
+
+GPU_BUCKETS = (GEMM_FP4, GEMM_FP8, GEMM_BF16, GEMM_FP16, GEMM_TF32, GEMM_TC, GEMM_SIMT,
+               CONV_TC, CONV_SIMT, ATTENTION, FP8_CAST, NORMALIZATION, ELEMENTWISE, OPTIMIZER,
+               COMMUNICATION, OTHER, UNCLASSIFIED)
+TENSOR_CORE_BUCKETS = frozenset({GEMM_FP4, GEMM_FP8, GEMM_BF16, GEMM_FP16, GEMM_TF32, GEMM_TC,
+                                 CONV_TC, ATTENTION})
+
+MATMUL = "matmul"
+"""CPU operators only: matrix multiplies of any dtype (an operator's name does not tell it)."""
+CPU_BUCKETS = (MATMUL, ATTENTION, NORMALIZATION, OPTIMIZER, OTHER)
 
 _COPY = re.compile(r"^\s*(memcpy|memset)\b", re.I)
 _COMM = re.compile(r"nccl|all_?reduce|all_?gather|reduce_?scatter|sendrecv|alltoall|"
@@ -217,3 +239,24 @@ def _nvjet_bucket(code: str, name: str) -> str:
     if first == "s":
         return GEMM_TF32 if "tf32" in name.lower() else GEMM_TC
     return {"t": GEMM_BF16, "h": GEMM_FP16}.get(first, GEMM_TC)
+
+
+_CPU_MATMUL = re.compile(r"^aten::(mm|addmm|bmm|baddbmm|linear|matmul|_scaled_mm|addmv|mv|dot|"
+                         r"_addmm_activation|mkldnn_\w*linear|_weight_int8pack_mm)$")
+_CPU_ATTENTION = re.compile(r"scaled_dot_product|flash_attention|efficient_attention|"
+                            r"_cudnn_attention|attention", re.I)
+_CPU_NORM = re.compile(r"layer_norm|rms_norm|group_norm|batch_norm", re.I)
+_CPU_OPTIMIZER = re.compile(r"^Optimizer\.|_fused_adam|_foreach_|adamw?_|_amp_", re.I)
+_CPU_RULES: tuple[tuple[re.Pattern[str], str], ...] = (
+    (_CPU_OPTIMIZER, OPTIMIZER),
+    (_CPU_ATTENTION, ATTENTION),
+    (_CPU_MATMUL, MATMUL),  # anchored: the operator itself, not one that calls it
+    (_CPU_NORM, NORMALIZATION),
+)
+
+
+def classify_cpu_op(name: str, in_optimizer: bool = False) -> str:
+    """The bucket of one CPU operator (self time), given whether it ran inside optimizer.step."""
+    if in_optimizer:
+        return OPTIMIZER
+    return _first(_CPU_RULES, name) or OTHER

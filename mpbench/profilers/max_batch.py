@@ -19,9 +19,14 @@ from typing import Any
 import torch
 from pydantic import Field
 
-from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
+from mpbench.profilers.base import (
+    Profiler,
+    ProfilerOptions,
+    RunContext,
+    register_profiler,
+    weights_restored,
+)
 from mpbench.profilers.peaks import StepMemory, is_oom, live_state_bytes, release_memory
-from mpbench.profilers.restore import weights_restored
 from mpbench.results.payloads import MaxBatchResult, Skipped
 
 

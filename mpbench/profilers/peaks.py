@@ -1,5 +1,6 @@
 """Peak memory, measured one way for the run record, the memory and max_batch profilers:
-CUDA allocator statistics, or peak RSS (VmHWM) on a CPU; and the one OOM rule.
+CUDA allocator statistics, or peak RSS (VmHWM) on a CPU; the bytes behind tensors, each storage
+counted once; and the one OOM rule.
 
 One training step (StepMemory): on CUDA the allocator's max_memory_allocated since the last
 reset (absolute: it sees every tensor of the process). On a CPU there is no allocator total,
@@ -21,7 +22,6 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from mpbench.profilers.saved_tensors import storages
 from mpbench.results.schema import MemoryStats
 
 _STATUS = Path("/proc/self/status")
@@ -149,6 +149,23 @@ class StepMemory:
         value = self.read()
         self.peak.reset()
         return value
+
+
+def storages(t: torch.Tensor) -> list[tuple[int, int]]:
+    """(key, bytes) of the memory behind a tensor; wrapper subclasses (FP8 tensors) are
+    unflattened into their inner tensors."""
+    flatten = getattr(t, "__tensor_flatten__", None)
+    if flatten is not None and type(t) is not torch.Tensor and not isinstance(t, nn.Parameter):
+        inner, _ = flatten()
+        out: list[tuple[int, int]] = []
+        for attr in inner:
+            out += storages(getattr(t, attr))
+        return out
+    try:
+        s = t.untyped_storage()
+        return [(s.data_ptr(), s.nbytes())]
+    except (RuntimeError, NotImplementedError):  # no storage: count the visible bytes
+        return [(id(t), t.numel() * t.element_size())]
 
 
 def unique_bytes(tensors: Sequence[torch.Tensor]) -> int:

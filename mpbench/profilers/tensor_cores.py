@@ -18,17 +18,20 @@ from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 from torch.profiler import ProfilerActivity, profile, schedule
 
-from mpbench.profilers.base import Profiler, ProfilerOptions, RunContext, register_profiler
-from mpbench.profilers.kernels import (
+from mpbench.profilers.base import (
+    Profiler,
+    ProfilerOptions,
+    RunContext,
+    register_profiler,
+    weights_restored,
+)
+from mpbench.profilers.kernel_rules import (
     CPU_BUCKETS,
     GPU_BUCKETS,
-    Timed,
     classify_cpu_op,
     classify_kernel,
-    summarize,
 )
-from mpbench.profilers.phases import phase_times
-from mpbench.profilers.restore import weights_restored
+from mpbench.profilers.profile_summary import Timed, phase_times, summarize
 from mpbench.profilers.stderr_filter import without_profiler_chatter
 from mpbench.results.output import write_output
 from mpbench.results.payloads import TensorCoreResult

@@ -20,7 +20,7 @@ class KernelTime(Strict):
 
 
 class KernelSummary(Strict):
-    """Where the profiled steps' time went (profilers/kernels.py summarize)."""
+    """Where the profiled steps' time went (profilers/profile_summary.py summarize)."""
 
     buckets: dict[str, float] = Field(default_factory=dict)
     """Share of summed kernel time per bucket."""
@@ -50,8 +50,8 @@ class TensorCoreResult(KernelSummary, ProfileResult):
     """Time any kernel runs over the profiled steps' wall time (low: launch-bound)."""
     trace_path: str | None = None
     phase_time_us: dict[str, dict[str, float]] = Field(default_factory=dict)
-    """Per phase of the step (forward, backward, optimizer), time per bucket (profilers/phases.py;
-    empty in records made before it)."""
+    """Per phase of the step (forward, backward, optimizer), time per bucket
+    (profilers/profile_summary.py; empty in records made before it)."""
     wall_time_us: float | None = None
     """Wall time of the profiled steps (None in records made before it)."""
 
