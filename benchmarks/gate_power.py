@@ -48,6 +48,7 @@ import torch
 from mpbench.analysis.regression import SlowdownTest, slowdown_test_runs
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.env import environment_card
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
 from mpbench.train.isolated import request, run_in_fresh_process
@@ -78,7 +79,7 @@ def worker(delay: float) -> int:
     return child_main()
 
 
-def run_slowed(spec: RunSpec, results: ResultsDir, env: dict, delay: float) -> RunRecord:
+def run_slowed(spec: RunSpec, results: ResultsDir, env: EnvCard, delay: float) -> RunRecord:
     payload = json.dumps(request(spec, results, torch.device("cpu"), env, {}, None))
     done = subprocess.run([sys.executable, __file__, "--worker", str(delay)], input=payload,
                           capture_output=True, text=True, check=False)
@@ -137,7 +138,7 @@ def collect(suite_path: Path, only: list[str], k: int, rounds: int, slowdown: fl
             print(f"  busy round {r + 1}/{rounds}: quiet "
                   f"{np.median([np.median(t) for t in quiet]):.1f} ms, beside 2 busy processes "
                   f"{np.median([np.median(t) for t in loaded]):.1f} ms", flush=True)
-    out["machine"] = env["cpu"]["model"]
+    out["machine"] = env.cpu.model
     out["threads"] = torch.get_num_threads()
     return out
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mpbench.models import MODEL_SIZES, build_model
+from mpbench.config.model_sizes import MODEL_SIZES
+from mpbench.models.reference import build_model
 from mpbench.precision import RECIPES, get_recipe
 
 pytestmark = pytest.mark.unit

@@ -39,7 +39,7 @@ def device_name(device: torch.device) -> str:
         return torch.cuda.get_device_name(device)
     from mpbench.results.env import cpu_card
 
-    return str(cpu_card()["model"])
+    return cpu_card().model
 
 
 __all__ = ["DTYPE_KEYS", "STORAGE", "DtypeKey", "device_name", "dtype_key", "numerics_only",

@@ -182,8 +182,8 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     rec = AdviceRecord(
         model=spec.model_label, model_kind=spec.model.kind, recipe=recipe, baseline=base_name,
         device=str(dev), device_name=(torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                                      else env["cpu"]["model"]),
-        cpu_isa_flags=list(env["cpu"].get("isa_flags") or []),
+                                      else env.cpu.model),
+        cpu_isa_flags=list(env.cpu.isa_flags),
         batch_size=spec.train.batch_size, seq_len=spec.train.seq_len, tokens_per_step=tokens,
         layers=layer_rows(found), baseline_step_ms=found.baseline_step_ms,
         rest_step_ms=found.rest_step_ms, all_step_ms=all_step_ms,

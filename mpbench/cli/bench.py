@@ -64,7 +64,7 @@ def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir
 
     console = Console() if Console().is_terminal else Console(width=150)
     env = environment_card()
-    where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
+    where = env.device_name(dev.type)
     console.print(f"microbench {suite.name} (profile {suite.profile}{', quick' if quick else ''}) "
                   f"on {dev} ({where}) -> {out}", highlight=False)
     records: list[BenchRecord] = []

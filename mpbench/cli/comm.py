@@ -159,7 +159,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
         "settings": {"iters": iters, "warmup": warmup, "reps": reps},
         "definitions": "size: nccl-tests bytes; algbw = size/time; busbw = algbw x 2(n-1)/n "
                        "(all_reduce) or (n-1)/n (reduce_scatter, all_gather); GB = 1e9 B",
-        "rows": rows, "env": environment_card(),
+        "rows": rows, "env": environment_card().model_dump(mode="json"),
     }
     write_output(out / RESULT_FILE, json.dumps(result, indent=1), "--out")
     if not launched_by_parent():

@@ -125,7 +125,7 @@ def run(suite_file: Path, out: Path | None, device: str, only: tuple[str, ...], 
     suite, specs = budgeted.suite, budgeted.specs
     results = ResultsDir(out)
     results.create(suite.name, suite.model_dump(mode="json"), suite_file.read_text(encoding="utf-8"))
-    where = env["gpu"]["name"] if dev.type == "cuda" and env["gpu"] else env["cpu"]["model"]
+    where = env.device_name(dev.type)
     reps = f", {suite.repeats} repeats per configuration" if suite.repeats > 1 else ""
     reps += ", each in a fresh process" if fresh else ""
     trained = len(specs) - len(skips)

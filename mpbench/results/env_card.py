@@ -75,6 +75,13 @@ class EnvCard(_Card):
         """The named software versions (torch, cuda, ...) as a flat dict."""
         return {k: getattr(self, k, None) for k in keys}
 
+    def device_name(self, device_kind: str) -> str:
+        """What a run on `device_kind` ('cuda' or 'cpu') ran on: the GPU's name on a CUDA run
+        with a GPU on the card, else the CPU model."""
+        if device_kind == "cuda" and self.gpu is not None:
+            return self.gpu.name
+        return self.cpu.model
+
 
 class Capabilities(BaseModel):
     """What the run's device can do for each format (analysis/access.capabilities).

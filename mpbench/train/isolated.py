@@ -24,20 +24,22 @@ import torch
 from mpbench.config.schema import Suite
 from mpbench.data import make_source
 from mpbench.plan.spec import RunSpec, expand
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
 from mpbench.train.loop import probed_run
 from mpbench.train.record import RunOutcome, build_record
 
 
-def request(spec: RunSpec, results: ResultsDir, device: torch.device, env: dict[str, Any],
+def request(spec: RunSpec, results: ResultsDir, device: torch.device, env: EnvCard,
             extra: dict[str, Any], suite_dir: Path | None) -> dict[str, Any]:
     return {"suite": spec.suite.model_dump(mode="json"), "run_id": spec.run_id,
-            "device": str(device), "results_dir": str(results.path), "env": env,
+            "device": str(device), "results_dir": str(results.path),
+            "env": env.model_dump(mode="json"),
             "extra": extra, "suite_dir": str(suite_dir) if suite_dir else None}
 
 
-def crashed_record(spec: RunSpec, device: torch.device, env: dict[str, Any], reason: str,
+def crashed_record(spec: RunSpec, device: torch.device, env: EnvCard, reason: str,
                    started: datetime, t_start: float) -> RunRecord:
     """The record of a run whose worker process died before writing one."""
     return build_record(spec, device, env, RunOutcome(status="failed", reason=reason), started,
@@ -45,7 +47,7 @@ def crashed_record(spec: RunSpec, device: torch.device, env: dict[str, Any], rea
 
 
 def run_in_fresh_process(spec: RunSpec, results: ResultsDir, device: torch.device,
-                         env: dict[str, Any], extra: dict[str, Any],
+                         env: EnvCard, extra: dict[str, Any],
                          suite_dir: Path | None) -> RunRecord:
     """Train `spec` in a child Python process and return the record it wrote."""
     started, t_start = datetime.now(timezone.utc), time.perf_counter()
@@ -77,7 +79,8 @@ def child_main() -> int:
     source = make_source(suite.data, suite_dir)
     if suite.train.threads:
         torch.set_num_threads(suite.train.threads)
-    record = probed_run(spec, source, torch.device(req["device"]), req["env"], None,
+    record = probed_run(spec, source, torch.device(req["device"]),
+                        EnvCard.model_validate(req["env"]), None,
                         req["extra"])
     ResultsDir(Path(req["results_dir"])).write(record)
     return 0

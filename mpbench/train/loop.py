@@ -14,16 +14,17 @@ import torch
 
 from mpbench.bench.drift_probe import time_probe
 from mpbench.config.schema import TrainConfig
-from mpbench.data.base import TokenSource
+from mpbench.data import TokenSource
 from mpbench.errors import ModelEntryError
-from mpbench.models import count_parameters
 from mpbench.models.entry import ModelFacts, build_entry, check_fits
 from mpbench.models.flops import flops_for
+from mpbench.models.reference import count_parameters
 from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
 from mpbench.profilers.peaks import PeakMemory, is_oom, release_memory
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
 from mpbench.train.optim import make_stepper
@@ -77,7 +78,7 @@ def run_skip_reason(recipe: Recipe, cfg: TrainConfig, device: torch.device,
 
 
 def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
-              env: dict[str, Any], progress: ProgressFn | None = None,
+              env: EnvCard, progress: ProgressFn | None = None,
               parallel: ParallelHooks | None = None,
               extra: dict[str, Any] | None = None) -> RunRecord:
     """Train and measure one run. `extra` reaches profilers as RunContext.extra
@@ -119,7 +120,7 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     return build_record(spec, device, env, out, started, t_start, source, recipe)
 
 
-def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
+def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: EnvCard,
                progress: ProgressFn | None, extra: dict[str, Any],
                parallel: ParallelHooks | None = None) -> RunRecord:
     """train_run between two timings of the machine-drift probe; the record carries both.

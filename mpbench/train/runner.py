@@ -13,6 +13,7 @@ from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.precision import get_recipe
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import ResultsDir
 from mpbench.train.device import resolve_device
@@ -62,7 +63,7 @@ def run_suite(
     suite: Suite,
     results: ResultsDir,
     device: torch.device,
-    env: dict[str, Any],
+    env: EnvCard,
     specs: list[RunSpec],
     resume: bool,
     progress_for: Callable[[RunSpec], ProgressFn | None],

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from mpbench.results.env_card import EnvCard
 from mpbench.results.payloads.base import ProfileResult, Strict
 from mpbench.results.schema import StepStats
 
@@ -107,7 +108,7 @@ class NodeCard(Strict):
     """Each rank's GPU model on this node (empty on a CPU)."""
     suite_sha256: str | None = None
     """The suite file this node read."""
-    env: dict[str, Any] = Field(default_factory=dict)
+    env: EnvCard = Field(default_factory=EnvCard)
     """results/env.environment_card() of the node's lowest rank."""
 
 
