@@ -19,9 +19,8 @@ from fixture_records import (
 from torch import nn
 
 from mpbench.bench.bandwidth import measure_op
-from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype, best_tflops
+from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype, best_tflops, model_gemm_ceiling
 from mpbench.bench.gemm import GemmShape, measure_gemm
-from mpbench.bench.model_ceiling import model_gemm_ceiling
 from mpbench.bench.timing import TimingConfig
 from mpbench.cli.main import cli
 from mpbench.dtypes import dtype_key, recipe_gemm_key

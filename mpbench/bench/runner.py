@@ -9,15 +9,14 @@ from typing import Any
 
 import torch
 
-from mpbench.bench.alignment import run_alignment
 from mpbench.bench.bandwidth import run_bandwidth
-from mpbench.bench.ceiling import best_tflops
+from mpbench.bench.ceiling import best_tflops, device_name
 from mpbench.bench.config import MicrobenchSuite
-from mpbench.bench.dtypes import device_name, dtype_key
-from mpbench.bench.gemm import GemmShape, run_gemm, square_shapes, transformer_shapes
+from mpbench.bench.gemm import GemmShape, run_alignment, run_gemm, square_shapes, transformer_shapes
 from mpbench.bench.predict import assumed_predictions, run_predictions
 from mpbench.bench.rows import BandwidthRow, BenchRow, GemmRow
 from mpbench.bench.store import BenchName, BenchRecord
+from mpbench.dtypes import dtype_key
 from mpbench.results.env import cpu_16bit_note
 from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import RunRecord

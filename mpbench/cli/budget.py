@@ -11,7 +11,7 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from mpbench.bench.drift_probe import time_probe
+from mpbench.bench.timing import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.errors import UserError

@@ -12,7 +12,7 @@ from typing import Any
 
 import torch
 
-from mpbench.bench.drift_probe import time_probe
+from mpbench.bench.timing import time_probe
 from mpbench.config.schema import TrainConfig
 from mpbench.data import TokenSource
 from mpbench.errors import ModelEntryError
