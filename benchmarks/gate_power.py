@@ -1,7 +1,7 @@
 """How often does `mpbench gate` cry wolf on a same-code rerun, and what does it catch?
 
 Measured on real runs, each in a fresh process (the product's `--repeats` path,
-mpbench.train.isolated), interleaved so slow load changes hit every condition alike:
+mpbench.train.runner), interleaved so slow load changes hit every condition alike:
 
 - same code: K runs of one configuration; every ordered pair of runs is a 1-run-per-side
   comparison, disjoint triples are 3-runs-per-side comparisons: every split when there are
@@ -51,9 +51,8 @@ from mpbench.results.env import environment_card
 from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
-from mpbench.train.isolated import request, run_in_fresh_process
 from mpbench.train.load import load_suite
-from mpbench.train.runner import select
+from mpbench.train.runner import request, run_in_fresh_process, select
 
 Runs = list[list[float]]
 
@@ -62,7 +61,7 @@ def worker(delay: float) -> int:
     """TEST-ONLY: a fresh-process run whose every step is followed by a busy-wait of
     `delay` times that step's own duration (a real, proportional slowdown of the step)."""
     from mpbench.train import optim
-    from mpbench.train.isolated import child_main
+    from mpbench.train.runner import child_main
 
     original = optim.Stepper.__call__
 

@@ -115,14 +115,14 @@ def crash_in_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec, devic
                     env: EnvCard):
     """run_in_fresh_process with a worker that was killed before it wrote its record."""
     from mpbench.results.store import ResultsDir
-    from mpbench.train import isolated
+    from mpbench.train import runner
 
     def killed(args, **_kw):  # what subprocess.run returns for a SIGKILLed child
         return subprocess.CompletedProcess(args, -9, "", "Killed\n")
 
-    monkeypatch.setattr(isolated.subprocess, "run", killed)
+    monkeypatch.setattr(runner.subprocess, "run", killed)
     results = ResultsDir(tmp_path / "res")
-    return isolated.run_in_fresh_process(spec, results, torch.device(device), env, {},
+    return runner.run_in_fresh_process(spec, results, torch.device(device), env, {},
                                          None), results
 
 

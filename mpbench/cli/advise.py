@@ -31,7 +31,7 @@ from mpbench.precision.base import Recipe
 from mpbench.results.advice import AdviceRecord, LayerAdvice, write_advice
 from mpbench.results.env import environment_card
 from mpbench.results.output import check_writable_dir
-from mpbench.train.device import resolve_device
+from mpbench.train import resolve_device
 from mpbench.train.load import load_suite
 from mpbench.train.step_probe import median_ms, step_times
 

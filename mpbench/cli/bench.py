@@ -50,7 +50,7 @@ def bench(suite_file: Path, out: Path | None, device: str, quick: bool, runs_dir
       mpbench bench --quick --device cpu
       mpbench bench -o reports/gpt-run --runs reports/gpt-run   # predicted next to measured
     """
-    from mpbench.train.device import resolve_device
+    from mpbench.train import resolve_device
 
     dev = resolve_device(device)
     suite = load_microbench(suite_file, dev.type)

@@ -86,7 +86,7 @@ def bench_comm(nproc: int | None, device: str, ops: tuple[str, ...], dtypes: tup
     from mpbench.distributed.comm_bench import OPS, sizes_between
     from mpbench.distributed.group import TorchrunEnv
     from mpbench.results.output import check_writable_dir
-    from mpbench.train.device import resolve_device
+    from mpbench.train import resolve_device
 
     dev = resolve_device(device)
     low, high = parse_size(min_bytes, "--min-bytes"), parse_size(max_bytes, "--max-bytes")

@@ -29,7 +29,7 @@ def list_cmd(device: str) -> None:
     from mpbench.config.model_sizes import MODEL_SIZES
     from mpbench.precision import RECIPES, get_recipe
     from mpbench.profilers import PROFILERS
-    from mpbench.train.device import resolve_device
+    from mpbench.train import resolve_device
 
     dev = resolve_device(device)
     console = Console()

@@ -8,9 +8,10 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
 from mpbench.bench.timing import time_probe
 from mpbench.config.schema import TrainConfig
@@ -27,9 +28,26 @@ from mpbench.profilers.peaks import PeakMemory, is_oom, release_memory
 from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
-from mpbench.train.optim import make_stepper
-from mpbench.train.parallel_hooks import ParallelHooks
+from mpbench.train.optim import Stepper, make_stepper
 from mpbench.train.record import RunOutcome, build_record
+
+
+class ParallelHooks(Protocol):
+    """What the training loop calls for a distributed run, as an interface the loop owns:
+    distributed/session.py's ParallelSession implements it; train never imports distributed
+    (the layer above it), so one process trains without the torchrun code loaded."""
+
+    def check(self, recipe: Recipe) -> str | None:
+        """Why this recipe cannot run with this strategy (the run is skipped), or None."""
+
+    def wrap(self, model: nn.Module, recipe: Recipe) -> nn.Module:
+        """The model under DDP or FSDP2, before the optimizer sees its parameters."""
+
+    def wrap_stepper(self, stepper: Stepper) -> Stepper:
+        """A stepper that averages the loss over ranks and counts communication per step."""
+
+    def profiler(self) -> Profiler:
+        """The probe that stores profiler_results["parallel"]."""
 
 
 def make_profilers(spec: RunSpec, device: torch.device) -> tuple[list[Profiler], dict[str, Any]]:
