@@ -18,7 +18,6 @@ from mpbench.bench.timing import TimingConfig, time_op
 from mpbench.dtypes import DtypeKey
 
 BandwidthOp = Literal["add", "mul", "layer_norm"]
-BANDWIDTH_OPS: tuple[BandwidthOp, ...] = ("add", "mul", "layer_norm")
 
 
 def op_bytes(op: BandwidthOp, elements: int, hidden: int, element_size: int) -> int:
