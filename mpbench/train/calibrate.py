@@ -37,8 +37,7 @@ from typing import Protocol
 
 import torch
 
-from mpbench.config.budget import BudgetConfig
-from mpbench.config.schema import ProfilerSpec, Suite, TrainConfig
+from mpbench.config.schema import BudgetConfig, ProfilerSpec, Suite, TrainConfig
 from mpbench.data import TokenSource
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
