@@ -11,7 +11,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
-from mpbench.distributed.overlap import kernel_overlap
+from mpbench.distributed.probe import kernel_overlap
 from mpbench.profilers.kernels import GPU_BUCKETS, summarize
 from mpbench.profilers.nvml import NvmlProfiler, NvmlWindow, device_handle
 from mpbench.profilers.restore import weights_restored

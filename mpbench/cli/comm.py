@@ -140,7 +140,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
     from mpbench.distributed.comm_bench import run_comm_bench
     from mpbench.distributed.group import init_group, rank_device
     from mpbench.distributed.launch import launched_by_parent
-    from mpbench.distributed.topology import topology
+    from mpbench.distributed.nodes import topology
     from mpbench.results.env import environment_card
     from mpbench.results.output import write_output
 

@@ -33,8 +33,8 @@ from mpbench.distributed.gather import (
     report_key,
 )
 from mpbench.distributed.group import RankGroup
+from mpbench.distributed.nodes import topology
 from mpbench.distributed.session import ParallelSession
-from mpbench.distributed.topology import topology
 from mpbench.plan.spec import RunSpec
 from mpbench.results.env_card import EnvCard
 from mpbench.results.payloads import NodeCard

@@ -130,7 +130,7 @@ class ParallelResult(ProfileResult):
     global_batch: int | None = None
     per_rank_batch: int | None = None
     topology: dict[str, Any] = Field(default_factory=dict)
-    """Host, nodes, GPUs per node and their links (distributed/topology.py)."""
+    """Host, nodes, GPUs per node and their links (distributed/nodes.topology)."""
     recorded_after_restart: bool = False
     """Written by the next attempt from the ranks' reports: rank 0 died during the run."""
     probe: CommProbe | None = None
