@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mpbench.data import make_source
-from mpbench.hardware import gpu_peaks
+from mpbench.mfu import gpu_peaks
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
 from mpbench.train.load import load_suite

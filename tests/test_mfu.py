@@ -24,8 +24,7 @@ from mpbench.bench.gemm import GemmShape, measure_gemm
 from mpbench.bench.timing import TimingConfig
 from mpbench.cli.main import cli
 from mpbench.dtypes import dtype_key, recipe_gemm_key
-from mpbench.hardware import peak_tflops
-from mpbench.mfu import achieved_tflops, against, mfu_figures
+from mpbench.mfu import achieved_tflops, against, mfu_figures, peak_tflops
 from mpbench.precision import get_recipe
 from mpbench.report.blocks import Table
 from mpbench.report.resultset import ResultSet

@@ -1,1 +1,1 @@
-"""Suite schema: data only; imports nothing above errors.py and hardware.py."""
+"""Suite schema: data only; imports nothing above errors.py and dtypes.py."""

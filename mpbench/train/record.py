@@ -41,7 +41,7 @@ class RunOutcome:
 
 def device_name(device: torch.device, env: EnvCard) -> str:
     """The run's device as the gate's platform check matches it: the GPU's name for a CUDA
-    run (the card's, which is torch.cuda.get_device_name as hardware.py's peak table keys it;
+    run (the card's, which is torch.cuda.get_device_name as mfu.py's peak table keys it;
     asked of torch only where the card holds another GPU or none), else the CPU model."""
     gpu = env.gpu
     if device.type != "cuda" or (gpu is not None and device.index in (None, gpu.torch_index)):
