@@ -16,8 +16,8 @@ import yaml
 from click.testing import CliRunner
 
 from mpbench.cli.main import cli
-from mpbench.distributed.launch_slurm import gres_gpus
 from mpbench.distributed.nodes import NodePost, first_difference, node_cards
+from mpbench.distributed.schedulers import gres_gpus
 from mpbench.results.env import environment_card
 from mpbench.results.env_card import EnvCard, GpuCard
 

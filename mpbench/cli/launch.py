@@ -117,8 +117,8 @@ def slurm(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_nod
           job_file: Path, submit: bool) -> None:
     """Write an sbatch script: srun starts torchrun on every node (c10d rendezvous)."""
     from mpbench.distributed.launch_plan import check_results_dir, ship_suite, torchrun_path
-    from mpbench.distributed.launch_slurm import check_partition, sbatch_script
-    from mpbench.distributed.launch_slurm import submit as sbatch_submit
+    from mpbench.distributed.schedulers import check_partition, sbatch_script
+    from mpbench.distributed.schedulers import submit as sbatch_submit
     from mpbench.results.output import check_writable_dir, write_output
 
     job_dir = job_file.parent.resolve()
@@ -171,7 +171,7 @@ def k8s(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_node:
         results_dir: str | None, namespace: str | None, api: str, runtime: str,
         manifest: Path) -> None:
     """Write a Kubeflow TrainJob (or PyTorchJob) manifest with the suite in a ConfigMap."""
-    from mpbench.distributed.launch_k8s import (
+    from mpbench.distributed.schedulers import (
         RESULTS_MOUNT,
         configmap,
         k8s_name,

@@ -1,6 +1,6 @@
 """What a multi-node launch runs on every node: one torchrun agent per node, our suite.
 
-The schedulers' job files (launch_slurm.py, launch_k8s.py) and `mpbench launch torchrun`
+The schedulers' job files (schedulers.py: Slurm, Kubernetes) and `mpbench launch torchrun`
 all write the same torchrun command, built here. mpbench manages no processes: torchrun
 starts the ranks and restarts them (a failed run ends its attempt, see runner.py), Slurm or
 the Kubeflow operator starts torchrun on every node.
