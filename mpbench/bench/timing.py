@@ -22,14 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from mpbench.config import Strict
 from mpbench.results.schema import ProbeTimes
 
 
-class TimingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TimingConfig(Strict):
     warmup: int = Field(3, ge=1, description="untimed calls before measuring")
     min_reps: int = Field(5, ge=1, description="timed calls at least")
     max_reps: int = Field(200, ge=1, description="timed calls at most")

@@ -5,21 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
+from mpbench.config import Strict
 from mpbench.config.errors import unknown_name
 from mpbench.config.model_sizes import MODEL_SIZES
 from mpbench.config.parallel import ParallelConfig
 
 DeviceKind = Literal["cpu", "cuda"]
-
-
-class Strict(BaseModel):
-    """mpbench's typed data (suites, micro-benchmark configs, stored profiler results): an
-    unknown or misspelled field is an error, never a silent default, and nothing changes it
-    after validation."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 REFERENCE_KEYS = ("size", "arch", "n_layer", "n_head", "n_embd", "n_kv_head", "ffn_hidden",
