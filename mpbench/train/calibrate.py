@@ -295,6 +295,3 @@ def seconds_since_start() -> float:
 
 
 _LOADED = time.perf_counter()
-
-__all__ = ["BudgetPlan", "RecipeCost", "calibrate", "cost_from_record", "cost_key", "estimate_s",
-           "plan_steps", "seconds_since_start", "with_steps"]
