@@ -28,7 +28,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 import mpbench
-from mpbench.distributed.launch_plan import DEFAULT_RDZV_PORT, LaunchPlan
+from mpbench.distributed.launch import DEFAULT_RDZV_PORT, LaunchPlan
 from mpbench.errors import UserError
 
 _GRES_GPUS = re.compile(r"(?:^|,)gpu(?::[^:,(]+)?:(\d+)")
