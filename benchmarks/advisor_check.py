@@ -130,8 +130,8 @@ def main() -> None:
                for m in args.models.split(",") if m]
     main_rows = main_suite(args.out) if args.main_suite else []
     load_after = os.getloadavg()
-    summary = {"cpu": env["cpu"]["model"], "isa_flags": env["cpu"].get("isa_flags"),
-               "logical_cores": env["cpu"].get("logical_cores"), "threads": args.threads,
+    summary = {"cpu": env.cpu.model, "isa_flags": env.cpu.isa_flags,
+               "logical_cores": env.cpu.logical_cores, "threads": args.threads,
                "load_before": load_before, "load_after": load_after, "models": results,
                "main_suite": main_rows}
     (args.out / "summary.json").write_text(json.dumps(summary, indent=1), encoding="utf-8")

@@ -1,7 +1,7 @@
 """How often does `mpbench gate` cry wolf on a same-code rerun, and what does it catch?
 
 Measured on real runs, each in a fresh process (the product's `--repeats` path,
-mpbench.train.isolated), interleaved so slow load changes hit every condition alike:
+mpbench.train.runner), interleaved so slow load changes hit every condition alike:
 
 - same code: K runs of one configuration; every ordered pair of runs is a 1-run-per-side
   comparison, disjoint triples are 3-runs-per-side comparisons: every split when there are
@@ -48,11 +48,11 @@ import torch
 from mpbench.analysis.regression import SlowdownTest, slowdown_test_runs
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.env import environment_card
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, read_record
-from mpbench.train.isolated import request, run_in_fresh_process
 from mpbench.train.load import load_suite
-from mpbench.train.runner import select
+from mpbench.train.runner import request, run_in_fresh_process, select
 
 Runs = list[list[float]]
 
@@ -61,7 +61,7 @@ def worker(delay: float) -> int:
     """TEST-ONLY: a fresh-process run whose every step is followed by a busy-wait of
     `delay` times that step's own duration (a real, proportional slowdown of the step)."""
     from mpbench.train import optim
-    from mpbench.train.isolated import child_main
+    from mpbench.train.runner import child_main
 
     original = optim.Stepper.__call__
 
@@ -78,7 +78,7 @@ def worker(delay: float) -> int:
     return child_main()
 
 
-def run_slowed(spec: RunSpec, results: ResultsDir, env: dict, delay: float) -> RunRecord:
+def run_slowed(spec: RunSpec, results: ResultsDir, env: EnvCard, delay: float) -> RunRecord:
     payload = json.dumps(request(spec, results, torch.device("cpu"), env, {}, None))
     done = subprocess.run([sys.executable, __file__, "--worker", str(delay)], input=payload,
                           capture_output=True, text=True, check=False)
@@ -137,7 +137,7 @@ def collect(suite_path: Path, only: list[str], k: int, rounds: int, slowdown: fl
             print(f"  busy round {r + 1}/{rounds}: quiet "
                   f"{np.median([np.median(t) for t in quiet]):.1f} ms, beside 2 busy processes "
                   f"{np.median([np.median(t) for t in loaded]):.1f} ms", flush=True)
-    out["machine"] = env["cpu"]["model"]
+    out["machine"] = env.cpu.model
     out["threads"] = torch.get_num_threads()
     return out
 

@@ -102,7 +102,7 @@ class Check:
     def card(self) -> dict:
         path = self.out / "machine.json"
         code = ("import json; from mpbench.results.env import environment_card; "
-                f"open({str(path)!r}, 'w').write(json.dumps(environment_card(), indent=2))")
+                f"open({str(path)!r}, 'w').write(json.dumps(environment_card().model_dump(mode='json'), indent=2))")
         step = self.run("card", [sys.executable, "-c", code])
         return json.loads(path.read_text()) if step.status == "ok" and path.exists() else {}
 

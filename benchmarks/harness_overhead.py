@@ -89,8 +89,8 @@ def main() -> None:
     ratio = step_time_ratio(bare_runs, harness_runs)  # harness over bare, run-level
     throughput = median_ratio(harness_tps, bare_tps)  # one tokens/s per run: already run-level
     assert ratio is not None and throughput is not None
-    print(f"model {args.model}, {args.repeats} x {args.steps} steps each, CPU {env['cpu']['model']}, "
-          f"{env['cpu'].get('logical_cores')} logical cores, torch threads {torch.get_num_threads()}")
+    print(f"model {args.model}, {args.repeats} x {args.steps} steps each, CPU {env.cpu.model}, "
+          f"{env.cpu.logical_cores} logical cores, torch threads {torch.get_num_threads()}")
     print(f"bare loop median step    {sorted(bare)[len(bare) // 2]:.3f} ms")
     print(f"mpbench loop median step {sorted(harness)[len(harness) // 2]:.3f} ms")
     print(f"step-time overhead {100 * (ratio.value - 1):+.2f}% "

@@ -86,7 +86,7 @@ def main() -> None:
     throughput = median_ratio(tps["on"], tps["off"])  # off tokens/s over on tokens/s
     step_ratio = step_time_ratio(steps["off"], steps["on"])  # on over off, run-level
     assert throughput is not None and step_ratio is not None
-    where = env["gpu"]["name"] if device.type == "cuda" and env["gpu"] else env["cpu"]["model"]
+    where = env.device_name(device.type)
     print(f"{args.model} {args.precision} on {device} ({where}, torch threads "
           f"{torch.get_num_threads()}), {args.repeats} x "
           f"{args.steps} steps per arm; profilers on: {', '.join(profilers)}")

@@ -1,7 +1,7 @@
 """The one dtype vocabulary: the peak table, the recipes and the micro-benchmarks name a GEMM's
 dtype by these keys (fp32 strict, tf32, fp16, bf16, fp8, fp4).
 
-Torch-free, at the bottom of the layers: mpbench.hardware keys its datasheet peaks by them,
+Torch-free, at the bottom of the layers: mpbench.mfu keys its datasheet peaks by them,
 every recipe declares its key (Recipe.gemm_key), the bench's rows and ceilings carry them, and
 mpbench.mfu looks up spec peak and measured ceiling by them.
 """

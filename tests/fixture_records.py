@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from mpbench.bench.store import BenchRecord
-from mpbench.config.matrix import IN_RUN_ID
+from mpbench.config.loader import IN_RUN_ID
 from mpbench.precision import RECIPES
 from mpbench.results.key import ParallelKey, make_key
 from mpbench.results.payloads import (

@@ -12,16 +12,16 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-from mpbench.bench.alignment import multiple_of, run_alignment
 from mpbench.bench.bandwidth import measure_op, op_bytes, run_bandwidth
 from mpbench.bench.ceiling import best_tflops, measured_ceiling_tflops
 from mpbench.bench.config import load_microbench
-from mpbench.bench.dtypes import dtype_key
 from mpbench.bench.gemm import (
     GemmShape,
     fp8_shape_problem,
     measure_gemm,
+    multiple_of,
     quantize_fp8,
+    run_alignment,
     run_gemm,
     transformer_shapes,
 )
@@ -38,6 +38,7 @@ from mpbench.bench.rows import BandwidthRow, GemmRow
 from mpbench.bench.store import BenchRecord, bench_frame, load_bench, prepare_out, write_bench
 from mpbench.bench.timing import TimingConfig, plan_reps
 from mpbench.cli.main import cli
+from mpbench.dtypes import dtype_key
 from mpbench.errors import UserError
 from mpbench.results.key import make_key
 from mpbench.results.payloads import TensorCoreResult
@@ -402,7 +403,7 @@ def test_cli_bench_predicts_next_to_training_runs(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     results = ResultsDir(runs)
     results.create("t", {}, "")
-    from mpbench.bench.dtypes import device_name
+    from mpbench.bench.ceiling import device_name
 
     here = device_name(CPU)
     results.write(run_record("fp32", "fp32", 1000.0, device_name=here,

@@ -8,8 +8,7 @@ from typing import Any
 
 import pytest
 
-from mpbench.config.budget import BudgetConfig
-from mpbench.config.schema import Suite
+from mpbench.config.schema import BudgetConfig, Suite
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.train.calibrate import (

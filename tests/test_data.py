@@ -10,13 +10,14 @@ import pytest
 import torch
 
 from mpbench.config.schema import DataConfig
-from mpbench.data import make_source
-from mpbench.data.corpus import stdlib_files, stdlib_source
-from mpbench.data.synthetic import (
+from mpbench.data import (
     entropy_rate,
+    make_source,
     markov_source,
     sample_chain,
     stationary_distribution,
+    stdlib_files,
+    stdlib_source,
 )
 
 pytestmark = pytest.mark.unit

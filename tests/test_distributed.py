@@ -23,7 +23,7 @@ from mpbench.distributed.comm import CommCounter, bus_factor
 from mpbench.distributed.faults import compose_reason
 from mpbench.distributed.gather import merge
 from mpbench.distributed.launch import check_world
-from mpbench.distributed.overlap import split_exposed, subtract, union
+from mpbench.distributed.probe import split_exposed, subtract, union
 from mpbench.distributed.runner import shard
 from mpbench.distributed.scaling import node_scaling, ranking_changes, scaling_rows
 from mpbench.errors import UserError

@@ -19,12 +19,11 @@ from click.testing import CliRunner
 from torch import nn
 
 from mpbench.cli.main import cli
+from mpbench.config.model_sizes import MODEL_SIZES
 from mpbench.config.schema import TrainConfig
 from mpbench.data import make_source
 from mpbench.errors import UserError
-from mpbench.models import MODEL_SIZES, build_model
-from mpbench.models.gpt import GPT
-from mpbench.models.llama import Llama
+from mpbench.models.reference import GPT, Llama, build_model
 from mpbench.plan.spec import expand
 from mpbench.precision import RECIPES, fp8_ao, fp8_te, get_recipe
 from mpbench.precision.convert import block_linears, nearest_multiple

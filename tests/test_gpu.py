@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from mpbench.data import make_source
-from mpbench.hardware import gpu_peaks
+from mpbench.mfu import gpu_peaks
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
 from mpbench.train.load import load_suite
@@ -44,9 +44,9 @@ def test_every_standard_recipe_trains_on_cuda(records: dict) -> None:
 
 
 def test_env_card_reports_tensor_cores() -> None:
-    gpu = environment_card()["gpu"]
-    assert gpu is not None and gpu["capability"]
-    assert set(gpu["tensor_cores"]) == {"fp16", "tf32", "bf16", "fp8", "mxfp8"}
+    gpu = environment_card().gpu
+    assert gpu is not None and gpu.capability
+    assert set(gpu.tensor_cores.model_dump()) == {"fp16", "tf32", "bf16", "fp8", "mxfp8"}
 
 
 def test_mfu_is_computed_for_known_gpus(records: dict) -> None:

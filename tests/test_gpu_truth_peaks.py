@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mpbench.hardware import PEAKS, gpu_peaks, peak_tflops, unknown_peak_note
+from mpbench.mfu import PEAKS, gpu_peaks, peak_tflops, unknown_peak_note
 
 pytestmark = pytest.mark.unit
 

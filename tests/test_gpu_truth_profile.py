@@ -11,7 +11,7 @@ import torch
 from torch.autograd import DeviceType
 from torch.autograd.profiler_util import FunctionEvent
 
-from mpbench.distributed.overlap import kernel_overlap
+from mpbench.distributed.probe import kernel_overlap
 from mpbench.profilers.base import weights_restored
 from mpbench.profilers.kernel_rules import GPU_BUCKETS
 from mpbench.profilers.nvml import NvmlProfiler, NvmlWindow, device_handle

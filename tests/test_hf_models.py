@@ -21,6 +21,7 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 from torch.utils.flop_counter import FlopCounterMode
 
 from mpbench.cli.main import cli
+from mpbench.config.model_sizes import MODEL_SIZES
 from mpbench.config.schema import (
     DataConfig,
     ModelSpec,
@@ -30,9 +31,9 @@ from mpbench.config.schema import (
     TrainConfig,
 )
 from mpbench.data import make_source
-from mpbench.models import MODEL_SIZES, build_model
 from mpbench.models.entry import build_entry, model_facts
 from mpbench.models.flops import flops_for
+from mpbench.models.reference import build_model
 from mpbench.plan.spec import expand
 from mpbench.precision import get_recipe
 from mpbench.precision.fp8_emulated import EmulatedFp8Linear

@@ -16,9 +16,10 @@ import yaml
 from click.testing import CliRunner
 
 from mpbench.cli.main import cli
-from mpbench.distributed.launch_slurm import gres_gpus
-from mpbench.distributed.nodes import first_difference, node_cards
+from mpbench.distributed.nodes import NodePost, first_difference, node_cards
+from mpbench.distributed.schedulers import gres_gpus
 from mpbench.results.env import environment_card
+from mpbench.results.env_card import EnvCard, GpuCard
 
 SUITE = """
 name: {name}
@@ -294,8 +295,8 @@ def crd_problems(doc: Any, schema: dict[str, Any], path: str = "") -> list[str]:
 
 
 # -- the node check ----------------------------------------------------------------------------
-def _post(card: dict[str, Any], node: int, suite: str = "a" * 64) -> dict[str, Any]:
-    return {"card": card, "suite": suite, "problem": None, "node": node}
+def _post(card: EnvCard, node: int, suite: str = "a" * 64) -> NodePost:
+    return NodePost(card=card, suite=suite, node=node)
 
 
 @pytest.mark.unit
@@ -306,22 +307,23 @@ def _post(card: dict[str, Any], node: int, suite: str = "a" * 64) -> dict[str, A
 ])
 def test_a_node_that_differs_is_named_with_the_field(field: str, path: tuple[str, ...],
                                                      value: str, name: str) -> None:
-    card = environment_card()
-    card["gpu"] = {"name": "NVIDIA H100 80GB HBM3", "driver": "570.86.10"}
-    other = json.loads(json.dumps(card))
-    other["hostname"] = "gpu-07"
-    target = other
+    card = environment_card().model_copy(update={"gpu": GpuCard(
+        name="NVIDIA H100 80GB HBM3", capability="9.0", driver="570.86.10")})
+    raw = card.model_dump(mode="json")
+    raw["hostname"] = "gpu-07"
+    target = raw
     for key in path[:-1]:
         target = target[key]
     target[path[-1]] = value
+    other = EnvCard.model_validate(raw)
     posts = {0: _post(card, 0), 1: _post(card, 0), 2: _post(other, 1), 3: _post(other, 1)}
     line = first_difference(posts, "cuda")
     assert line is not None and line.startswith(f"node 1 (host gpu-07, rank 2): {name} {value} "
-                                                f"differs from node 0 (host {card['hostname']}")
+                                                f"differs from node 0 (host {card.hostname}")
     assert first_difference({0: _post(card, 0), 1: _post(card, 1)}, "cuda") is None
     cards = node_cards(posts)
     assert [(c.node, c.ranks, c.host) for c in cards] == [
-        (0, [0, 1], card["hostname"]), (1, [2, 3], "gpu-07")]
+        (0, [0, 1], card.hostname), (1, [2, 3], "gpu-07")]
 
 
 @pytest.mark.unit

@@ -19,14 +19,12 @@ from fixture_records import (
 from torch import nn
 
 from mpbench.bench.bandwidth import measure_op
-from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype, best_tflops
+from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype, best_tflops, model_gemm_ceiling
 from mpbench.bench.gemm import GemmShape, measure_gemm
-from mpbench.bench.model_ceiling import model_gemm_ceiling
 from mpbench.bench.timing import TimingConfig
 from mpbench.cli.main import cli
 from mpbench.dtypes import dtype_key, recipe_gemm_key
-from mpbench.hardware import peak_tflops
-from mpbench.mfu import achieved_tflops, against, mfu_figures
+from mpbench.mfu import achieved_tflops, against, mfu_figures, peak_tflops
 from mpbench.precision import get_recipe
 from mpbench.report.blocks import Table
 from mpbench.report.resultset import ResultSet

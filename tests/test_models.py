@@ -8,10 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from mpbench.models import MODEL_SIZES, build_model, count_parameters, flops_per_token
-from mpbench.models.flops import counted_flops_per_token, flops_summary
-from mpbench.models.gpt import GPT
-from mpbench.models.llama import Llama
+from mpbench.config.model_sizes import MODEL_SIZES
+from mpbench.models.flops import counted_flops_per_token, flops_per_token, flops_summary
+from mpbench.models.reference import GPT, Llama, build_model, count_parameters
 
 pytestmark = pytest.mark.unit
 

@@ -12,8 +12,9 @@ import pytest
 import torch
 from torch import nn
 
+from mpbench.config.model_sizes import MODEL_SIZES
 from mpbench.errors import UserError
-from mpbench.models import MODEL_SIZES, build_model
+from mpbench.models.reference import build_model
 from mpbench.precision import RECIPES, get_recipe
 from mpbench.precision.fp8_ao import AOOptions, AORecipe
 from mpbench.precision.fp8_base import Fp8Recipe, preset

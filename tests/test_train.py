@@ -13,6 +13,8 @@ from mpbench.data import make_source
 from mpbench.plan.spec import expand
 from mpbench.precision.base import RECIPES, Recipe
 from mpbench.results.env import environment_card
+from mpbench.results.env_card import EnvCard, GpuCard
+from mpbench.results.store import read_record
 from mpbench.train.load import load_suite
 from mpbench.train.loop import train_run
 
@@ -110,17 +112,17 @@ IDENTITY = ("run_id", "config_key", "suite", "suite_description", "profile", "mo
 
 
 def crash_in_worker(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, spec, device: str,
-                    env: dict):
+                    env: EnvCard):
     """run_in_fresh_process with a worker that was killed before it wrote its record."""
     from mpbench.results.store import ResultsDir
-    from mpbench.train import isolated
+    from mpbench.train import runner
 
     def killed(args, **_kw):  # what subprocess.run returns for a SIGKILLed child
         return subprocess.CompletedProcess(args, -9, "", "Killed\n")
 
-    monkeypatch.setattr(isolated.subprocess, "run", killed)
+    monkeypatch.setattr(runner.subprocess, "run", killed)
     results = ResultsDir(tmp_path / "res")
-    return isolated.run_in_fresh_process(spec, results, torch.device(device), env, {},
+    return runner.run_in_fresh_process(spec, results, torch.device(device), env, {},
                                          None), results
 
 
@@ -155,6 +157,29 @@ def test_a_crashed_gpu_run_names_the_gpu_not_the_cpu(
     (spec,) = expand(load_suite(path, "cpu"))
     crashed, _ = crash_in_worker(monkeypatch, tmp_path, spec, "cuda", environment_card())
     assert crashed.device == "cuda" and crashed.device_name == gpu
+
+
+@pytest.mark.unit
+def test_a_crashed_gpu_run_takes_the_gpu_name_from_its_card(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The parent writes a dead worker's record from the run's environment card: a card that
+    holds a GPU names it (hostname, CPU and all else as the card says), with no CUDA call."""
+    def no_cuda(device=None):
+        raise AssertionError("the card's GPU name was not used")
+
+    monkeypatch.setattr(torch.cuda, "get_device_name", no_cuda)
+    gpu = GpuCard(name="NVIDIA H100 80GB HBM3", capability="9.0", driver="570.86.10",
+                  torch_index=0)
+    card = environment_card().model_copy(update={"gpu": gpu, "hostname": "gpu-07"})
+    path = tmp_path / "s.yaml"
+    path.write_text(SUITE.format(precisions="bf16"))
+    (spec,) = expand(load_suite(path, "cpu"))
+    crashed, results = crash_in_worker(monkeypatch, tmp_path, spec, "cuda", card)
+    assert crashed.status == "failed" and crashed.device_name == "NVIDIA H100 80GB HBM3"
+    assert crashed.device_name != card.cpu.model
+    stored = read_record(results.record_path(spec.run_id))  # as the gate reads it back
+    assert stored.device_name == gpu.name and stored.env.gpu == gpu
+    assert stored.env.hostname == "gpu-07" and stored.env.cpu == card.cpu
 
 
 # Messages torch raises when an allocator fails, each from the source that writes it:

@@ -21,7 +21,7 @@ from pydantic import ValidationError
 from mpbench.analysis.compare import Group, group_runs
 from mpbench.analysis.equivalence import Equivalence, equivalence_test, spread_margin
 from mpbench.analysis.time_to_target import TimeToTarget, time_to_target
-from mpbench.config.extensions import ConvergenceOptions
+from mpbench.config.schema import ConvergenceOptions
 from mpbench.errors import UserError
 from mpbench.results.schema import RunRecord
 

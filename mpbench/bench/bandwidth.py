@@ -12,12 +12,12 @@ from typing import Literal
 import torch
 import torch.nn.functional as F
 
-from mpbench.bench.dtypes import STORAGE, DtypeKey
+from mpbench.bench.gemm import STORAGE
 from mpbench.bench.rows import BandwidthRow
 from mpbench.bench.timing import TimingConfig, time_op
+from mpbench.dtypes import DtypeKey
 
 BandwidthOp = Literal["add", "mul", "layer_norm"]
-BANDWIDTH_OPS: tuple[BandwidthOp, ...] = ("add", "mul", "layer_norm")
 
 
 def op_bytes(op: BandwidthOp, elements: int, hidden: int, element_size: int) -> int:

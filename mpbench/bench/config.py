@@ -8,12 +8,12 @@ from typing import Any, Literal
 from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mpbench.bench.bandwidth import BandwidthOp
-from mpbench.bench.dtypes import DtypeKey
 from mpbench.bench.timing import TimingConfig
 from mpbench.config.errors import first_error
 from mpbench.config.loader import deep_merge, read_yaml
 from mpbench.config.model_sizes import MODEL_SIZES
 from mpbench.config.schema import DeviceKind, Strict
+from mpbench.dtypes import DtypeKey
 from mpbench.errors import UserError
 
 

@@ -1,21 +1,56 @@
-"""GEMM throughput per dtype: fp32 (strict), tf32, fp16, bf16 and fp8 through torch._scaled_mm."""
+"""GEMM throughput per dtype: fp32 (strict), tf32, fp16, bf16 and fp8 through torch._scaled_mm,
+on square shapes, a model's linear layers, and the alignment sweep.
+
+The alignment sweep times the same GEMM with K and N a multiple of 16 and off it by a few.
+Tensor-core kernels want K and N divisible by 8 (16-bit) or 16 (FP8); off-by-a-few sizes fall
+back to padded or slower kernels (FP8 refuses them). M stays at `base`.
+"""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
 import torch
 
-from mpbench.bench.dtypes import STORAGE, DtypeKey, numerics_only, skip_reason
-from mpbench.bench.rows import GemmRow
+from mpbench.bench.rows import AlignmentRow, GemmRow
 from mpbench.bench.timing import TimingConfig, time_op
 from mpbench.config.model_sizes import MODEL_SIZES
+from mpbench.dtypes import DtypeKey
 
 FP8_MAX = 448.0  # largest finite float8_e4m3fn
 NUMERICS_ONLY_NOTE = ("numerics only: torch._scaled_mm on a CPU is a reference path, not FP8 "
                       "hardware; its time is no FP8 speed figure")
+
+
+# Storage dtype of the operands (tf32 stores fp32; fp8 operands are e4m3 with a bf16 output).
+# fp4 has no torch matmul to time: it is skipped with its reason.
+STORAGE: dict[str, torch.dtype] = {
+    "fp32": torch.float32, "tf32": torch.float32, "fp16": torch.float16,
+    "bf16": torch.bfloat16, "fp8": torch.float8_e4m3fn,
+}
+
+
+def skip_reason(key: DtypeKey, device: torch.device) -> str | None:
+    """Why `key` cannot be measured on `device` at all (None: it can)."""
+    if key not in STORAGE:
+        return (f"{key} has no GEMM path in mpbench's micro-benchmarks (torch offers no {key} "
+                "matmul to time); its runs get no measured ceiling")
+    if key == "tf32" and device.type != "cuda":
+        return "TF32 is a CUDA tensor-core mode; a CPU has no TF32 matmul"
+    if key == "tf32" and torch.cuda.get_device_capability(device) < (8, 0):
+        return "TF32 needs compute capability >= 8.0 (Ampere)"
+    if key == "fp8" and device.type == "cuda" and torch.cuda.get_device_capability(device) < (8, 9):
+        cc = ".".join(map(str, torch.cuda.get_device_capability(device)))
+        return f"FP8 GEMMs (torch._scaled_mm) need compute capability >= 8.9; this GPU is {cc}"
+    return None
+
+
+def numerics_only(key: DtypeKey, device: torch.device) -> bool:
+    """FP8 on a CPU runs through a reference path: its numbers are right, its speed means nothing."""
+    return key == "fp8" and device.type != "cuda"
 
 
 @dataclass(frozen=True)
@@ -181,3 +216,49 @@ def run_gemm(shapes: list[GemmShape], dtypes: list[DtypeKey], device: torch.devi
                     on_row(row)
         del ref
     return rows
+
+
+# -- the alignment sweep ---------------------------------------------------------------------
+
+def multiple_of(*dims: int, cap: int = 16) -> int:
+    """Largest power of two, at most `cap`, that divides every dim."""
+    g = math.gcd(*dims)
+    m = 1
+    while m < cap and g % (m * 2) == 0:
+        m *= 2
+    return m
+
+
+def alignment_shapes(base: int, offsets: list[int]) -> list[tuple[int, GemmShape]]:
+    return [(off, GemmShape(f"align{base}{off:+d}" if off else f"align{base}", base, base + off,
+                            base + off)) for off in offsets]
+
+
+def add_relative(rows: list[AlignmentRow]) -> list[AlignmentRow]:
+    """Each row's TFLOP/s over the offset-0 row of its dtype."""
+    aligned = {r.dtype: r.tflops for r in rows if r.offset == 0 and r.tflops}
+    return [r.model_copy(update={"relative_to_aligned": r.tflops / aligned[r.dtype]})
+            if r.tflops and aligned.get(r.dtype) else r for r in rows]
+
+
+def run_alignment(base: int, offsets: list[int], dtypes: list[DtypeKey], device: torch.device,
+                  timing: TimingConfig, fast_accum: bool = False,
+                  on_row: Callable[[AlignmentRow], None] | None = None) -> list[AlignmentRow]:
+    rows = []
+    for off, shape in alignment_shapes(base, offsets):
+        try:
+            a, b = operands(shape, device, seed=1)
+            with matmul_precision("highest"):
+                ref: tuple[torch.Tensor, torch.Tensor, torch.Tensor] | None = (a, b, a @ b)
+        except torch.OutOfMemoryError:
+            ref = None
+            torch.cuda.empty_cache()
+        for key in dtypes:
+            g = measure_gemm(shape, key, device, timing, ref, fast_accum)
+            row = AlignmentRow(**g.model_dump(), base=base, offset=off,
+                               multiple_of=multiple_of(shape.n, shape.k))
+            rows.append(row)
+            if on_row:
+                on_row(row)
+        del ref
+    return add_relative(rows)

@@ -9,16 +9,16 @@ from typing import Any
 
 import torch
 
-from mpbench.bench.alignment import run_alignment
 from mpbench.bench.bandwidth import run_bandwidth
-from mpbench.bench.ceiling import best_tflops
+from mpbench.bench.ceiling import best_tflops, device_name
 from mpbench.bench.config import MicrobenchSuite
-from mpbench.bench.dtypes import device_name, dtype_key
-from mpbench.bench.gemm import GemmShape, run_gemm, square_shapes, transformer_shapes
+from mpbench.bench.gemm import GemmShape, run_alignment, run_gemm, square_shapes, transformer_shapes
 from mpbench.bench.predict import assumed_predictions, run_predictions
 from mpbench.bench.rows import BandwidthRow, BenchRow, GemmRow
 from mpbench.bench.store import BenchName, BenchRecord
+from mpbench.dtypes import dtype_key
 from mpbench.results.env import cpu_16bit_note
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import RunRecord
 
 RowFn = Callable[[str, BenchRow], None]
@@ -34,11 +34,11 @@ def gemm_shapes(suite: MicrobenchSuite) -> list[GemmShape]:
     return list(unique.values())
 
 
-def device_notes(device: torch.device, env: dict[str, Any]) -> list[str]:
+def device_notes(device: torch.device, env: EnvCard) -> list[str]:
     if device.type == "cuda":
-        gpu = env.get("gpu") or {}
-        return [f"{gpu.get('name')} (compute capability {gpu.get('capability')})"]
-    return [cpu_16bit_note(env["cpu"]),
+        gpu = env.gpu
+        return [f"{gpu.name if gpu else None} (compute capability {gpu.capability if gpu else None})"]
+    return [cpu_16bit_note(env.cpu),
             "FP8 rows on a CPU are numerics only (relative error); they carry no TFLOP/s."]
 
 
@@ -48,7 +48,7 @@ class _Clock:
         self.t0 = time.perf_counter()
 
 
-def run_microbench(suite: MicrobenchSuite, device: torch.device, env: dict[str, Any],
+def run_microbench(suite: MicrobenchSuite, device: torch.device, env: EnvCard,
                    quick: bool = False, runs: list[RunRecord] | None = None,
                    on_row: RowFn | None = None) -> Iterator[BenchRecord]:
     """Yield one record per benchmark as soon as it is done (the CLI writes it at once)."""
@@ -61,7 +61,7 @@ def run_microbench(suite: MicrobenchSuite, device: torch.device, env: dict[str, 
         torch.set_num_threads(threads)
 
 
-def _run(suite: MicrobenchSuite, device: torch.device, env: dict[str, Any], quick: bool,
+def _run(suite: MicrobenchSuite, device: torch.device, env: EnvCard, quick: bool,
          runs: list[RunRecord] | None, on_row: RowFn | None) -> Iterator[BenchRecord]:
     name = device_name(device)
     notes = device_notes(device, env)
@@ -117,7 +117,7 @@ def _run(suite: MicrobenchSuite, device: torch.device, env: dict[str, Any], quic
         if runs:
             records_so_far = [BenchRecord(
                 benchmark="gemm", suite=suite.name, profile=suite.profile, device=str(device),
-                device_name=name, rows=list(gemm_rows), env={},
+                device_name=name, rows=list(gemm_rows), env=EnvCard(),
                 started_at="", finished_at="", duration_s=0.0)]
             pred += run_predictions(gemm_rows, bw_rows, runs,
                                     lambda d: best_tflops(records_so_far, dtype_key(d), name))

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 from mpbench.bench.rows import ROW_MODELS, BenchRow
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
+from mpbench.results.env_card import EnvCard
 from mpbench.results.store import (
     MANIFEST,
     ResultsDir,
@@ -48,7 +49,7 @@ class BenchRecord(BaseModel):
     rows: list[SerializeAsAny[BenchRow]]
     """Typed rows: each is validated as the benchmark's row model (mpbench.bench.rows)."""
     notes: list[str] = Field(default_factory=list)
-    env: dict[str, Any]
+    env: EnvCard
     started_at: str
     finished_at: str
     duration_s: float

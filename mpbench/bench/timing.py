@@ -1,7 +1,16 @@
-"""Time one operation: warm-up, then repetitions until a time budget is used; report the median.
+"""Timing: one operation (warm-up, then repetitions until a time budget is used; the median),
+and the drift probe timed around every run.
 
 On CUDA each repetition sits between two CUDA events and the host synchronises once at the end,
 so launches queue back to back. On a CPU each repetition is a perf_counter interval.
+
+The drift probe is fixed and tiny: a 256x256 fp32 matmul (compute) and a 16 MiB tensor copy
+(memory bandwidth), each the mean of 20 repeats after a warm-up, well under a second in all.
+The mean, not the median: time lost to other processes on a busy machine is part of what the
+probe must see (a median of sub-millisecond ops slips between preemptions and reads an idle
+machine). If the probe got slower between the baseline and the current results, the machine
+changed (load, clocks, thermal state), not necessarily the code; `mpbench gate
+--normalize-by-probe` divides it out.
 """
 
 from __future__ import annotations
@@ -13,12 +22,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from mpbench.config import Strict
+from mpbench.results.schema import ProbeTimes
 
 
-class TimingConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
+class TimingConfig(Strict):
     warmup: int = Field(3, ge=1, description="untimed calls before measuring")
     min_reps: int = Field(5, ge=1, description="timed calls at least")
     max_reps: int = Field(200, ge=1, description="timed calls at most")
@@ -94,3 +104,37 @@ def time_op(fn: Callable[[], object], device: torch.device, cfg: TimingConfig) -
         fn()
         times.append((time.perf_counter() - t) * 1e3)
     return Timing(times)
+
+
+# -- the drift probe -------------------------------------------------------------------------
+
+MATMUL_N = 256
+COPY_ELEMENTS = 4 * 2**20  # 16 MiB of fp32
+REPEATS = 20
+
+
+def _mean_ms(fn: Callable[[], object], device: torch.device, repeats: int) -> float:
+    fn()  # warm: first-touch allocation and kernel selection are not the machine's speed
+    times = []
+    for _ in range(repeats):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        t0 = time.perf_counter()
+        fn()
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+        times.append((time.perf_counter() - t0) * 1e3)
+    return sum(times) / len(times)
+
+
+def time_probe(device: torch.device, repeats: int = REPEATS) -> ProbeTimes:
+    """Time the probe on `device` with the current torch thread setting."""
+    gen = torch.Generator(device="cpu").manual_seed(0)
+    a = torch.randn(MATMUL_N, MATMUL_N, generator=gen).to(device)
+    b = torch.randn(MATMUL_N, MATMUL_N, generator=gen).to(device)
+    src = torch.ones(COPY_ELEMENTS, device=device)
+    dst = torch.empty_like(src)
+    with torch.no_grad():
+        matmul = _mean_ms(lambda: torch.mm(a, b), device, repeats)
+        copy = _mean_ms(lambda: dst.copy_(src), device, repeats)
+    return ProbeTimes(matmul_ms=matmul, copy_ms=copy)

@@ -31,7 +31,7 @@ from mpbench.precision.base import Recipe
 from mpbench.results.advice import AdviceRecord, LayerAdvice, write_advice
 from mpbench.results.env import environment_card
 from mpbench.results.output import check_writable_dir
-from mpbench.train.device import resolve_device
+from mpbench.train import resolve_device
 from mpbench.train.load import load_suite
 from mpbench.train.step_probe import median_ms, step_times
 
@@ -182,8 +182,8 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     rec = AdviceRecord(
         model=spec.model_label, model_kind=spec.model.kind, recipe=recipe, baseline=base_name,
         device=str(dev), device_name=(torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                                      else env["cpu"]["model"]),
-        cpu_isa_flags=list(env["cpu"].get("isa_flags") or []),
+                                      else env.cpu.model),
+        cpu_isa_flags=list(env.cpu.isa_flags),
         batch_size=spec.train.batch_size, seq_len=spec.train.seq_len, tokens_per_step=tokens,
         layers=layer_rows(found), baseline_step_ms=found.baseline_step_ms,
         rest_step_ms=found.rest_step_ms, all_step_ms=all_step_ms,

@@ -20,6 +20,7 @@ from mpbench.cli.results_out import check_out_dir, default_out, write_report_if_
 from mpbench.config.schema import PrecisionSpec, ProfilerSpec, Suite
 from mpbench.plan.spec import RunSpec, expand
 from mpbench.results.advice import AdviceRecord, MeasuredRatio, Verification, write_advice
+from mpbench.results.env_card import EnvCard
 from mpbench.results.key import options_tag
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir, load_records
@@ -83,7 +84,7 @@ def verification_suite(suite: Suite, spec: RunSpec, rec: AdviceRecord, options: 
 
 def run_verification(console: Console, suite: Suite, suite_file: Path, spec: RunSpec,
                      rec: AdviceRecord, options: dict[str, Any], repeats: int,
-                     device: torch.device, env: dict[str, Any], out: Path) -> AdviceRecord:
+                     device: torch.device, env: EnvCard, out: Path) -> AdviceRecord:
     """Train the three configurations into `out` (checked by `prepare_out` before the advisor
     spent its time), then store the advice with its verification there."""
     base_options = next((dict(p.options) for p in suite.precisions if p.name == rec.baseline), {})

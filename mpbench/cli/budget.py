@@ -11,11 +11,12 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from mpbench.bench.drift_probe import time_probe
+from mpbench.bench.timing import time_probe
 from mpbench.config.schema import Suite
 from mpbench.data import TokenSource, make_source
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import BudgetNote, RunRecord
 from mpbench.results.store import MANIFEST, ResultsDir, load_records
 from mpbench.train.calibrate import (
@@ -55,7 +56,7 @@ class Budgeted:
 
 
 def apply_budget(suite: Suite, specs: list[RunSpec], only: tuple[str, ...], suite_file: Path,
-                 device: torch.device, env: dict[str, Any], console: Console, out: Path,
+                 device: torch.device, env: EnvCard, console: Console, out: Path,
                  resume: bool, report: bool, skipped: set[str]) -> Budgeted:
     """The suite with every run's steps chosen to fit `suite.budget` (unchanged without one).
     `skipped`: the run ids that skip here (named by the caller; nothing to time)."""

@@ -86,7 +86,7 @@ def bench_comm(nproc: int | None, device: str, ops: tuple[str, ...], dtypes: tup
     from mpbench.distributed.comm_bench import OPS, sizes_between
     from mpbench.distributed.group import TorchrunEnv
     from mpbench.results.output import check_writable_dir
-    from mpbench.train.device import resolve_device
+    from mpbench.train import resolve_device
 
     dev = resolve_device(device)
     low, high = parse_size(min_bytes, "--min-bytes"), parse_size(max_bytes, "--max-bytes")
@@ -140,7 +140,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
     from mpbench.distributed.comm_bench import run_comm_bench
     from mpbench.distributed.group import init_group, rank_device
     from mpbench.distributed.launch import launched_by_parent
-    from mpbench.distributed.topology import topology
+    from mpbench.distributed.nodes import topology
     from mpbench.results.env import environment_card
     from mpbench.results.output import write_output
 
@@ -159,7 +159,7 @@ def _as_rank(env: Any, kind: str, ops: list[str], dtypes: list[str], sizes: list
         "settings": {"iters": iters, "warmup": warmup, "reps": reps},
         "definitions": "size: nccl-tests bytes; algbw = size/time; busbw = algbw x 2(n-1)/n "
                        "(all_reduce) or (n-1)/n (reduce_scatter, all_gather); GB = 1e9 B",
-        "rows": rows, "env": environment_card(),
+        "rows": rows, "env": environment_card().model_dump(mode="json"),
     }
     write_output(out / RESULT_FILE, json.dumps(result, indent=1), "--out")
     if not launched_by_parent():

@@ -29,7 +29,7 @@ def list_cmd(device: str) -> None:
     from mpbench.config.model_sizes import MODEL_SIZES
     from mpbench.precision import RECIPES, get_recipe
     from mpbench.profilers import PROFILERS
-    from mpbench.train.device import resolve_device
+    from mpbench.train import resolve_device
 
     dev = resolve_device(device)
     console = Console()
@@ -77,27 +77,28 @@ def env(json_path: Path | None) -> None:
     from mpbench.results.env import cpu_16bit_note, environment_card
 
     card = environment_card()
+    data = card.model_dump(mode="json")
     if json_path is not None and str(json_path) != "-":
         from mpbench.results.output import write_output
 
-        write_output(json_path, json.dumps(card, indent=2) + "\n", "--json")
+        write_output(json_path, json.dumps(data, indent=2) + "\n", "--json")
         click.echo(f"wrote {json_path}")
         return
     if json_path is not None:
-        click.echo(json.dumps(card, indent=2))
+        click.echo(json.dumps(data, indent=2))
         return
     console = Console()
     table = Table(title="environment", show_header=False)
     table.add_column("key")
     table.add_column("value")
-    for key, value in card.items():
+    for key, value in data.items():
         if isinstance(value, dict):
             for sub, v in value.items():
                 table.add_row(f"{key}.{sub}", json.dumps(v) if isinstance(v, dict | list) else str(v))
         else:
             table.add_row(key, str(value))
     console.print(table)
-    console.print(cpu_16bit_note(card["cpu"]), soft_wrap=True)
+    console.print(cpu_16bit_note(card.cpu), soft_wrap=True)
     if not torch.cuda.is_available():
         console.print("No CUDA GPU visible: GPU recipes (tf32, fp8) are skipped with their reason.")
 

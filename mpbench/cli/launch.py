@@ -19,7 +19,7 @@ import yaml
 from mpbench.errors import UserError
 
 if TYPE_CHECKING:  # the module itself imports torch only when a command runs
-    from mpbench.distributed.launch_plan import LaunchPlan
+    from mpbench.distributed.launch import LaunchPlan
 
 
 def _node_options(fn: Any) -> Any:
@@ -48,8 +48,7 @@ def _node_options(fn: Any) -> Any:
 def _plan(suite_file: Path, nodes: int, gpus: int | None, procs: int | None,
           results: str, only: tuple[str, ...], trace: bool, report: bool,
           repeats: int | None) -> LaunchPlan:
-    from mpbench.distributed.launch import with_world_size
-    from mpbench.distributed.launch_plan import LaunchPlan, check_plan
+    from mpbench.distributed.launch import LaunchPlan, check_plan, with_world_size
     from mpbench.train.load import load_suite
 
     if (gpus is None) == (procs is None):
@@ -116,9 +115,9 @@ def slurm(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_nod
           time_limit: str | None, results: Path | None, port: int, rdzv_timeout: int,
           job_file: Path, submit: bool) -> None:
     """Write an sbatch script: srun starts torchrun on every node (c10d rendezvous)."""
-    from mpbench.distributed.launch_plan import check_results_dir, ship_suite, torchrun_path
-    from mpbench.distributed.launch_slurm import check_partition, sbatch_script
-    from mpbench.distributed.launch_slurm import submit as sbatch_submit
+    from mpbench.distributed.launch import check_results_dir, ship_suite, torchrun_path
+    from mpbench.distributed.schedulers import check_partition, sbatch_script
+    from mpbench.distributed.schedulers import submit as sbatch_submit
     from mpbench.results.output import check_writable_dir, write_output
 
     job_dir = job_file.parent.resolve()
@@ -171,7 +170,7 @@ def k8s(suite_file: Path, nodes: int, gpus_per_node: int | None, procs_per_node:
         results_dir: str | None, namespace: str | None, api: str, runtime: str,
         manifest: Path) -> None:
     """Write a Kubeflow TrainJob (or PyTorchJob) manifest with the suite in a ConfigMap."""
-    from mpbench.distributed.launch_k8s import (
+    from mpbench.distributed.schedulers import (
         RESULTS_MOUNT,
         configmap,
         k8s_name,
@@ -215,8 +214,7 @@ def torchrun_agent(suite_file: Path, nodes: int, gpus_per_node: int | None,
                    repeats: int | None, rdzv_endpoint: str, rdzv_id: str | None, rdzv_timeout: int, results: Path,
                    print_only: bool) -> None:
     """Run this node's torchrun agent for SUITE; start the same command on every node."""
-    from mpbench.distributed.launch import run_agent
-    from mpbench.distributed.launch_plan import check_results_dir
+    from mpbench.distributed.launch import check_results_dir, run_agent
 
     if ":" not in rdzv_endpoint:
         raise UserError(f"--rdzv-endpoint {rdzv_endpoint}: give HOST:PORT")

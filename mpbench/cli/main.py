@@ -26,7 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
             "Print this machine's environment card (CPU ISA, GPU, driver, versions)."),
     "explain": ("mpbench.cli.explain",
                 "Where each recipe's step time went against its baseline (a waterfall)."),
-    "export": ("mpbench.cli.export", "Write RESULTS in another tool's format."),
+    "export": ("mpbench.cli.report", "Write RESULTS in another tool's format."),
     "fingerprint": ("mpbench.cli.fingerprint",
                     "Numerics fingerprints: record one per recipe, compare against a baseline."),
     "gate": ("mpbench.cli.gate",
@@ -45,7 +45,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("mpbench.cli.run",
             "Train and measure every run of SUITE (a YAML file); store one record per run."),
     "scaling": ("mpbench.cli.comm", "Tokens/s per device and scaling efficiency across world sizes."),
-    "show": ("mpbench.cli.show", "Print the summary table of a results directory."),
+    "show": ("mpbench.cli.summary", "Print the summary table of a results directory."),
 }
 
 

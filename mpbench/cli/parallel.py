@@ -101,9 +101,9 @@ def _as_rank(env: object, suite: Suite, suite_file: Path, out: Path | None, devi
         check_world,
         launched_by_parent,
         needs_parallel,
+        suite_sha256,
         with_world_size,
     )
-    from mpbench.distributed.launch_plan import suite_sha256
     from mpbench.distributed.nodes import NodesRefused, agree_on_nodes, leave_refused
     from mpbench.distributed.runner import AttemptEnded, ParallelRunner
     from mpbench.results.env import environment_card

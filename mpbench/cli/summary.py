@@ -1,15 +1,19 @@
-"""The summary table printed after a run and by `mpbench show`."""
+"""The summary table printed after a run, and `mpbench show RESULTS` that prints it for a
+results directory."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from pathlib import Path
 
+import click
 from rich.console import Console
 from rich.table import Table
 
 from mpbench.analysis.compare import baseline_for, group_runs, speedup
 from mpbench.results.env import cpu_16bit_note
 from mpbench.results.schema import RunRecord
+from mpbench.results.store import load_records
 
 
 def human_bytes(n: float | None) -> str:
@@ -101,3 +105,25 @@ def print_summary(console: Console, records: list[RunRecord]) -> None:
     note = machine_note(records)
     if note:
         console.print(note, soft_wrap=True)
+
+
+@click.command("show")
+@click.argument("results", type=click.Path(path_type=Path))
+def show(results: Path) -> None:
+    """Print the summary table of a results directory.
+
+    \b
+    Example:
+      mpbench show reports/gpt-20261123-120000
+    """
+    records = load_records(results)
+    console = Console()
+    if not console.is_terminal:
+        console = Console(width=150)
+    if not records:
+        console.print(f"{results}: no runs recorded yet")
+        return
+    print_summary(console, records)
+
+
+COMMANDS = [show]

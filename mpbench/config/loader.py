@@ -1,4 +1,9 @@
-"""Load a suite file: parse, merge the device profile, validate it against the schema.
+"""Load a suite file: parse, merge the device profile, validate it against the schema; and
+expand its `matrix:` (train settings to vary: every combination becomes its own runs).
+
+    matrix:
+      batch_size: [8, 16]                  # speedup across batch sizes (speedup-range)
+      activation_checkpointing: [false, true]   # with/without pairs (checkpointing-tradeoff)
 
 Pure schema: checks that need a registry (recipe, profiler and claim names, model
 shapes) live one layer up, in mpbench.train.load, which passes them in as `check`."""
@@ -6,6 +11,8 @@ shapes) live one layer up, in mpbench.train.load, which passes them in as `check
 from __future__ import annotations
 
 import copy
+import difflib
+import itertools
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -14,7 +21,7 @@ import yaml
 from pydantic import ValidationError
 
 from mpbench.config.errors import dotted, first_error
-from mpbench.config.schema import DeviceKind, Suite
+from mpbench.config.schema import DeviceKind, Suite, TrainConfig
 from mpbench.errors import UserError
 
 SuiteCheck = Callable[[Suite, Path, dict[str, Any], str], None]
@@ -124,3 +131,41 @@ def load_suite_schema(path: str | Path, device_kind: DeviceKind,
 
 
 __all__ = ["SuiteCheck", "deep_merge", "dotted", "load_suite_schema", "read_yaml"]
+
+
+# -- the matrix: train settings to vary ------------------------------------------------------
+
+# Train fields already spelled out in run ids; other varied fields get a tag of their own.
+IN_RUN_ID = ("batch_size", "seq_len", "activation_checkpointing", "compile")
+
+
+def check_matrix(matrix: dict[str, Any], path: Path | str) -> None:
+    fields = sorted(TrainConfig.model_fields)
+    for key, values in matrix.items():
+        if key not in TrainConfig.model_fields:
+            close = difflib.get_close_matches(key, fields, n=1)
+            hint = f"did you mean '{close[0]}'? " if close else ""
+            raise UserError(f"{path}: matrix.{key}: not a train setting; {hint}valid: {', '.join(fields)}")
+        if not isinstance(values, list) or not values:
+            raise UserError(f"{path}: matrix.{key}: give a non-empty list of values, e.g. [8, 16]")
+
+
+def train_variants(suite: Suite, path: Path | str = "suite") -> list[TrainConfig]:
+    """suite.train with each combination of the matrix values applied (validated)."""
+    if not suite.matrix:
+        return [suite.train]
+    check_matrix(suite.matrix, path)
+    keys = list(suite.matrix)
+    variants = []
+    for combo in itertools.product(*(suite.matrix[k] for k in keys)):
+        try:
+            variants.append(TrainConfig.model_validate({**suite.train.model_dump(),
+                                                        **dict(zip(keys, combo, strict=True))}))
+        except ValidationError as exc:
+            raise UserError(f"{path}: {first_error(exc, TrainConfig, ('matrix',))}") from None
+    return variants
+
+
+def variant_tag(train: TrainConfig, suite: Suite) -> str:
+    """A run-id tag for varied settings that the id does not already show (e.g. -lr0.001)."""
+    return "".join(f"-{k}{getattr(train, k)}" for k in suite.matrix if k not in IN_RUN_ID)

@@ -10,8 +10,9 @@ from __future__ import annotations
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
+from mpbench.config import Strict
 from mpbench.config.errors import unknown_name
 
 Strategy = Literal["ddp", "fsdp2"]
@@ -22,10 +23,6 @@ COMM_DTYPES: dict[str, torch.dtype] = {
 }
 FSDP2_ONLY = ("param_dtype", "reshard_after_forward")
 DDP_ONLY = ("bucket_cap_mb",)
-
-
-class _Frozen(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 def _as_list(value: Any, valid: Any, kind: str) -> Any:
@@ -45,7 +42,7 @@ def parallel_tag(strategy: str, grad_comm_dtype: str, param_dtype: str | None,
     return f"{strategy}-{grad_comm_dtype}comm{param}{world}"
 
 
-class ParallelRun(_Frozen):
+class ParallelRun(Strict):
     """One resolved combination: what a single run is trained with."""
 
     strategy: Strategy
@@ -69,7 +66,7 @@ class ParallelRun(_Frozen):
         return COMM_DTYPES[self.grad_comm_dtype]
 
 
-class ParallelConfig(_Frozen):
+class ParallelConfig(Strict):
     strategy: list[Strategy] = Field(default_factory=lambda: ["ddp"], min_length=1)  # type: ignore[arg-type]
     """ddp or fsdp2, or a list of both (one run each)."""
     world_size: int | None = Field(None, gt=0)

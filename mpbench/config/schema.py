@@ -5,22 +5,14 @@ from __future__ import annotations
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, field_validator, model_validator
 
-from mpbench.config.budget import BudgetConfig
+from mpbench.config import Strict
 from mpbench.config.errors import unknown_name
 from mpbench.config.model_sizes import MODEL_SIZES
 from mpbench.config.parallel import ParallelConfig
 
 DeviceKind = Literal["cpu", "cuda"]
-
-
-class Strict(BaseModel):
-    """mpbench's typed data (suites, micro-benchmark configs, stored profiler results): an
-    unknown or misspelled field is an error, never a silent default, and nothing changes it
-    after validation."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 REFERENCE_KEYS = ("size", "arch", "n_layer", "n_head", "n_embd", "n_kv_head", "ffn_hidden",
@@ -191,6 +183,41 @@ class DataConfig(Strict):
         if self.source in ("text", "bin") and not self.path:
             raise ValueError(f"data.source '{self.source}' needs data.path (a file)")
         return self
+
+
+class BudgetConfig(Strict):
+    """Hold a suite to `seconds` by measurement: every recipe's step time is calibrated before
+    the first run, and every run's measured steps are scaled down alike to fit."""
+
+    seconds: float = Field(gt=0, description="wall time for the whole run command: calibration, "
+                                               "every run with its profilers and eval, the report")
+    min_steps: int = Field(5, gt=0, description="fewest measured steps; when even these do not "
+                                                 "fit, the budget cannot be met and it says so")
+    strict: bool = Field(False, description="a budget that cannot be met stops the run before "
+                                            "training (exit 2); false: it runs at min_steps")
+    calibration_steps: int = Field(3, gt=0, le=20,
+                                   description="measured steps of each recipe's calibration run, "
+                                               "after the run's own warm-up; their median is "
+                                               "the recipe's step time")
+
+
+# Suite `extensions:` sections, each validated by the schema of the component that reads it.
+class ConvergenceOptions(Strict):
+    """`extensions.convergence` in a suite file."""
+
+    baseline: str = "fp32"
+    tolerance: float | None = Field(None, gt=0, description="equivalence margin in loss units "
+                                    "(nats); default: margin_k FP32 seed-to-seed stdevs")
+    margin_k: float = Field(1.0, gt=0, description="margin in FP32 seed-to-seed stdevs")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="TOST level (one-sided)")
+    band_k: float = Field(2.0, gt=0, description="band half-width in FP32 stdevs per step")
+    paired: bool = Field(True, description="pair each recipe's seed with FP32's same seed")
+    target_slack: float | None = Field(None, ge=0, description="time to target: reach FP32's "
+                                       "final eval loss + this (default: the equivalence margin)")
+
+
+EXTENSIONS: dict[str, type[BaseModel]] = {"convergence": ConvergenceOptions}
+"""Section name -> its schema (mpbench.analysis.convergence reads `convergence`)."""
 
 
 class Suite(Strict):

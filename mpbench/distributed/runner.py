@@ -33,9 +33,10 @@ from mpbench.distributed.gather import (
     report_key,
 )
 from mpbench.distributed.group import RankGroup
+from mpbench.distributed.nodes import topology
 from mpbench.distributed.session import ParallelSession
-from mpbench.distributed.topology import topology
 from mpbench.plan.spec import RunSpec
+from mpbench.results.env_card import EnvCard
 from mpbench.results.payloads import NodeCard
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import ResultsDir
@@ -108,7 +109,7 @@ def wait_for(group: RankGroup, key: str, timeout_s: float) -> str | None:
 class ParallelRunner:
     suite: Suite
     group: RankGroup
-    env: dict[str, Any]
+    env: EnvCard
     results: ResultsDir | None
     """Rank 0's results directory; None on the other ranks."""
     suite_dir: Path | None = None

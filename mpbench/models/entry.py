@@ -136,7 +136,7 @@ def check_fits(facts: ModelFacts, seq_len: int, data_vocab: int) -> ModelEntryEr
 def build_entry(spec: ModelSpec, facts: ModelFacts, seed: int) -> nn.Module:
     """The FP32 model with the loop's contract; weights depend only on the seed."""
     if facts.reference is not None:
-        from mpbench.models import build_model
+        from mpbench.models.reference import build_model
 
         return build_model(facts.reference, seed)
     torch.manual_seed(seed)  # Transformers' and users' inits draw from the global generator
@@ -145,7 +145,7 @@ def build_entry(spec: ModelSpec, facts: ModelFacts, seed: int) -> nn.Module:
 
         return HFCausalLM(build_hf(facts.hf_config, facts.attn_implementation))
     from mpbench.models import user
-    from mpbench.models.layers import as_fp32
+    from mpbench.models.reference import as_fp32
 
     assert spec.module is not None
     factory = user.import_factory(spec.module, None)

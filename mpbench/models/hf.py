@@ -21,7 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from mpbench.errors import ModelEntryError
-from mpbench.models.layers import as_fp32
+from mpbench.models.reference import as_fp32
 
 INSTALL = "pip install 'mpbench[hf]'"
 DEFAULT_ATTN = "sdpa"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpbench.config.matrix import train_variants, variant_tag
+from mpbench.config.loader import train_variants, variant_tag
 from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.parallel import ParallelRun
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig

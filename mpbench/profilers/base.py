@@ -23,7 +23,7 @@ from mpbench.registry import registrar
 from mpbench.results.payloads import ProfileResult, Skipped
 
 if TYPE_CHECKING:
-    from mpbench.data.base import TokenSource
+    from mpbench.data import TokenSource
     from mpbench.plan.spec import RunSpec
     from mpbench.precision.base import Recipe
 

@@ -81,9 +81,7 @@ def software() -> dict[str, Any]:
     import numpy
 
     cuda = torch.cuda.is_available()
-    driver = None
-    if cuda:
-        driver = (gpu_card() or {}).get("driver")
+    gpu = gpu_card() if cuda else None
     return {
         "torch": torch.__version__, "cuda": torch.version.cuda,
         "cudnn": str(torch.backends.cudnn.version()) if cuda else None,
@@ -91,8 +89,8 @@ def software() -> dict[str, Any]:
                                or package_version("transformer_engine")),
         "torchao": package_version("torchao"), "python": platform.python_version(),
         "numpy": numpy.__version__,
-        "device": torch.cuda.get_device_name() if cuda else cpu_card()["model"],
-        "driver": driver,
+        "device": torch.cuda.get_device_name() if cuda else cpu_card().model,
+        "driver": gpu.driver if gpu else None,
         "deterministic_algorithms": torch.are_deterministic_algorithms_enabled(),
         "deterministic_warn_only": torch.is_deterministic_algorithms_warn_only_enabled(),
         "cudnn_deterministic": bool(torch.backends.cudnn.deterministic),

@@ -2,7 +2,7 @@
 figures (computed by mpbench.mfu, the one place) into its record.
 
 The ceiling is the best of: the model's own linear GEMMs timed under the recipe's autocast on
-the training's threads (mpbench.bench.model_ceiling), the best GEMM of `mpbench bench`
+the training's threads (mpbench.bench.ceiling), the best GEMM of `mpbench bench`
 results for this device (mpbench.bench.ceiling.best_gemm), or a quick square GEMM measured
 here when no bench results are at hand. Where training still beats it, the record says "no
 valid ceiling" and gives no MFU against it. Achieved TFLOP/s come from the measured steps'
@@ -15,8 +15,7 @@ from typing import Any
 
 import torch
 
-from mpbench.bench.ceiling import measured_ceiling_tflops
-from mpbench.bench.model_ceiling import model_gemm_ceiling
+from mpbench.bench.ceiling import measured_ceiling_tflops, model_gemm_ceiling
 from mpbench.dtypes import DtypeKey
 from mpbench.mfu import against, mfu_figures
 from mpbench.models.flops import flops_for

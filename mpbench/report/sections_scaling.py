@@ -20,11 +20,10 @@ def _node_cards(s: ResultSet) -> list[NodeCard]:
 
 
 def _device(card: NodeCard) -> str:
-    gpu = card.env.get("gpu") or {}
     if card.gpus:
         return f"{len(card.gpus)} x {card.gpus[0]}" if len(set(card.gpus)) == 1 else ", ".join(
             card.gpus)
-    return gpu.get("name") or (card.env.get("cpu") or {}).get("model") or "-"
+    return card.env.device_name("cuda") or "-"
 
 
 def nodes_table(s: ResultSet) -> Table | None:
@@ -35,9 +34,9 @@ def nodes_table(s: ResultSet) -> Table | None:
     for c in cards:
         env = c.env
         rows.append([text(f"node {c.node}"), text(c.host), text(", ".join(map(str, c.ranks))),
-                     text(_device(c)), text((env.get("gpu") or {}).get("driver")),
-                     text(env.get("cuda")), text(env.get("torch")),
-                     text(env.get("transformer_engine")), text(env.get("torchao")),
+                     text(_device(c)), text(env.gpu.driver if env.gpu else None),
+                     text(env.cuda), text(env.torch),
+                     text(env.transformer_engine), text(env.torchao),
                      text((c.suite_sha256 or "")[:12] or None)])
     return Table(["node", "host", "ranks", "CPU / GPU", "driver", "CUDA", "torch", "TE",
                   "torchao", "suite sha256"], rows,

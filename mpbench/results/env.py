@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 import mpbench
-from mpbench.results.env_card import CpuCard, EnvCard
+from mpbench.results.env_card import CpuCard, EnvCard, GpuCard
 
 # CPU flags that decide whether 16-bit math has a fast path on a CPU.
 CPU_16BIT_FLAGS = ("avx2", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16", "amx_fp16", "amx_tile")
@@ -30,7 +30,7 @@ def package_version(name: str) -> str | None:
         return None
 
 
-def cpu_card() -> dict[str, Any]:
+def cpu_card() -> CpuCard:
     flags: set[str] = set()
     model = platform.processor() or platform.machine()
     cpuinfo = Path("/proc/cpuinfo")
@@ -44,25 +44,23 @@ def cpu_card() -> dict[str, Any]:
     capability = torch.backends.cpu.get_cpu_capability()
     fast_bf16 = bool({"avx512_bf16", "amx_bf16"} & flags)
     fast_fp16 = bool({"avx512_fp16", "amx_fp16"} & flags)
-    return {
-        "model": model,
-        "arch": platform.machine(),
-        "logical_cores": os.cpu_count(),
-        "torch_threads": torch.get_num_threads(),
-        "torch_cpu_capability": capability,
-        "isa_flags": sorted(f for f in CPU_16BIT_FLAGS if f in flags),
-        "fast_bf16": fast_bf16,
-        "fast_fp16": fast_fp16,
-        "isa_env_overrides": {
+    return CpuCard(
+        model=model,
+        arch=platform.machine(),
+        logical_cores=os.cpu_count(),
+        torch_threads=torch.get_num_threads(),
+        torch_cpu_capability=capability,
+        isa_flags=sorted(f for f in CPU_16BIT_FLAGS if f in flags),
+        fast_bf16=fast_bf16,
+        fast_fp16=fast_fp16,
+        isa_env_overrides={
             k: os.environ[k] for k in ("ATEN_CPU_CAPABILITY", "ONEDNN_MAX_CPU_ISA") if k in os.environ
         },
-    }
+    )
 
 
-def cpu_16bit_note(cpu: CpuCard | dict[str, Any]) -> str:
+def cpu_16bit_note(cpu: CpuCard) -> str:
     """One sentence that explains what this CPU's ISA means for 16-bit speed."""
-    if isinstance(cpu, dict):
-        cpu = CpuCard.model_validate(cpu)
     bf16 = (
         "bf16 matmuls have a native path (avx512_bf16/AMX), so bf16 can beat fp32"
         if cpu.fast_bf16 and not cpu.isa_env_overrides
@@ -96,7 +94,7 @@ def nvml_handle(nvml: Any, cuda_index: int) -> tuple[Any, str]:
     return nvml.nvmlDeviceGetHandleByIndex(cuda_index), "index (unmapped)"
 
 
-def gpu_card(index: int | None = None) -> dict[str, Any] | None:
+def gpu_card(index: int | None = None) -> GpuCard | None:
     """The card of torch's CUDA device `index` (default: the current device)."""
     if not torch.cuda.is_available():
         return None
@@ -120,7 +118,7 @@ def gpu_card(index: int | None = None) -> dict[str, Any] | None:
         },
     }
     card.update(nvml_card(index))
-    return card
+    return GpuCard.model_validate(card)
 
 
 def nvml_card(index: int, nvml: Any = None) -> dict[str, Any]:
@@ -163,35 +161,35 @@ def git_commit(path: Path | None = None) -> str | None:
         return None
 
 
-def environment_card() -> dict[str, Any]:
-    """This machine's card, validated by the typed model (results/env_card.EnvCard) and handed
-    on as its JSON dict (what records, bench results and the torchrun ranks carry)."""
-    return EnvCard.model_validate({
-        "hostname": socket.gethostname(),
-        "os": platform.platform(),
-        "python": platform.python_version(),
-        "mpbench": mpbench.__version__,
-        "mpbench_commit": git_commit(),
-        "torch": torch.__version__,
-        "cuda": torch.version.cuda,
-        "cudnn": torch.backends.cudnn.version() if torch.cuda.is_available() else None,
-        "transformer_engine": package_version("transformer-engine") or package_version("transformer_engine"),
-        "torchao": package_version("torchao"),
-        "nvidia_ml_py": package_version("nvidia-ml-py"),
-        "cpu": cpu_card(),
-        "gpu": gpu_card(),
-    }).model_dump(mode="json")
+def environment_card() -> EnvCard:
+    """This machine's card (what records, bench results and the torchrun ranks carry; turned
+    into JSON only where it is written)."""
+    return EnvCard(
+        hostname=socket.gethostname(),
+        os=platform.platform(),
+        python=platform.python_version(),
+        mpbench=mpbench.__version__,
+        mpbench_commit=git_commit(),
+        torch=torch.__version__,
+        cuda=torch.version.cuda,
+        cudnn=torch.backends.cudnn.version() if torch.cuda.is_available() else None,
+        transformer_engine=package_version("transformer-engine") or package_version("transformer_engine"),
+        torchao=package_version("torchao"),
+        nvidia_ml_py=package_version("nvidia-ml-py"),
+        cpu=cpu_card(),
+        gpu=gpu_card(),
+    )
 
 
-def fairness_facts(card: dict[str, Any], device_kind: str) -> dict[str, str | None]:
+def fairness_facts(card: EnvCard, device_kind: str) -> dict[str, str | None]:
     """What must be the same on every node of one launch for its numbers to compare: the
     software that computes (torch, CUDA, TransformerEngine, torchao, mpbench) and the
     hardware it runs on (GPU model and driver on a GPU run, the CPU model on a CPU run)."""
-    facts = {k: card.get(k) for k in ("torch", "cuda", "transformer_engine", "torchao",
-                                       "mpbench")}
+    facts: dict[str, Any] = card.software(("torch", "cuda", "transformer_engine", "torchao",
+                                            "mpbench"))
     if device_kind == "cuda":
-        gpu = card.get("gpu") or {}
-        facts.update({"gpu": gpu.get("name"), "driver": gpu.get("driver")})
+        facts.update({"gpu": card.gpu.name if card.gpu else None,
+                      "driver": card.gpu.driver if card.gpu else None})
     else:
-        facts["cpu"] = (card.get("cpu") or {}).get("model")
+        facts["cpu"] = card.cpu.model
     return {k: None if v is None else str(v) for k, v in facts.items()}

@@ -93,6 +93,13 @@ class EnvCard(_Card):
                             bf16=cpu.fast_bf16 and not overridden, isa_flags=list(cpu.isa_flags),
                             isa_env_overrides=dict(cpu.isa_env_overrides))
 
+    def device_name(self, device_kind: str) -> str:
+        """What a run on `device_kind` ('cuda' or 'cpu') ran on: the GPU's name on a CUDA run
+        with a GPU on the card, else the CPU model."""
+        if device_kind == "cuda" and self.gpu is not None:
+            return self.gpu.name
+        return self.cpu.model
+
 
 class Capabilities(BaseModel):
     """What the run's device can do for each format (EnvCard.capabilities).

@@ -22,7 +22,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from mpbench.config.matrix import IN_RUN_ID
+from mpbench.config.loader import IN_RUN_ID
 from mpbench.config.parallel import parallel_tag
 
 FLAGS = {"activation_checkpointing": "ckpt", "compile": "compiled"}

@@ -61,7 +61,7 @@ class CompileInfo(BaseModel):
 
 
 class ProbeTimes(BaseModel):
-    """One timing of the machine-drift probe (bench/drift_probe.py), mean of its repeats."""
+    """One timing of the machine-drift probe (bench/timing.time_probe), mean of its repeats."""
 
     matmul_ms: float
     copy_ms: float

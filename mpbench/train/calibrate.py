@@ -33,16 +33,16 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from statistics import median
-from typing import Any, Protocol
+from typing import Protocol
 
 import torch
 
-from mpbench.config.budget import BudgetConfig
-from mpbench.config.schema import ProfilerSpec, Suite, TrainConfig
-from mpbench.data.base import TokenSource
+from mpbench.config.schema import BudgetConfig, ProfilerSpec, Suite, TrainConfig
+from mpbench.data import TokenSource
 from mpbench.errors import UserError
 from mpbench.plan.spec import RunSpec
 from mpbench.profilers import PROFILERS
+from mpbench.results.env_card import EnvCard
 from mpbench.results.schema import BudgetNote
 
 
@@ -177,7 +177,7 @@ def fit_line(points: list[tuple[float, float]]) -> Callable[[float], float]:
 
 
 def calibrate(specs: Iterable[RunSpec], source: TokenSource, device: torch.device,
-              env: dict[str, Any], train: TrainFn, steps: int,
+              env: EnvCard, train: TrainFn, steps: int,
               on_cost: Callable[[RunSpec, RecipeCost], None] | None = None) -> dict[str, RecipeCost]:
     """Costs by `cost_key`, from short runs through the real training code.
 
@@ -295,6 +295,3 @@ def seconds_since_start() -> float:
 
 
 _LOADED = time.perf_counter()
-
-__all__ = ["BudgetPlan", "RecipeCost", "calibrate", "cost_from_record", "cost_key", "estimate_s",
-           "plan_steps", "seconds_since_start", "with_steps"]

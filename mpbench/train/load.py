@@ -16,12 +16,10 @@ from pydantic import BaseModel, ValidationError
 
 from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.config.errors import first_error, unknown_name
-from mpbench.config.extensions import EXTENSIONS
-from mpbench.config.loader import load_suite_schema
-from mpbench.config.matrix import train_variants
+from mpbench.config.loader import load_suite_schema, train_variants
 from mpbench.config.model_sizes import MODEL_SIZES, ModelConfig
 from mpbench.config.parallel import batch_problem
-from mpbench.config.schema import DeviceKind, ModelSpec, Suite, TrainConfig
+from mpbench.config.schema import EXTENSIONS, DeviceKind, ModelSpec, Suite, TrainConfig
 from mpbench.errors import ModelEntryError, UserError
 
 

@@ -8,28 +8,47 @@ import time
 import traceback
 from collections.abc import Callable
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Protocol
 
 import torch
+from torch import nn
 
-from mpbench.bench.drift_probe import time_probe
+from mpbench.bench.timing import time_probe
 from mpbench.config.schema import TrainConfig
-from mpbench.data.base import TokenSource
+from mpbench.data import TokenSource
 from mpbench.errors import ModelEntryError
-from mpbench.models import count_parameters
 from mpbench.models.entry import ModelFacts, build_entry, check_fits
 from mpbench.models.flops import flops_for
+from mpbench.models.reference import count_parameters
 from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
 from mpbench.profilers.base import PROFILERS, Profiler, RunContext, StepInfo
 from mpbench.profilers.peaks import PeakMemory, is_oom, release_memory
+from mpbench.results.env_card import EnvCard
 from mpbench.results.payloads import ProfileResult, Skipped
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
-from mpbench.train.optim import make_stepper
-from mpbench.train.parallel_hooks import ParallelHooks
+from mpbench.train.optim import Stepper, make_stepper
 from mpbench.train.record import RunOutcome, build_record
+
+
+class ParallelHooks(Protocol):
+    """What the training loop calls for a distributed run, as an interface the loop owns:
+    distributed/session.py's ParallelSession implements it; train never imports distributed
+    (the layer above it), so one process trains without the torchrun code loaded."""
+
+    def check(self, recipe: Recipe) -> str | None:
+        """Why this recipe cannot run with this strategy (the run is skipped), or None."""
+
+    def wrap(self, model: nn.Module, recipe: Recipe) -> nn.Module:
+        """The model under DDP or FSDP2, before the optimizer sees its parameters."""
+
+    def wrap_stepper(self, stepper: Stepper) -> Stepper:
+        """A stepper that averages the loss over ranks and counts communication per step."""
+
+    def profiler(self) -> Profiler:
+        """The probe that stores profiler_results["parallel"]."""
 
 
 def make_profilers(spec: RunSpec, device: torch.device,
@@ -79,7 +98,7 @@ def run_skip_reason(recipe: Recipe, cfg: TrainConfig, device: torch.device,
 
 
 def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
-              env: dict[str, Any], progress: ProgressFn | None = None,
+              env: EnvCard, progress: ProgressFn | None = None,
               parallel: ParallelHooks | None = None,
               extra: dict[str, Any] | None = None) -> RunRecord:
     """Train and measure one run. `extra` reaches profilers as RunContext.extra
@@ -121,7 +140,7 @@ def train_run(spec: RunSpec, source: TokenSource, device: torch.device,
     return build_record(spec, device, env, out, started, t_start, source, recipe)
 
 
-def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: dict[str, Any],
+def probed_run(spec: RunSpec, source: TokenSource, device: torch.device, env: EnvCard,
                progress: ProgressFn | None, extra: dict[str, Any],
                parallel: ParallelHooks | None = None) -> RunRecord:
     """train_run between two timings of the machine-drift probe; the record carries both.

@@ -11,13 +11,14 @@ from typing import Any
 
 import torch
 
-from mpbench.data.base import TokenSource
+from mpbench.data import TokenSource
 from mpbench.mfu import achieved_tflops, mfu_figures
 from mpbench.models.entry import ModelFacts
 from mpbench.models.flops import Flops
 from mpbench.plan.spec import RunSpec
 from mpbench.precision import get_recipe
 from mpbench.precision.base import Recipe
+from mpbench.results.env_card import EnvCard
 from mpbench.results.payloads import ProfileResult, Skipped
 from mpbench.results.schema import RunRecord, Status
 from mpbench.train.measure import Measurement
@@ -39,21 +40,23 @@ class RunOutcome:
     profiles: dict[str, ProfileResult | Skipped] = field(default_factory=dict)
 
 
-def device_name(device: torch.device, env: dict[str, Any]) -> str:
+def device_name(device: torch.device, env: EnvCard) -> str:
     """The run's device as the gate's platform check matches it: the GPU's name for a CUDA
-    run (torch.cuda.get_device_name, as hardware.py's peak table), else the CPU model."""
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return str(env["cpu"]["model"])
+    run (the card's, which is torch.cuda.get_device_name as mfu.py's peak table keys it;
+    asked of torch only where the card holds another GPU or none), else the CPU model."""
+    gpu = env.gpu
+    if device.type != "cuda" or (gpu is not None and device.index in (None, gpu.torch_index)):
+        return env.device_name(device.type)
+    return torch.cuda.get_device_name(device)
 
 
 def _mfu_fields(flops_tok: float | None, tokens_per_s: float | None, recipe: Recipe,
-                device: torch.device) -> dict[str, Any]:
+                device: torch.device, env: EnvCard) -> dict[str, Any]:
     """The record's spec-peak MFU fields, computed by mpbench.mfu (the one place)."""
     achieved = achieved_tflops(flops_tok, tokens_per_s)
     if achieved is None:
         return {}
-    name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    name = device_name(device, env) if device.type == "cuda" else None
     f = mfu_figures(achieved, recipe.gemm_key(), device.type, name,
                     numerics_only=recipe.numerics_only)
     return {"achieved_tflops": achieved, "peak_tflops": f.spec_peak_tflops,
@@ -82,7 +85,7 @@ def _measured_fields(m: Measurement | None) -> dict[str, Any]:
     }
 
 
-def build_record(spec: RunSpec, device: torch.device, env: dict[str, Any], out: RunOutcome,
+def build_record(spec: RunSpec, device: torch.device, env: EnvCard, out: RunOutcome,
                  started: datetime, t_start: float, source: TokenSource | None = None,
                  recipe: Recipe | None = None) -> RunRecord:
     """The record of `spec` as it ended (`out`); `t_start` is time.perf_counter() at its start.
@@ -107,8 +110,7 @@ def build_record(spec: RunSpec, device: torch.device, env: dict[str, Any], out: 
         flops_per_token=flops.per_token if flops else None,
         flops_per_token_counter=flops.counter if flops else None,
         flops_note=flops.note if flops else None, flops_method=flops.method if flops else None,
-        **_mfu_fields(flops.per_token if flops else None, tokens_per_s, recipe,
-                      device),
+        **_mfu_fields(flops.per_token if flops else None, tokens_per_s, recipe, device, env),
         profiler_results=out.profiles, env=env,
         suite_config=spec.suite.model_dump(mode="json"),
         started_at=started.isoformat(timespec="milliseconds"),

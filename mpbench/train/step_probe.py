@@ -14,7 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
-from mpbench.data.base import TokenSource
+from mpbench.data import TokenSource
 from mpbench.models.entry import build_entry
 from mpbench.plan.spec import RunSpec
 from mpbench.precision.base import Recipe

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 from pydantic import Field
 
+from mpbench.results.env_card import EnvCard
 from mpbench.results.payloads.base import ProfileResult, StepStats, Strict
 
 
@@ -106,7 +107,7 @@ class NodeCard(Strict):
     """Each rank's GPU model on this node (empty on a CPU)."""
     suite_sha256: str | None = None
     """The suite file this node read."""
-    env: dict[str, Any] = Field(default_factory=dict)
+    env: EnvCard = Field(default_factory=EnvCard)
     """results/env.environment_card() of the node's lowest rank."""
 
 
@@ -130,7 +131,7 @@ class ParallelResult(ProfileResult):
     global_batch: int | None = None
     per_rank_batch: int | None = None
     topology: dict[str, Any] = Field(default_factory=dict)
-    """Host, nodes, GPUs per node and their links (distributed/topology.py)."""
+    """Host, nodes, GPUs per node and their links (distributed/nodes.topology)."""
     recorded_after_restart: bool = False
     """Written by the next attempt from the ranks' reports: rank 0 died during the run."""
     probe: CommProbe | None = None
