@@ -16,7 +16,7 @@ from fixture_records import record, write_results
 
 from mpbench.analysis import access
 from mpbench.analysis.claims import evaluate_claims
-from mpbench.analysis.compare import baseline_for, group_runs, speedup
+from mpbench.analysis.compare import Groups, speedup
 from mpbench.analysis.history import Point, build_series
 from mpbench.cli.summary import summary_table
 from mpbench.gate.matching import match_runs
@@ -64,10 +64,10 @@ EXPECTED = {_label(lr, par) for lr, par in GROUPS}
 @pytest.mark.unit
 def test_every_view_finds_the_same_groups_and_speedups(tmp_path: Path) -> None:
     records = _records()
-    groups = group_runs(records)
+    groups = Groups(records)
     assert {g.key.comparison.label for g in groups} == EXPECTED
     assert len(groups) == 8 and all(len(g.records) == 4 for g in groups)  # 2 seeds x 2 repeats
-    truth = {g.key.comparison.label: speedup(g, baseline_for(g, groups))
+    truth = {g.key.comparison.label: speedup(g, groups.baseline(g))
              for g in groups if g.precision == "bf16"}
     assert all(r is not None and r.n_base == r.n_new == 4 for r in truth.values())
     for (lr, par), (fp32_ms, bf16_ms) in GROUPS.items():  # the estimator sees each group alone

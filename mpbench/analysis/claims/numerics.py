@@ -142,12 +142,12 @@ def _fp16_half(label: str, uf: dict[str, UnderflowShares]) -> ClaimRow | None:
 def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
     judged: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
+    for key in ev.compared:
         label = access.config_label(key)
-        uf = {p: u for p in ("bf16", "fp16", "fp16-noscale")
-              if (u := _median_underflow(by_p.get(p, []))) is not None}
+        runs = {p: ev.groups.ok(key.with_precision(p)) for p in ("bf16", "fp16", "fp16-noscale")}
+        uf = {p: u for p, rs in runs.items() if (u := _median_underflow(rs)) is not None}
         for p, u in uf.items():
-            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost, n=len(by_p[p]),
+            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost, n=len(runs[p]),
                                  unit="", counted=False,
                                  note=f"below fp16 subnormal {fmt(u.fraction, 4)}, fp32 "
                                       f"reference {fmt(u.reference, 4)}"))
