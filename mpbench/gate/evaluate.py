@@ -10,7 +10,8 @@ from typing import Any
 from mpbench.errors import UserError
 from mpbench.gate.matching import changed_settings, check_platforms, match_runs
 from mpbench.gate.rules import Finding, Limits, check_pair
-from mpbench.gate.runs import GateRun, load_runs, result_sets
+from mpbench.gate.runs import load_runs, result_sets
+from mpbench.interop.pytest_benchmark import RunSummary
 
 EXIT_PASS, EXIT_REGRESSION = 0, 1
 
@@ -66,7 +67,7 @@ DRIFT_NOTE = 0.03
 """A probe change beyond this is reported as the machine getting slower or faster."""
 
 
-def machine_drift(current: list[GateRun], baseline: list[GateRun]) -> dict[str, Any] | None:
+def machine_drift(current: list[RunSummary], baseline: list[RunSummary]) -> dict[str, Any] | None:
     cur = [r.probe_ms for r in current if r.probe_ms]
     base = [r.probe_ms for r in baseline if r.probe_ms]
     if not cur or not base:
@@ -92,7 +93,7 @@ def drift_note(drift: dict[str, Any] | None, normalize: bool) -> str | None:
     return f"no machine drift beyond {DRIFT_NOTE:.0%} ({how})"
 
 
-def check_probes(runs: list[GateRun], side: str) -> None:
+def check_probes(runs: list[RunSummary], side: str) -> None:
     missing = [r.run_id for r in runs if r.status == "ok" and not r.probe_ms]
     if missing:
         raise UserError(f"--normalize-by-probe: {len(missing)} {side} run(s) have no drift probe "
@@ -100,7 +101,7 @@ def check_probes(runs: list[GateRun], side: str) -> None:
                         "with this mpbench or drop --normalize-by-probe")
 
 
-def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits,
+def compare_runs(current: list[RunSummary], baseline: list[RunSummary], limits: Limits,
                  allow_mismatch: bool = False, strict: bool = False,
                  labels: tuple[str, str] = ("current", "baseline")) -> GateReport:
     mismatch = check_platforms(current, baseline, allow_mismatch)
@@ -119,11 +120,11 @@ def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits
     findings: list[Finding] = []
     for pair in matching.pairs:
         findings.extend(check_pair(pair, limits))
-        train = changed_settings(pair.baseline, pair.current, "train")
+        train = changed_settings(pair.baseline.records, pair.current.records, "train")
         if train:
             notes.append(f"{pair.config_id}: train settings changed: " + "; ".join(train))
-        seeds_b = {r.seed for r in pair.baseline}
-        seeds_c = {r.seed for r in pair.current}
+        seeds_b = {r.seed for r in pair.baseline.records}
+        seeds_c = {r.seed for r in pair.current.records}
         if seeds_b != seeds_c:
             notes.append(f"{pair.config_id}: seeds differ (baseline {sorted(seeds_b)}, "
                          f"current {sorted(seeds_c)}); each run counts as one sample")

@@ -73,8 +73,8 @@ def benchmark_stats(times_s: Sequence[float]) -> dict[str, Any]:
 
 
 class RunSummary(BaseModel):
-    """What the gate needs to know about a run, without its curves and traces: stored in an
-    export's extra_info["mpbench"] (step times travel as the benchmark's rounds)."""
+    """The gate's view of a run, without its curves and traces: made from a record, or read
+    from an export's extra_info["mpbench"] (step times travel as the benchmark's rounds)."""
 
     model_config = ConfigDict(extra="ignore")  # exports of a newer mpbench may say more
 
@@ -106,6 +106,24 @@ class RunSummary(BaseModel):
     probe_ms: float | None = None
     step_times_ms: list[float] = Field(default_factory=list, exclude=True)
     """The measured steps (read back from the rounds; not written into extra_info)."""
+    source: str = Field("", exclude=True)
+    """The results path the gate read this run from (several --baseline are told apart by it)."""
+
+    @property
+    def device_kind(self) -> str:
+        """'cpu' or 'cuda' (the device's type, without an index)."""
+        return self.device.split(":")[0]
+
+    @property
+    def config_id(self) -> str:
+        """The configuration (results/key.py) without the profile, which the gate's matching
+        adds unless --allow-mismatch: model, settings, parallel combination, precision."""
+        return self.config_key.label
+
+    @property
+    def versions(self) -> dict[str, Any]:
+        """Software versions and the GPU driver: what the gate names when they changed."""
+        return {**self.software, "gpu driver": self.gpu_driver}
 
     @model_validator(mode="before")
     @classmethod
