@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mpbench.errors import UserError
 from mpbench.results.env_card import EnvCard
-from mpbench.results.key import ConfigKey, derive_key
+from mpbench.results.key import ConfigKey
 from mpbench.results.schema import RunRecord
+from mpbench.results.upgrade import derive_key
 
 EXPORT_FORMAT = "mpbench-pytest-benchmark"
 EXPORT_VERSION = 1
@@ -134,17 +135,13 @@ class RunSummary(BaseModel):
 
 
 def summary_of(r: RunRecord) -> RunSummary:
+    """The record's summary: the fields both share, and what the gate reads of the rest."""
+    shared = {k: getattr(r, k) for k in RunSummary.model_fields if k in RunRecord.model_fields}
     return RunSummary(
-        run_id=r.run_id, config_key=r.config_key, suite=r.suite, profile=r.profile,
-        model=r.model, precision=r.precision, batch_size=r.batch_size, seq_len=r.seq_len,
-        seed=r.seed, repeat=r.repeat, device=r.device, device_name=r.device_name,
-        status=r.status, reason=r.reason, tokens_per_s=r.tokens_per_s,
-        peak_bytes=r.memory.peak_bytes if r.memory else None,
-        memory_kind=r.memory.kind if r.memory else None, eval_loss=r.eval_loss,
-        final_train_loss=r.final_train_loss, train=r.train,
-        software=r.env.software(SOFTWARE_KEYS),
-        gpu_driver=r.env.gpu.driver if r.env.gpu else None, schema_version=r.schema_version,
-        probe_ms=r.probe.score_ms if r.probe else None, step_times_ms=r.step_times_ms)
+        **shared, peak_bytes=r.memory.peak_bytes if r.memory else None,
+        memory_kind=r.memory.kind if r.memory else None, software=r.env.software(SOFTWARE_KEYS),
+        gpu_driver=r.env.gpu.driver if r.env.gpu else None,
+        probe_ms=r.probe.score_ms if r.probe else None)
 
 
 def run_summary(r: RunRecord) -> dict[str, Any]:
