@@ -252,7 +252,7 @@ def _recipe(group: Group[RunRecord], base: Group[RunRecord], band: Band | None, 
 
 
 def analyze(records: list[RunRecord], options: ConvergenceOptions | None = None) -> list[ConvergenceSummary]:
-    """One summary per model x batch x seq-len configuration that has baseline runs."""
+    """One summary per comparison group (results/key.py) that has baseline runs."""
     opts = options or options_from_records(records)
     groups = Groups(records)
     out = []
@@ -266,9 +266,7 @@ def analyze(records: list[RunRecord], options: ConvergenceOptions | None = None)
         summary = ConvergenceSummary(base.model, base.batch_size, base.seq_len, opts.baseline,
                                      band, len(base.ok), floor, opts)
         base_times = time_to_target(base.ok, final_losses(base), target_slack(base, opts))
-        for g in groups:
-            if (g.model, g.batch_size, g.seq_len) != (base.model, base.batch_size, base.seq_len):
-                continue
+        for g in groups.comparison(base.key.comparison):
             if not any(r.status in ("ok", "diverged") for r in g.records):
                 summary.not_run[g.precision] = f"{g.status}: {g.reason or 'no reason recorded'}"
                 continue
