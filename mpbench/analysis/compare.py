@@ -174,15 +174,12 @@ class Groups(Generic[R]):
     def comparison(self, key: ComparisonKey) -> list[Group[R]]:
         return [g for g in self if g.key.comparison == key]
 
-    def with_role(self: Groups[RunRecord], key: ComparisonKey, role: RecipeRole) -> list[Group[RunRecord]]:
-        """The groups of comparison group `key` whose recipe has `role` (Recipe.role)."""
-        return [g for g in self.comparison(key) if g.role == role]
-
     def baseline(self: Groups[RunRecord],
                  of: Group[RunRecord] | ComparisonKey) -> Group[RunRecord] | None:
-        """The baseline recipe's group in the comparison group of `of` (None without one)."""
+        """The group of the recipe whose role is the baseline (Recipe.role) in the comparison
+        group of `of` (None without one)."""
         key = of.key.comparison if isinstance(of, Group) else of
-        return next(iter(self.with_role(key, "baseline")), None)
+        return next((g for g in self.comparison(key) if g.role == "baseline"), None)
 
     def baseline_runs(self: Groups[RunRecord],
                       of: Group[RunRecord] | ComparisonKey) -> list[RunRecord]:
