@@ -19,8 +19,8 @@ from mpbench.analysis.claims import evaluate_claims
 from mpbench.analysis.compare import Groups, speedup
 from mpbench.analysis.history import Point, build_series
 from mpbench.cli.summary import summary_table
+from mpbench.gate.evaluate import load_runs
 from mpbench.gate.matching import match_runs
-from mpbench.gate.runs import load_runs
 from mpbench.interop.tracking import comparisons
 from mpbench.report.blocks import Table
 from mpbench.report.resultset import ResultSet
