@@ -102,7 +102,7 @@ def busy(n: int) -> Iterator[None]:
 def specs(suite_path: Path, only: list[str], count: int) -> list[RunSpec]:
     suite = load_suite(suite_path, "cpu")
     chosen = select(expand(suite.model_copy(update={"repeats": count})), tuple(only))
-    configs = {s.run_id.rsplit("__seed", 1)[0] for s in chosen}
+    configs = {s.config_key.label for s in chosen}
     if len(configs) != 1:
         raise SystemExit(f"--only must pick one configuration; got {sorted(configs)}")
     return chosen

@@ -14,7 +14,6 @@ from typing import Any
 import numpy as np
 
 from mpbench.bench.store import BenchRecord
-from mpbench.config.loader import IN_RUN_ID
 from mpbench.precision import RECIPES
 from mpbench.results.key import ParallelKey, make_key
 from mpbench.results.payloads import (
@@ -75,7 +74,7 @@ def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: f
 
     `matrix` is this run's values of the suite's matrix settings (e.g. {"lr": 0.01}), `parallel`
     its data-parallel combination; the run id and the configuration key say both, as
-    train/spec.py writes them."""
+    the plan writes them (ConfigKey.run_id)."""
     env = env or CPU_ENV
     device = "cuda:0" if env.get("gpu") else "cpu"
     extra = f"|{matrix}|{parallel}|{repeat}" if matrix or parallel or repeat else ""
@@ -91,12 +90,9 @@ def record(precision: str, seed: int = 0, *, model: str = "gpt-tiny", step_ms: f
     train = {"batch_size": batch, "seq_len": seq, "steps": steps, "warmup_steps": 2,
              "activation_checkpointing": ckpt, "compile": False, **matrix}
     profile = "cpu" if device == "cpu" else "cuda"
-    tags = "".join(f"-{k}{v}" for k, v in matrix.items() if k not in IN_RUN_ID)
-    par = f"__{parallel.tag}" if parallel is not None else ""
+    key = make_key(model, precision, {}, train, list(matrix), parallel, profile)
     return RunRecord(
-        schema_version=SCHEMA_VERSION, run_id=f"{model}{tags}__{precision}__b{batch}-t{seq}"
-        f"{'-ckpt' if ckpt else ''}{par}__seed{seed}{f'-r{repeat}' if repeat else ''}",
-        config_key=make_key(model, precision, {}, train, list(matrix), parallel, profile),
+        schema_version=SCHEMA_VERSION, run_id=key.run_id(seed, repeat), config_key=key,
         repeat=repeat, suite=suite, suite_description=description, profile=profile, model=model,
         model_dims={"arch": "gpt", "n_layer": 2}, n_params=n_params, precision=precision,
         recipe={"name": precision, "family": fam, "summary": "", "compute_dtype":

@@ -16,6 +16,7 @@ from mpbench.train.calibrate import (
     calibrate,
     calibration_spec,
     cost_from_record,
+    cost_key,
     estimate_s,
     periodic_steps,
     plan_steps,
@@ -121,7 +122,8 @@ def test_interpolated_cost_matches_a_linear_machine() -> None:
     s = suite()
     specs = expand(s)
     costs = calibrate(specs, None, None, {}, FakeMachine().train, 2)  # type: ignore[arg-type]
-    bf16 = next(c for k, c in costs.items() if "__bf16__" in k)  # never run with profilers
+    spec = next(s for s in specs if s.precision.name == "bf16")
+    bf16 = costs[cost_key(spec)]  # never run with profilers
     assert bf16.step_s == pytest.approx(0.1)
     # fixed: build, the profilers' extra steps and the run's 2 warm-up steps; the warm-up's
     # periodic work is charged by run_s with every other periodic step, not twice
@@ -129,7 +131,6 @@ def test_interpolated_cost_matches_a_linear_machine() -> None:
     assert bf16.fixed_s == pytest.approx(BUILD_S["bf16"] + (PROFILER_STEPS + 2) * 0.1)
     assert bf16.periodic_s == pytest.approx(PERIODIC_STEPS * 0.1)
     # so the estimate of a whole run is what the (linear) machine takes
-    spec = next(s for s in specs if s.precision.name == "bf16")
     machine = FakeMachine()
     assert bf16.run_s(2, 100, [10, 25]) == pytest.approx(machine.train(spec, None, None, {}).duration_s)
 

@@ -15,20 +15,20 @@ import pytest
 from fixture_records import record, write_results
 
 from mpbench.analysis.claims import evaluate_claims
-from mpbench.analysis.compare import baseline_for, group_runs, speedup
+from mpbench.analysis.compare import Groups, speedup
 from mpbench.analysis.history import Point, build_series
 from mpbench.cli.summary import summary_table
+from mpbench.gate.evaluate import load_runs
 from mpbench.gate.matching import match_runs
-from mpbench.gate.runs import load_runs
 from mpbench.interop.tracking import comparisons
 from mpbench.report.blocks import Table
 from mpbench.report.resultset import ResultSet
 from mpbench.report.sections_perf import throughput_blocks
-from mpbench.results.key import ConfigKey, ParallelKey, derive_key
+from mpbench.results.key import ConfigKey, ParallelKey
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import SCHEMA_VERSION
 from mpbench.results.store import load_records
-from mpbench.results.upgrade import upgrade
+from mpbench.results.upgrade import derive_key, upgrade
 
 SCHEMA_1 = Path(__file__).resolve().parent / "data" / "schema1-gpt-cpu"
 DDP = ParallelKey(strategy="ddp", grad_comm_dtype="fp32", world_size=2)
@@ -64,10 +64,10 @@ EXPECTED = {_label(lr, par) for lr, par in GROUPS}
 @pytest.mark.unit
 def test_every_view_finds_the_same_groups_and_speedups(tmp_path: Path) -> None:
     records = _records()
-    groups = group_runs(records)
+    groups = Groups(records)
     assert {g.key.comparison.label for g in groups} == EXPECTED
     assert len(groups) == 8 and all(len(g.records) == 4 for g in groups)  # 2 seeds x 2 repeats
-    truth = {g.key.comparison.label: speedup(g, baseline_for(g, groups))
+    truth = {g.key.comparison.label: speedup(g, groups.baseline(g))
              for g in groups if g.precision == "bf16"}
     assert all(r is not None and r.n_base == r.n_new == 4 for r in truth.values())
     for (lr, par), (fp32_ms, bf16_ms) in GROUPS.items():  # the estimator sees each group alone
@@ -116,7 +116,7 @@ def test_every_view_finds_the_same_groups_and_speedups(tmp_path: Path) -> None:
     cur_dir = write_results(tmp_path / "cur", records)
     m = match_runs(load_runs(cur_dir, "CURRENT"), load_runs(base_dir, "--baseline"), False)
     assert {p.config_id for p in m.pairs} == {f"{e} {p}" for e in EXPECTED for p in ("fp32", "bf16")}
-    assert all(len(p.current) == len(p.baseline) == 4 for p in m.pairs)
+    assert all(len(p.current.records) == len(p.baseline.records) == 4 for p in m.pairs)
     assert not m.only_current and not m.only_baseline
 
     # history: one series per configuration
@@ -137,6 +137,21 @@ def test_the_key_derived_from_a_run_id_equals_the_written_one() -> None:
     assert derive_key({"run_id": "m__fp16-1a2b3c__b4-t8__seed0", "model": "m",
                        "precision": "fp16", "batch_size": 4, "seq_len": 8,
                        "profile": "cpu"}).precision == "fp16-1a2b3c"
+
+
+@pytest.mark.unit
+def test_the_run_id_is_written_from_the_key_and_the_upgrader_reads_it_back() -> None:
+    ddp = ParallelKey(strategy="ddp", grad_comm_dtype="bf16", world_size=2)
+    key = ConfigKey(model="gpt-tiny", precision="fp16-1a2b3c", batch_size=4, seq_len=8,
+                    settings={"lr": 0.01, "activation_checkpointing": True, "compile": True},
+                    parallel=ddp, profile="cpu")
+    run_id = "gpt-tiny-lr0.01__fp16-1a2b3c__b4-t8-ckpt-compiled__ddp-bf16comm-w2__seed1-r2"
+    assert key.run_id(1, 2) == run_id
+    assert key.run_id(0) == run_id.replace("seed1-r2", "seed0")
+    old = {"run_id": run_id, "model": "gpt-tiny", "precision": "fp16", "batch_size": 4,
+           "seq_len": 8, "profile": "cpu", "suite_config": {"matrix": {"lr": [0.01, 0.1]}},
+           "train": {"lr": 0.01, "activation_checkpointing": True, "compile": True}}
+    assert derive_key(old) == key
 
 
 @pytest.mark.integration

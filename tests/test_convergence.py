@@ -278,3 +278,17 @@ def test_cpu_profile_end_to_end(tmp_path: Path) -> None:
             if r.seed == 0 and r.precision in ("fp16", "fp16-noscale")
             and (n := r.result(NumericsResult)) is not None}
     assert lost["fp16-noscale"] > lost["fp16"]
+
+
+@pytest.mark.unit
+def test_each_summary_holds_only_its_own_comparison_group() -> None:
+    """With and without checkpointing are two configurations of one model, batch and length:
+    each fp32 baseline is compared with its own setting's recipes, not with the other's."""
+    from fixture_records import record as run
+
+    runs = [run(p, s, ckpt=ckpt) for ckpt in (False, True) for s in range(2) for p in ("fp32", "bf16")]
+    summaries = analyze(runs)
+    assert len(summaries) == 2
+    for summary in summaries:
+        assert [rc.precision for rc in summary.recipes] == ["fp32", "bf16"]
+        assert summary.baseline_seeds == 2

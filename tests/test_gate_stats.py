@@ -9,6 +9,7 @@ import click
 import numpy as np
 import pytest
 
+from mpbench.analysis.compare import Group
 from mpbench.cli.gate import Fraction, LossTolerance
 from mpbench.gate.matching import ConfigPair, changed_settings, match_runs, platform_mismatch
 from mpbench.gate.rules import (
@@ -19,31 +20,33 @@ from mpbench.gate.rules import (
     check_status,
     check_throughput,
 )
-from mpbench.gate.runs import GateRun
-from mpbench.interop.pytest_benchmark import benchmark_stats
+from mpbench.interop.pytest_benchmark import RunSummary, benchmark_stats
 from mpbench.results.key import ParallelKey, make_key
 
 
 def run(seed: int = 0, status: str = "ok", times: list[float] | None = None, peak: int | None = 100 * 2**20,
-        kind: str = "cuda", loss: float | None = 3.0, reason: str | None = None, **kw: object) -> GateRun:
+        kind: str = "cuda", loss: float | None = 3.0, reason: str | None = None, **kw: object) -> RunSummary:
     fields: dict[str, object] = dict(
         run_id=f"m__fp32__b4-t32__seed{seed}", model="m", precision="fp32", batch_size=4, seq_len=32,
-        seed=seed, profile="default", device_kind="cuda", device_name="H100", status=status,
-        reason=reason, step_times_ms=tuple(times if times is not None else [10.0] * 20),
+        seed=seed, profile="default", device="cuda:0", device_name="H100", status=status,
+        reason=reason, step_times_ms=times if times is not None else [10.0] * 20,
         peak_bytes=peak, memory_kind=kind, eval_loss=loss)
     fields.update(kw)
-    if "key" not in fields:  # the key the record carries: written from the settings
+    if "config_key" not in fields:  # the key the record carries: written from the settings
         train: dict = dict(fields.get("train") or {})  # type: ignore[call-overload]
-        fields["key"] = make_key(str(fields["model"]), str(fields["precision"]), {},
-                                 {"batch_size": fields["batch_size"],
-                                  "seq_len": fields["seq_len"], **train}, list(train),
-                                 kw.get("parallel"), str(fields["profile"]))  # type: ignore[arg-type]
+        fields["config_key"] = make_key(str(fields["model"]), str(fields["precision"]), {},
+                                        {"batch_size": fields["batch_size"],
+                                         "seq_len": fields["seq_len"], **train}, list(train),
+                                        kw.get("parallel"), str(fields["profile"]))  # type: ignore[arg-type]
         fields.pop("parallel", None)
-    return GateRun(**fields)  # type: ignore[arg-type]
+    source = str(fields.pop("source", ""))
+    summary = RunSummary(**fields)  # type: ignore[arg-type]
+    summary.source = source
+    return summary
 
 
-def pair(base: list[GateRun], cur: list[GateRun]) -> ConfigPair:
-    return ConfigPair(base[0].config_id, base, cur)
+def pair(base: list[RunSummary], cur: list[RunSummary]) -> ConfigPair:
+    return ConfigPair(base[0].config_id, Group(base[0].config_key, base), Group(cur[0].config_key, cur))
 
 
 @pytest.mark.unit
@@ -92,7 +95,7 @@ def test_loss_rules_one_seed_and_tost_with_seeds() -> None:
 
 @pytest.mark.unit
 def test_status_transitions() -> None:
-    def one(old: GateRun, new: GateRun) -> str:
+    def one(old: RunSummary, new: RunSummary) -> str:
         (f,) = check_status(pair([old], [new]))
         return f.verdict
 
@@ -188,7 +191,7 @@ def test_repeats_share_a_configuration_and_one_status_finding() -> None:
     assert finding.verdict == "regression" and len(finding.runs) == 3
 
 
-def _runs(medians: list[float], probe: float | None, source: str = "") -> list[GateRun]:
+def _runs(medians: list[float], probe: float | None, source: str = "") -> list[RunSummary]:
     rng = np.random.default_rng(int(sum(medians)))
     return [run(run_id=f"m__fp32__b4-t32__seed0-r{i}", times=list(m * rng.lognormal(0, 0.01, 20)),
                 probe_ms=probe, source=source) for i, m in enumerate(medians)]

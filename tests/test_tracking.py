@@ -25,7 +25,7 @@ import pytest
 from click.testing import CliRunner
 from fixture_records import gpu_env, numerics, payload, record, stored_results, write_results
 
-from mpbench.analysis.compare import baseline_for, group_runs, speedup
+from mpbench.analysis.compare import Groups, speedup
 from mpbench.cli.main import cli
 from mpbench.interop.tracking import comparisons, tracked_run
 from mpbench.results.payloads import MfuResult, NvmlResult
@@ -155,9 +155,9 @@ def test_mlflow_export_reads_back(logged: Logged, tmp_path: Path) -> None:
     assert "mfu" not in m  # no spec peak on a CPU: not measured, not logged as 0
 
     # the speedup is the analysis code's own (summary table), seeds pooled, with its interval
-    groups = group_runs(list(records.values()))
+    groups = Groups(list(records.values()))
     for g in groups:
-        ratio = speedup(g, baseline_for(g, groups))
+        ratio = speedup(g, groups.baseline(g))
         assert ratio is not None
         rm = snap[g.records[0].run_id]["metrics"]
         if g.precision == "fp32":

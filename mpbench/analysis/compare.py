@@ -1,23 +1,49 @@
-"""Group runs by configuration and compare each precision with the fp32 baseline."""
+"""The one grouping of runs: by configuration (results/key.py ConfigKey), compared within
+their comparison group against the recipe whose role is the baseline.
+
+Every view reads these groups: the summary table, the claims (claims/evidence.py), the
+report (report/resultset.py), history, convergence, tracking and the gate's matching (which
+groups its RunSummary rows the same way, by its own matching key).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Hashable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from statistics import median
+from typing import Generic, Protocol, TypeVar
+
+import numpy as np
 
 from mpbench.analysis.runstats import speedup_ratio
 from mpbench.analysis.stats import Interval
-from mpbench.results.key import ConfigKey
+from mpbench.results.key import ComparisonKey, ConfigKey
 from mpbench.results.recipe_card import RecipeRole, recipe_card
 from mpbench.results.schema import RunRecord
 
 
+class Run(Protocol):
+    """What grouping needs of a run: a RunRecord, or the gate's RunSummary."""
+
+    @property
+    def config_key(self) -> ConfigKey: ...
+    @property
+    def status(self) -> str: ...
+    @property
+    def reason(self) -> str | None: ...
+    @property
+    def step_times_ms(self) -> Sequence[float]: ...
+
+
+R = TypeVar("R", bound=Run)
+
+
 @dataclass
-class Group:
-    """All runs (seeds, repeats) of one configuration (results/key.py ConfigKey)."""
+class Group(Generic[R]):
+    """All runs (seeds, repeats) of one configuration."""
 
     key: ConfigKey
-    records: list[RunRecord] = field(default_factory=list)
+    records: list[R] = field(default_factory=list)
 
     @property
     def model(self) -> str:
@@ -48,7 +74,7 @@ class Group:
         return label.removesuffix(" " + self.variant) if self.variant else label
 
     @property
-    def ok(self) -> list[RunRecord]:
+    def ok(self) -> list[R]:
         return [r for r in self.records if r.status == "ok"]
 
     @property
@@ -62,55 +88,108 @@ class Group:
         return reasons[0] if reasons else None
 
     @property
-    def family(self) -> str:
+    def run_step_times_ms(self) -> list[list[float]]:
+        """Step times per ok run: the unit of replication for every speedup."""
+        return [list(r.step_times_ms) for r in self.ok if r.step_times_ms]
+
+    @property
+    def step_ms(self) -> float | None:
+        """Median of the ok runs' median step times (the statistic history and the gate use)."""
+        return run_median_ms(self.run_step_times_ms)
+
+    def median_of(self, attr: str) -> float | None:
+        """Median of a run attribute over the ok runs that have it."""
+        values = [v for r in self.ok if (v := getattr(r, attr)) is not None]
+        return float(median(values)) if values else None
+
+    # What the recipe says about itself (Recipe.role), stored in each record.
+    @property
+    def family(self: Group[RunRecord]) -> str:
         return recipe_card(self.records[0]).family or ""
 
     @property
-    def role(self) -> RecipeRole:
+    def role(self: Group[RunRecord]) -> RecipeRole:
         return recipe_card(self.records[0]).role
 
     @property
-    def role_note(self) -> str:
+    def role_note(self: Group[RunRecord]) -> str:
         return recipe_card(self.records[0]).role_note
 
     @property
-    def numerics_only(self) -> bool:
+    def numerics_only(self: Group[RunRecord]) -> bool:
         return recipe_card(self.records[0]).numerics_only
 
     @property
-    def step_times_ms(self) -> list[float]:
-        return [t for r in self.ok for t in r.step_times_ms]
-
-    @property
-    def run_step_times_ms(self) -> list[list[float]]:
-        """Step times per run: the unit of replication for every speedup."""
-        return [list(r.step_times_ms) for r in self.ok if r.step_times_ms]
-
-    def median_of(self, attr: str) -> float | None:
-        values = [getattr(r, attr) for r in self.ok if getattr(r, attr) is not None]
-        return float(median(values)) if values else None
-
-    @property
-    def peak_memory_bytes(self) -> float | None:
+    def peak_memory_bytes(self: Group[RunRecord]) -> float | None:
         values = [r.memory.peak_bytes for r in self.ok if r.memory and r.memory.peak_bytes is not None]
         return float(median(values)) if values else None
 
 
-def group_runs(records: list[RunRecord]) -> list[Group]:
-    """Runs by their configuration key, in first-seen order."""
-    groups: dict[ConfigKey, Group] = {}
-    for r in records:
-        groups.setdefault(r.config_key, Group(r.config_key)).records.append(r)
-    return list(groups.values())
+def run_median_ms(runs: Iterable[Sequence[float]]) -> float | None:
+    """Median of per-run median step times."""
+    medians = [float(np.median(t)) for t in runs if len(t)]
+    return float(median(medians)) if medians else None
 
 
-def baseline_for(group: Group, groups: list[Group]) -> Group | None:
-    """The baseline recipe's group (Recipe.role) of `group`'s comparison group."""
-    want = group.key.comparison
-    return next((g for g in groups if g.key.comparison == want and g.role == "baseline"), None)
+def _config_key(r: Run) -> Hashable:
+    return r.config_key
 
 
-def speedup(group: Group, base: Group | None, confidence: float = 0.95) -> Interval | None:
+class Groups(Generic[R]):
+    """Runs by configuration, groups in first-seen order, runs in run order.
+
+    `by` picks another matching key (the gate pairs configurations with or without the
+    device and profile); the comparison and baseline lookups assume the default, ConfigKey.
+    """
+
+    def __init__(self, runs: Iterable[R], by: Callable[[R], Hashable] = _config_key) -> None:
+        self._groups: dict[Hashable, Group[R]] = {}
+        for r in runs:
+            self._groups.setdefault(by(r), Group(r.config_key)).records.append(r)
+
+    def __iter__(self) -> Iterator[Group[R]]:
+        return iter(self._groups.values())
+
+    def __len__(self) -> int:
+        return len(self._groups)
+
+    def items(self) -> Iterable[tuple[Hashable, Group[R]]]:
+        return self._groups.items()
+
+    def get(self, key: Hashable) -> Group[R] | None:
+        return self._groups.get(key)
+
+    def ok(self, key: Hashable) -> list[R]:
+        """The ok runs of configuration `key` ([] when there is none)."""
+        group = self._groups.get(key)
+        return group.ok if group is not None else []
+
+    def comparisons(self) -> dict[ComparisonKey, list[Group[R]]]:
+        """Groups by comparison group (the key without its precision), first-seen order."""
+        out: dict[ComparisonKey, list[Group[R]]] = {}
+        for g in self:
+            out.setdefault(g.key.comparison, []).append(g)
+        return out
+
+    def comparison(self, key: ComparisonKey) -> list[Group[R]]:
+        return [g for g in self if g.key.comparison == key]
+
+    def baseline(self: Groups[RunRecord],
+                 of: Group[RunRecord] | ComparisonKey) -> Group[RunRecord] | None:
+        """The group of the recipe whose role is the baseline (Recipe.role) in the comparison
+        group of `of` (None without one)."""
+        key = of.key.comparison if isinstance(of, Group) else of
+        return next((g for g in self.comparison(key) if g.role == "baseline"), None)
+
+    def baseline_runs(self: Groups[RunRecord],
+                      of: Group[RunRecord] | ComparisonKey) -> list[RunRecord]:
+        """The ok runs of that baseline group, or []."""
+        base = self.baseline(of)
+        return base.ok if base is not None else []
+
+
+def speedup(group: Group[RunRecord], base: Group[RunRecord] | None,
+            confidence: float = 0.95) -> Interval | None:
     """Throughput of group over base from run-level step times (analysis/runstats.py):
     no interval with fewer than 2 runs per side."""
     if base is None:

@@ -18,7 +18,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import ValidationError
 
-from mpbench.analysis.compare import Group, group_runs
+from mpbench.analysis.compare import Group, Groups
 from mpbench.analysis.equivalence import Equivalence, equivalence_test, spread_margin
 from mpbench.analysis.time_to_target import TimeToTarget, time_to_target
 from mpbench.config.schema import ConvergenceOptions
@@ -200,11 +200,11 @@ class ConvergenceSummary:
         }
 
 
-def final_losses(group: Group) -> dict[int, float]:
+def final_losses(group: Group[RunRecord]) -> dict[int, float]:
     return {r.seed: float(r.eval_loss) for r in group.ok if r.eval_loss is not None}
 
 
-def equivalence_margin(base: Group, opts: ConvergenceOptions) -> tuple[float | None, str]:
+def equivalence_margin(base: Group[RunRecord], opts: ConvergenceOptions) -> tuple[float | None, str]:
     """The user's tolerance, or margin_k FP32 seed-to-seed stdevs of final eval loss."""
     if opts.tolerance is not None:
         return opts.tolerance, "tolerance (extensions.convergence.tolerance)"
@@ -212,7 +212,7 @@ def equivalence_margin(base: Group, opts: ConvergenceOptions) -> tuple[float | N
     return margin, f"{opts.margin_k:g} x FP32 seed-to-seed stdev of final eval loss"
 
 
-def recipe_equivalence(group: Group, base: Group, opts: ConvergenceOptions) -> Equivalence:
+def recipe_equivalence(group: Group[RunRecord], base: Group[RunRecord], opts: ConvergenceOptions) -> Equivalence:
     mine, ref = final_losses(group), final_losses(base)
     diverged = sum(r.status == "diverged" for r in group.records)
     diverged -= min(diverged, sum(r.status == "diverged" for r in base.records))
@@ -225,13 +225,13 @@ def recipe_equivalence(group: Group, base: Group, opts: ConvergenceOptions) -> E
                             source, diverged)
 
 
-def target_slack(base: Group, opts: ConvergenceOptions) -> float:
+def target_slack(base: Group[RunRecord], opts: ConvergenceOptions) -> float:
     if opts.target_slack is not None:
         return opts.target_slack
     return equivalence_margin(base, opts)[0] or 0.0
 
 
-def _recipe(group: Group, base: Group, band: Band | None, opts: ConvergenceOptions,
+def _recipe(group: Group[RunRecord], base: Group[RunRecord], band: Band | None, opts: ConvergenceOptions,
             base_times: TimeToTarget | None) -> RecipeConvergence:
     statuses: dict[str, int] = {}
     for r in group.records:
@@ -252,9 +252,9 @@ def _recipe(group: Group, base: Group, band: Band | None, opts: ConvergenceOptio
 
 
 def analyze(records: list[RunRecord], options: ConvergenceOptions | None = None) -> list[ConvergenceSummary]:
-    """One summary per model x batch x seq-len configuration that has baseline runs."""
+    """One summary per comparison group (results/key.py) that has baseline runs."""
     opts = options or options_from_records(records)
-    groups = group_runs(records)
+    groups = Groups(records)
     out = []
     for base in groups:
         if base.precision != opts.baseline:
@@ -266,9 +266,7 @@ def analyze(records: list[RunRecord], options: ConvergenceOptions | None = None)
         summary = ConvergenceSummary(base.model, base.batch_size, base.seq_len, opts.baseline,
                                      band, len(base.ok), floor, opts)
         base_times = time_to_target(base.ok, final_losses(base), target_slack(base, opts))
-        for g in groups:
-            if (g.model, g.batch_size, g.seq_len) != (base.model, base.batch_size, base.seq_len):
-                continue
+        for g in groups.comparison(base.key.comparison):
             if not any(r.status in ("ok", "diverged") for r in g.records):
                 summary.not_run[g.precision] = f"{g.status}: {g.reason or 'no reason recorded'}"
                 continue

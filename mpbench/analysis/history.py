@@ -25,11 +25,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from statistics import median
 
 import numpy as np
 
-from mpbench.analysis.compare import Group, group_runs
+from mpbench.analysis.compare import Group, Groups
 from mpbench.errors import UserError
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import MANIFEST, load_records
@@ -113,18 +112,13 @@ def load_points(paths: Sequence[Path]) -> list[Point]:
     return sorted(points, key=lambda p: p.started_at)
 
 
-def _key(g: Group) -> str:
+def _key(g: Group[RunRecord]) -> str:
     """The configuration key's label (results/key.py), as the summary and the gate show it."""
     return g.key.label
 
 
-def _step_time(g: Group) -> float | None:
-    medians = [float(np.median(t)) for t in g.run_step_times_ms]
-    return float(median(medians)) if medians else None
-
-
-METRICS: list[tuple[str, str, Callable[[Group], float | None]]] = [
-    ("step time", "ms", _step_time),
+METRICS: list[tuple[str, str, Callable[[Group[RunRecord]], float | None]]] = [
+    ("step time", "ms", lambda g: g.step_ms),
     ("peak memory", "MiB", lambda g: g.peak_memory_bytes / 2**20 if g.peak_memory_bytes else None),
     ("eval loss", "nats", lambda g: g.median_of("eval_loss")),
 ]
@@ -205,7 +199,7 @@ def _naive_utc(t: datetime) -> datetime:
 
 
 def build_series(points: list[Point], min_change: float = 0.05) -> list[Series]:
-    per_point = [{_key(g): g for g in group_runs(p.records)} for p in points]
+    per_point = [{_key(g): g for g in Groups(p.records)} for p in points]
     configs = list(dict.fromkeys(k for groups in per_point for k in groups))
     out = []
     for config in configs:

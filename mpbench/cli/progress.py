@@ -63,8 +63,10 @@ class RunProgress:
             label += f" repeat {spec.repeat}"
         if spec.parallel is not None:  # the strategy x comm-dtype matrix of a parallel suite
             label += f" {spec.parallel.tag}"
-        if spec.suite.matrix:  # which combination of the suite's matrix
-            label += f" {spec.run_id.split('__')[2]}"
+        if spec.suite.matrix:  # which combination of the suite's matrix: 'b8×t64 lr=0.01'
+            setting = spec.config_key.comparison.setting_label
+            label += " " + (setting.removesuffix(f" {spec.parallel.tag}") if spec.parallel
+                            else setting)
         self._label = label
         if self._bar is None:
             self.console.print(f"{label}: training", highlight=False)

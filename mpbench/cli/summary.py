@@ -10,7 +10,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
-from mpbench.analysis.compare import baseline_for, group_runs, speedup
+from mpbench.analysis.compare import Groups, speedup
 from mpbench.results.env import cpu_16bit_note
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
@@ -32,12 +32,12 @@ def summary_table(records: list[RunRecord]) -> Table:
     for col in ("model", "precision", "batch x seq", "tokens/s", "speedup vs fp32", "peak mem", "train loss",
                 "eval loss", "status"):
         table.add_column(col, justify="right" if col not in ("model", "precision", "batch x seq", "status") else "left")
-    groups = group_runs(records)
+    groups = Groups(records)
     for g in groups:
         if g.status == "skipped":
             continue  # listed once per reason under the table (skipped_records)
         tps = g.median_of("tokens_per_s")
-        ratio = speedup(g, baseline_for(g, groups))
+        ratio = speedup(g, groups.baseline(g))
         if ratio is None:
             sp = "-"
         elif g.role == "baseline":

@@ -135,7 +135,7 @@ __all__ = ["SuiteCheck", "deep_merge", "dotted", "load_suite_schema", "read_yaml
 
 # -- the matrix: train settings to vary ------------------------------------------------------
 
-# Train fields already spelled out in run ids; other varied fields get a tag of their own.
+# Train fields spelled out in run ids (results/key.ConfigKey.run_id); other varied fields get a tag.
 IN_RUN_ID = ("batch_size", "seq_len", "activation_checkpointing", "compile")
 
 
@@ -164,8 +164,3 @@ def train_variants(suite: Suite, path: Path | str = "suite") -> list[TrainConfig
         except ValidationError as exc:
             raise UserError(f"{path}: {first_error(exc, TrainConfig, ('matrix',))}") from None
     return variants
-
-
-def variant_tag(train: TrainConfig, suite: Suite) -> str:
-    """A run-id tag for varied settings that the id does not already show (e.g. -lr0.001)."""
-    return "".join(f"-{k}{getattr(train, k)}" for k in suite.matrix if k not in IN_RUN_ID)

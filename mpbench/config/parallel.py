@@ -36,7 +36,7 @@ def _as_list(value: Any, valid: Any, kind: str) -> Any:
 def parallel_tag(strategy: str, grad_comm_dtype: str, param_dtype: str | None,
                  world_size: int | None) -> str:
     """The run-id part of a parallel combination: ddp-bf16comm, fsdp2-fp32comm-pbf16-w2.
-    Written here only (results/key.ParallelKey.from_tag reads it back)."""
+    Written here only (results/upgrade.py reads it back from the run ids of schema-1 records)."""
     param = f"-p{param_dtype}" if param_dtype else ""
     world = f"-w{world_size}" if world_size else ""
     return f"{strategy}-{grad_comm_dtype}comm{param}{world}"

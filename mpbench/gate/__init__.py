@@ -1,7 +1,7 @@
 """The CI regression gate: match runs with a baseline, apply noise-aware rules, decide.
 
-runs.py (load either side) -> matching.py (pair configurations) -> rules.py (one verdict per
-metric) -> evaluate.py (the report and exit code) -> summary.py (Markdown, JSON).
+matching.py (pair configurations) -> rules.py (one verdict per metric) -> evaluate.py (load
+either side as interop RunSummary rows, the report and exit code) -> summary.py (Markdown, JSON).
 """
 
 from mpbench.gate.evaluate import GateReport, compare_runs, run_gate

@@ -1,7 +1,8 @@
-"""Compare current results with a baseline and decide: pass, regression, or bad input."""
+"""Load current results and a baseline, compare them and decide: pass, regression, or bad input."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from statistics import median
@@ -10,7 +11,13 @@ from typing import Any
 from mpbench.errors import UserError
 from mpbench.gate.matching import changed_settings, check_platforms, match_runs
 from mpbench.gate.rules import Finding, Limits, check_pair
-from mpbench.gate.runs import GateRun, load_runs, result_sets
+from mpbench.interop.pytest_benchmark import (
+    RunSummary,
+    exported_runs,
+    is_pytest_benchmark,
+    summary_of,
+)
+from mpbench.results.store import MANIFEST, load_records, parse_record
 
 EXIT_PASS, EXIT_REGRESSION = 0, 1
 
@@ -66,7 +73,7 @@ DRIFT_NOTE = 0.03
 """A probe change beyond this is reported as the machine getting slower or faster."""
 
 
-def machine_drift(current: list[GateRun], baseline: list[GateRun]) -> dict[str, Any] | None:
+def machine_drift(current: list[RunSummary], baseline: list[RunSummary]) -> dict[str, Any] | None:
     cur = [r.probe_ms for r in current if r.probe_ms]
     base = [r.probe_ms for r in baseline if r.probe_ms]
     if not cur or not base:
@@ -92,7 +99,7 @@ def drift_note(drift: dict[str, Any] | None, normalize: bool) -> str | None:
     return f"no machine drift beyond {DRIFT_NOTE:.0%} ({how})"
 
 
-def check_probes(runs: list[GateRun], side: str) -> None:
+def check_probes(runs: list[RunSummary], side: str) -> None:
     missing = [r.run_id for r in runs if r.status == "ok" and not r.probe_ms]
     if missing:
         raise UserError(f"--normalize-by-probe: {len(missing)} {side} run(s) have no drift probe "
@@ -100,7 +107,7 @@ def check_probes(runs: list[GateRun], side: str) -> None:
                         "with this mpbench or drop --normalize-by-probe")
 
 
-def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits,
+def compare_runs(current: list[RunSummary], baseline: list[RunSummary], limits: Limits,
                  allow_mismatch: bool = False, strict: bool = False,
                  labels: tuple[str, str] = ("current", "baseline")) -> GateReport:
     mismatch = check_platforms(current, baseline, allow_mismatch)
@@ -119,16 +126,62 @@ def compare_runs(current: list[GateRun], baseline: list[GateRun], limits: Limits
     findings: list[Finding] = []
     for pair in matching.pairs:
         findings.extend(check_pair(pair, limits))
-        train = changed_settings(pair.baseline, pair.current, "train")
+        train = changed_settings(pair.baseline.records, pair.current.records, "train")
         if train:
             notes.append(f"{pair.config_id}: train settings changed: " + "; ".join(train))
-        seeds_b = {r.seed for r in pair.baseline}
-        seeds_c = {r.seed for r in pair.current}
+        seeds_b = {r.seed for r in pair.baseline.records}
+        seeds_c = {r.seed for r in pair.current.records}
         if seeds_b != seeds_c:
             notes.append(f"{pair.config_id}: seeds differ (baseline {sorted(seeds_b)}, "
                          f"current {sorted(seeds_c)}); each run counts as one sample")
     return GateReport(labels[0], labels[1], limits, strict, findings,
                       matching.only_current, matching.only_baseline, notes, drift)
+
+
+# -- the runs of each side: a results directory, a record, or an exported file --------
+def _read_json(path: Path) -> Any:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as exc:
+        raise UserError(f"{path}: corrupt JSON at line {exc.lineno}, column {exc.colno}; "
+                        "restore the file or produce it again") from None
+    except UnicodeDecodeError:
+        raise UserError(f"{path}: not a text JSON file") from None
+
+
+def _summaries(path: Path) -> list[RunSummary]:
+    if path.is_dir():
+        return [summary_of(r) for r in load_records(path)]
+    raw = _read_json(path)
+    if is_pytest_benchmark(raw):
+        return exported_runs(raw, path)
+    record = parse_record(raw, path)
+    return [summary_of(record)]
+
+
+def result_sets(path: Path) -> list[Path]:
+    """PATH itself, or, for a directory of results directories, each of them (sorted)."""
+    if path.is_dir() and not (path / MANIFEST).is_file():
+        inner = sorted(p.parent for p in path.glob(f"*/{MANIFEST}"))
+        if inner:
+            return inner
+    return [path]
+
+
+def load_runs(path: Path, flag: str) -> list[RunSummary]:
+    """All runs at PATH: a results directory, one run record, or a `mpbench export` file."""
+    if not path.exists():
+        raise UserError(f"{flag}: {path} not found; give a results directory written by "
+                        "`mpbench run` or a file written by `mpbench export`")
+    try:
+        summaries = _summaries(path)
+    except UserError as exc:
+        raise UserError(f"{flag}: {exc}") from None
+    if not summaries:
+        raise UserError(f"{flag}: {path} holds no runs; run the suite first")
+    for s in summaries:
+        s.source = str(path)
+    return summaries
 
 
 def run_gate(current: Path, baselines: list[Path], limits: Limits, allow_mismatch: bool = False,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Hashable
 from dataclasses import dataclass, field
 
+from mpbench.analysis.compare import Group, Groups
 from mpbench.errors import UserError
-from mpbench.gate.runs import GateRun
+from mpbench.interop.pytest_benchmark import RunSummary
 
 
 @dataclass
@@ -13,8 +15,8 @@ class ConfigPair:
     """One configuration (seeds pooled) on both sides."""
 
     config_id: str
-    baseline: list[GateRun]
-    current: list[GateRun]
+    baseline: Group[RunSummary]
+    current: Group[RunSummary]
 
 
 @dataclass
@@ -26,7 +28,7 @@ class Matching:
     """Run ids whose configuration the current results lack (dropped runs)."""
 
 
-def _platforms(runs: list[GateRun]) -> set[tuple[str, str, str]]:
+def _platforms(runs: list[RunSummary]) -> set[tuple[str, str, str]]:
     return {(r.device_kind, r.device_name, r.profile) for r in runs}
 
 
@@ -35,7 +37,7 @@ def _describe(platforms: set[tuple[str, str, str]]) -> str:
                      for kind, name, profile in sorted(platforms))
 
 
-def platform_mismatch(current: list[GateRun], baseline: list[GateRun]) -> str | None:
+def platform_mismatch(current: list[RunSummary], baseline: list[RunSummary]) -> str | None:
     """Why the two sides ran on different devices or device profiles, or None when they match."""
     cur, base = _platforms(current), _platforms(baseline)
     if cur == base:
@@ -43,7 +45,7 @@ def platform_mismatch(current: list[GateRun], baseline: list[GateRun]) -> str | 
     return f"current ran on {_describe(cur)}; baseline on {_describe(base)}"
 
 
-def check_platforms(current: list[GateRun], baseline: list[GateRun], allow: bool) -> str | None:
+def check_platforms(current: list[RunSummary], baseline: list[RunSummary], allow: bool) -> str | None:
     mismatch = platform_mismatch(current, baseline)
     if mismatch and not allow:
         raise UserError(f"device or profile differs: {mismatch}; compare results from the same "
@@ -51,34 +53,30 @@ def check_platforms(current: list[GateRun], baseline: list[GateRun], allow: bool
     return mismatch
 
 
-def match_runs(current: list[GateRun], baseline: list[GateRun], ignore_platform: bool) -> Matching:
+def match_runs(current: list[RunSummary], baseline: list[RunSummary],
+               ignore_platform: bool) -> Matching:
     """Group by configuration; with ignore_platform, device and profile are not part of the key."""
 
-    def key(r: GateRun) -> tuple[str, ...]:
+    def key(r: RunSummary) -> Hashable:
         return (r.config_id,) if ignore_platform else (r.config_id, r.device_kind, r.profile)
 
-    cur: dict[tuple[str, ...], list[GateRun]] = {}
-    base: dict[tuple[str, ...], list[GateRun]] = {}
-    for r in current:
-        cur.setdefault(key(r), []).append(r)
-    for r in baseline:
-        base.setdefault(key(r), []).append(r)
-    pairs = [ConfigPair(runs[0].config_id, base[k], runs) for k, runs in cur.items() if k in base]
+    cur, base = Groups(current, key), Groups(baseline, key)
+    pairs = [ConfigPair(g.key.label, b, g) for k, g in cur.items() if (b := base.get(k))]
     return Matching(
         pairs=pairs,
         only_current=list(dict.fromkeys(
-            r.run_id for k, runs in cur.items() if k not in base for r in runs)),
+            r.run_id for k, g in cur.items() if base.get(k) is None for r in g.records)),
         only_baseline=list(dict.fromkeys(  # pooled baselines repeat run ids
-            r.run_id for k, runs in base.items() if k not in cur for r in runs)),
+            r.run_id for k, g in base.items() if cur.get(k) is None for r in g.records)),
     )
 
 
-def changed_settings(baseline: list[GateRun], current: list[GateRun], what: str) -> list[str]:
+def changed_settings(baseline: list[RunSummary], current: list[RunSummary], what: str) -> list[str]:
     """'torch: 2.12.0 -> 2.13.0' or 'threads: 2 -> 1': what differs, the likely cause."""
-    def table(runs: list[GateRun]) -> dict[str, set[str]]:
+    def table(runs: list[RunSummary]) -> dict[str, set[str]]:
         out: dict[str, set[str]] = {}
         for r in runs:
-            source = r.software if what == "software" else r.train
+            source = r.versions if what == "software" else r.train
             for k, v in source.items():
                 out.setdefault(k, set()).add(str(v))
         return out

@@ -9,10 +9,11 @@ from typing import Any, Literal
 
 import numpy as np
 
+from mpbench.analysis.compare import Group, run_median_ms
 from mpbench.analysis.equivalence import BETTER, EQUIVALENT, WORSE, equivalence_test
 from mpbench.analysis.regression import slowdown_test_runs
 from mpbench.gate.matching import ConfigPair
-from mpbench.gate.runs import GateRun
+from mpbench.interop.pytest_benchmark import RunSummary
 
 Verdict = Literal["regression", "improved", "ok", "inconclusive"]
 
@@ -54,10 +55,6 @@ class Finding:
                 "detail": self.detail, "runs": self.runs, "values": self.values}
 
 
-def _ok(runs: list[GateRun]) -> list[GateRun]:
-    return [r for r in runs if r.status == "ok"]
-
-
 def _pct(x: float) -> str:
     return f"{x:+.1%}"
 
@@ -69,12 +66,12 @@ def _mib(n: float) -> str:
 def check_status(pair: ConfigPair) -> list[Finding]:
     """Per seed: a run that used to succeed and now does not is always a regression (runs
     of one seed with the same outcome, its repeats, make one finding)."""
-    base: dict[int, GateRun] = {}
-    for r in pair.baseline:  # pooled baselines: a seed that ran anywhere counts as running
+    base: dict[int, RunSummary] = {}
+    for r in pair.baseline.records:  # pooled baselines: a seed that ran anywhere counts as running
         if r.seed not in base or r.status == "ok":
             base[r.seed] = r
     findings: list[Finding] = []
-    for cur in pair.current:
+    for cur in pair.current.records:
         old = base.get(cur.seed)
         if old is None or (old.status == "ok" and cur.status == "ok"):
             continue
@@ -101,14 +98,14 @@ def check_status(pair: ConfigPair) -> list[Finding]:
     return findings
 
 
-def _step_times(runs: list[GateRun], limits: Limits, ref: float | None) -> list[list[float]]:
+def _step_times(runs: list[RunSummary], limits: Limits, ref: float | None) -> list[list[float]]:
     """Per-run step times, divided by the run's probe (scaled back to ms) when normalizing."""
     if not limits.normalize_by_probe or ref is None:
         return [list(r.step_times_ms) for r in runs]
     return [[t * ref / r.probe_ms for t in r.step_times_ms] for r in runs if r.probe_ms]
 
 
-def _by_source(runs: list[GateRun], times: list[list[float]]) -> list[list[list[float]]]:
+def _by_source(runs: list[RunSummary], times: list[list[float]]) -> list[list[list[float]]]:
     groups: dict[str, list[list[float]]] = {}
     for r, t in zip(runs, times, strict=True):
         groups.setdefault(r.source, []).append(t)
@@ -117,7 +114,7 @@ def _by_source(runs: list[GateRun], times: list[list[float]]) -> list[list[list[
 
 def check_throughput(pair: ConfigPair, limits: Limits) -> Finding | None:
     """Run-level: each run (process) is one sample; see analysis/regression.py."""
-    base_ok, cur_ok = _ok(pair.baseline), _ok(pair.current)
+    base_ok, cur_ok = pair.baseline.ok, pair.current.ok
     if not base_ok or not cur_ok:
         return None  # the status rule speaks for runs that did not finish
     probes = [r.probe_ms for r in base_ok + cur_ok if r.probe_ms]
@@ -133,8 +130,8 @@ def check_throughput(pair: ConfigPair, limits: Limits) -> Finding | None:
         change = f"{_pct(r.value - 1)} [{_pct(r.low - 1)}, {_pct(r.high - 1)}]"
     else:
         change = f"{_pct(r.value - 1)} (no run-level CI)"
-    base_med = _run_median(base_runs)
-    cur_med = _run_median(cur_runs)
+    base_med = run_median_ms(base_runs)
+    cur_med = run_median_ms(cur_runs)
     n_steps = (sum(len(t) for t in base_runs), sum(len(t) for t in cur_runs))
     return Finding(
         pair.config_id, "step time",
@@ -149,23 +146,12 @@ def check_throughput(pair: ConfigPair, limits: Limits) -> Finding | None:
     )
 
 
-def _run_median(runs: list[list[float]]) -> float | None:
-    """Median of the runs' median step times (the statistic the gate compares)."""
-    medians = [float(np.median(t)) for t in runs if t]
-    return float(median(medians)) if medians else None
-
-
-def _median_of(runs: list[GateRun], attr: str) -> float | None:
-    values = [getattr(r, attr) for r in _ok(runs) if getattr(r, attr) is not None]
-    return float(median(values)) if values else None
-
-
 def check_memory(pair: ConfigPair, limits: Limits) -> Finding | None:
-    base, cur = _median_of(pair.baseline, "peak_bytes"), _median_of(pair.current, "peak_bytes")
+    base, cur = pair.baseline.median_of("peak_bytes"), pair.current.median_of("peak_bytes")
     if base is None or cur is None:
         return None
     growth = (cur - base) / base if base > 0 else (math.inf if cur > base else 0.0)
-    cpu = any(r.memory_kind == "cpu-rss" for r in pair.current + pair.baseline)
+    cpu = any(r.memory_kind == "cpu-rss" for r in pair.current.records + pair.baseline.records)
     within_noise = cpu and abs(cur - base) <= CPU_RSS_NOISE_BYTES
     verdict: Verdict
     if growth > limits.max_memory_growth and not within_noise:
@@ -180,16 +166,16 @@ def check_memory(pair: ConfigPair, limits: Limits) -> Finding | None:
         verdict, detail = "ok", f"within {limits.max_memory_growth:.1%}"
     return Finding(pair.config_id, "peak memory", _mib(base), _mib(cur),
                    _pct(growth) if math.isfinite(growth) else "new", verdict, detail,
-                   [r.run_id for r in _ok(pair.current)],
+                   [r.run_id for r in pair.current.ok],
                    {"baseline_bytes": base, "current_bytes": cur,
                     "growth": growth if math.isfinite(growth) else None})
 
 
 def _seed_losses(pair: ConfigPair) -> tuple[list[float], list[float], bool] | None:
     """Eval losses per seed when both sides have >= 2 seeds; paired when the seeds agree."""
-    def by_seed(runs: list[GateRun]) -> dict[int, float]:
+    def by_seed(group: Group[RunSummary]) -> dict[int, float]:
         losses: dict[int, list[float]] = {}
-        for r in _ok(runs):
+        for r in group.ok:
             if r.eval_loss is not None:
                 losses.setdefault(r.seed, []).append(r.eval_loss)
         return {seed: float(np.mean(v)) for seed, v in losses.items()}  # pooled baselines
@@ -229,14 +215,14 @@ def _loss_verdict(pair: ConfigPair, delta: float, tol: float,
 
 def check_loss(pair: ConfigPair, limits: Limits) -> Finding | None:
     """Eval loss: the tolerance alone with one seed; a TOST equivalence test with seeds."""
-    base, cur = _median_of(pair.baseline, "eval_loss"), _median_of(pair.current, "eval_loss")
+    base, cur = pair.baseline.median_of("eval_loss"), pair.current.median_of("eval_loss")
     if base is None or cur is None:
         return None
     tol = limits.loss_tolerance * abs(base) if limits.loss_relative else limits.loss_tolerance
     delta = cur - base
     verdict, detail, extra = _loss_verdict(pair, delta, tol, limits.alpha)
     return Finding(pair.config_id, "eval loss", f"{base:.4f}", f"{cur:.4f}", f"{delta:+.4f}",
-                   verdict, detail, [r.run_id for r in _ok(pair.current)],
+                   verdict, detail, [r.run_id for r in pair.current.ok],
                    {"baseline": base, "current": cur, "delta": delta, "tolerance": tol, **extra})
 
 

@@ -21,8 +21,9 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from mpbench.errors import UserError
 from mpbench.results.env_card import EnvCard
-from mpbench.results.key import ConfigKey, derive_key
+from mpbench.results.key import ConfigKey
 from mpbench.results.schema import RunRecord
+from mpbench.results.upgrade import derive_key
 
 EXPORT_FORMAT = "mpbench-pytest-benchmark"
 EXPORT_VERSION = 1
@@ -73,8 +74,8 @@ def benchmark_stats(times_s: Sequence[float]) -> dict[str, Any]:
 
 
 class RunSummary(BaseModel):
-    """What the gate needs to know about a run, without its curves and traces: stored in an
-    export's extra_info["mpbench"] (step times travel as the benchmark's rounds)."""
+    """The gate's view of a run, without its curves and traces: made from a record, or read
+    from an export's extra_info["mpbench"] (step times travel as the benchmark's rounds)."""
 
     model_config = ConfigDict(extra="ignore")  # exports of a newer mpbench may say more
 
@@ -106,6 +107,24 @@ class RunSummary(BaseModel):
     probe_ms: float | None = None
     step_times_ms: list[float] = Field(default_factory=list, exclude=True)
     """The measured steps (read back from the rounds; not written into extra_info)."""
+    source: str = Field("", exclude=True)
+    """The results path the gate read this run from (several --baseline are told apart by it)."""
+
+    @property
+    def device_kind(self) -> str:
+        """'cpu' or 'cuda' (the device's type, without an index)."""
+        return self.device.split(":")[0]
+
+    @property
+    def config_id(self) -> str:
+        """The configuration (results/key.py) without the profile, which the gate's matching
+        adds unless --allow-mismatch: model, settings, parallel combination, precision."""
+        return self.config_key.label
+
+    @property
+    def versions(self) -> dict[str, Any]:
+        """Software versions and the GPU driver: what the gate names when they changed."""
+        return {**self.software, "gpu driver": self.gpu_driver}
 
     @model_validator(mode="before")
     @classmethod
@@ -116,17 +135,13 @@ class RunSummary(BaseModel):
 
 
 def summary_of(r: RunRecord) -> RunSummary:
+    """The record's summary: the fields both share, and what the gate reads of the rest."""
+    shared = {k: getattr(r, k) for k in RunSummary.model_fields if k in RunRecord.model_fields}
     return RunSummary(
-        run_id=r.run_id, config_key=r.config_key, suite=r.suite, profile=r.profile,
-        model=r.model, precision=r.precision, batch_size=r.batch_size, seq_len=r.seq_len,
-        seed=r.seed, repeat=r.repeat, device=r.device, device_name=r.device_name,
-        status=r.status, reason=r.reason, tokens_per_s=r.tokens_per_s,
-        peak_bytes=r.memory.peak_bytes if r.memory else None,
-        memory_kind=r.memory.kind if r.memory else None, eval_loss=r.eval_loss,
-        final_train_loss=r.final_train_loss, train=r.train,
-        software=r.env.software(SOFTWARE_KEYS),
-        gpu_driver=r.env.gpu.driver if r.env.gpu else None, schema_version=r.schema_version,
-        probe_ms=r.probe.score_ms if r.probe else None, step_times_ms=r.step_times_ms)
+        **shared, peak_bytes=r.memory.peak_bytes if r.memory else None,
+        memory_kind=r.memory.kind if r.memory else None, software=r.env.software(SOFTWARE_KEYS),
+        gpu_driver=r.env.gpu.driver if r.env.gpu else None,
+        probe_ms=r.probe.score_ms if r.probe else None)
 
 
 def run_summary(r: RunRecord) -> dict[str, Any]:

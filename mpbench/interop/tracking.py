@@ -150,12 +150,12 @@ def comparisons(records: list[RunRecord]) -> dict[str, dict[str, float]]:
     The baseline itself gets 1.0 without an interval; a bound the estimator could not give
     (too few steps) is left out.
     """
-    from mpbench.analysis.compare import baseline_for, group_runs, speedup  # scipy: lazily
+    from mpbench.analysis.compare import Groups, speedup  # scipy: lazily
 
-    groups = group_runs(records)
+    groups = Groups(records)
     out: dict[str, dict[str, float]] = {}
     for g in groups:
-        ratio = speedup(g, baseline_for(g, groups))
+        ratio = speedup(g, groups.baseline(g))
         if ratio is None:
             continue
         base = g.role == "baseline"

@@ -3,18 +3,18 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
 
-from mpbench.config.loader import train_variants, variant_tag
+from mpbench.config.loader import train_variants
 from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.parallel import ParallelRun
 from mpbench.config.schema import ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.models.entry import ModelFacts, model_facts, resolve_model_config
-from mpbench.results.key import ConfigKey, ParallelKey, make_key, options_tag
+from mpbench.results.key import ConfigKey, ParallelKey, make_key
 
 
 @dataclass(frozen=True)
 class RunSpec:
-    run_id: str
     suite: Suite
     model_label: str
     model: ModelSpec
@@ -31,15 +31,20 @@ class RunSpec:
     def train(self) -> TrainConfig:
         return self.train_config or self.suite.train
 
-    @property
+    @cached_property
     def config_key(self) -> ConfigKey:
-        """The configuration this run replicates (written into its record)."""
+        """The configuration this run replicates (written into its record): its identity."""
         par = self.parallel
         pkey = (ParallelKey(strategy=par.strategy, grad_comm_dtype=par.grad_comm_dtype,
                             param_dtype=par.param_dtype, world_size=par.world_size)
                 if par is not None else None)
         return make_key(self.model_label, self.precision.name, self.precision.options,
                         self.train.model_dump(), list(self.suite.matrix), pkey, self.suite.profile)
+
+    @cached_property
+    def run_id(self) -> str:
+        """Derived from the key (ConfigKey.run_id), with the seed and repeat."""
+        return self.config_key.run_id(self.seed, self.repeat)
 
     def model_config(self, data_vocab: int) -> ModelConfig | None:
         """The reference model's dimensions; None for Hugging Face and user models."""
@@ -49,16 +54,6 @@ class RunSpec:
 
     def model_facts(self, data_vocab: int) -> ModelFacts:
         return model_facts(self.model, self.train.seq_len, data_vocab)
-
-
-def run_id(model: str, precision: PrecisionSpec, train: TrainConfig, seed: int,
-           parallel: ParallelRun | None = None, repeat: int = 0) -> str:
-    """...__seed0 for the first repeat, ...__seed0-r1 for the second (resume adds repeats)."""
-    tag = options_tag(precision.options)
-    ckpt = "-ckpt" if train.activation_checkpointing else ""
-    comp = "-compiled" if train.compile else ""
-    par = f"__{parallel.tag}" if parallel is not None else ""
-    return f"{model}__{precision.name}{tag}__b{train.batch_size}-t{train.seq_len}{ckpt}{comp}{par}__seed{seed}{f'-r{repeat}' if repeat else ''}"
 
 
 def expand(suite: Suite) -> list[RunSpec]:
@@ -71,13 +66,10 @@ def expand(suite: Suite) -> list[RunSpec]:
         for i, model in enumerate(suite.models):
             label = f"{model.label}-{i}" if model.label in dupes else model.label
             for train in variants:
-                tagged = label + variant_tag(train, suite)
                 for precision in suite.precisions:
                     for par in suite.parallel.runs() if suite.parallel else [None]:
-                        runs.append(RunSpec(
-                            run_id(tagged, precision, train, seed, par, repeat), suite, label, model,
-                            precision, seed, repeat, par, train if suite.matrix else None,
-                        ))
+                        runs.append(RunSpec(suite, label, model, precision, seed, repeat, par,
+                                            train if suite.matrix else None))
     seen: set[str] = set()
     unique = []
     for run in runs:  # the same precision listed twice with equal options runs once

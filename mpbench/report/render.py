@@ -34,14 +34,14 @@ def environment() -> Environment:
 def headline(s: ResultSet) -> str:
     """One sentence: the fastest precision against fp32, per the first configuration measured."""
     best: tuple[float, str, str] | None = None
-    for key in s.groups:
-        if s.is_baseline(key):
+    for g in s.groups:
+        if g.role == "baseline":
             continue
-        ok = [r for r in s.ok(key) if not recipe_card(r).numerics_only]
-        base = s.baseline(key)
+        ok = [r for r in g.ok if not recipe_card(r).numerics_only]
+        base = s.groups.baseline_runs(g)
         est = throughput_ratio(base, ok) if ok and base else None
         if est is not None and (best is None or est.value > best[0]):
-            best = (est.value, key.precision, key.model)
+            best = (est.value, g.precision, g.model)
     if best is None:
         return "No precision could be compared with an fp32 baseline."
     value, precision, model = best

@@ -9,14 +9,10 @@ from statistics import median
 
 from mpbench.analysis.bench_view import load_bench_dir
 from mpbench.analysis.claims import ClaimVerdict, evaluate_claims
+from mpbench.analysis.compare import Groups
 from mpbench.bench.store import BenchRecord
-from mpbench.results.key import ConfigKey
-from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
-
-GroupKey = ConfigKey
-"""The record's configuration key (results/key.py): comparison group plus precision."""
 
 
 @dataclass
@@ -34,31 +30,12 @@ class ResultSet:
 
     @cached_property
     def verdicts(self) -> list[ClaimVerdict]:
-        return evaluate_claims(self.records, self.bench)
+        return evaluate_claims(self.records, self.bench, self.groups)
 
     @cached_property
-    def groups(self) -> dict[GroupKey, list[RunRecord]]:
-        """All runs (any status) by configuration and precision, in run order."""
-        out: dict[GroupKey, list[RunRecord]] = {}
-        for r in self.records:
-            out.setdefault(r.config_key, []).append(r)
-        return out
-
-    def ok(self, key: GroupKey) -> list[RunRecord]:
-        return [r for r in self.groups.get(key, []) if r.status == "ok"]
-
-    def baseline(self, key: GroupKey, precision: str | None = None) -> list[RunRecord]:
-        """The ok runs of `precision` in `key`'s comparison group; by default of the recipe
-        whose role is the baseline (Recipe.role)."""
-        if precision is not None:
-            return self.ok(key.comparison.with_precision(precision))
-        found = next((k for k in self.groups if k.comparison == key.comparison
-                      and self.is_baseline(k)), None)
-        return self.ok(found) if found is not None else []
-
-    def is_baseline(self, key: GroupKey) -> bool:
-        runs = self.groups.get(key, [])
-        return bool(runs) and recipe_card(runs[0]).role == "baseline"
+    def groups(self) -> Groups[RunRecord]:
+        """All runs (any status) by configuration, in run order (analysis/compare.py)."""
+        return Groups(self.records)
 
     @property
     def first(self) -> RunRecord | None:
@@ -71,10 +48,6 @@ class ResultSet:
     @property
     def device_kind(self) -> str:
         return self.first.device_kind if self.first else "cpu"
-
-
-def group_label(key: GroupKey) -> str:
-    return key.label
 
 
 def median_of(values: list[float | None]) -> float | None:

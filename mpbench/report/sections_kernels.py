@@ -24,7 +24,7 @@ from mpbench.report.blocks import (
     pct,
     text,
 )
-from mpbench.report.resultset import ResultSet, group_label, median_of
+from mpbench.report.resultset import ResultSet, median_of
 from mpbench.results.payloads import MfuResult, TensorCoreResult
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
@@ -60,21 +60,20 @@ def coverage_notes(label: str, prof: TensorCoreResult) -> list[Note]:
 def tensor_core_blocks(s: ResultSet) -> list[Block]:
     share_rows, kernel_rows, buckets = [], [], []
     notes: list[Block] = []
-    for key in s.groups:
-        ok = s.ok(key)
-        prof = next((p for r in ok if (p := r.result(TensorCoreResult)) and p.buckets), None)
+    for g in s.groups:
+        prof = next((p for r in g.ok if (p := r.result(TensorCoreResult)) and p.buckets), None)
         if prof is None:
             continue
-        buckets.append((key, dict(prof.buckets)))
-        notes.extend(coverage_notes(group_label(key), prof))
+        buckets.append((g.key, dict(prof.buckets)))
+        notes.extend(coverage_notes(g.key.label, prof))
         for k in sorted(prof.top_kernels, key=lambda k: -k.share)[:3]:
-            kernel_rows.append([text(group_label(key)), Cell(k.name, k.name, "kernel"),
+            kernel_rows.append([text(g.key.label), Cell(k.name, k.name, "kernel"),
                                 text(k.bucket), num(k.time_us, 0), pct(k.share)])
     blocks: list[Block] = []
     if buckets:
         names = sorted({n for _, b in buckets for n in b if b[n]}, key=lambda n: -sum(
             b.get(n, 0.0) for _, b in buckets))  # buckets empty in every run are left out
-        share_rows = [[text(group_label(k)), *[pct(b.get(n)) for n in names]] for k, b in buckets]
+        share_rows = [[text(k.label), *[pct(b.get(n)) for n in names]] for k, b in buckets]
         blocks.append(Table(["run", *names], share_rows, "Share of device time by kernel bucket",
                             numeric=set(range(1, len(names) + 1))))
         if kernel_rows:
@@ -101,8 +100,8 @@ def _ceiling(r: RunRecord, s: ResultSet) -> float | None:
 
 def mfu_blocks(s: ResultSet) -> list[Block]:
     rows = []
-    for key in s.groups:
-        ok = s.ok(key)
+    for g in s.groups:
+        ok = g.ok
         if not ok or any(recipe_card(r).numerics_only for r in ok):
             continue
         r = ok[0]
@@ -115,7 +114,7 @@ def mfu_blocks(s: ResultSet) -> list[Block]:
         if r.flops_per_token and r.flops_per_token_counter:
             diff = r.flops_per_token_counter / r.flops_per_token - 1
             flops_note = f"counter {diff:+.1%} vs formula"
-        rows.append([text(group_label(key)), num(achieved, 3), num(r.peak_tflops, 1), pct(spec),
+        rows.append([text(g.key.label), num(achieved, 3), num(r.peak_tflops, 1), pct(spec),
                      text(spec_note or r.peak_source or (prof.spec_note if prof else None)
                           or "unknown device: no spec peak"),
                      num(ceil, 4), pct(mfu_ceil), text(ceil_note or "-"),
@@ -148,10 +147,11 @@ def _bench_table(typed: Sequence[BaseModel], cols: list[tuple[str, str]], captio
 
 
 def _measured_gain(s: ResultSet, dtype: str, baseline: str) -> float | None:
-    for key in s.groups:
-        ok = [r for r in s.ok(key) if not recipe_card(r).numerics_only]
+    for g in s.groups:
+        ok = [r for r in g.ok if not recipe_card(r).numerics_only]
         if ok and compute_key(ok[0]) == dtype:
-            base = [r for r in s.baseline(key, baseline) if not recipe_card(r).numerics_only]
+            base = [r for r in s.groups.ok(g.key.comparison.with_precision(baseline))
+                    if not recipe_card(r).numerics_only]
             est = throughput_ratio(base, ok) if base else None
             if est is not None:
                 return est.value

@@ -19,7 +19,7 @@ from mpbench.report.blocks import (
     ratio,
     text,
 )
-from mpbench.report.resultset import ResultSet, group_label, median_of
+from mpbench.report.resultset import ResultSet, median_of
 from mpbench.results.payloads import MaxBatchResult, MemoryResult
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
@@ -40,15 +40,15 @@ def tokens_interval(runs: list[RunRecord]) -> tuple[float | None, float | None, 
 def throughput_blocks(s: ResultSet) -> list[Block]:
     rows, labels, values, lows, highs, colors = [], [], [], [], [], []
     warnings = []
-    for key, runs in s.groups.items():
-        ok = s.ok(key)
+    for g in s.groups:
+        key, runs, ok = g.key, g.records, g.ok
         if not ok:  # never ran or never finished: listed under "Skipped and failed runs"
             continue
         status = "ok" if len(ok) == len(runs) else ", ".join(sorted({r.status for r in runs}))
         tps, lo, hi = tokens_interval(ok)
-        base = s.baseline(key)
+        base = s.groups.baseline_runs(g)
         emulated = any(recipe_card(r).numerics_only for r in runs)
-        baseline = s.is_baseline(key)
+        baseline = g.role == "baseline"
         sp = (throughput_ratio(base, ok) if base and not baseline and not emulated else None)
         stats = [r.step_stats for r in ok if r.step_stats]
         step = median_of([st.median_ms for st in stats])
@@ -65,7 +65,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
             ratio(sp.value, sp.low, sp.high) if sp else text("-"),
             text(note)])
         if tps is not None and not emulated:
-            labels.append(group_label(key))
+            labels.append(key.label)
             values.append(tps)
             lows.append(lo)
             highs.append(hi)
@@ -73,7 +73,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
         for r in ok[:1]:
             w = spread_warning(r.step_times_ms)
             if w:
-                warnings.append(f"{group_label(key)}: {w}")
+                warnings.append(f"{key.label}: {w}")
     if not rows:
         return [missing("throughput (no run completed)", "see Skipped and failed runs")]
     blocks: list[Block] = [Table(
@@ -94,8 +94,8 @@ def memory_blocks(s: ResultSet) -> list[Block]:
     parts: dict[str, list[float]] = {p.removesuffix("_bytes"): [] for p in MemoryResult.PARTS}
     any_breakdown = False
     max_rows = []
-    for key, _ in s.groups.items():
-        ok = s.ok(key)
+    for g in s.groups:
+        key, ok = g.key, g.ok
         if not ok:
             continue
         r = ok[0]
@@ -110,7 +110,7 @@ def memory_blocks(s: ResultSet) -> list[Block]:
                      Cell(f"{total / peak:.0%}" if total and peak else "-",
                           total / peak if total and peak else None,
                           title="sum of the parts over the measured peak")])
-        labels.append(group_label(key))
+        labels.append(key.label)
         peaks.append(peak)
         for name, c in zip(parts, comp, strict=True):
             parts[name].append(float(c or 0.0))
@@ -155,14 +155,14 @@ def comparison_section(sets: list[ResultSet]) -> Section | None:
         return None
     first = sets[0]
     rows = []
-    for key in first.groups:
-        base = first.ok(key)
+    for g in first.groups:
+        base = g.ok
         if not base:
             continue
-        cells = [text(group_label(key)), num(median_of([r.tokens_per_s for r in base]), 0)]
+        cells = [text(g.key.label), num(median_of([r.tokens_per_s for r in base]), 0)]
         matched = False
         for other in sets[1:]:
-            runs = other.ok(key)
+            runs = other.groups.ok(g.key)
             est = throughput_ratio(base, runs) if runs else None
             matched |= est is not None
             cells += [num(median_of([r.tokens_per_s for r in runs]), 0) if runs else text("-"),

@@ -44,10 +44,9 @@ def loss_blocks(s: ResultSet) -> list[Block]:
     opts = convergence.options_from_records(s.records)
     baseline = opts.baseline
     configs: dict[ComparisonKey, dict[str, list[RunRecord]]] = {}
-    for key in s.groups:
-        ok = [r for r in s.ok(key) if r.loss_curve]
-        if ok:
-            configs.setdefault(key.comparison, {})[key.precision] = ok
+    for cfg, groups in s.groups.comparisons().items():  # runs with a curve, by precision
+        if by_p := {g.precision: ok for g in groups if (ok := [r for r in g.ok if r.loss_curve])}:
+            configs[cfg] = by_p
     if not configs:
         return [missing("loss curves", "add completed runs")]
     blocks: list[Block] = []
@@ -138,11 +137,11 @@ def gpm_line(p: NvmlResult) -> str:
 
 def energy_blocks(s: ResultSet) -> list[Block]:
     rows = []
-    for key in s.groups:
-        ok = s.ok(key)
-        profs = [p for r in ok if (p := r.result(NvmlResult))]
+    for g in s.groups:
+        profs = [p for r in g.ok if (p := r.result(NvmlResult))]
         if not profs:
             continue
+        key = g.key
         rows.append([text(key.comparison.label), Cell(key.precision, key.precision, "prec"),
                      num(median_of([x.joules_per_token for x in profs]), 4),
                      num(median_of([x.energy_j for x in profs]), 1),

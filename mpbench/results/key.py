@@ -5,19 +5,21 @@ for schema-1 records). Three levels, used by every view (summary, report, claims
 history, exports):
 
 - a **run** is a configuration plus its seed and repeat (`RunRecord.seed`, `RunRecord.repeat`:
-  the replication unit, never part of the key);
+  the replication unit, never part of the key); its id is written from both
+  (`ConfigKey.run_id`) and never parsed back;
 - a **configuration** (`ConfigKey`): model label, precision (recipe name plus the options
-  tag of the run id), batch, sequence length, every matrix setting, the parallel strategy
+  tag), batch, sequence length, every matrix setting, the parallel strategy
   and communication dtype, and the device profile; runs with equal keys are pooled;
 - a **comparison group** (`ComparisonKey`, `ConfigKey.comparison`): the configuration without
   its precision; precisions within one group are compared (speedup over fp32).
+
+analysis/compare.Groups groups runs by these keys for every view.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import re
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -27,9 +29,6 @@ from mpbench.config.parallel import parallel_tag
 
 FLAGS = {"activation_checkpointing": "ckpt", "compile": "compiled"}
 """Boolean settings that are part of every key when on (matrix or not), shown by these words."""
-
-_PARALLEL_TAG = re.compile(r"^(?P<strategy>[a-z0-9]+)-(?P<comm>[a-z0-9]+?)comm"
-                           r"(?:-p(?P<param>[a-z0-9]+?))?(?:-w(?P<world>\d+))?$")
 
 
 class ParallelKey(BaseModel):
@@ -48,14 +47,6 @@ class ParallelKey(BaseModel):
         """The run-id part, as config/parallel.ParallelRun.tag writes it."""
         return parallel_tag(self.strategy, self.grad_comm_dtype, self.param_dtype,
                             self.world_size)
-
-    @classmethod
-    def from_tag(cls, tag: str) -> ParallelKey | None:
-        m = _PARALLEL_TAG.match(tag)
-        if m is None:
-            return None
-        return cls(strategy=m["strategy"], grad_comm_dtype=m["comm"], param_dtype=m["param"],
-                   world_size=int(m["world"]) if m["world"] else None)
 
 
 class ComparisonKey(BaseModel):
@@ -129,6 +120,18 @@ class ConfigKey(ComparisonKey):
     def label(self) -> str:
         return f"{super().label} {self.precision}"
 
+    def run_id(self, seed: int, repeat: int = 0) -> str:
+        """The id of one run of this configuration, written from the key and never parsed
+        back (results/upgrade.py derives the key of a schema-1 record once):
+        `<model>[-<setting><value>]__<precision>__b<B>-t<T>[-ckpt][-compiled]
+        [__<parallel tag>]__seed<S>[-r<R>]`."""
+        tags = "".join(f"-{k}{v}" for k, v in self.settings.items() if k not in FLAGS)
+        flags = "".join(f"-{word}" for k, word in FLAGS.items() if self.settings.get(k))
+        par = f"__{self.parallel.tag}" if self.parallel is not None else ""
+        rep = f"-r{repeat}" if repeat else ""
+        return (f"{self.model}{tags}__{self.precision}__b{self.batch_size}-t{self.seq_len}"
+                f"{flags}{par}__seed{seed}{rep}")
+
 
 def _value(v: Any) -> str:
     return json.dumps(v) if not isinstance(v, str) else v
@@ -156,26 +159,3 @@ def make_key(model: str, precision: str, options: dict[str, Any], train: dict[st
                      settings=key_settings(train, matrix), parallel=parallel, profile=profile)
 
 
-def derive_key(raw: dict[str, Any]) -> ConfigKey:
-    """The key of a record (or run summary) that has none, from its run id and settings.
-
-    The run id reads `<model>[-<matrix tags>]__<precision>[-<options tag>]__b<B>-t<T>[-ckpt]
-    [-compiled][__<parallel tag>]__seed<S>[-r<R>]`; matrix settings come from the suite config
-    stored in the record, else from the tags in the run id that match a train setting.
-    """
-    run_id, model, precision = str(raw["run_id"]), str(raw["model"]), str(raw["precision"])
-    parts = run_id.split("__")
-    label = parts[1] if len(parts) >= 4 and parts[1].startswith(precision) else precision
-    train = dict(raw.get("train") or {})
-    train.setdefault("batch_size", raw["batch_size"])
-    train.setdefault("seq_len", raw["seq_len"])
-    suite = raw.get("suite_config") or {}
-    matrix = list((suite.get("matrix") or {}) if isinstance(suite, dict) else {})
-    head = parts[0]
-    tag = head[len(model):] if head.startswith(model) else ""
-    if not matrix and tag:
-        matrix = [k for k in train if k not in IN_RUN_ID and f"-{k}{train[k]}" in tag]
-    parallel = ParallelKey.from_tag(parts[3]) if len(parts) >= 5 else None
-    return ConfigKey(model=model, precision=label, batch_size=int(train["batch_size"]),
-                     seq_len=int(train["seq_len"]), settings=key_settings(train, matrix),
-                     parallel=parallel, profile=str(raw.get("profile", "")))

@@ -120,9 +120,9 @@ class RunRecord(BaseModel):
     run_id: str
     config_key: ConfigKey
     """Which configuration this run replicates (seed and repeat are the replication unit):
-    the run's one identity, from the plan (RunSpec.config_key); the run id is derived from
-    the same settings and never parsed back (results/upgrade.py derives the key once, for
-    schema-1 records)."""
+    the run's one identity, from the plan (RunSpec.config_key); the run id is written from
+    it (ConfigKey.run_id) and never parsed back (results/upgrade.py derives the key once,
+    for schema-1 records and old exports)."""
     suite: str
     suite_description: str = ""
     profile: str

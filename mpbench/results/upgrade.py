@@ -6,11 +6,50 @@ Applied by every loader (results/store.parse_record), so results written by olde
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from typing import Any
 
-from mpbench.results.key import derive_key
+from mpbench.config.loader import IN_RUN_ID
+from mpbench.results.key import ConfigKey, ParallelKey, key_settings
 from mpbench.results.schema import SCHEMA_VERSION
+
+_PARALLEL_TAG = re.compile(r"^(?P<strategy>[a-z0-9]+)-(?P<comm>[a-z0-9]+?)comm"
+                           r"(?:-p(?P<param>[a-z0-9]+?))?(?:-w(?P<world>\d+))?$")
+
+
+def _parallel_from_tag(tag: str) -> ParallelKey | None:
+    """The parallel key from a run id's tag (config/parallel.parallel_tag writes it)."""
+    m = _PARALLEL_TAG.match(tag)
+    if m is None:
+        return None
+    return ParallelKey(strategy=m["strategy"], grad_comm_dtype=m["comm"], param_dtype=m["param"],
+                       world_size=int(m["world"]) if m["world"] else None)
+
+
+def derive_key(raw: dict[str, Any]) -> ConfigKey:
+    """The key of a record (or run summary) that has none, from its run id and settings.
+
+    The run id reads `<model>[-<matrix tags>]__<precision>[-<options tag>]__b<B>-t<T>[-ckpt]
+    [-compiled][__<parallel tag>]__seed<S>[-r<R>]`; matrix settings come from the suite config
+    stored in the record, else from the tags in the run id that match a train setting.
+    """
+    run_id, model, precision = str(raw["run_id"]), str(raw["model"]), str(raw["precision"])
+    parts = run_id.split("__")
+    label = parts[1] if len(parts) >= 4 and parts[1].startswith(precision) else precision
+    train = dict(raw.get("train") or {})
+    train.setdefault("batch_size", raw["batch_size"])
+    train.setdefault("seq_len", raw["seq_len"])
+    suite = raw.get("suite_config") or {}
+    matrix = list((suite.get("matrix") or {}) if isinstance(suite, dict) else {})
+    head = parts[0]
+    tag = head[len(model):] if head.startswith(model) else ""
+    if not matrix and tag:
+        matrix = [k for k in train if k not in IN_RUN_ID and f"-{k}{train[k]}" in tag]
+    parallel = _parallel_from_tag(parts[3]) if len(parts) >= 5 else None
+    return ConfigKey(model=model, precision=label, batch_size=int(train["batch_size"]),
+                     seq_len=int(train["seq_len"]), settings=key_settings(train, matrix),
+                     parallel=parallel, profile=str(raw.get("profile", "")))
 
 
 def _v1_to_v2(raw: dict[str, Any]) -> dict[str, Any]:

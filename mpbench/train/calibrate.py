@@ -66,7 +66,7 @@ TrainFn = Callable[..., Timed]
 @dataclass(frozen=True)
 class RecipeCost:
     key: str
-    """The run id without its seed: runs with this key share the cost."""
+    """The configuration (cost_key): runs with this key share the cost."""
     fixed_s: float
     step_s: float
     periodic_s: float
@@ -96,7 +96,8 @@ class BudgetPlan:
 
 
 def cost_key(spec: RunSpec) -> str:
-    return spec.run_id.rsplit("__seed", 1)[0]
+    """The run's configuration (seeds and repeats share a cost)."""
+    return spec.config_key.id
 
 
 def periodic_steps(total: int, periods: list[int]) -> int:
@@ -161,9 +162,8 @@ def cost_from_record(key: str, record: Timed, has_periodic: bool, warmup: int = 
 
 
 def group_key(spec: RunSpec) -> str:
-    """The run id without precision and seed: recipes of one model and train setting."""
-    parts = spec.run_id.split("__")
-    return "__".join(parts[:1] + parts[2:-1])
+    """The comparison group: the recipes of one model and train setting."""
+    return spec.config_key.comparison.id
 
 
 def fit_line(points: list[tuple[float, float]]) -> Callable[[float], float]:

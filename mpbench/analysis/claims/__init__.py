@@ -12,6 +12,7 @@ from mpbench.analysis.claims import kernels, memory, numerics, platform, speed
 from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec
 from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimRow, ClaimVerdict, Verdict
+from mpbench.analysis.compare import Groups
 from mpbench.bench.store import BenchRecord
 from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.results.schema import RunRecord
@@ -41,10 +42,11 @@ def evaluate_claim(spec: ClaimSpec, ev: Evidence) -> ClaimVerdict:
     )
 
 
-def evaluate_claims(records: list[RunRecord], bench: list[BenchRecord] | None = None
-                    ) -> list[ClaimVerdict]:
-    """A verdict for every claim id of CLAIMS.md from one device's run (and bench) records."""
-    ev = Evidence(records, list(bench or []))
+def evaluate_claims(records: list[RunRecord], bench: list[BenchRecord] | None = None,
+                    groups: Groups[RunRecord] | None = None) -> list[ClaimVerdict]:
+    """A verdict for every claim id of CLAIMS.md from one device's run (and bench) records
+    (`groups`: the records' groups when the caller holds them)."""
+    ev = Evidence(records, list(bench or []), groups)
     missing = [c for c in CLAIM_IDS if c not in CLAIMS]
     if missing:
         raise RuntimeError(f"claims without an evaluator: {', '.join(missing)}")

@@ -1,46 +1,40 @@
-"""The records a claim is judged on, grouped once: configurations x precisions, the device."""
+"""The records a claim is judged on, grouped once (analysis/compare.Groups), and the device."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from mpbench.analysis.compare import Group, Groups
 from mpbench.bench.store import BenchRecord
 from mpbench.results.env_card import Capabilities
 from mpbench.results.key import ComparisonKey
 from mpbench.results.recipe_card import RecipeRole, recipe_card
 from mpbench.results.schema import RunRecord
 
-ByPrecision = dict[str, list[RunRecord]]
-
-
-def with_role(by_p: ByPrecision, role: RecipeRole) -> ByPrecision:
-    """The precisions of one configuration whose recipe has `role` (Recipe.role, stored in the
-    record), in run order: 'mixed' are the recipes the speed and memory claims are about."""
-    return {p: runs for p, runs in by_p.items() if runs and recipe_card(runs[0]).role == role}
-
-
-def baseline(by_p: ByPrecision) -> list[RunRecord]:
-    """The baseline recipe's runs of one configuration (strict FP32), or []."""
-    return next(iter(with_role(by_p, "baseline").values()), [])
-
 
 @dataclass
 class Evidence:
     records: list[RunRecord]
     bench: list[BenchRecord] = field(default_factory=list)
+    grouped: Groups[RunRecord] | None = None
+    """The records' groups when the caller holds them already (the report's ResultSet)."""
+
+    @cached_property
+    def groups(self) -> Groups[RunRecord]:
+        return self.grouped if self.grouped is not None else Groups(self.records)
 
     @cached_property
     def ok(self) -> list[RunRecord]:
         return [r for r in self.records if r.status == "ok"]
 
     @cached_property
-    def configs(self) -> dict[ComparisonKey, ByPrecision]:
-        """ok runs by comparison group (the record's ConfigKey without precision), then by
-        precision (recipe name plus options tag, as the summary shows it)."""
-        out: dict[ComparisonKey, ByPrecision] = {}
-        for r in self.ok:
-            out.setdefault(r.config_key.comparison, {}).setdefault(r.config_key.precision, []).append(r)
+    def compared(self) -> dict[ComparisonKey, list[Group[RunRecord]]]:
+        """The configurations with ok runs, by comparison group: what the claims compare."""
+        out: dict[ComparisonKey, list[Group[RunRecord]]] = {}
+        for key, groups in self.groups.comparisons().items():
+            if done := [g for g in groups if g.ok]:
+                out[key] = done
         return out
 
     @cached_property

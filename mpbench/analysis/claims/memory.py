@@ -6,11 +6,10 @@ from statistics import median
 
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import metric_ratio, throughput_ratio
-from mpbench.analysis.claims.evidence import Evidence, baseline, with_role
+from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, fmt, judge
 from mpbench.results.payloads import MaxBatchResult, MemoryResult
-from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 MEMORY_HALVING = Bound(
@@ -34,14 +33,15 @@ CPU_MEMORY_NOTE = ("on a CPU the peak is RSS above the run's start, which the al
        "fp32 and fp16/bf16 runs (profilers: [memory] for the breakdown)")
 def memory_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
-        base = baseline(by_p)
+    for key, groups in ev.compared.items():
+        base = ev.groups.baseline_runs(key)
         config_rows = []
-        for p, runs in with_role(by_p, "mixed").items():
-            est = metric_ratio(base, runs, RunRecord.peak_memory) if base and runs else None
+        for g in groups:
+            est = (metric_ratio(base, g.ok, RunRecord.peak_memory)
+                   if base and g.role == "mixed" else None)
             if est is None:
                 continue
-            row = judged_row(f"{key.label}: {p}/fp32 peak", est, bound)
+            row = judged_row(f"{key.label}: {g.precision}/fp32 peak", est, bound)
             if ev.device == "cpu" and est.low is None:
                 row.verdict = "inconclusive"
                 row.note = "one run each: CPU RSS peaks are too noisy for a point; add seeds"
@@ -76,22 +76,24 @@ def _per_param(runs: list[RunRecord], part: str) -> float | None:
        "the savings come from activations", ADAM_16, "profilers: [memory]")
 def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
+    for key, groups in ev.compared.items():
         label = key.label
-        for p, runs in by_p.items():
-            per_param = _per_param(runs, "state")
+        for g in groups:
+            per_param = _per_param(g.ok, "state")
             if per_param is None:
                 continue
-            mixed = recipe_card(runs[0]).role in ("baseline", "mixed")
+            mixed = g.role in ("baseline", "mixed")
             verdict, why = judge(per_param, per_param, per_param, bound)
-            rows.append(ClaimRow(f"{label}: {p} model state", value=per_param, n=len(runs), unit=" B/param",
+            rows.append(ClaimRow(f"{label}: {g.precision} model state", value=per_param,
+                                 n=len(g.ok), unit=" B/param",
                                  verdict=verdict if mixed else None, counted=mixed,
                                  note=why if mixed else "not a mixed recipe (context)"))
-        base_act = _per_param(baseline(by_p), "activations")
-        for p, runs in with_role(by_p, "mixed").items():
-            act = _per_param(runs, "activations")
+        base_act = _per_param(ev.groups.baseline_runs(key), "activations")
+        for g in groups:
+            act = _per_param(g.ok, "activations") if g.role == "mixed" else None
             if base_act and act is not None:
-                rows.append(ClaimRow(f"{label}: {p}/fp32 activations", value=act / base_act, n=1,
+                rows.append(ClaimRow(f"{label}: {g.precision}/fp32 activations",
+                                     value=act / base_act, n=1,
                                      counted=False, note="where the savings come from (context)"))
     if not any(r.counted for r in rows):
         return not_measured(f"no memory breakdown: add {MemoryResult.suite_line()} with fp32 "
@@ -115,18 +117,18 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
        "profilers: [max_batch]")
 def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
+    for key, groups in ev.compared.items():
         sizes = {}
-        for p, runs in by_p.items():
-            found = [mb for r in runs if (mb := r.result(MaxBatchResult)) is not None
+        for g in groups:
+            found = [mb for r in g.ok if (mb := r.result(MaxBatchResult)) is not None
                      and mb.max_batch_size is not None]
             if found:
-                sizes[p] = (min(mb.max_batch_size or 0 for mb in found), found[0].limit or "")
-        base_p = next(iter(with_role(by_p, "baseline")), None)
-        if base_p not in sizes:
+                sizes[g.precision] = (min(mb.max_batch_size or 0 for mb in found), found[0].limit or "")
+        base_g = ev.groups.baseline(key)
+        if base_g is None or base_g.precision not in sizes:
             continue
-        base, base_limit = sizes[base_p]
-        for p in with_role(by_p, "mixed"):
+        base, base_limit = sizes[base_g.precision]
+        for p in (g.precision for g in groups if g.role == "mixed"):
             if p not in sizes:
                 continue
             b, limit = sizes[p]
@@ -151,14 +153,14 @@ def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
 
 def _ckpt_pairs(ev: Evidence) -> list[tuple[str, list[RunRecord], list[RunRecord]]]:
     pairs = []
-    for key, by_p in ev.configs.items():
+    for key, groups in ev.compared.items():
         if key.settings.get("activation_checkpointing"):
             continue
-        other = ev.configs.get(key.model_copy(
-            update={"settings": {**key.settings, "activation_checkpointing": True}}), {})
-        for p, runs in by_p.items():
-            if other.get(p):
-                pairs.append((f"{key.label}: {p}", runs, other[p]))
+        ckpt = key.model_copy(
+            update={"settings": {**key.settings, "activation_checkpointing": True}})
+        for g in groups:
+            if other := ev.groups.ok(ckpt.with_precision(g.precision)):
+                pairs.append((f"{key.label}: {g.precision}", g.ok, other))
     return pairs
 
 

@@ -148,13 +148,13 @@ def _fp16_half(label: str, uf: dict[str, Underflow]) -> ClaimRow | None:
 def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
     judged: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
+    for key in ev.compared:
         label = key.label
-        uf = {p: u for p in ("bf16", "fp16", "fp16-noscale")
-              if (u := _median_underflow(by_p.get(p, []))) is not None}
+        runs = {p: ev.groups.ok(key.with_precision(p)) for p in ("bf16", "fp16", "fp16-noscale")}
+        uf = {p: u for p, rs in runs.items() if (u := _median_underflow(rs)) is not None}
         for p, u in uf.items():
-            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost_fraction,
-                                 n=len(by_p[p]), unit="", counted=False,
+            rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost_fraction, n=len(runs[p]),
+                                 unit="", counted=False,
                                  note=f"below fp16 subnormal {fmt(u.fraction, 4)}, fp32 "
                                       f"reference {fmt(u.fp32_reference_fraction, 4)}"))
         judged += [r for r in (_bf16_half(label, uf), _fp16_half(label, uf)) if r is not None]

@@ -84,8 +84,8 @@ def _comm_bytes(r: RunRecord) -> float | None:
        "data-parallel runs (torchrun) with fp32 and 16-bit gradient communication")
 def comm_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
     rows: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
-        runs = [r for rs in by_p.values() for r in rs if _comm_dtype(r)]
+    for key, groups in ev.compared.items():
+        runs = [r for g in groups for r in g.ok if _comm_dtype(r)]
         by_dtype: dict[str, list[RunRecord]] = {}
         for r in runs:
             by_dtype.setdefault(_comm_dtype(r) or "", []).append(r)

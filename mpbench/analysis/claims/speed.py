@@ -5,7 +5,7 @@ from __future__ import annotations
 from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.common import judged_row, outcome_from_rows
 from mpbench.analysis.claims.estimate import median_interval, throughput_ratio
-from mpbench.analysis.claims.evidence import Evidence, baseline, with_role
+from mpbench.analysis.claims.evidence import Evidence
 from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
 from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, judge
 from mpbench.analysis.convergence import analyze
@@ -38,17 +38,19 @@ def cpu_context(ev: Evidence) -> str:
 def mixed_rows(ev: Evidence) -> list[ClaimRow]:
     """Each 16-bit mixed recipe over fp32 per configuration; the faster one counts."""
     rows: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
-        base = baseline(by_p)
+    for key, groups in ev.compared.items():
+        base = ev.groups.baseline_runs(key)
         if not base:
             continue
         config_rows = []
-        for p, mixed in with_role(by_p, "mixed").items():
-            runs = [r for r in mixed if not recipe_card(r).numerics_only]
+        for g in groups:
+            if g.role != "mixed":
+                continue
+            runs = [r for r in g.ok if not recipe_card(r).numerics_only]
             est = throughput_ratio(base, runs) if runs else None
             if est is not None:
-                config_rows.append(judged_row(f"{key.label}: {p}/fp32", est,
-                                              SPEEDUP_AMP))
+                config_rows.append(judged_row(f"{key.label}: {g.precision}/fp32",
+                                              est, SPEEDUP_AMP))
         if config_rows:
             best = max(config_rows, key=lambda r: r.value or 0.0)
             for r in config_rows:
@@ -62,7 +64,7 @@ def mixed_rows(ev: Evidence) -> list[ClaimRow]:
 @claim("speedup-amp", "Mixed precision (FP16/BF16) trains 2-3x faster than FP32", SPEEDUP_AMP,
        "fp32 and fp16 or bf16 in precisions")
 def speedup_amp(ev: Evidence, bound: Bound) -> ClaimOutcome:
-    if not any(baseline(by_p) for by_p in ev.configs.values()):
+    if not any(ev.groups.baseline_runs(key) for key in ev.compared):
         return not_measured("no completed fp32 baseline: "
                             f"{ev.why_missing(ev.with_role('baseline') or {'fp32'})}")
     rows = mixed_rows(ev)
@@ -126,14 +128,15 @@ def fp8_2x(ev: Evidence, bound: Bound) -> ClaimOutcome:
         seen = f"{len(fp8)} FP8 runs recorded as numerics only or skipped" if fp8 else "-"
         return not_applicable(missing, seen)
     rows: list[ClaimRow] = []
-    for key, by_p in ev.configs.items():
-        base = by_p.get("bf16")
+    for key, groups in ev.compared.items():
+        base = ev.groups.ok(key.with_precision("bf16"))
         config_rows = []
-        for p, runs in by_p.items():
-            hw = [r for r in runs if (c := recipe_card(r)).family == "fp8" and not c.numerics_only]
+        for g in groups:
+            hw = [r for r in g.ok if recipe_card(r).family == "fp8" and not recipe_card(r).numerics_only]
             est = throughput_ratio(base, hw) if base and hw else None
             if est is not None:
-                config_rows.append(judged_row(f"{key.label}: {p}/bf16", est, bound))
+                config_rows.append(judged_row(f"{key.label}: {g.precision}/bf16",
+                                              est, bound))
         if config_rows:  # the fastest FP8 recipe of the configuration counts
             best = max(config_rows, key=lambda r: r.value or 0.0)
             for r in config_rows:
