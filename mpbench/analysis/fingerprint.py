@@ -26,9 +26,9 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
 
+from mpbench.analysis.compare import Groups
 from mpbench.errors import UserError
 from mpbench.results.payloads import FingerprintResult
-from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
 
 Level = Literal["identical", "within-repeat-tolerance", "inside-seed-band", "beyond-seed-band"]
@@ -139,32 +139,41 @@ class FingerprintSet:
     failed: dict[tuple[str, str], str] = field(default_factory=dict)
 
 
+def recipe_of(r: RunRecord) -> tuple[str, str]:
+    """What a fingerprint is grouped and matched by: model and recipe (with its options tag).
+    Not the whole ConfigKey: two sides that differ in seed, data or a training setting are
+    refused by name (fingerprint_compare.check_comparable), not silently left unmatched."""
+    return (r.model, r.config_key.precision)
+
+
 def fingerprint_set(records: list[RunRecord], where: str) -> FingerprintSet:
     """Sort one side's records. The fingerprint's seed is the one `fingerprint run` stored as
     the reference; records made by a suite's own seeds (profilers: [fingerprint] in `mpbench
     run`) take the smallest seed as the fingerprint and FP32's other seeds as the band."""
     out = FingerprintSet(where)
-    found = [(r, r.result(FingerprintResult)) for r in records]
-    refs = {fp.reference_seed for _, fp in found if fp is not None}
+    refs = {res.reference_seed for r in records
+            if (res := r.result(FingerprintResult)) is not None}
     reference = min(refs, default=0)
-    for r, result in found:
-        key = (r.model, r.config_key.precision)
-        if result is None:
-            if FingerprintResult.name in r.profiler_results or r.status != "ok":
-                out.failed.setdefault(key, f"{r.status}: {r.reason or 'no fingerprint'}")
-            continue
-        fp = Fingerprint(r, result)
-        if r.status != "ok":
-            out.failed.setdefault(key, f"{r.status}: {r.reason}")
-        if result.seed == reference:
-            if result.repeat == 0:
-                out.main[key] = fp
-            else:
-                out.repeats.setdefault(key, []).append(fp)
+    for g in Groups(records, by=recipe_of):
+        key = recipe_of(g.records[0])
         # the seed band: the baseline recipe (strict FP32, Recipe.role) without options
-        if (recipe_card(r).role == "baseline" and r.config_key.precision == r.precision
-                and result.repeat == 0):
-            out.band.setdefault(r.model, []).append(fp)
+        in_band = g.role == "baseline" and g.precision == g.records[0].precision
+        for r in g.records:
+            result = r.result(FingerprintResult)
+            if result is None:
+                if FingerprintResult.name in r.profiler_results or r.status != "ok":
+                    out.failed.setdefault(key, f"{r.status}: {r.reason or 'no fingerprint'}")
+                continue
+            fp = Fingerprint(r, result)
+            if r.status != "ok":
+                out.failed.setdefault(key, f"{r.status}: {r.reason}")
+            if result.seed == reference:
+                if result.repeat == 0:
+                    out.main[key] = fp
+                else:
+                    out.repeats.setdefault(key, []).append(fp)
+            if in_band and result.repeat == 0:
+                out.band.setdefault(r.model, []).append(fp)
     if not out.main:
         raise UserError(f"{where}: no fingerprints (records with the 'fingerprint' profiler); "
                         f"make them with `mpbench fingerprint run SUITE -o {where}`")

@@ -9,10 +9,11 @@ from pydantic import Field, ValidationError, field_validator, model_validator
 
 from mpbench.bench.bandwidth import BandwidthOp
 from mpbench.bench.timing import TimingConfig
+from mpbench.config import Strict
 from mpbench.config.errors import first_error
 from mpbench.config.loader import deep_merge, read_yaml
 from mpbench.config.model_sizes import MODEL_SIZES
-from mpbench.config.schema import DeviceKind, Strict
+from mpbench.config.schema import DeviceKind
 from mpbench.dtypes import DtypeKey
 from mpbench.errors import UserError
 

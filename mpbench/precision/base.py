@@ -12,9 +12,9 @@ from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from mpbench.config import Strict
 from mpbench.config.model_sizes import ModelConfig
 from mpbench.config.schema import TrainConfig
 from mpbench.dtypes import DtypeKey, recipe_gemm_key
@@ -22,10 +22,8 @@ from mpbench.registry import registrar
 from mpbench.results.recipe_card import RecipeRole
 
 
-class RecipeOptions(BaseModel):
+class RecipeOptions(Strict):
     """Options a suite may set for a recipe; subclasses add fields (unknown keys are errors)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     def recorded(self) -> dict[str, Any]:
         """The options as the run's record holds them."""

@@ -20,19 +20,18 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 from torch import nn
 
+from mpbench.config import Strict
 from mpbench.config.model_sizes import ModelConfig
 
 ALIGN = 16
 """FP8 GEMMs (cuBLASLt, TE, torchao) need every matrix dimension divisible by 16."""
 
 
-class Fp8Filter(BaseModel):
+class Fp8Filter(Strict):
     """Which linear layers become FP8 (module names as model.named_modules() spells them)."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     include: list[str] = Field(default_factory=lambda: ["*"],
                                description="globs of module names that may become FP8")

@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
-from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from mpbench.config import Strict
 from mpbench.registry import registrar
 from mpbench.results.payloads import ProfileResult, Skipped
 
@@ -28,8 +28,8 @@ if TYPE_CHECKING:
     from mpbench.precision.base import Recipe
 
 
-class ProfilerOptions(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class ProfilerOptions(Strict):
+    """Options a suite may set for a profiler; subclasses add fields."""
 
 
 @dataclass

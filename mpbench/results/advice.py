@@ -11,18 +11,15 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import Field, ValidationError
 
+from mpbench.config import Strict as _Strict
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
 from mpbench.results.output import write_output
 
 ADVICE_DIR = "advice"
 ADVICE_SCHEMA = 1
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class LayerAdvice(_Strict):

@@ -22,8 +22,9 @@ import hashlib
 import json
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
+from mpbench.config import Strict
 from mpbench.config.loader import IN_RUN_ID
 from mpbench.config.parallel import parallel_tag
 
@@ -31,10 +32,8 @@ FLAGS = {"activation_checkpointing": "ckpt", "compile": "compiled"}
 """Boolean settings that are part of every key when on (matrix or not), shown by these words."""
 
 
-class ParallelKey(BaseModel):
+class ParallelKey(Strict):
     """How a data-parallel run was trained (None on the key: one process)."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     strategy: str
     """ddp or fsdp2."""
@@ -49,10 +48,8 @@ class ParallelKey(BaseModel):
                             self.world_size)
 
 
-class ComparisonKey(BaseModel):
+class ComparisonKey(Strict):
     """A configuration without its precision: the runs whose precisions are compared."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
 
     model: str
     """The suite's model label (without matrix tags)."""

@@ -7,7 +7,7 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from mpbench.config.schema import Strict
+from mpbench.config import Strict
 
 
 class ProfileResult(Strict):
