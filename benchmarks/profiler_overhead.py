@@ -32,6 +32,7 @@ from mpbench.config.schema import (
 from mpbench.data import make_source
 from mpbench.plan.spec import expand
 from mpbench.results.env import environment_card
+from mpbench.results.payloads import NvmlResult
 from mpbench.train.loop import train_run
 
 
@@ -80,7 +81,8 @@ def main() -> None:
             steps[label].append(record.step_times_ms)
             if label == "on":
                 hooks.append(record.hook_time_s)
-                overhead = record.profiler_results.get("nvml", {}).get("overhead_fraction")
+                nvml = record.result(NvmlResult)
+                overhead = nvml.overhead_fraction if nvml is not None else None
                 if overhead is not None:
                     print(f"  nvml sampler CPU time: {100 * overhead:.3f}% of the window")
     throughput = median_ratio(tps["on"], tps["off"])  # off tokens/s over on tokens/s
