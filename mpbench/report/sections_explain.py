@@ -93,13 +93,15 @@ def _measured(m: MeasuredRatio | None) -> Cell:
 def _advice_blocks(a: AdviceRecord) -> list[Block]:
     rows = [[text(x.name), num(x.in_features, 0), num(x.out_features, 0),
              *[num(v, 3) for v in x.baseline_ms], *[num(v, 3) for v in x.recipe_ms],
-             num(x.gain_ms, 3), text("yes" if x.pays else "no")] for x in a.layers]
+             num(x.gain_ms, 3), num(x.gain_hw_ms, 3),
+             text("yes" if x.pays else "no")] for x in a.layers]
     flags = ", ".join(a.cpu_isa_flags) or "-"
     blocks: list[Block] = [Table(
         ["layer", "in", "out", "base fwd", "base dgrad", "base wgrad", "recipe fwd",
-         "recipe dgrad", "recipe wgrad", "gain ms/step", "pays"], rows,
+         "recipe dgrad", "recipe wgrad", "gain ms/step", "± ms", "advised"], rows,
         f"Advisor: {a.model}, {a.recipe} vs {a.baseline}, {a.tokens_per_step} tokens per step, "
-        f"on {a.device_name} (ISA flags: {flags}); ms per step", numeric=set(range(1, 10)))]
+        f"on {a.device_name} (ISA flags: {flags}); ms per step, ± the half-width of the gain "
+        "over the paired repetitions", numeric=set(range(1, 11)))]
     v = a.verification
     pred_rows = []
     for what, pred, meas, err, verdict in (
@@ -118,6 +120,8 @@ def _advice_blocks(a: AdviceRecord) -> list[Block]:
                         f"{100 * (v.tolerance if v else 0.10):.0f}% and outside the measured "
                         "run-level interval; inconclusive: off by more, inside an interval "
                         "that wide", numeric={1, 3}))
+    if a.decision:
+        blocks.append(Note(f"Decision: {a.decision}."))
     blocks.append(Note(f"{a.filter_line()} (advisor's own timings: {a.advisor_s:.1f} s)",
                        "info" if a.pays else "warn"))
     if v is not None and (v.miss_all or v.miss_advised):
