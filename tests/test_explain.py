@@ -17,6 +17,7 @@ from mpbench.analysis.waterfall import (
     UNATTRIBUTED,
     waterfalls,
 )
+from mpbench.cli.explain import waterfall_lines
 from mpbench.cli.main import cli
 from mpbench.results.payloads import TensorCoreResult
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.unit
 
 def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float,
                 steps: int = 2, fwd_matmul_ms: float | None = None,
-                wall_ms: float | None = None) -> dict[str, object]:
+                wall_ms: float | None = None, plain_ms: float | None = None) -> dict[str, object]:
     """A CPU tensor_cores result over `steps` profiled steps (times given per step)."""
     us = {"matmul": matmul_ms * 1000 * steps, "attention": 1000.0 * steps,
           "normalization": 500.0 * steps, "optimizer": opt_ms * 1000 * steps,
@@ -41,7 +42,8 @@ def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float
     return payload(TensorCoreResult, buckets={k: v / total for k, v in us.items()},
                    bucket_time_us=us, top_kernels=top, total_time_us=total,
                    device_kind="cpu", tensor_core_share=None, steps=steps, phase_time_us=phases,
-                   **({"wall_time_us": wall_ms * 1000 * steps} if wall_ms is not None else {}))
+                   **({"wall_time_us": wall_ms * 1000 * steps} if wall_ms is not None else {}),
+                   **({"plain_time_us": plain_ms * 1000 * steps} if plain_ms is not None else {}))
 
 
 def pair(base_ms: float = 20.0, new_ms: float = 15.0) -> list:
@@ -159,7 +161,32 @@ def test_the_rest_splits_into_no_kernel_time_and_window_against_profile() -> Non
     assert bars[UNATTRIBUTED] == pytest.approx(-1.0)  # 2.0 -> 1.0 ms outside every operator
     assert bars[WINDOW] == pytest.approx(2.0, abs=0.05)  # (15 - 14) - (20 - 21)
     assert sum(bars.values()) == pytest.approx(w.delta_ms)
-    assert w.profiled_fraction == pytest.approx(-6.0 / -7.0)
+    assert w.matched_fraction == pytest.approx(-6.0 / -7.0)  # older records: profiled steps
+
+
+def test_the_rest_is_set_against_plain_steps_timed_with_the_profile() -> None:
+    """The profiled steps carry the profiler's overhead outside every operator (fp32 +6 ms,
+    bf16 +7 ms: more operators); the plain steps timed between them do not. Against those,
+    the operators cover all but 0.2 ms of the difference, and the rest is the window."""
+    from mpbench.analysis.waterfall import WINDOW
+
+    base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=25.0, plain_ms=19.1)  # ops 19.0
+    new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=20.0, plain_ms=13.3)  # ops 13.0
+    recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
+             for s in (0, 1)]
+            + [record("bf16", s, step_ms=15.0, noise=0.01,
+                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+    (w,) = waterfalls(recs)[0]
+    bars = dict(w.bars)
+    assert bars[UNATTRIBUTED] == pytest.approx(0.2)  # (13.3 - 13.0) - (19.1 - 19.0)
+    assert bars[WINDOW] == pytest.approx(-5.0 + 5.8, abs=0.05)  # measured -5.0, plain -5.8
+    assert sum(bars.values()) == pytest.approx(w.delta_ms)
+    assert w.matched_fraction == pytest.approx(-6.0 / -5.8)
+    assert w.baseline.overhead_ms == pytest.approx(5.9)
+    assert w.recipe.overhead_ms == pytest.approx(6.7)
+    lines = "\n".join(waterfall_lines(w))
+    assert "103% of the difference of the plain steps timed with the profile" in lines
+    assert "overhead, in no bar: 5.90 ms per step in fp32, 6.70 ms in bf16" in lines
 
 
 def test_missing_baseline_or_profile_is_said() -> None:

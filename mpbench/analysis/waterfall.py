@@ -6,11 +6,17 @@ recipe's runs of one configuration. The measured difference is the records' own 
 (median of the per-run medians, the run-level estimator of runstats.py). What no bucket
 covers (launch gaps, host work, idle, the profiler's own overhead differences) is the
 `unattributed` part: the parts and it add up to the measured difference by construction, and
-it is always shown, never folded into a named part. Where the profile stored its own wall time,
-that rest is split in two: what no kernel or operator covers within the profiled steps
-(`unattributed`), and the measured window's step time against the profiled steps' wall time
-(`window_vs_profile`: the profiler's own overhead, and load that changed between the two on a
-shared machine).
+it is always shown, never folded into a named part. The rest is split in two against the
+steps the parts come from. The profile times a plain step (its collection off) before each
+profiled one: `unattributed` is what no kernel or operator covers in those matching plain
+steps (host work, launch gaps, idle; negative where the profiler's per-operator overhead
+inflated the operators' self times), and `window_vs_profile` is the measured window's step
+time against them (runs that differ, load that changed between the window and the profile).
+The profiler's own overhead (profiled less plain steps) is then in neither: on a 2-core CPU it
+was about 6 ms per gpt-tiny step, 3 us per operator, outside every operator, and it made the
+old `unattributed` bar (profiled steps' wall time less the operators) mostly overhead, offset
+by a window bar of the opposite sign. Records made before the plain steps fall back to the
+profiled steps' wall time in place of the plain steps'.
 
 GEMMs are split into forward and backward by the profiler's per-phase times
 (profilers/phases.py); records made before it have no phases and show one GEMM bar. The advisor
@@ -61,7 +67,7 @@ LABELS = {
     COMMUNICATION: "communication",
     OTHER_OPS: "other kernels / ops",
     UNATTRIBUTED: "unattributed (no kernel/op)",
-    WINDOW: "measured window vs profiled steps",
+    WINDOW: "window vs the profile's steps",
 }
 
 CPU_CAST_OPS = frozenset({"aten::copy_", "aten::_to_copy", "aten::to"})
@@ -147,12 +153,28 @@ class Side:
     """Every profiled run had per-phase times: GEMMs split into forward and backward."""
     profiled_step_ms: float | None = None
     """Median over runs of the profiled steps' wall time per step (None: not stored)."""
+    plain_step_ms: float | None = None
+    """Median over runs of the plain steps interleaved with the profiled ones, per step
+    (None: not stored)."""
     options: str = ""
     """The recipe's options as the suite set them (what an options tag like bf16-4eba52 is)."""
 
     @property
     def covered_ms(self) -> float:
         return sum(self.parts_ms.values())
+
+    @property
+    def matching_step_ms(self) -> float | None:
+        """The step the parts are set against: the plain steps of the profile's moment, else
+        (older records) the profiled steps' wall time."""
+        return self.plain_step_ms if self.plain_step_ms is not None else self.profiled_step_ms
+
+    @property
+    def overhead_ms(self) -> float | None:
+        """The profiler's own cost per step: profiled less plain steps."""
+        if self.plain_step_ms is None or self.profiled_step_ms is None:
+            return None
+        return self.profiled_step_ms - self.plain_step_ms
 
 
 @dataclass(frozen=True)
@@ -179,13 +201,17 @@ class Waterfall:
         return {GEMM: diff.pop(GEMM_FWD) + diff.pop(GEMM_BWD), **diff}
 
     @property
+    def matched_delta_ms(self) -> float | None:
+        """Recipe minus baseline of the steps matching the parts (Side.matching_step_ms)."""
+        b, r = self.baseline.matching_step_ms, self.recipe.matching_step_ms
+        return None if b is None or r is None else r - b
+
+    @property
     def window_ms(self) -> float | None:
-        """Measured-window step time against the profiled steps' wall time, recipe minus
-        baseline (None when a side did not store the profile's wall time)."""
-        b, r = self.baseline, self.recipe
-        if b.profiled_step_ms is None or r.profiled_step_ms is None:
-            return None
-        return (r.step_ms - r.profiled_step_ms) - (b.step_ms - b.profiled_step_ms)
+        """Measured-window step-time difference against that of the steps matching the parts
+        (None when a side stored neither plain nor profiled step times)."""
+        matched = self.matched_delta_ms
+        return None if matched is None else self.delta_ms - matched
 
     @property
     def unattributed_ms(self) -> float:
@@ -206,13 +232,14 @@ class Waterfall:
         return sum(self.parts_ms.values()) / self.delta_ms
 
     @property
-    def profiled_fraction(self) -> float | None:
-        """Sum of the named parts over the difference of the profiled steps' wall time (the
-        same steps the parts come from; None where the wall time is not stored)."""
-        b, r = self.baseline.profiled_step_ms, self.recipe.profiled_step_ms
-        if b is None or r is None or r == b:
+    def matched_fraction(self) -> float | None:
+        """Sum of the named parts over the difference of the steps matching them: the plain
+        steps timed between the profiled ones (older records: the profiled steps' wall time).
+        How much of a difference the operators explain where load and runs cannot differ."""
+        matched = self.matched_delta_ms
+        if matched is None or matched == 0:
             return None
-        return sum(self.parts_ms.values()) / (r - b)
+        return sum(self.parts_ms.values()) / matched
 
 
 def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
@@ -224,13 +251,20 @@ def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
     per_run = [step_parts(p) for p in profiled]
     parts = {part: statistics.median(x[part] for x in per_run) for part in PARTS}
     step = statistics.median(statistics.median(r.step_times_ms) for r in timed)
-    walls = [p.wall_time_us / (p.steps or 1) / 1000.0 for p in profiled
-             if p.wall_time_us is not None]
     options = recipe_card(timed[0]).options
     return Side(precision, step, parts, len(timed), len(profiled),
                 all(has_phases(p) for p in profiled),
-                statistics.median(walls) if len(walls) == len(profiled) else None,
-                ", ".join(f"{k}: {v}" for k, v in options.items()))
+                profiled_step_ms=_per_step([p.wall_time_us for p in profiled], profiled),
+                plain_step_ms=_per_step([p.plain_time_us for p in profiled], profiled),
+                options=", ".join(f"{k}: {v}" for k, v in options.items()))
+
+
+def _per_step(times_us: list[float | None], profiled: list[TensorCoreResult]) -> float | None:
+    """Median over runs of a stored profile time per step (ms); None unless every run has it."""
+    if any(t is None for t in times_us):
+        return None
+    return statistics.median(t / (p.steps or 1) / 1000.0
+                             for t, p in zip(times_us, profiled, strict=True) if t is not None)
 
 
 def groups(records: Sequence[RunRecord]) -> dict[ConfigKey, list[RunRecord]]:

@@ -46,10 +46,10 @@ def _waterfall_table(found: list[Waterfall]) -> Table:
     for w in found:
         rows.append([text(w.key.label), num(w.baseline.step_ms, 2), num(w.recipe.step_ms, 2),
                      num(w.delta_ms, 3), *[num(dict(w.bars).get(p), 3) for p in parts],
-                     pct(w.attributed_fraction), pct(w.profiled_fraction)])
+                     pct(w.attributed_fraction), pct(w.matched_fraction)])
     return Table(["run", "baseline ms", "recipe ms", "difference ms",
                   *[LABELS[p] for p in parts], "named parts / difference",
-                  "named parts / profiled difference"], rows,
+                  "named parts / difference at the profile"], rows,
                  "Measured step-time difference (median of run medians) and its parts, ms per "
                  "step; the parts and the unattributed rest sum to the difference",
                  numeric=set(range(1, len(parts) + 6)))
@@ -63,11 +63,14 @@ def waterfall_blocks(s: ResultSet) -> list[Block]:
         blocks += [Plot(waterfall_plot(w)) for w in found]
         blocks.append(Note(
             "Parts are per-step differences of the tensor_cores profiler's buckets (profiled "
-            "steps after the measured window); 'unattributed' is the measured difference no "
-            "kernel or operator covers within the profiled steps (launch gaps, host work, "
-            "idle); 'measured window vs profiled steps' is the measured step time against the "
-            "profiled steps' wall time (profiler overhead, and load that changed between the "
-            "two on a shared machine). GEMMs "
+            "steps after the measured window, each after a plain step timed with the "
+            "profiler's collection off); 'unattributed' is what no kernel or operator covers "
+            "in those plain steps (launch gaps, host work, idle; negative where the profiler's "
+            "per-operator overhead inflated the operators' own times); 'measured window vs "
+            "the profile's steps' is the measured difference against the plain steps' (runs "
+            "that differ, load that changed between the two on a shared machine). The "
+            "profiler's own overhead is in neither. 'Difference at the profile' is that of "
+            "the plain steps (older records: of the profiled steps' wall time). GEMMs "
             "are split into forward and backward by the phase of the operator that ran them; "
             "the advisor's table splits them further per layer (forward, input and weight "
             "gradient)."
