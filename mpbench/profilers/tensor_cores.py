@@ -13,6 +13,7 @@ the same way, and the result says plainly that a CPU has no tensor cores.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,20 +78,11 @@ class TensorCoreProfiler(Profiler):
         cuda = ctx.device.type == "cuda"
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         steps = self.opts.steps
-        profiled_s = plain_s = 0.0
         with without_profiler_chatter(), weights_restored(ctx.model), profile(
             activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
         ) as prof:
-            ctx.train_step(*ctx.next_batch())  # the warm step (the schedule discards it)
-            prof.step()
-            toggles = True
-            for _ in range(steps):
-                toggles = toggles and _collect(prof, False, activities)
-                if toggles:
-                    plain_s += _timed_step(ctx, cuda)
-                    toggles = _collect(prof, True, activities)
-                profiled_s += _timed_step(ctx, cuda)
-                prof.step()
+            profiled_s, plain_s = profile_steps(prof, lambda: _timed_step(ctx, cuda), steps,
+                                                activities)
             wall_us = profiled_s * 1e6
         events = list(prof.events() or [])
         if cuda:
@@ -106,7 +98,7 @@ class TensorCoreProfiler(Profiler):
         found["steps"] = steps
         found["phase_time_us"] = phase_times(events, cuda)  # the waterfall's GEMM fwd/bwd split
         found["wall_time_us"] = wall_us  # the waterfall's window-vs-profile part
-        if toggles:  # ... and its matching unprofiled steps
+        if plain_s is not None:  # ... and its matching unprofiled steps
             found["plain_time_us"] = plain_s * 1e6
         if self.opts.trace:
             found["trace_path"] = str(export_trace(prof, self.opts.trace, ctx))
@@ -114,6 +106,25 @@ class TensorCoreProfiler(Profiler):
 
     def result(self, ctx: RunContext) -> dict[str, Any]:
         return TensorCoreResult.stored(self.found)
+
+
+def profile_steps(prof: profile, timed_step: Callable[[], float], steps: int,
+                  activities: list[ProfilerActivity]) -> tuple[float, float | None]:
+    """A warm step (the schedule's warm-up, discarded), then `steps` times a plain step with
+    collection off and a profiled one: (profiled seconds, plain seconds; None where this
+    torch cannot switch collection)."""
+    timed_step()
+    prof.step()
+    profiled_s = plain_s = 0.0
+    toggles = True
+    for _ in range(steps):
+        toggles = toggles and _collect(prof, False, activities)
+        if toggles:
+            plain_s += timed_step()
+            toggles = _collect(prof, True, activities)
+        profiled_s += timed_step()
+        prof.step()
+    return profiled_s, plain_s if toggles else None
 
 
 def _collect(prof: profile, on: bool, activities: list[ProfilerActivity]) -> bool:
