@@ -156,6 +156,12 @@ def test_layer_rounds_stop_once_the_layers_noise_is_within_the_steps() -> None:
     _, rounds = time_layers(layers(), 512, FakeTimer(jitter=0.5), max_rounds=4,
                             enough=lambda t: logic.precise_enough(t, step_noise_ms=0.0))
     assert rounds == 4  # never within a noiseless step: stops at max_rounds
+    # only the layers that may lose are candidates: where keeping any layer out costs more
+    # than its GEMMs lose (+1000 ms over the gains), no round beyond the first two is needed
+    timings, _ = time_layers(layers(), 512, FakeTimer(jitter=0.5))
+    gains = sum(t.gain_ms for t in timings)
+    assert not logic.precise_enough(timings, 0.0, 102.0, 102.0 - gains)
+    assert logic.precise_enough(timings, 0.0, 102.0, 102.0 - gains - 1000.0)
     assert median_halfwidth([1, 2, 3, 4, 5]) == pytest.approx(1.96 * 1.2533 * 1.4826 / 5 ** 0.5)
     assert median_halfwidth([1.0, 2.0]) == math.inf
     assert logic.step_noise([10, 11, 12, 13, 14], [9, 9, 9, 9, 9]) == pytest.approx(

@@ -190,10 +190,14 @@ def decide(timings: Sequence[LayerTiming], keep: dict[str, float],
     return best
 
 
-def precise_enough(timings: Sequence[LayerTiming], step_noise_ms: float) -> bool:
-    """The layer timings need no more rounds: their summed uncertainty is within the whole
-    step's, which more layer rounds cannot reduce."""
-    return sum(t.gain_hw_ms for t in timings) <= step_noise_ms
+def precise_enough(timings: Sequence[LayerTiming], step_noise_ms: float,
+                   rest_step_ms: float | None = None, all_step_ms: float | None = None) -> bool:
+    """The layer timings need no more rounds: the layers that may lose (saving less its
+    half-width below zero: the only candidates to keep out) have a summed uncertainty within
+    the whole step's, which more layer rounds cannot reduce."""
+    keep = keep_costs(timings, rest_step_ms, all_step_ms)
+    return sum(t.gain_hw_ms for t in timings
+               if t.gain_ms + keep[t.layer.name] - t.gain_hw_ms < 0) <= step_noise_ms
 
 
 def step_noise(rest_ms: Sequence[float], all_ms: Sequence[float]) -> float:

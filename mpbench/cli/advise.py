@@ -193,11 +193,12 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     n_shapes = len({layer.shape for layer in layers})
     console.print(f"timing {n_shapes} distinct layer shapes ({len(layers)} layers) in rounds "
                   "until the decision has the precision it needs ...", highlight=False)
-    timings, rounds = time_layers(layers, tokens, DeviceTimer(base_recipe, candidate, dev),
-                                  enough=lambda t: logic.precise_enough(t, noise))
+    rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
+    timings, rounds = time_layers(
+        layers, tokens, DeviceTimer(base_recipe, candidate, dev),
+        enough=lambda t: logic.precise_enough(t, noise, rest_step_ms, all_step_ms))
     advisor_s = time.perf_counter() - t0
-    all_step_ms = median_ms(all_times)
-    found = logic.advise(timings, median_ms(base_times), median_ms(rest_times),
+    found = logic.advise(timings, median_ms(base_times), rest_step_ms,
                          all_step_ms=all_step_ms, step_noise_ms=noise)
     d = found.decision
     opt, filt, yaml = logic.filter_for(recipe, candidate.family, names, found.advised, options)
