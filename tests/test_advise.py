@@ -169,6 +169,22 @@ def test_layer_rounds_stop_once_the_layers_noise_is_within_the_steps() -> None:
 
 
 @pytest.mark.unit
+def test_more_whole_steps_only_where_a_kept_out_set_could_clear_or_must_be_confirmed() -> None:
+    assert logic.first_steps(10) == 5 and logic.first_steps(30) == 15 and logic.first_steps(4) == 4
+    none = logic.Decision([], 0.0, 0.5, 0.0)
+    assert not logic.needs_more_steps(none, 5, 10)  # no layer loses: nothing to decide
+    # 0.134 ms saving against 0.5 ms of step noise on 5 steps: on 10 it would be 0.354, still
+    # above the saving, so the first steps decide (every layer)
+    hopeless = logic.Decision(["a"], 0.134, 0.5, 0.0)
+    assert not logic.needs_more_steps(hopeless, 5, 10)
+    near = logic.Decision(["a"], 0.4, 0.5, 0.0)  # 0.4 > 0.354: more steps could clear it
+    assert logic.needs_more_steps(near, 5, 10) and not near.keeps_out
+    cleared = logic.Decision(["a"], 0.6, 0.5, 0.0)  # kept out on 5 steps: confirmed on 10
+    assert cleared.keeps_out and logic.needs_more_steps(cleared, 5, 10)
+    assert not logic.needs_more_steps(cleared, 10, 10)
+
+
+@pytest.mark.unit
 def test_keeping_a_layer_out_costs_its_boundary_casts_and_the_advice_counts_them() -> None:
     """T_rest - T_all beyond the GEMM gains is what keeping layers out costs (casts at their
     boundaries), shared by activation size: every-layer then predicts the measured T_all, and

@@ -200,6 +200,21 @@ def precise_enough(timings: Sequence[LayerTiming], step_noise_ms: float,
                if t.gain_ms + keep[t.layer.name] - t.gain_hw_ms < 0) <= step_noise_ms
 
 
+def first_steps(most: int) -> int:
+    """Whole steps the advisor times first: half of `most`, at least 5 (a spread from fewer
+    is itself too noisy to decide on); the rest only where the decision needs them."""
+    return min(most, max(5, most // 2))
+
+
+def needs_more_steps(d: Decision, taken: int, most: int) -> bool:
+    """Time the rest of the steps: a kept-out set could clear its uncertainty once the
+    whole-step noise shrinks as the square root of the steps, or cleared it on the first
+    steps and is confirmed on all of them before it is advised."""
+    if not d.kept_out or taken >= most:
+        return False
+    return d.saving_ms > math.hypot(d.step_noise_ms * math.sqrt(taken / most), d.layer_noise_ms)
+
+
 def step_noise(rest_ms: Sequence[float], all_ms: Sequence[float]) -> float:
     """Half-width of the median of the paired step differences T_rest - T_all (the probe runs
     them interleaved, step i of each on the same batch)."""

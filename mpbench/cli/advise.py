@@ -35,7 +35,7 @@ from mpbench.results.env import environment_card
 from mpbench.results.output import check_writable_dir
 from mpbench.train.device import resolve_device
 from mpbench.train.load import load_suite
-from mpbench.train.step_probe import median_ms, step_times
+from mpbench.train.step_probe import StepProbe, median_ms
 
 
 def pick_spec(suite: Suite, model: str | None, baseline: str) -> RunSpec:
@@ -109,7 +109,8 @@ def print_advice(console: Console, rec: AdviceRecord) -> None:
             if rec.rest_step_ms is not None else "")
     rest += (f", on every linear {rec.all_step_ms:.2f} ms" if rec.all_step_ms is not None
              else "")
-    console.print(f"whole step (measured by the advisor): {rec.baseline} "
+    over = f" over {rec.probe_steps} steps" if rec.probe_steps else ""
+    console.print(f"whole step (measured by the advisor{over}): {rec.baseline} "
                   f"{rec.baseline_step_ms:.2f} ms{rest}; step-difference noise "
                   f"{_pm(rec.step_noise_ms)} ms", highlight=False)
     if rec.decision:
@@ -138,8 +139,9 @@ def print_advice(console: Console, rec: AdviceRecord) -> None:
 @click.option("--repeats", type=click.IntRange(2, 20), default=3, show_default=True,
               help="Runs per configuration for --verify.")
 @click.option("--steps", type=click.IntRange(2, 100), default=10, show_default=True,
-              help="Whole steps the advisor times per recipe (after 2 warm-up steps); their "
-                   "spread is the noise keeping layers out must beat (under 3: every layer).")
+              help="Most whole steps the advisor times per recipe (after 2 warm-up steps; half "
+                   "of them, at least 5, first, the rest only where a kept-out set is near its "
+                   "uncertainty); their spread is the noise keeping layers out must beat.")
 def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | None, device: str,
            out: Path | None, verify: bool, repeats: int, steps: int) -> None:
     """Time each linear layer under a recipe, advise which to convert, optionally verify by training.
@@ -185,21 +187,30 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     base_recipe = get_recipe(base_name, recipe_options(suite, base_name))
     option, value = logic.nothing_converted(candidate.family, names)
     rest_recipe = get_recipe(recipe, {**options, option: value})
-    console.print(f"timing {steps} whole steps each of {base_name}, {recipe} with every linear "
+    first = logic.first_steps(steps)
+    console.print(f"timing {first} whole steps each of {base_name}, {recipe} with every linear "
                   f"kept out and {recipe} on every linear ...", highlight=False)
-    base_times, rest_times, all_times = step_times(
-        spec, [base_recipe, rest_recipe, candidate], source, dev, steps=steps)
+    probe = StepProbe(spec, [base_recipe, rest_recipe, candidate], source, dev, max_steps=steps)
+    base_times, rest_times, all_times = probe.run(first)
     noise = logic.step_noise(rest_times, all_times)
+    rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
     n_shapes = len({layer.shape for layer in layers})
     console.print(f"timing {n_shapes} distinct layer shapes ({len(layers)} layers) in rounds "
                   "until the decision has the precision it needs ...", highlight=False)
-    rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
     timings, rounds = time_layers(
         layers, tokens, DeviceTimer(base_recipe, candidate, dev),
         enough=lambda t: logic.precise_enough(t, noise, rest_step_ms, all_step_ms))
-    advisor_s = time.perf_counter() - t0
     found = logic.advise(timings, median_ms(base_times), rest_step_ms,
                          all_step_ms=all_step_ms, step_noise_ms=noise)
+    if logic.needs_more_steps(found.decision, first, steps):
+        console.print(f"a kept-out set is near its uncertainty: timing {steps - first} more "
+                      "steps each ...", highlight=False)
+        base_times, rest_times, all_times = probe.run(steps - first)
+        noise = logic.step_noise(rest_times, all_times)
+        rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
+        found = logic.advise(timings, median_ms(base_times), rest_step_ms,
+                             all_step_ms=all_step_ms, step_noise_ms=noise)
+    advisor_s = time.perf_counter() - t0
     d = found.decision
     opt, filt, yaml = logic.filter_for(recipe, candidate.family, names, found.advised, options)
     env = environment_card()
@@ -216,7 +227,7 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
         filter_value=filt, filter_yaml=yaml, tolerance=logic.PAY_TOLERANCE, advisor_s=advisor_s,
         step_noise_ms=finite(noise), kept_out_saving_ms=d.saving_ms if d.kept_out else None,
         uncertainty_ms=finite(d.uncertainty_ms), decision=d.text(len(layers)),
-        layer_rounds=rounds, created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        layer_rounds=rounds, probe_steps=len(all_times), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     print_advice(console, rec)
     if out is not None:  # stored before any verification run: nothing is lost if it stops
         console.print(f"advice: {write_advice(out, rec).resolve()}", highlight=False)

@@ -124,6 +124,8 @@ class AdviceRecord(_Strict):
     """The decision in words, as the CLI printed it."""
     layer_rounds: int | None = None
     """Rounds of layer timings the decision needed (each shape timed once a round)."""
+    probe_steps: int | None = None
+    """Whole steps timed per recipe (the first ones, or all where the decision needed them)."""
     advisor_s: float
     """Wall time of the advisor's own timings (whole steps, then layers), verification
     excluded."""
