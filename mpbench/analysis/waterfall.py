@@ -12,10 +12,13 @@ profiled one: `unattributed` is what no kernel or operator covers in those match
 steps (host work, launch gaps, idle; negative where the profiler's per-operator overhead
 inflated the operators' self times), and `window_vs_profile` is the measured window's step
 time against them (runs that differ, load that changed between the window and the profile).
-The profiler's own overhead (profiled less plain steps) is then in neither: on a 2-core CPU it
-was about 6 ms per gpt-tiny step, 3 us per operator, outside every operator, and it made the
-old `unattributed` bar (profiled steps' wall time less the operators) mostly overhead, offset
-by a window bar of the opposite sign. Records made before the plain steps fall back to the
+The profiler's own overhead (profiled less plain steps) is then in neither. Before the
+plain steps the rest was set against the profiled steps' wall time, and that held the
+profiler's processing of the window's events when it closed (about 2 us per recorded
+operator, some 6 ms per gpt-tiny step on the 2-core CPU; it grows with the operator count,
+so with the recipe): the old `unattributed` bar was mostly that, offset by a window bar of the
+opposite sign. The profiled steps are now timed on their own, and the overhead while
+recording was 0.5-1.4 ms per gpt-tiny step (busy machine, 2026-12-06). Records made before the plain steps fall back to the
 profiled steps' wall time in place of the plain steps'.
 
 GEMMs are split into forward and backward by the profiler's per-phase times
