@@ -165,28 +165,32 @@ def test_the_rest_splits_into_no_kernel_time_and_window_against_profile() -> Non
 
 
 def test_the_rest_is_set_against_plain_steps_timed_with_the_profile() -> None:
-    """The profiled steps carry the profiler's overhead outside every operator (fp32 +6 ms,
-    bf16 +7 ms: more operators); the plain steps timed between them do not. Against those,
-    the operators cover all but 0.2 ms of the difference, and the rest is the window."""
-    from mpbench.analysis.waterfall import WINDOW
+    """fp32: 18 ms of operators, 0.5 ms between them, and the profiler's 1 ms recorded inside
+    the operators (self 19.0, plain 18.5, profiled 19.5); bf16: 11 ms, 0.5 ms, 2 ms (self
+    13.0, plain 11.5, profiled 13.5: more operators, more overhead). Net of the extra 1 ms of
+    overhead the parts explain all of the plain steps' -7 ms; the measured window's -5 ms
+    differs by +2 ms (runs, load), its own bar."""
+    from mpbench.analysis.waterfall import OVERHEAD, WINDOW
 
-    base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=25.0, plain_ms=19.1)  # ops 19.0
-    new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=20.0, plain_ms=13.3)  # ops 13.0
+    base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=19.5, plain_ms=18.5)  # ops 19.0
+    new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=13.5, plain_ms=11.5)  # ops 13.0
     recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
              for s in (0, 1)]
             + [record("bf16", s, step_ms=15.0, noise=0.01,
                       profiler_results={"tensor_cores": new}) for s in (0, 1)])
     (w,) = waterfalls(recs)[0]
     bars = dict(w.bars)
-    assert bars[UNATTRIBUTED] == pytest.approx(0.2)  # (13.3 - 13.0) - (19.1 - 19.0)
-    assert bars[WINDOW] == pytest.approx(-5.0 + 5.8, abs=0.05)  # measured -5.0, plain -5.8
+    assert bars[OVERHEAD] == pytest.approx(-1.0)
+    assert bars[UNATTRIBUTED] == pytest.approx(0.0, abs=1e-9)
+    assert bars[WINDOW] == pytest.approx(2.0, abs=0.05)  # measured -5.0, plain steps -7.0
     assert sum(bars.values()) == pytest.approx(w.delta_ms)
-    assert w.matched_fraction == pytest.approx(-6.0 / -5.8)
-    assert w.baseline.overhead_ms == pytest.approx(5.9)
-    assert w.recipe.overhead_ms == pytest.approx(6.7)
+    assert w.matched_fraction == pytest.approx(1.0)
+    assert w.attributed_fraction == pytest.approx(-7.0 / w.delta_ms)
+    assert w.baseline.overhead_ms == pytest.approx(1.0)
+    assert w.recipe.overhead_ms == pytest.approx(2.0)
     lines = "\n".join(waterfall_lines(w))
-    assert "103% of the difference of the plain steps timed with the profile" in lines
-    assert "overhead, in no bar: 5.90 ms per step in fp32, 6.70 ms in bf16" in lines
+    assert "100% of the difference of the plain steps timed with the profile" in lines
+    assert "1.00 ms per step in fp32, 2.00 ms in bf16; its difference is the overhead bar" in lines
 
 
 def test_missing_baseline_or_profile_is_said() -> None:

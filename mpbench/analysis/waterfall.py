@@ -12,13 +12,18 @@ profiled one: `unattributed` is what no kernel or operator covers in those match
 steps (host work, launch gaps, idle; negative where the profiler's per-operator overhead
 inflated the operators' self times), and `window_vs_profile` is the measured window's step
 time against them (runs that differ, load that changed between the window and the profile).
-The profiler's own overhead (profiled less plain steps) is then in neither. Before the
-plain steps the rest was set against the profiled steps' wall time, and that held the
-profiler's processing of the window's events when it closed (about 2 us per recorded
-operator, some 6 ms per gpt-tiny step on the 2-core CPU; it grows with the operator count,
-so with the recipe): the old `unattributed` bar was mostly that, offset by a window bar of the
-opposite sign. The profiled steps are now timed on their own, and the overhead while
-recording was 0.5-1.4 ms per gpt-tiny step (busy machine, 2026-12-06). Records made before the plain steps fall back to the
+The profiler's own cost while recording (profiled less plain steps, per side) lands inside
+the operators' self times on a CPU (a recorded child's cost is its parent's self time; only
+operators called straight from Python leave some of it between operators): the recipe's extra
+cost is taken off the named parts as its own bar (`profiler_overhead`), whatever of it fell
+between operators then shows in `unattributed`. In 2026-12-06 checks on the 2-core CPU (gpt-tiny
+and gpt-mini, bf16, bf16-pure, fp16, fp8-emulated against fp32, interleaved, busy machine) the
+named parts came to 95-119% of the matching plain steps' difference without this bar and
+93-101% with it. Before the plain steps the rest was set against the profiled steps' wall
+time, and that held the profiler's processing of the window's events when it closed (about
+2 us per recorded operator, some 6 ms per gpt-tiny step; it grows with the operator count, so
+with the recipe): the old `unattributed` bar was mostly that, offset by a window bar of the
+opposite sign. Records made before the plain steps fall back to the
 profiled steps' wall time in place of the plain steps'.
 
 GEMMs are split into forward and backward by the profiler's per-phase times
@@ -57,6 +62,7 @@ NORM_ELEMENTWISE = "norm_elementwise"
 OTHER_OPS = "other_ops"
 UNATTRIBUTED = "unattributed"
 WINDOW = "window_vs_profile"
+OVERHEAD = "profiler_overhead"
 PARTS = (GEMM_FWD, GEMM_BWD, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION,
          OTHER_OPS)
 LABELS = {
@@ -69,6 +75,7 @@ LABELS = {
     OPTIMIZER: "optimizer + loss scaling",
     COMMUNICATION: "communication",
     OTHER_OPS: "other kernels / ops",
+    OVERHEAD: "less profiler overhead in ops",
     UNATTRIBUTED: "unattributed (no kernel/op)",
     WINDOW: "window vs the profile's steps",
 }
@@ -217,32 +224,51 @@ class Waterfall:
         return None if matched is None else self.delta_ms - matched
 
     @property
+    def overhead_ms(self) -> float | None:
+        """On a CPU, the named parts' correction for the profiler's own cost: minus the
+        recipe's extra overhead per step (profiled less plain steps), which lands inside the
+        operators' self times (a child's recording cost is its parent's self time; module
+        docstring). None on a GPU (kernel times are the device's own) or without plain steps."""
+        b, r = self.baseline.overhead_ms, self.recipe.overhead_ms
+        if self.device_kind != "cpu" or b is None or r is None:
+            return None
+        return -(r - b)
+
+    @property
+    def attributed_ms(self) -> float:
+        """The named parts, net of the profiler's overhead where it is known."""
+        return sum(self.parts_ms.values()) + (self.overhead_ms or 0.0)
+
+    @property
     def unattributed_ms(self) -> float:
-        return self.delta_ms - sum(self.parts_ms.values()) - (self.window_ms or 0.0)
+        return self.delta_ms - self.attributed_ms - (self.window_ms or 0.0)
 
     @property
     def bars(self) -> list[tuple[str, float]]:
-        """Every part and the rest, in order: they sum to delta_ms."""
-        window = self.window_ms
-        return [*self.parts_ms.items(), (UNATTRIBUTED, self.unattributed_ms),
+        """Every part, the overhead correction, and the rest, in order: they sum to delta_ms."""
+        window, overhead = self.window_ms, self.overhead_ms
+        return [*self.parts_ms.items(),
+                *([(OVERHEAD, overhead)] if overhead is not None else []),
+                (UNATTRIBUTED, self.unattributed_ms),
                 *([(WINDOW, window)] if window is not None else [])]
 
     @property
     def attributed_fraction(self) -> float | None:
-        """Sum of the named parts over the measured difference (1.0: nothing unattributed)."""
+        """The named parts (net of the profiler's overhead) over the measured difference
+        (1.0: nothing unattributed)."""
         if self.delta_ms == 0:
             return None
-        return sum(self.parts_ms.values()) / self.delta_ms
+        return self.attributed_ms / self.delta_ms
 
     @property
     def matched_fraction(self) -> float | None:
-        """Sum of the named parts over the difference of the steps matching them: the plain
+        """The named parts (net of overhead) over the difference of the steps matching them: the plain
         steps timed between the profiled ones (older records: the profiled steps' wall time).
         How much of a difference the operators explain where load and runs cannot differ."""
         matched = self.matched_delta_ms
         if matched is None or matched == 0:
             return None
-        return sum(self.parts_ms.values()) / matched
+        return self.attributed_ms / matched
 
 
 def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:

@@ -53,8 +53,11 @@ def waterfall_lines(w: Waterfall) -> list[str]:
                  + (f"  ({'; '.join(notes)})" if notes else ""))
     over_b, over_r = w.baseline.overhead_ms, w.recipe.overhead_ms
     if over_b is not None and over_r is not None:
-        lines.append(f"  (the profiler's own overhead, in no bar: {over_b:.2f} ms per step in "
-                     f"{w.baseline.precision}, {over_r:.2f} ms in {w.recipe.precision})")
+        where = ("its difference is the overhead bar" if w.overhead_ms is not None
+                 else "in no bar")
+        lines.append(f"  (the profiler's own cost, profiled less plain steps: {over_b:.2f} ms "
+                     f"per step in {w.baseline.precision}, {over_r:.2f} ms in "
+                     f"{w.recipe.precision}; {where})")
     return lines
 
 

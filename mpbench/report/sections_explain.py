@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from mpbench.analysis.waterfall import LABELS, UNATTRIBUTED, WINDOW, Waterfall, waterfalls
+from mpbench.analysis.waterfall import (
+    LABELS,
+    OVERHEAD,
+    UNATTRIBUTED,
+    WINDOW,
+    Waterfall,
+    waterfalls,
+)
 from mpbench.report import plots
 from mpbench.report.blocks import Block, Cell, Note, Plot, Table, missing, num, pct, text
 from mpbench.report.resultset import ResultSet
@@ -23,7 +30,7 @@ def waterfall_plot(w: Waterfall) -> Markup:
     ys = list(range(len(labels)))[::-1]
     start = 0.0
     for y, (part, ms) in zip(ys, bars, strict=False):
-        rest = part in (UNATTRIBUTED, WINDOW)
+        rest = part in (UNATTRIBUTED, WINDOW, OVERHEAD)
         shade = "#b8bfcc" if rest else ("#a3be8c" if ms < 0 else "#bf616a")
         ax.barh([y], [ms], left=[start], color=shade, height=0.6, hatch="//" if rest else None)
         start += ms
@@ -68,9 +75,11 @@ def waterfall_blocks(s: ResultSet) -> list[Block]:
             "in those plain steps (launch gaps, host work, idle; negative where the profiler's "
             "per-operator overhead inflated the operators' own times); 'measured window vs "
             "the profile's steps' is the measured difference against the plain steps' (runs "
-            "that differ, load that changed between the two on a shared machine). The "
-            "profiler's own overhead is in neither. 'Difference at the profile' is that of "
-            "the plain steps (older records: of the profiled steps' wall time). GEMMs "
+            "that differ, load that changed between the two on a shared machine). On a CPU the "
+            "profiler's own cost lands inside the operators' times; the recipe's extra cost "
+            "(profiled less plain steps) is taken off the named parts as its own bar. "
+            "'Difference at the profile' is that of the plain steps (older records: of the "
+            "profiled steps' wall time). GEMMs "
             "are split into forward and backward by the phase of the operator that ran them; "
             "the advisor's table splits them further per layer (forward, input and weight "
             "gradient)."
