@@ -15,11 +15,14 @@ time against them (runs that differ, load that changed between the window and th
 The profiler's own cost while recording (profiled less plain steps, per side) lands inside
 the operators' self times on a CPU (a recorded child's cost is its parent's self time; only
 operators called straight from Python leave some of it between operators): the recipe's extra
-cost is taken off the named parts as its own bar (`profiler_overhead`), whatever of it fell
-between operators then shows in `unattributed`. In 2026-12-06 checks on the 2-core CPU (gpt-tiny
-and gpt-mini, bf16, bf16-pure, fp16, fp8-emulated against fp32, interleaved, busy machine) the
-named parts came to 95-119% of the matching plain steps' difference without this bar and
-93-101% with it. Before the plain steps the rest was set against the profiled steps' wall
+cost is taken off the named parts as its own bar (`profiler_overhead`). `unattributed` is then
+the difference in the profiled steps' time outside every operator, and the named parts net of
+the overhead, over the plain steps' difference, are 1 less that over it. On a shared machine
+the overhead bar also carries load that differed between a plain step and the profiled one
+after it; the operators' times carry the same load, so the net parts stay consistent. In
+2026-12-06 checks on the 2-core CPU (gpt-tiny and gpt-mini, bf16, bf16-pure, fp16,
+fp8-emulated against fp32, interleaved, busy machine) the named parts came to 95-119% of the
+plain steps' difference without this bar and 93-101% with it. Before the plain steps the rest was set against the profiled steps' wall
 time, and that held the profiler's processing of the window's events when it closed (about
 2 us per recorded operator, some 6 ms per gpt-tiny step; it grows with the operator count, so
 with the recipe): the old `unattributed` bar was mostly that, offset by a window bar of the
@@ -75,7 +78,7 @@ LABELS = {
     OPTIMIZER: "optimizer + loss scaling",
     COMMUNICATION: "communication",
     OTHER_OPS: "other kernels / ops",
-    OVERHEAD: "less profiler overhead in ops",
+    OVERHEAD: "profiler cost in ops (plain-prof)",
     UNATTRIBUTED: "unattributed (no kernel/op)",
     WINDOW: "window vs the profile's steps",
 }
@@ -268,6 +271,8 @@ class Waterfall:
         matched = self.matched_delta_ms
         if matched is None or matched == 0:
             return None
+        # with the overhead bar this is 1 - (the profiled steps' time outside every operator,
+        # recipe minus baseline) / (the plain steps' difference): what the operators miss
         return self.attributed_ms / matched
 
 
