@@ -235,8 +235,11 @@ def _advice(verified: bool) -> object:
         device_name="Test CPU", cpu_isa_flags=["avx512_bf16"], batch_size=8, seq_len=64,
         tokens_per_step=512, layers=[LayerAdvice(
             name="blocks.0.mlp.fc", in_features=64, out_features=256,
-            baseline_ms=(1.0, 1.0, 1.0), recipe_ms=(0.5, 0.5, 0.5), gain_ms=1.5, pays=True)],
+            baseline_ms=(1.0, 1.0, 1.0), recipe_ms=(0.5, 0.5, 0.5), gain_ms=1.5, pays=True,
+            gain_hw_ms=0.125)],
         baseline_step_ms=20.0, rest_step_ms=21.0, predicted_all=0.70, predicted_advised=0.91,
+        step_noise_ms=0.25, uncertainty_ms=0.25, decision="every layer is advised: converting "
+        "each saves against keeping it out (uncertainty 0.250 ms per step)",
         advised=["blocks.0.mlp.fc"], filter_option="keep_fp32", filter_value=[],
         filter_yaml="- {name: bf16, options: {keep_fp32: []}}", tolerance=0.02, advisor_s=3.0,
         verification=ver, created_at="2026-12-06T00:00:00+00:00")
@@ -253,6 +256,8 @@ def test_report_draws_the_waterfall_and_shows_the_advisor_miss(tmp_path: Path) -
     assert "Where the time went" in html and "unattributed" in html
     assert "gpt-tiny b8×t64: bf16 vs fp32" in html  # the plot's title
     assert "MISS" in html and "hit" in html and "keep_fp32" in html
+    assert "Decision: every layer is advised" in html and "uncertainty 0.250 ms" in html
+    assert "0.125" in html  # the gain's half-width in the layer table
 
 
 def test_corrupt_advice_file_is_one_line_naming_it(tmp_path: Path) -> None:
