@@ -2,37 +2,22 @@
 
 The parts come from the tensor_cores profiler's stored buckets (profilers/kernels.py: GPU
 kernel buckets, or CPU operator self times), per profiled step, for the baseline runs and the
-recipe's runs of one configuration. The measured difference is the records' own step times
-(median of the per-run medians, the run-level estimator of runstats.py). What no bucket
-covers (launch gaps, host work, idle, the profiler's own overhead differences) is the
-`unattributed` part: the parts and it add up to the measured difference by construction, and
-it is always shown, never folded into a named part. The rest is split in two against the
-steps the parts come from. The profile times a plain step (its collection off) before each
-profiled one: `unattributed` is what no kernel or operator covers in those matching plain
-steps (host work, launch gaps, idle; negative where the profiler's per-operator overhead
-inflated the operators' self times), and `window_vs_profile` is the measured window's step
-time against them (runs that differ, load that changed between the window and the profile).
-The profiler's own cost while recording (profiled less plain steps, per side) lands inside
-the operators' self times on a CPU (a recorded child's cost is its parent's self time; only
-operators called straight from Python leave some of it between operators): the recipe's extra
-cost is taken off the named parts as its own bar (`profiler_overhead`). `unattributed` is then
-the difference in the profiled steps' time outside every operator, and the named parts net of
-the overhead, over the plain steps' difference, are 1 less that over it. On a shared machine
-the overhead bar also carries load that differed between a plain step and the profiled one
-after it; the operators' times carry the same load, so the net parts stay consistent. In
-2026-12-06 checks on the 2-core CPU (gpt-tiny and gpt-mini, bf16, bf16-pure, fp16,
-fp8-emulated against fp32, interleaved, busy machine) the named parts came to 95-119% of the
-plain steps' difference without this bar and 93-101% with it. Before the plain steps the rest was set against the profiled steps' wall
-time, and that held the profiler's processing of the window's events when it closed (about
-2 us per recorded operator, some 6 ms per gpt-tiny step; it grows with the operator count, so
-with the recipe): the old `unattributed` bar was mostly that, offset by a window bar of the
-opposite sign. Records made before the plain steps fall back to the
-profiled steps' wall time in place of the plain steps'.
-
-GEMMs are split into forward and backward by the profiler's per-phase times
-(profilers/phases.py); records made before it have no phases and show one GEMM bar. The advisor
-(mpbench advise) times forward, input-gradient and weight-gradient GEMMs per layer.
-"""
+recipe's runs of one configuration; GEMMs split into forward and backward by the per-phase
+times (profilers/phases.py; older records show one GEMM bar). The measured difference is the
+records' own step times (median of the per-run medians, runstats.py). The profile times a
+plain step (collection off) before each profiled one, and the rest is split against them:
+`window_vs_profile` is the measured difference less the plain steps' (runs that differ, load
+that changed in between); on a CPU the profiler's own cost while recording (profiled less
+plain steps) lands inside the operators' self times (a recorded child's cost is its parent's
+self time), so the recipe's extra cost is taken off the named parts as `profiler_overhead`;
+`unattributed` is what is left: the difference in the profiled steps' time outside every
+operator (host work, launch gaps, idle). The bars add up to the measured difference by
+construction; the rest is always shown, never folded into a named part. In checks on the
+2-core CPU (2026-12-06, busy machine) the named parts came to 95-119% of the plain steps'
+difference without the overhead bar and 93-101% with it. The old rest, against the profiled
+steps' wall time, held the profiler's processing of its events as the window closed (about
+2 us per recorded operator, some 6 ms per gpt-tiny step): most of the old `unattributed`.
+Records without plain steps fall back to the profiled steps' wall time."""
 
 from __future__ import annotations
 
@@ -265,8 +250,8 @@ class Waterfall:
 
     @property
     def matched_fraction(self) -> float | None:
-        """The named parts (net of overhead) over the difference of the steps matching them: the plain
-        steps timed between the profiled ones (older records: the profiled steps' wall time).
+        """The named parts (net of overhead) over the difference of the steps matching them:
+        the plain steps timed between the profiled ones (older: the profiled steps' wall time).
         How much of a difference the operators explain where load and runs cannot differ."""
         matched = self.matched_delta_ms
         if matched is None or matched == 0:
