@@ -182,6 +182,8 @@ def test_more_whole_steps_only_where_a_kept_out_set_could_clear_or_must_be_confi
     cleared = logic.Decision(["a"], 0.6, 0.5, 0.0)  # kept out on 5 steps: confirmed on 10
     assert cleared.keeps_out and logic.needs_more_steps(cleared, 5, 10)
     assert not logic.needs_more_steps(cleared, 10, 10)
+    blind = logic.Decision(["a"], 5.0, math.inf, 0.0)  # --steps 2: no spread to measure
+    assert not blind.keeps_out and "too few steps" in blind.text(3)
 
 
 @pytest.mark.unit
