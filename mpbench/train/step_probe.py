@@ -1,10 +1,10 @@
-"""A few whole training steps of one model under several recipes, interleaved (A B A B): the
+"""A few whole training steps of one model under several recipes, interleaved (A B C, B C A,
+C A B, ...: a busy machine slows every recipe alike, and none always follows the same one): the
 advisor's measured baseline step and the step with its linear layers kept out of the recipe.
 
 Not a run: no record, no eval, no profilers; the same Stepper, optimizer and batches as a run
-(train/loop.py), so a step here is the step a run times. Interleaving makes a busy machine slow
-every recipe alike; the median of the timed steps is reported. A probe can be run on
-(StepProbe.run) where a decision needs more steps than it first took.
+(train/loop.py), so a step here is the step a run times; the median of the timed steps is
+reported. A probe can be run on (StepProbe.run) where a decision needs more steps.
 """
 
 from __future__ import annotations
@@ -40,6 +40,7 @@ class StepProbe:
             self.steppers.append(make_stepper(model, recipe, cfg, device, warmup + max_steps))
         self.gen = torch.Generator().manual_seed(spec.seed)
         self.times: list[list[float]] = [[] for _ in recipes]
+        self._turn = 0
         self._steps(warmup, timed=False)
 
     def run(self, steps: int) -> list[list[float]]:
@@ -50,7 +51,10 @@ class StepProbe:
         for _ in range(n):
             x, y = self.source.batch("train", self.cfg.batch_size, self.cfg.seq_len, self.gen)
             x, y = x.to(self.device), y.to(self.device)
-            for k, (recipe, stepper) in enumerate(zip(self.recipes, self.steppers, strict=True)):
+            self._turn += 1  # rotate the order: no recipe always runs after the same one
+            for j in range(len(self.recipes)):
+                k = (j + self._turn) % len(self.recipes)
+                recipe, stepper = self.recipes[k], self.steppers[k]
                 with recipe.activated():
                     synchronize(self.device)
                     t0 = time.perf_counter()
