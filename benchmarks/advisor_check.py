@@ -82,12 +82,14 @@ def check_model(model: str, out: Path, repeats: int, threads: int, steps: int) -
         "measured_advised": v.measured_advised.model_dump() if v.measured_advised else None,
         "error_all": v.error_all, "error_advised": v.error_advised, "miss_all": v.miss_all,
         "miss_advised": v.miss_advised, "advised_slower_than_all": v.advised_slower_than_all,
-        "advisor_s": adv.advisor_s,
+        "advisor_s": adv.advisor_s, "layer_rounds": adv.layer_rounds,
+        "step_noise_ms": adv.step_noise_ms, "uncertainty_ms": adv.uncertainty_ms,
+        "kept_out_saving_ms": adv.kept_out_saving_ms, "decision": adv.decision,
         "one_run_s": statistics.median(r.duration_s for r in base_runs),
         "command_wall_s": wall, "filter": adv.filter_yaml,
         "waterfalls": [{"recipe": w.key.precision, "delta_ms": w.delta_ms,
                         "attributed_fraction": w.attributed_fraction,
-                        "profiled_fraction": w.profiled_fraction,
+                        "matched_fraction": w.matched_fraction,
                         "unattributed_ms": w.unattributed_ms, "window_ms": w.window_ms,
                         "bars": dict(w.bars)} for w in found],
     }
@@ -99,7 +101,8 @@ def main_suite(out: Path) -> list[dict[str, Any]]:
     found, missing = waterfalls(load_records(where))
     rows = [{"run": w.key.label, "delta_ms": w.delta_ms, "unattributed_ms": w.unattributed_ms,
              "window_ms": w.window_ms, "attributed_fraction": w.attributed_fraction,
-             "profiled_fraction": w.profiled_fraction,
+             "matched_fraction": w.matched_fraction,
+             "overhead_ms": [w.baseline.overhead_ms, w.recipe.overhead_ms],
              "numerics_only": w.numerics_only} for w in found]
     print(f"main suite with --trace: {wall:.0f} s wall; {len(found)} waterfalls, "
           f"{len(missing)} without")
@@ -138,15 +141,27 @@ def main() -> None:
     print(f"\nmachine: {summary['cpu']}, {summary['logical_cores']} logical cores, ISA flags "
           f"{', '.join(summary['isa_flags'] or [])}; torch threads {args.threads}; load average "
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (shared machine)")
-    print("| model | layers advised | predicted all | measured all | error | predicted advised "
-          "| measured advised | error | advisor s | one run s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+    print("| model | layers advised | kept-out saving / uncertainty ms | predicted all | "
+          "measured all | error | predicted advised | measured advised | error | advisor s | "
+          "one run s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
-        print(f"| {r['model']} | {r['advised']}/{r['layers']} | {r['predicted_all']:.3f} | "
+        saving = r["kept_out_saving_ms"]
+        unc = r["uncertainty_ms"]
+        rule = (f"{saving:.3f} / {unc:.3f}" if saving is not None and unc is not None
+                else f"- / {unc:.3f}" if unc is not None else "-")
+        print(f"| {r['model']} | {r['advised']}/{r['layers']} | {rule} | "
+              f"{r['predicted_all']:.3f} | "
               f"{ratio_text(r['measured_all'])} | {100 * (r['error_all'] or 0):+.1f}% | "
               f"{r['predicted_advised']:.3f} | {ratio_text(r['measured_advised'])} | "
               f"{100 * (r['error_advised'] or 0):+.1f}% | {r['advisor_s']:.1f} | "
               f"{r['one_run_s']:.1f} |")
+    for r in results:
+        cheaper = "below" if r["advisor_s"] < r["one_run_s"] else "NOT below"
+        print(f"{r['model']}: advisor's own timings {r['advisor_s']:.1f} s ({r['layer_rounds']} "
+              f"layer rounds), {cheaper} one run ({r['one_run_s']:.1f} s); {r['decision']}"
+              + ("; the advised set measured SLOWER than every layer beyond both intervals"
+                 if r["advised_slower_than_all"] else ""))
     for r in results:
         for w in r["waterfalls"]:
             frac = w["attributed_fraction"]
@@ -154,12 +169,12 @@ def main() -> None:
                   f"unattributed {w['unattributed_ms']:+.2f} ms"
                   + (f", named parts {100 * frac:.0f}% of it" if frac is not None else ""))
     for row in main_rows:
-        frac, prof, win = row["attributed_fraction"], row["profiled_fraction"], row["window_ms"]
+        frac, prof, win = row["attributed_fraction"], row["matched_fraction"], row["window_ms"]
         print(f"main suite {row['run']}: difference {row['delta_ms']:+.2f} ms, unattributed "
               f"{row['unattributed_ms']:+.2f} ms"
-              + (f", window vs profile {win:+.2f} ms" if win is not None else "")
+              + (f", window vs the profile's steps {win:+.2f} ms" if win is not None else "")
               + (f", named parts {100 * frac:.0f}% of the difference" if frac is not None else "")
-              + (f", {100 * prof:.0f}% of the profiled steps' difference"
+              + (f", {100 * prof:.0f}% of the difference at the profile"
                  if prof is not None else "")
               + (" (numerics only)" if row["numerics_only"] else ""))
 

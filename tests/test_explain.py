@@ -17,6 +17,7 @@ from mpbench.analysis.waterfall import (
     UNATTRIBUTED,
     waterfalls,
 )
+from mpbench.cli.explain import waterfall_lines
 from mpbench.cli.main import cli
 from mpbench.results.payloads import TensorCoreResult
 
@@ -25,7 +26,7 @@ pytestmark = pytest.mark.unit
 
 def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float,
                 steps: int = 2, fwd_matmul_ms: float | None = None,
-                wall_ms: float | None = None) -> dict[str, object]:
+                wall_ms: float | None = None, plain_ms: float | None = None) -> dict[str, object]:
     """A CPU tensor_cores result over `steps` profiled steps (times given per step)."""
     us = {"matmul": matmul_ms * 1000 * steps, "attention": 1000.0 * steps,
           "normalization": 500.0 * steps, "optimizer": opt_ms * 1000 * steps,
@@ -41,7 +42,8 @@ def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float
     return payload(TensorCoreResult, buckets={k: v / total for k, v in us.items()},
                    bucket_time_us=us, top_kernels=top, total_time_us=total,
                    device_kind="cpu", tensor_core_share=None, steps=steps, phase_time_us=phases,
-                   **({"wall_time_us": wall_ms * 1000 * steps} if wall_ms is not None else {}))
+                   **({"wall_time_us": wall_ms * 1000 * steps} if wall_ms is not None else {}),
+                   **({"plain_time_us": plain_ms * 1000 * steps} if plain_ms is not None else {}))
 
 
 def pair(base_ms: float = 20.0, new_ms: float = 15.0) -> list:
@@ -159,7 +161,36 @@ def test_the_rest_splits_into_no_kernel_time_and_window_against_profile() -> Non
     assert bars[UNATTRIBUTED] == pytest.approx(-1.0)  # 2.0 -> 1.0 ms outside every operator
     assert bars[WINDOW] == pytest.approx(2.0, abs=0.05)  # (15 - 14) - (20 - 21)
     assert sum(bars.values()) == pytest.approx(w.delta_ms)
-    assert w.profiled_fraction == pytest.approx(-6.0 / -7.0)
+    assert w.matched_fraction == pytest.approx(-6.0 / -7.0)  # older records: profiled steps
+
+
+def test_the_rest_is_set_against_plain_steps_timed_with_the_profile() -> None:
+    """fp32: 18 ms of operators, 0.5 ms between them, and the profiler's 1 ms recorded inside
+    the operators (self 19.0, plain 18.5, profiled 19.5); bf16: 11 ms, 0.5 ms, 2 ms (self
+    13.0, plain 11.5, profiled 13.5: more operators, more overhead). Net of the extra 1 ms of
+    overhead the parts explain all of the plain steps' -7 ms; the measured window's -5 ms
+    differs by +2 ms (runs, load), its own bar."""
+    from mpbench.analysis.waterfall import OVERHEAD, WINDOW
+
+    base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=19.5, plain_ms=18.5)  # ops 19.0
+    new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=13.5, plain_ms=11.5)  # ops 13.0
+    recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
+             for s in (0, 1)]
+            + [record("bf16", s, step_ms=15.0, noise=0.01,
+                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+    (w,) = waterfalls(recs)[0]
+    bars = dict(w.bars)
+    assert bars[OVERHEAD] == pytest.approx(-1.0)
+    assert bars[UNATTRIBUTED] == pytest.approx(0.0, abs=1e-9)
+    assert bars[WINDOW] == pytest.approx(2.0, abs=0.05)  # measured -5.0, plain steps -7.0
+    assert sum(bars.values()) == pytest.approx(w.delta_ms)
+    assert w.matched_fraction == pytest.approx(1.0)
+    assert w.attributed_fraction == pytest.approx(-7.0 / w.delta_ms)
+    assert w.baseline.overhead_ms == pytest.approx(1.0)
+    assert w.recipe.overhead_ms == pytest.approx(2.0)
+    lines = "\n".join(waterfall_lines(w))
+    assert "100% of the difference of the plain steps timed with the profile" in lines
+    assert "1.00 ms per step in fp32, 2.00 ms in bf16; its difference is the overhead bar" in lines
 
 
 def test_missing_baseline_or_profile_is_said() -> None:
@@ -204,8 +235,11 @@ def _advice(verified: bool) -> object:
         device_name="Test CPU", cpu_isa_flags=["avx512_bf16"], batch_size=8, seq_len=64,
         tokens_per_step=512, layers=[LayerAdvice(
             name="blocks.0.mlp.fc", in_features=64, out_features=256,
-            baseline_ms=(1.0, 1.0, 1.0), recipe_ms=(0.5, 0.5, 0.5), gain_ms=1.5, pays=True)],
+            baseline_ms=(1.0, 1.0, 1.0), recipe_ms=(0.5, 0.5, 0.5), gain_ms=1.5, pays=True,
+            gain_hw_ms=0.125)],
         baseline_step_ms=20.0, rest_step_ms=21.0, predicted_all=0.70, predicted_advised=0.91,
+        step_noise_ms=0.25, uncertainty_ms=0.25, decision="every layer is advised: converting "
+        "each saves against keeping it out (uncertainty 0.250 ms per step)",
         advised=["blocks.0.mlp.fc"], filter_option="keep_fp32", filter_value=[],
         filter_yaml="- {name: bf16, options: {keep_fp32: []}}", tolerance=0.02, advisor_s=3.0,
         verification=ver, created_at="2026-12-06T00:00:00+00:00")
@@ -222,6 +256,8 @@ def test_report_draws_the_waterfall_and_shows_the_advisor_miss(tmp_path: Path) -
     assert "Where the time went" in html and "unattributed" in html
     assert "gpt-tiny b8×t64: bf16 vs fp32" in html  # the plot's title
     assert "MISS" in html and "hit" in html and "keep_fp32" in html
+    assert "Decision: every layer is advised" in html and "uncertainty 0.250 ms" in html
+    assert "0.125" in html  # the gain's half-width in the layer table
 
 
 def test_corrupt_advice_file_is_one_line_naming_it(tmp_path: Path) -> None:

@@ -290,6 +290,7 @@ def test_cpu_run_with_profilers(tmp_path: Path) -> None:
     times = [t["time_us"] for t in tc["top_kernels"]]
     assert times == sorted(times, reverse=True)
     assert Path(tc["trace_path"]).is_file() and Path(tc["trace_path"]).stat().st_size > 1000
+    assert tc["plain_time_us"] > 0 and tc["wall_time_us"] > 0  # the waterfall's matching steps
 
     mem = stored_results(with_profs)["memory"]
     n = with_profs.n_params
@@ -384,3 +385,29 @@ def test_cuda_out_of_memory_is_survived() -> None:
     search = search_max_batch(fits, start=1, cap=4 * total // 2**30)
     assert 1 <= search.max_batch_size < total // 2**30 + 1 and search.limit == "memory"
     assert torch.cuda.memory_allocated() == before
+
+
+@pytest.mark.unit
+def test_plain_steps_between_the_profiled_ones_are_timed_but_not_recorded() -> None:
+    """The waterfall sets the operators against plain steps of the same moment: they run with
+    the profiler's collection off, so only the profiled steps' operators are recorded."""
+    from torch.profiler import ProfilerActivity, profile, schedule
+
+    from mpbench.profilers.stderr_filter import without_profiler_chatter
+    from mpbench.profilers.tensor_cores import profile_steps
+
+    a = torch.randn(16, 16)
+    calls = []
+
+    def step() -> float:
+        calls.append(1)
+        torch.mm(a, a)
+        return 0.25
+
+    with without_profiler_chatter(), profile(activities=[ProfilerActivity.CPU],
+                                             schedule=schedule(wait=0, warmup=1, active=3,
+                                                                   repeat=1)) as prof:
+        profiled, plain = profile_steps(prof, step, 3, [ProfilerActivity.CPU])
+    assert len(calls) == 1 + 3 + 3  # warm, then plain and profiled in turn
+    assert profiled == pytest.approx(0.75) and plain == pytest.approx(0.75)
+    assert sum(e.name == "aten::mm" for e in prof.events()) == 3  # the profiled steps' only

@@ -11,26 +11,36 @@ That cost is what the measured steps do not explain by the GEMM gains,
 shared among the layers by their activation size (in + out features). Converting a set S then
 saves each layer's GEMM gain and its keep cost:
     T(S) = T_rest - sum of (gain(l) + keep(l)) for l in S,    predicted ratio = T(S) / T_base,
-so T(every layer) = T_all, and a layer is advised only when converting it beats keeping it out.
-Without T_all (advice stored before it was measured) keep(l) = 0. On gpt-tiny bf16 on a CPU
-(2026-12-06) the GEMM gains alone advised keeping 8 of 9 layers out, which measured slower
-than bf16 on every layer (1.600 against 1.514 of fp32's step).
+so T(every layer) = T_all.
+
+Decision: every layer is advised unless keeping some out is predicted to save more than the
+advisor's own measurement uncertainty. The candidates are the layers whose conversion costs
+(gain + keep below zero), taken by GEMM shape (layers of a shape share their timing); for a
+candidate set K, the saving is B(K) = -sum of (gain(l) + keep(l)) over K and the uncertainty
+U(K) = sqrt(step_noise^2 + (sum of gain half-widths over K)^2), step_noise being the half-width
+of the measured T_rest - T_all (paired steps): a subset's step is a whole step, and its
+prediction is no surer than one. The K with the largest B - U is kept out when B > U. On
+gpt-tiny bf16 on a CPU (2026-12-06) the rule before it kept 2 of 9 layers out for a predicted
+0.14 ms per step, inside the step noise; trained, that subset measured slower than every layer.
 """
 
 from __future__ import annotations
 
 import fnmatch
+import itertools
 import math
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from mpbench.analysis.stats import Interval
-from mpbench.bench.advisor import LayerTiming
+from mpbench.bench.advisor import LayerTiming, median_halfwidth
 
 PAY_TOLERANCE = 0.02
-"""A layer pays when the recipe saves more than 2% of its baseline GEMM time (timing noise)."""
+"""Schema 1's rule (a layer paid when it saved 2% of its GEMM time), for advice stored with it."""
+MAX_GROUPS = 12
+"""Losing shape groups beyond which the kept-out set is chosen greedily, not by trying all."""
 PREDICTION_TOLERANCE = 0.10
 """A predicted step ratio more than 10% from the measured one is a miss (the issue's target)."""
 
@@ -104,6 +114,115 @@ def keep_costs(timings: Sequence[LayerTiming], rest_step_ms: float | None,
 
 
 @dataclass(frozen=True)
+class Decision:
+    """Whether to keep some layers out of the recipe: the best candidate set, what keeping it
+    out is predicted to save against every layer converted, and the uncertainty it must clear
+    (module docstring)."""
+
+    kept_out: list[str]
+    """The candidate set K (layers whose conversion costs); empty: none does."""
+    saving_ms: float
+    """B(K): ms per step keeping K out saves against converting every layer."""
+    step_noise_ms: float
+    """Half-width of the measured whole-step difference (T_rest - T_all, paired steps)."""
+    layer_noise_ms: float
+    """Sum of the half-widths of K's GEMM gains."""
+
+    @property
+    def uncertainty_ms(self) -> float:
+        return math.hypot(self.step_noise_ms, self.layer_noise_ms)
+
+    @property
+    def keeps_out(self) -> bool:
+        """K is kept out: its saving is larger than the uncertainty."""
+        return bool(self.kept_out) and self.saving_ms > self.uncertainty_ms
+
+    def text(self, n_layers: int) -> str:
+        """One line for the CLI and the report."""
+        if not math.isfinite(self.uncertainty_ms):
+            return ("every layer is advised: too few steps or repetitions to measure the "
+                    "noise a kept-out set must beat (time 3 or more)")
+        if not self.kept_out:
+            return (f"every layer is advised: converting each saves against keeping it out "
+                    f"(uncertainty {self.uncertainty_ms:.3f} ms per step)")
+        what = (f"keeping {len(self.kept_out)} of {n_layers} layers out is predicted to save "
+                f"{self.saving_ms:.3f} ms per step against every layer, uncertainty "
+                f"{self.uncertainty_ms:.3f} ms (whole step {self.step_noise_ms:.3f}, layers "
+                f"{self.layer_noise_ms:.3f})")
+        return what + (": kept out" if self.keeps_out
+                       else ": within it, so every layer is advised")
+
+
+def _candidates(groups: list[tuple[list[str], float, float]]
+                ) -> Iterator[tuple[list[str], float, float]]:
+    """(names, saving, layer noise) of every union of losing groups (greedily past
+    MAX_GROUPS: the groups by saving over noise, added one by one)."""
+    if len(groups) > MAX_GROUPS:
+        ranked = sorted(groups, key=lambda g: -g[1] / g[2] if g[2] > 0 else -math.inf)
+        chosen: list[tuple[list[str], float, float]] = []
+        for g in ranked:
+            chosen.append(g)
+            yield ([n for c in chosen for n in c[0]], sum(c[1] for c in chosen),
+                   sum(c[2] for c in chosen))
+        return
+    for size in range(1, len(groups) + 1):
+        for combo in itertools.combinations(groups, size):
+            yield ([n for c in combo for n in c[0]], sum(c[1] for c in combo),
+                   sum(c[2] for c in combo))
+
+
+def decide(timings: Sequence[LayerTiming], keep: dict[str, float],
+           step_noise_ms: float) -> Decision:
+    """The set of layers to keep out of the recipe, by the uncertainty rule (module
+    docstring): the losing shape groups' union with the largest saving less uncertainty."""
+    groups: dict[tuple[int, int], tuple[list[str], float, float]] = {}
+    for t in timings:
+        saving = t.gain_ms + keep.get(t.layer.name, 0.0)
+        if saving >= 0:
+            continue
+        names, total, noise = groups.get(t.layer.shape, ([], 0.0, 0.0))
+        groups[t.layer.shape] = ([*names, t.layer.name], total - saving, noise + t.gain_hw_ms)
+    best = Decision([], 0.0, step_noise_ms, 0.0)
+    for names, saving, noise in _candidates(list(groups.values())):
+        d = Decision(names, saving, step_noise_ms, noise)
+        if not best.kept_out or d.saving_ms - d.uncertainty_ms > (
+                best.saving_ms - best.uncertainty_ms):
+            best = d
+    return best
+
+
+def precise_enough(timings: Sequence[LayerTiming], step_noise_ms: float,
+                   rest_step_ms: float | None = None, all_step_ms: float | None = None) -> bool:
+    """The layer timings need no more rounds: the layers that may lose (saving less its
+    half-width below zero: the only candidates to keep out) have a summed uncertainty within
+    the whole step's, which more layer rounds cannot reduce."""
+    keep = keep_costs(timings, rest_step_ms, all_step_ms)
+    return sum(t.gain_hw_ms for t in timings
+               if t.gain_ms + keep[t.layer.name] - t.gain_hw_ms < 0) <= step_noise_ms
+
+
+def first_steps(most: int) -> int:
+    """Whole steps the advisor times first: half of `most`, at least 5 (a spread from fewer
+    is itself too noisy to decide on); the rest only where the decision needs them."""
+    return min(most, max(5, most // 2))
+
+
+def needs_more_steps(d: Decision, taken: int, most: int) -> bool:
+    """Time the rest of the steps: a kept-out set could clear its uncertainty once the
+    whole-step noise shrinks as the square root of the steps, or cleared it on the first
+    steps and is confirmed on all of them before it is advised."""
+    if not d.kept_out or taken >= most:
+        return False
+    return d.saving_ms > math.hypot(d.step_noise_ms * math.sqrt(taken / most), d.layer_noise_ms)
+
+
+def step_noise(rest_ms: Sequence[float], all_ms: Sequence[float]) -> float:
+    """Half-width of the median of the paired step differences T_rest - T_all (the probe runs
+    them interleaved, step i of each on the same batch)."""
+    return median_halfwidth([r - a for r, a in zip(rest_ms, all_ms, strict=True)])
+
+
+@dataclass(frozen=True)
 class Advice:
     timings: list[LayerTiming]
     baseline_step_ms: float
@@ -111,6 +230,7 @@ class Advice:
     advised: list[str]
     keep_ms: dict[str, float]
     """What keeping each layer out costs beyond its GEMMs (keep_costs)."""
+    decision: Decision
 
     @property
     def start_ms(self) -> float:
@@ -135,13 +255,14 @@ class Advice:
 
 
 def advise(timings: Sequence[LayerTiming], baseline_step_ms: float, rest_step_ms: float | None,
-           tolerance: float = PAY_TOLERANCE, all_step_ms: float | None = None) -> Advice:
-    """Advised: the layers whose conversion saves more than `tolerance` of their baseline GEMM
-    time against keeping them out (GEMM gain plus keep cost)."""
+           all_step_ms: float | None = None, step_noise_ms: float = 0.0) -> Advice:
+    """Advised: every layer, less the decision's kept-out set where keeping it out saves
+    more than the uncertainty."""
     keep = keep_costs(timings, rest_step_ms, all_step_ms)
-    advised = [t.layer.name for t in timings
-               if t.gain_ms + keep[t.layer.name] > tolerance * t.baseline.total]
-    return Advice(list(timings), baseline_step_ms, rest_step_ms, advised, keep)
+    decision = decide(timings, keep, step_noise_ms)
+    out = set(decision.kept_out) if decision.keeps_out else set()
+    advised = [t.layer.name for t in timings if t.layer.name not in out]
+    return Advice(list(timings), baseline_step_ms, rest_step_ms, advised, keep, decision)
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,19 @@ recipe's `prepare` (FP8 recipes convert it to their module, autocast recipes kee
 called under the recipe's `autocast`, with an FP32 input (autocast's input cast is part of the
 layer's cost, as in training). The input gradient is timed with the weights frozen, the weight
 gradient with the input not requiring a gradient, each after its own untimed forward.
-Layers of one shape are timed once. Baseline and recipe alternate repetition by repetition,
-so a busy machine slows both alike. The same code runs on a GPU (CUDA events around each timed
-part, one synchronisation per repetition) and on a CPU (perf_counter).
+Layers of one GEMM shape (in, out features; the tokens are the run's) share one timing: every
+block of a transformer repeats the same shapes. Baseline and recipe alternate repetition by
+repetition, so a busy machine slows both alike, and each repetition is a paired sample of the
+gain: the spread of those samples is the gain's uncertainty (`median_halfwidth`). Rounds go
+over every shape in turn until the caller's decision rule has what it needs (`time_layers`).
+The same code runs on a GPU (CUDA events around each timed part, one synchronisation per
+repetition) and on a CPU (perf_counter).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -38,8 +44,9 @@ class LinearLayer:
     bias: bool
 
     @property
-    def shape(self) -> tuple[int, int, bool]:
-        return self.in_features, self.out_features, self.bias
+    def shape(self) -> tuple[int, int]:
+        """The GEMM shape layers share a timing by (the bias add is not a GEMM)."""
+        return self.in_features, self.out_features
 
 
 def linear_layers(model: nn.Module) -> list[LinearLayer]:
@@ -66,10 +73,35 @@ class GemmTimes:
         return self.forward + self.input_grad + self.weight_grad
 
 
-class LayerTimer(Protocol):
-    """Times one layer shape in the baseline and in the recipe: (baseline, recipe)."""
+Pair = tuple[GemmTimes, GemmTimes]
+"""One repetition of a shape: (baseline, recipe), timed back to back."""
 
-    def time(self, layer: LinearLayer, tokens: int) -> tuple[GemmTimes, GemmTimes]: ...
+
+class LayerTimer(Protocol):
+    """Times one layer shape in the baseline and in the recipe: one block of paired
+    repetitions per call."""
+
+    def time(self, layer: LinearLayer, tokens: int) -> list[Pair]: ...
+
+
+MEDIAN_SE = 1.2533
+"""Standard error of a median over that of a mean, for normal samples (sqrt(pi/2))."""
+MAD_SIGMA = 1.4826
+"""Median absolute deviation to standard deviation, for normal samples."""
+Z95 = 1.96
+
+
+def median_halfwidth(samples: Sequence[float]) -> float:
+    """Half-width of a 95% interval of the median of `samples` (normal approximation with a
+    robust scale: 1.96 * 1.2533 * 1.4826 * MAD / sqrt(n)); infinite under 3 samples. Steps or
+    repetitions in one process are not independent runs: this is the spread of the advisor's
+    own timings, the noise its decisions must clear, not a run-level interval."""
+    n = len(samples)
+    if n < 3:
+        return math.inf
+    mid = statistics.median(samples)
+    mad = statistics.median(abs(x - mid) for x in samples)
+    return Z95 * MEDIAN_SE * MAD_SIGMA * mad / math.sqrt(n)
 
 
 @dataclass(frozen=True)
@@ -77,6 +109,9 @@ class LayerTiming:
     layer: LinearLayer
     baseline: GemmTimes
     recipe: GemmTimes
+    gain_hw_ms: float = 0.0
+    """Half-width of the gain's interval (median_halfwidth of the paired repetitions' gains),
+    ms per step; every layer of the shape shares it."""
 
     @property
     def gain_ms(self) -> float:
@@ -84,28 +119,41 @@ class LayerTiming:
         return self.baseline.total - self.recipe.total
 
 
-def time_layers(layers: Sequence[LinearLayer], tokens: int, timer: LayerTimer, rounds: int = 3,
-                progress: Callable[[int, int], None] | None = None) -> list[LayerTiming]:
-    """Every layer's timings, each distinct shape timed once per round; the rounds go over all
-    shapes in turn (a burst of load on a shared machine hits every shape, not one), and each
-    GEMM's figure is the median over rounds."""
+def _median(times: list[GemmTimes]) -> GemmTimes:
+    return GemmTimes(*(statistics.median(getattr(t, p) for t in times) for p in PHASES))
+
+
+def summarize_shape(layer: LinearLayer, pairs: list[Pair]) -> LayerTiming:
+    """Medians of each GEMM over the repetitions, and the spread of the paired gains."""
+    gains = [b.total - n.total for b, n in pairs]
+    return LayerTiming(layer, _median([b for b, _ in pairs]), _median([n for _, n in pairs]),
+                       median_halfwidth(gains))
+
+
+def time_layers(layers: Sequence[LinearLayer], tokens: int, timer: LayerTimer,
+                enough: Callable[[list[LayerTiming]], bool] | None = None, min_rounds: int = 2,
+                max_rounds: int = 6, progress: Callable[[int, int], None] | None = None
+                ) -> tuple[list[LayerTiming], int]:
+    """Every layer's timings and the rounds they took. Each distinct shape is timed once per
+    round; the rounds go over all shapes in turn (a burst of load on a shared machine hits
+    every shape, not one) until `enough` says the timings are as precise as the decision needs
+    (asked from `min_rounds` on; without it `min_rounds` rounds) or `max_rounds` are done."""
     shapes = list(dict.fromkeys(layer.shape for layer in layers))
     first = {shape: next(layer for layer in layers if layer.shape == shape) for shape in shapes}
-    seen: dict[tuple[int, int, bool], list[tuple[GemmTimes, GemmTimes]]] = {s: [] for s in shapes}
-    done = 0
-    for _ in range(rounds):
-        for shape in shapes:
-            seen[shape].append(timer.time(first[shape], tokens))
-            done += 1
+    seen: dict[tuple[int, int], list[Pair]] = {s: [] for s in shapes}
+    rounds = 0
+    timings: list[LayerTiming] = []
+    while rounds < max_rounds:
+        for i, shape in enumerate(shapes):
+            seen[shape] += timer.time(first[shape], tokens)
             if progress is not None:
-                progress(done, rounds * len(shapes))
-
-    def median(times: list[GemmTimes]) -> GemmTimes:
-        return GemmTimes(*(statistics.median(getattr(t, p) for t in times) for p in PHASES))
-
-    by_shape = {shape: (median([b for b, _ in got]), median([n for _, n in got]))
-                for shape, got in seen.items()}
-    return [LayerTiming(layer, *by_shape[layer.shape]) for layer in layers]
+                progress(rounds * len(shapes) + i + 1, max_rounds * len(shapes))
+        rounds += 1
+        by_shape = {shape: summarize_shape(first[shape], got) for shape, got in seen.items()}
+        timings = [dataclasses.replace(by_shape[layer.shape], layer=layer) for layer in layers]
+        if rounds >= min_rounds and (enough is None or enough(timings)):
+            break
+    return timings, rounds
 
 
 class _Stopwatch:
@@ -166,18 +214,17 @@ class _Variant:
 
 
 class DeviceTimer:
-    """Times layers on `device`: baseline and recipe alternate, `warmup` untimed repetitions,
-    then repetitions until `min_time_s` is spent on the shape (at least `min_reps`, at most
-    `max_reps`); the median of each GEMM's repetitions."""
+    """Times layers on `device`: baseline and recipe alternate, `warmup` untimed repetitions
+    the first time a shape is seen, then `reps` paired repetitions per call (a round of
+    time_layers)."""
 
     def __init__(self, baseline: Recipe, recipe: Recipe, device: torch.device, warmup: int = 2,
-                 min_reps: int = 5, max_reps: int = 30, min_time_s: float = 0.08) -> None:
+                 reps: int = 3) -> None:
         self.baseline, self.recipe, self.device = baseline, recipe, device
-        self.warmup, self.min_reps, self.max_reps = warmup, min_reps, max_reps
-        self.min_time_s = min_time_s
-        self._built: dict[tuple[tuple[int, int, bool], int], list[_Variant]] = {}
+        self.warmup, self.reps = warmup, reps
+        self._built: dict[tuple[tuple[int, int], int], list[_Variant]] = {}
 
-    def time(self, layer: LinearLayer, tokens: int) -> tuple[GemmTimes, GemmTimes]:
+    def time(self, layer: LinearLayer, tokens: int) -> list[Pair]:
         key = (layer.shape, tokens)
         variants = self._built.get(key)
         watch = _Stopwatch(self.device)
@@ -188,14 +235,8 @@ class DeviceTimer:
             for _ in range(self.warmup):
                 for v in variants:
                     v.once(watch)
-        samples: list[list[tuple[float, float, float]]] = [[], []]
-        t0 = time.perf_counter()
-        reps = 0
-        while reps < self.max_reps and (reps < self.min_reps
-                                        or time.perf_counter() - t0 < self.min_time_s):
-            for side, v in enumerate(variants):
-                samples[side].append(v.once(watch))
-            reps += 1
-        base, new = (GemmTimes(*(statistics.median(s[i] for s in side) for i in range(3)))
-                     for side in samples)
-        return base, new
+        out: list[Pair] = []
+        for _ in range(self.reps):
+            base, new = (GemmTimes(*v.once(watch)) for v in variants)
+            out.append((base, new))
+        return out

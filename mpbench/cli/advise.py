@@ -2,14 +2,16 @@
 (with --verify) checked by training.
 
 The suite gives the model (reference, Hugging Face config or user module), the tokens per step
-and the device profile; the advisor times every linear layer's three training GEMMs in the
-baseline and in the recipe (bench/advisor.py), measures a few whole steps (train/step_probe.py),
-predicts (analysis/advice.py), prints the filter to paste, and stores the advice
-(results/advice.py) where -o points.
+and the device profile; the advisor measures a few whole steps (train/step_probe.py: their
+spread is the noise a decision must clear), times every distinct linear layer shape's three
+training GEMMs in the baseline and in the recipe (bench/advisor.py) in rounds until they are
+as precise as that decision needs, predicts and decides (analysis/advice.py), prints the
+filter to paste, and stores the advice (results/advice.py) where -o points.
 """
 
 from __future__ import annotations
 
+import math
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -33,7 +35,7 @@ from mpbench.results.env import environment_card
 from mpbench.results.output import check_writable_dir
 from mpbench.train import resolve_device
 from mpbench.train.load import load_suite
-from mpbench.train.step_probe import median_ms, step_times
+from mpbench.train.step_probe import StepProbe, median_ms
 
 
 def pick_spec(suite: Suite, model: str | None, baseline: str) -> RunSpec:
@@ -68,6 +70,11 @@ def check_candidate(name: str, baseline: str, device_type: str) -> Recipe:
     return recipe
 
 
+def finite(x: float) -> float | None:
+    """A half-width as stored: None where too few samples gave none (infinite)."""
+    return x if math.isfinite(x) else None
+
+
 def layer_rows(found: logic.Advice) -> list[LayerAdvice]:
     advised = set(found.advised)
     return [LayerAdvice(name=t.layer.name, in_features=t.layer.in_features,
@@ -76,33 +83,44 @@ def layer_rows(found: logic.Advice) -> list[LayerAdvice]:
                                      t.baseline.weight_grad),
                         recipe_ms=(t.recipe.forward, t.recipe.input_grad, t.recipe.weight_grad),
                         gain_ms=t.gain_ms, pays=t.layer.name in advised,
-                        keep_ms=found.keep_ms.get(t.layer.name, 0.0)) for t in found.timings]
+                        keep_ms=found.keep_ms.get(t.layer.name, 0.0),
+                        gain_hw_ms=finite(t.gain_hw_ms)) for t in found.timings]
+
+
+def _pm(x: float | None) -> str:
+    return f"±{x:.3f}" if x is not None else "±?"
 
 
 def print_advice(console: Console, rec: AdviceRecord) -> None:
     console.print(f"{rec.model} ({rec.model_kind}), {rec.recipe} vs {rec.baseline} on "
                   f"{rec.device_name}, {rec.tokens_per_step} tokens per step", highlight=False)
     console.print(f"{'layer':<34} {'in':>6} {'out':>6} {'base ms (fwd/dx/dw)':>24} "
-                  f"{'recipe ms (fwd/dx/dw)':>24} {'gain ms':>8} {'keep ms':>8}  pays",
+                  f"{'recipe ms (fwd/dx/dw)':>24} {'gain ms':>15} {'keep ms':>8}  advised",
                   highlight=False)
     for layer in rec.layers:
         b = "/".join(f"{v:.3f}" for v in layer.baseline_ms)
         r = "/".join(f"{v:.3f}" for v in layer.recipe_ms)
+        gain = f"{layer.gain_ms:+.3f}{_pm(layer.gain_hw_ms)}"
         console.print(f"{layer.name:<34} {layer.in_features:>6} {layer.out_features:>6} {b:>24} "
-                      f"{r:>24} {layer.gain_ms:>+8.3f} {layer.keep_ms:>+8.3f}  "
+                      f"{r:>24} {gain:>15} {layer.keep_ms:>+8.3f}  "
                       f"{'yes' if layer.pays else 'no'}",
                       highlight=False, markup=False)
     rest = (f", under {rec.recipe} with every linear kept out {rec.rest_step_ms:.2f} ms"
             if rec.rest_step_ms is not None else "")
     rest += (f", on every linear {rec.all_step_ms:.2f} ms" if rec.all_step_ms is not None
              else "")
-    console.print(f"whole step (measured by the advisor): {rec.baseline} "
-                  f"{rec.baseline_step_ms:.2f} ms{rest}", highlight=False)
+    over = f" over {rec.probe_steps} steps" if rec.probe_steps else ""
+    console.print(f"whole step (measured by the advisor{over}): {rec.baseline} "
+                  f"{rec.baseline_step_ms:.2f} ms{rest}; step-difference noise "
+                  f"{_pm(rec.step_noise_ms)} ms", highlight=False)
+    if rec.decision:
+        console.print(f"decision: {rec.decision}", highlight=False, markup=False)
     console.print(f"predicted step time {rec.recipe}/{rec.baseline}: every layer "
                   f"x{rec.predicted_all:.3f}, advised set ({len(rec.advised)} of "
                   f"{len(rec.layers)} layers) x{rec.predicted_advised:.3f}", highlight=False)
     console.print(rec.filter_line(), highlight=False, markup=False, soft_wrap=True)
-    console.print(f"advisor's own timings: {rec.advisor_s:.1f} s", highlight=False)
+    rounds = f" (layer shapes timed in {rec.layer_rounds} rounds)" if rec.layer_rounds else ""
+    console.print(f"advisor's own timings: {rec.advisor_s:.1f} s{rounds}", highlight=False)
 
 
 @click.command("advise")
@@ -121,7 +139,9 @@ def print_advice(console: Console, rec: AdviceRecord) -> None:
 @click.option("--repeats", type=click.IntRange(2, 20), default=3, show_default=True,
               help="Runs per configuration for --verify.")
 @click.option("--steps", type=click.IntRange(2, 100), default=10, show_default=True,
-              help="Whole steps the advisor times per recipe (after 2 warm-up steps).")
+              help="Most whole steps the advisor times per recipe (after 2 warm-up steps; half "
+                   "of them, at least 5, first, the rest only where a kept-out set is near its "
+                   "uncertainty); their spread is the noise keeping layers out must beat.")
 def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | None, device: str,
            out: Path | None, verify: bool, repeats: int, steps: int) -> None:
     """Time each linear layer under a recipe, advise which to convert, optionally verify by training.
@@ -165,18 +185,33 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     tokens = spec.train.batch_size * spec.train.seq_len
     t0 = time.perf_counter()
     base_recipe = get_recipe(base_name, recipe_options(suite, base_name))
-    timings = time_layers(layers, tokens, DeviceTimer(base_recipe, candidate, dev),
-                          progress=lambda i, n: console.print(
-                              f"timed layer shape {i}/{n}", highlight=False)
-                          if i == n or i % 5 == 0 else None)
     option, value = logic.nothing_converted(candidate.family, names)
     rest_recipe = get_recipe(recipe, {**options, option: value})
-    base_times, rest_times, all_times = step_times(
-        spec, [base_recipe, rest_recipe, candidate], source, dev, steps=steps)
+    first = logic.first_steps(steps)
+    console.print(f"timing {first} whole steps each of {base_name}, {recipe} with every linear "
+                  f"kept out and {recipe} on every linear ...", highlight=False)
+    probe = StepProbe(spec, [base_recipe, rest_recipe, candidate], source, dev, max_steps=steps)
+    base_times, rest_times, all_times = probe.run(first)
+    noise = logic.step_noise(rest_times, all_times)
+    rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
+    n_shapes = len({layer.shape for layer in layers})
+    console.print(f"timing {n_shapes} distinct layer shapes ({len(layers)} layers) in rounds "
+                  "until the decision has the precision it needs ...", highlight=False)
+    timings, rounds = time_layers(
+        layers, tokens, DeviceTimer(base_recipe, candidate, dev),
+        enough=lambda t: logic.precise_enough(t, noise, rest_step_ms, all_step_ms))
+    found = logic.advise(timings, median_ms(base_times), rest_step_ms,
+                         all_step_ms=all_step_ms, step_noise_ms=noise)
+    if logic.needs_more_steps(found.decision, first, steps):
+        console.print(f"a kept-out set is near its uncertainty: timing {steps - first} more "
+                      "steps each ...", highlight=False)
+        base_times, rest_times, all_times = probe.run(steps - first)
+        noise = logic.step_noise(rest_times, all_times)
+        rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
+        found = logic.advise(timings, median_ms(base_times), rest_step_ms,
+                             all_step_ms=all_step_ms, step_noise_ms=noise)
     advisor_s = time.perf_counter() - t0
-    all_step_ms = median_ms(all_times)
-    found = logic.advise(timings, median_ms(base_times), median_ms(rest_times),
-                         all_step_ms=all_step_ms)
+    d = found.decision
     opt, filt, yaml = logic.filter_for(recipe, candidate.family, names, found.advised, options)
     env = environment_card()
     rec = AdviceRecord(
@@ -190,7 +225,9 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
         predicted_all=found.predicted_all,
         predicted_advised=found.predicted_advised, advised=found.advised, filter_option=opt,
         filter_value=filt, filter_yaml=yaml, tolerance=logic.PAY_TOLERANCE, advisor_s=advisor_s,
-        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
+        step_noise_ms=finite(noise), kept_out_saving_ms=d.saving_ms if d.kept_out else None,
+        uncertainty_ms=finite(d.uncertainty_ms), decision=d.text(len(layers)),
+        layer_rounds=rounds, probe_steps=len(all_times), created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"))
     print_advice(console, rec)
     if out is not None:  # stored before any verification run: nothing is lost if it stops
         console.print(f"advice: {write_advice(out, rec).resolve()}", highlight=False)

@@ -43,10 +43,21 @@ def waterfall_lines(w: Waterfall) -> list[str]:
     notes = []
     if w.attributed_fraction is not None:
         notes.append(f"named parts: {100 * w.attributed_fraction:.0f}% of it")
-    if w.profiled_fraction is not None:
-        notes.append(f"{100 * w.profiled_fraction:.0f}% of the profiled steps' difference")
+    if w.matched_fraction is not None:
+        notes.append(f"{100 * w.matched_fraction:.0f}% of the difference "
+                     + ("of the plain steps timed with the profile"
+                        if w.baseline.plain_step_ms is not None
+                        and w.recipe.plain_step_ms is not None
+                        else "of the profiled steps"))
     lines.append(f"  {'sum = measured difference':<34} {w.delta_ms:+8.3f} ms"
                  + (f"  ({'; '.join(notes)})" if notes else ""))
+    over_b, over_r = w.baseline.overhead_ms, w.recipe.overhead_ms
+    if over_b is not None and over_r is not None:
+        where = ("its difference is the overhead bar" if w.overhead_ms is not None
+                 else "in no bar")
+        lines.append(f"  (the profiler's own cost, profiled less plain steps: {over_b:.2f} ms "
+                     f"per step in {w.baseline.precision}, {over_r:.2f} ms in "
+                     f"{w.recipe.precision}; {where})")
     return lines
 
 

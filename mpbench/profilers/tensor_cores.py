@@ -1,6 +1,10 @@
 """Tensor Core share: a short torch.profiler window after the measured window.
 
 The profiled steps are extra steps (never timed; the weights are restored after them).
+Each profiled step follows a plain one with the profiler's collection switched off
+(profile.toggle_collection_dynamic): both are timed, so the waterfall (analysis/waterfall.py)
+can set what the operators cover against steps of the same moment without the profiler's
+per-operator overhead, instead of against the measured window minutes earlier.
 On a GPU every kernel is sorted into a bucket (profile/kernels.py) and each bucket's
 share of summed kernel time is recorded; on a CPU the operators' self times are sorted
 the same way, and the result says plainly that a CPU has no tensor cores.
@@ -9,6 +13,7 @@ the same way, and the result says plainly that a CPU has no tensor cores.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -78,15 +83,9 @@ class TensorCoreProfiler(Profiler):
         with without_profiler_chatter(), weights_restored(ctx.model), profile(
             activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
         ) as prof:
-            t0 = time.perf_counter()
-            for i in range(steps + 1):
-                if i == 1:  # the warm step is done: time the recorded ones
-                    t0 = time.perf_counter()
-                ctx.train_step(*ctx.next_batch())
-                if cuda:
-                    torch.cuda.synchronize(ctx.device)
-                prof.step()
-            wall_us = (time.perf_counter() - t0) * 1e6
+            profiled_s, plain_s = profile_steps(prof, lambda: _timed_step(ctx, cuda), steps,
+                                                activities)
+            wall_us = profiled_s * 1e6
         events = list(prof.events() or [])
         if cuda:
             major, minor = torch.cuda.get_device_capability(ctx.device)
@@ -101,12 +100,55 @@ class TensorCoreProfiler(Profiler):
         found["steps"] = steps
         found["phase_time_us"] = phase_times(events, cuda)  # the waterfall's GEMM fwd/bwd split
         found["wall_time_us"] = wall_us  # the waterfall's window-vs-profile part
+        if plain_s is not None:  # ... and its matching unprofiled steps
+            found["plain_time_us"] = plain_s * 1e6
         if self.opts.trace:
             found["trace_path"] = str(export_trace(prof, self.opts.trace, ctx))
         self.found = found
 
     def result(self, ctx: RunContext) -> TensorCoreResult:
         return TensorCoreResult.model_validate(self.found)
+
+
+def profile_steps(prof: profile, timed_step: Callable[[], float], steps: int,
+                  activities: list[ProfilerActivity]) -> tuple[float, float | None]:
+    """A warm step (the schedule's warm-up, discarded), then `steps` times a plain step with
+    collection off and a profiled one: (profiled seconds, plain seconds; None where this
+    torch cannot switch collection)."""
+    timed_step()
+    prof.step()
+    profiled_s = plain_s = 0.0
+    toggles = True
+    for _ in range(steps):
+        toggles = toggles and _collect(prof, False, activities)
+        if toggles:
+            plain_s += timed_step()
+            toggles = _collect(prof, True, activities)
+        profiled_s += timed_step()
+        prof.step()
+    return profiled_s, plain_s if toggles else None
+
+
+def _collect(prof: profile, on: bool, activities: list[ProfilerActivity]) -> bool:
+    """Switch the profiler's collection on or off; False where this torch cannot (the plain
+    steps are then left out and the waterfall falls back to the profiled steps' wall time)."""
+    try:
+        prof.toggle_collection_dynamic(on, activities)
+    except (RuntimeError, AttributeError, NotImplementedError):
+        if not on:
+            return False
+        raise
+    return True
+
+
+def _timed_step(ctx: RunContext, cuda: bool) -> float:
+    """One training step's wall time (s), the GPU drained before the clock stops."""
+    batch = ctx.next_batch()
+    t0 = time.perf_counter()
+    ctx.train_step(*batch)
+    if cuda:
+        torch.cuda.synchronize(ctx.device)
+    return time.perf_counter() - t0
 
 
 def is_kernel(e: FunctionEvent) -> bool:

@@ -6,7 +6,14 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from mpbench.analysis.waterfall import LABELS, UNATTRIBUTED, WINDOW, Waterfall, waterfalls
+from mpbench.analysis.waterfall import (
+    LABELS,
+    OVERHEAD,
+    UNATTRIBUTED,
+    WINDOW,
+    Waterfall,
+    waterfalls,
+)
 from mpbench.report import plots
 from mpbench.report.blocks import Block, Cell, Note, Plot, Table, missing, num, pct, text
 from mpbench.report.resultset import ResultSet
@@ -23,7 +30,7 @@ def waterfall_plot(w: Waterfall) -> Markup:
     ys = list(range(len(labels)))[::-1]
     start = 0.0
     for y, (part, ms) in zip(ys, bars, strict=False):
-        rest = part in (UNATTRIBUTED, WINDOW)
+        rest = part in (UNATTRIBUTED, WINDOW, OVERHEAD)
         shade = "#b8bfcc" if rest else ("#a3be8c" if ms < 0 else "#bf616a")
         ax.barh([y], [ms], left=[start], color=shade, height=0.6, hatch="//" if rest else None)
         start += ms
@@ -46,10 +53,10 @@ def _waterfall_table(found: list[Waterfall]) -> Table:
     for w in found:
         rows.append([text(w.key.label), num(w.baseline.step_ms, 2), num(w.recipe.step_ms, 2),
                      num(w.delta_ms, 3), *[num(dict(w.bars).get(p), 3) for p in parts],
-                     pct(w.attributed_fraction), pct(w.profiled_fraction)])
+                     pct(w.attributed_fraction), pct(w.matched_fraction)])
     return Table(["run", "baseline ms", "recipe ms", "difference ms",
                   *[LABELS[p] for p in parts], "named parts / difference",
-                  "named parts / profiled difference"], rows,
+                  "named parts / difference at the profile"], rows,
                  "Measured step-time difference (median of run medians) and its parts, ms per "
                  "step; the parts and the unattributed rest sum to the difference",
                  numeric=set(range(1, len(parts) + 6)))
@@ -63,11 +70,16 @@ def waterfall_blocks(s: ResultSet) -> list[Block]:
         blocks += [Plot(waterfall_plot(w)) for w in found]
         blocks.append(Note(
             "Parts are per-step differences of the tensor_cores profiler's buckets (profiled "
-            "steps after the measured window); 'unattributed' is the measured difference no "
-            "kernel or operator covers within the profiled steps (launch gaps, host work, "
-            "idle); 'measured window vs profiled steps' is the measured step time against the "
-            "profiled steps' wall time (profiler overhead, and load that changed between the "
-            "two on a shared machine). GEMMs "
+            "steps after the measured window, each after a plain step timed with the "
+            "profiler's collection off); 'unattributed' is what no kernel or operator covers "
+            "in those plain steps (launch gaps, host work, idle; negative where the profiler's "
+            "per-operator overhead inflated the operators' own times); 'measured window vs "
+            "the profile's steps' is the measured difference against the plain steps' (runs "
+            "that differ, load that changed between the two on a shared machine). On a CPU the "
+            "profiler's own cost lands inside the operators' times; the recipe's extra cost "
+            "(profiled less plain steps) is taken off the named parts as its own bar. "
+            "'Difference at the profile' is that of the plain steps (older records: of the "
+            "profiled steps' wall time). GEMMs "
             "are split into forward and backward by the phase of the operator that ran them; "
             "the advisor's table splits them further per layer (forward, input and weight "
             "gradient)."
@@ -93,13 +105,15 @@ def _measured(m: MeasuredRatio | None) -> Cell:
 def _advice_blocks(a: AdviceRecord) -> list[Block]:
     rows = [[text(x.name), num(x.in_features, 0), num(x.out_features, 0),
              *[num(v, 3) for v in x.baseline_ms], *[num(v, 3) for v in x.recipe_ms],
-             num(x.gain_ms, 3), text("yes" if x.pays else "no")] for x in a.layers]
+             num(x.gain_ms, 3), num(x.gain_hw_ms, 3),
+             text("yes" if x.pays else "no")] for x in a.layers]
     flags = ", ".join(a.cpu_isa_flags) or "-"
     blocks: list[Block] = [Table(
         ["layer", "in", "out", "base fwd", "base dgrad", "base wgrad", "recipe fwd",
-         "recipe dgrad", "recipe wgrad", "gain ms/step", "pays"], rows,
+         "recipe dgrad", "recipe wgrad", "gain ms/step", "± ms", "advised"], rows,
         f"Advisor: {a.model}, {a.recipe} vs {a.baseline}, {a.tokens_per_step} tokens per step, "
-        f"on {a.device_name} (ISA flags: {flags}); ms per step", numeric=set(range(1, 10)))]
+        f"on {a.device_name} (ISA flags: {flags}); ms per step, ± the half-width of the gain "
+        "over the paired repetitions", numeric=set(range(1, 11)))]
     v = a.verification
     pred_rows = []
     for what, pred, meas, err, verdict in (
@@ -118,6 +132,8 @@ def _advice_blocks(a: AdviceRecord) -> list[Block]:
                         f"{100 * (v.tolerance if v else 0.10):.0f}% and outside the measured "
                         "run-level interval; inconclusive: off by more, inside an interval "
                         "that wide", numeric={1, 3}))
+    if a.decision:
+        blocks.append(Note(f"Decision: {a.decision}."))
     blocks.append(Note(f"{a.filter_line()} (advisor's own timings: {a.advisor_s:.1f} s)",
                        "info" if a.pays else "warn"))
     if v is not None and (v.miss_all or v.miss_advised):

@@ -19,7 +19,8 @@ from mpbench.errors import UserError
 from mpbench.results.output import write_output
 
 ADVICE_DIR = "advice"
-ADVICE_SCHEMA = 1
+ADVICE_SCHEMA = 2
+"""2: the uncertainty rule's figures (step_noise_ms, uncertainty_ms, ...); 1 loads as is."""
 
 
 class LayerAdvice(_Strict):
@@ -36,6 +37,9 @@ class LayerAdvice(_Strict):
     keep_ms: float = 0.0
     """What keeping this layer out of the recipe costs beyond its GEMMs (boundary casts),
     ms per step (analysis/advice.keep_costs); 0 in advice stored before it was measured."""
+    gain_hw_ms: float | None = None
+    """Half-width of gain_ms from the paired repetitions (bench/advisor.median_halfwidth);
+    None: too few repetitions, or advice stored before schema 2."""
 
 
 class MeasuredRatio(_Strict):
@@ -102,9 +106,26 @@ class AdviceRecord(_Strict):
     filter_yaml: str
     """The precision entry to paste into the suite."""
     tolerance: float
-    """A layer pays when it saves more than this fraction of its baseline time."""
+    """Schema 1's rule: a layer paid when it saved more than this fraction of its baseline
+    GEMM time. Schema 2 decides by the uncertainty below."""
+    step_noise_ms: float | None = None
+    """Half-width of the measured whole-step difference T_rest - T_all (paired probe steps),
+    ms; None: too few steps to tell (then no layer is kept out)."""
+    kept_out_saving_ms: float | None = None
+    """What keeping the candidate layers out is predicted to save against every layer, ms per
+    step (None: no layer's conversion costs)."""
+    uncertainty_ms: float | None = None
+    """What that saving had to exceed: the whole step's and those layers' timing noise
+    combined (analysis/advice.Decision); the advised set is a subset only when it did."""
+    decision: str = ""
+    """The decision in words, as the CLI printed it."""
+    layer_rounds: int | None = None
+    """Rounds of layer timings the decision needed (each shape timed once a round)."""
+    probe_steps: int | None = None
+    """Whole steps timed per recipe (the first ones, or all where the decision needed them)."""
     advisor_s: float
-    """Wall time of the advisor's own timings (layers and steps), verification excluded."""
+    """Wall time of the advisor's own timings (whole steps, then layers), verification
+    excluded."""
     note: str = ""
     verification: Verification | None = None
     created_at: str

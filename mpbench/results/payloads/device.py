@@ -54,6 +54,9 @@ class TensorCoreResult(KernelSummary, ProfileResult):
     (profilers/profile_summary.py; empty in records made before it)."""
     wall_time_us: float | None = None
     """Wall time of the profiled steps (None in records made before it)."""
+    plain_time_us: float | None = None
+    """Wall time of as many unprofiled steps, each just before a profiled one (the profiler's
+    collection off): the profiled steps' time without its overhead (None in older records)."""
 
 
 class GpmMetrics(Strict):
