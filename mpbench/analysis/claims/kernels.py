@@ -10,11 +10,16 @@ from collections.abc import Callable
 from typing import Any
 
 from mpbench.analysis.bench_view import bench_rows
-from mpbench.analysis.claims.common import judged_row
-from mpbench.analysis.claims.estimate import median_interval
-from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow
+from mpbench.analysis.claims.registry import APPROX, Evidence, claim
+from mpbench.analysis.claims.verdict import (
+    Bound,
+    ClaimOutcome,
+    ClaimRow,
+    judged_row,
+    not_applicable,
+    not_measured,
+)
+from mpbench.analysis.stats import median_interval
 from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow
 
 GEMM_TC = Bound(
