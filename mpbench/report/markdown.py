@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mpbench.analysis.claim_sources import SOURCES
+from mpbench.analysis.claims.registry import SOURCES
 from mpbench.config.claim_ids import CLAIM_IDS
 from mpbench.report.resultset import ResultSet
 

@@ -11,8 +11,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 import mpbench
-from mpbench.analysis.claim_sources import SOURCES, source_anchor
 from mpbench.analysis.claims import CLAIMS
+from mpbench.analysis.claims.registry import SOURCES, source_anchor
 from mpbench.analysis.claims.verdict import POINT_MARGIN
 from mpbench.analysis.stats import throughput_ratio
 from mpbench.config.claim_ids import CLAIM_IDS

@@ -19,11 +19,6 @@ MANIFEST = "mpbench-results.json"
 RUNS = "runs"
 
 
-def atomic_write_text(path: Path, text: str, what: str = "results") -> None:
-    """Write to a temp file in the same directory, then rename over the target."""
-    write_output(path, text, what)
-
-
 class ResultsDir:
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -36,14 +31,14 @@ class ResultsDir:
         write_output(self.runs_dir, None, "--out")
         manifest = self.path / MANIFEST
         if not manifest.exists():
-            atomic_write_text(manifest, json.dumps({
+            write_output(manifest, json.dumps({
                 "format": RESULTS_FORMAT,
                 "schema_version": SCHEMA_VERSION,
                 "suite": suite_name,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }, indent=2))
-        atomic_write_text(self.path / "suite.yaml", suite_text)
-        atomic_write_text(self.path / "suite.resolved.json", json.dumps(suite_config, indent=2))
+            }, indent=2), "results")
+        write_output(self.path / "suite.yaml", suite_text, "results")
+        write_output(self.path / "suite.resolved.json", json.dumps(suite_config, indent=2), "results")
 
     def record_path(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.json"
@@ -55,7 +50,7 @@ class ResultsDir:
 
     def write(self, record: RunRecord) -> Path:
         path = self.record_path(record.run_id)
-        atomic_write_text(path, record.model_dump_json(indent=1))
+        write_output(path, record.model_dump_json(indent=1), "results")
         return path
 
 

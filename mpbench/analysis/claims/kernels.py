@@ -9,7 +9,6 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.registry import APPROX, Evidence, claim
 from mpbench.analysis.claims.verdict import (
     Bound,
@@ -21,6 +20,7 @@ from mpbench.analysis.claims.verdict import (
 )
 from mpbench.analysis.stats import median_interval
 from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow
+from mpbench.bench.store import bench_rows
 
 GEMM_TC = Bound(
     "at_least", 2.0, None, "×", ("002",), "2-8x faster",

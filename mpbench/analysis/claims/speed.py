@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mpbench.analysis.bench_view import bench_rows
 from mpbench.analysis.claims.registry import APPROX, Evidence, claim
 from mpbench.analysis.claims.verdict import (
     Bound,
@@ -19,6 +18,7 @@ from mpbench.analysis.convergence import analyze
 from mpbench.analysis.stats import Interval, median_interval, throughput_ratio
 from mpbench.analysis.time_to_target import TimeToTarget
 from mpbench.bench.rows import GemmRow
+from mpbench.bench.store import bench_rows
 from mpbench.results.payloads import NvmlResult
 from mpbench.results.recipe_card import recipe_card
 
