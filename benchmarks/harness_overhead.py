@@ -4,7 +4,7 @@ Both loops do the same work per step (forward, backward, clip, AdamW, LR schedul
 loss.item()); the difference is mpbench's bookkeeping (timing, divergence checks, hooks,
 progress). Runs alternate (bare, harness, bare, harness, ...) and the overhead is the ratio
 of the median per-run median step times with a run-level interval (hierarchical bootstrap:
-runs, then steps within runs; analysis/runstats.py), so the run, not the step, is the unit:
+runs, then steps within runs; analysis/stats.py), so the run, not the step, is the unit:
 the interval is only as narrow as the run-to-run noise allows. Target: under 1%, where the
 machine is quiet enough to resolve 1% (the output says so when it is not).
 
@@ -18,8 +18,7 @@ import time
 
 import torch
 
-from mpbench.analysis.runstats import step_time_ratio
-from mpbench.analysis.stats import median_ratio
+from mpbench.analysis.stats import median_ratio, step_time_ratio
 from mpbench.config.schema import DataConfig, ModelSpec, PrecisionSpec, Suite, TrainConfig
 from mpbench.data import TokenSource, make_source
 from mpbench.models.entry import build_entry

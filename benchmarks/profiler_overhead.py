@@ -6,7 +6,7 @@ tensor_cores and memory do their work after the window (the torch.profiler windo
 counted step are extra steps); mfu and nvml hook every measured step (nvml also runs its
 sampler thread through the window). The overhead is the ratio of median window tokens/s and
 of median step times: tokens/s is one value per run, and step times are compared run-level
-(hierarchical bootstrap over runs, then steps; analysis/runstats.py), so each interval rests
+(hierarchical bootstrap over runs, then steps; analysis/stats.py), so each interval rests
 on the run-to-run noise, not on steps of one process treated as independent.
 
     python benchmarks/profiler_overhead.py [--model gpt-mini] [--repeats 6] [--steps 40] [--threads 1]
@@ -19,8 +19,7 @@ import statistics
 
 import torch
 
-from mpbench.analysis.runstats import step_time_ratio
-from mpbench.analysis.stats import median_ratio
+from mpbench.analysis.stats import median_ratio, step_time_ratio
 from mpbench.config.schema import (
     DataConfig,
     ModelSpec,

@@ -8,10 +8,9 @@ from pathlib import Path
 import pytest
 from fixture_records import record, write_results
 
-from mpbench.analysis.claim_sources import SOURCES, source_anchor
 from mpbench.analysis.claims import CLAIMS
-from mpbench.report.markdown import render_markdown
-from mpbench.report.render import bounds_table, render_html, sources_table
+from mpbench.analysis.claims.registry import SOURCES, source_anchor
+from mpbench.report.render import bounds_table, render_html, render_markdown, sources_table
 from mpbench.report.resultset import ResultSet
 
 pytestmark = pytest.mark.unit

@@ -10,7 +10,7 @@ import pytest
 from mpbench.errors import UserError
 from mpbench.results import SCHEMA_VERSION, ResultsDir, RunRecord, load_records, load_results
 from mpbench.results.key import make_key
-from mpbench.results.store import atomic_write_text
+from mpbench.results.output import write_output
 
 pytestmark = pytest.mark.unit
 
@@ -60,8 +60,8 @@ def test_round_trip_and_frame(tmp_path: Path) -> None:
 
 def test_atomic_write_leaves_no_temp_files(tmp_path: Path) -> None:
     target = tmp_path / "a.json"
-    atomic_write_text(target, "1")
-    atomic_write_text(target, "2")
+    write_output(target, "1")
+    write_output(target, "2")
     assert target.read_text() == "2"
     assert [p.name for p in tmp_path.iterdir()] == ["a.json"]
 

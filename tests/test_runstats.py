@@ -12,9 +12,8 @@ import pytest
 from scipy import stats as sps
 
 from mpbench.analysis.regression import rejection_rate, slowdown_test_runs
-from mpbench.analysis.runstats import speedup_ratio, step_time_ratio
 from mpbench.analysis.runtest import repeats_needed
-from mpbench.analysis.stats import median_ratio
+from mpbench.analysis.stats import median_ratio, speedup_ratio, step_time_ratio
 
 pytestmark = pytest.mark.unit
 TRIALS = 300
@@ -159,8 +158,7 @@ def test_every_estimator_gives_the_one_interval_type_and_none_for_no_interval() 
     missing interval is None (JSON null), never NaN."""
     import json
 
-    from mpbench.analysis.claims.estimate import median_interval, paired_median_ratio
-    from mpbench.analysis.stats import Interval
+    from mpbench.analysis.stats import Interval, median_interval, paired_median_ratio
 
     base = [[10.0, 10.2, 9.8], [11.0, 11.1, 10.9], [10.5, 10.4, 10.6]]
     made = [step_time_ratio(base, base, n_resamples=100), step_time_ratio(base[:1], base[:1]),

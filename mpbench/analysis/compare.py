@@ -1,7 +1,7 @@
 """The one grouping of runs: by configuration (results/key.py ConfigKey), compared within
 their comparison group against the recipe whose role is the baseline.
 
-Every view reads these groups: the summary table, the claims (claims/evidence.py), the
+Every view reads these groups: the summary table, the claims (claims/registry.Evidence), the
 report (report/resultset.py), history, convergence, tracking and the gate's matching (which
 groups its RunSummary rows the same way, by its own matching key).
 """
@@ -15,8 +15,7 @@ from typing import Generic, Protocol, TypeVar
 
 import numpy as np
 
-from mpbench.analysis.runstats import speedup_ratio
-from mpbench.analysis.stats import Interval
+from mpbench.analysis.stats import Interval, speedup_ratio
 from mpbench.results.key import ComparisonKey, ConfigKey
 from mpbench.results.recipe_card import RecipeRole, recipe_card
 from mpbench.results.schema import RunRecord
@@ -190,7 +189,7 @@ class Groups(Generic[R]):
 
 def speedup(group: Group[RunRecord], base: Group[RunRecord] | None,
             confidence: float = 0.95) -> Interval | None:
-    """Throughput of group over base from run-level step times (analysis/runstats.py):
+    """Throughput of group over base from run-level step times (analysis/stats.py):
     no interval with fewer than 2 runs per side."""
     if base is None:
         return None

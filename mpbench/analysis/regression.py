@@ -22,7 +22,6 @@ from typing import Literal
 
 import numpy as np
 
-from mpbench.analysis.runstats import MIN_RUNS, Runs, run_medians, step_time_ratio
 from mpbench.analysis.runtest import (
     TEST_NAME,
     repeats_needed,
@@ -30,7 +29,7 @@ from mpbench.analysis.runtest import (
     runs_for_alpha,
     significant,
 )
-from mpbench.analysis.stats import Interval
+from mpbench.analysis.stats import MIN_RUNS, Interval, Runs, run_medians, step_time_ratio
 
 Verdict = Literal["regression", "improved", "ok", "inconclusive"]
 

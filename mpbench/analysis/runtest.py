@@ -43,7 +43,7 @@ from functools import lru_cache
 import numpy as np
 from scipy import stats as sps
 
-from mpbench.analysis.runstats import MIN_RUNS, Runs, run_medians
+from mpbench.analysis.stats import MIN_RUNS, Runs, run_medians
 
 TEST_NAME = "one-sided Mann-Whitney U on per-run median step times"
 PERMUTATIONS = 20_000

@@ -25,8 +25,7 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from mpbench.analysis.runstats import step_time_ratio
-from mpbench.analysis.stats import Interval
+from mpbench.analysis.stats import Interval, step_time_ratio
 from mpbench.profilers.kernel_rules import (
     ATTENTION,
     COMMUNICATION,

@@ -7,7 +7,7 @@ Format history (bump BENCH_SCHEMA_VERSION and add an upgrader when it changes):
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, SerializeAsAny, ValidationError, model_validator
 
@@ -18,10 +18,10 @@ from mpbench.bench.rows import ROW_MODELS, BenchRow
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
 from mpbench.results.env_card import EnvCard
+from mpbench.results.output import write_output
 from mpbench.results.store import (
     MANIFEST,
     ResultsDir,
-    atomic_write_text,
     check_results_dir,
     read_json,
 )
@@ -74,12 +74,12 @@ def prepare_out(out: Path, suite_name: str, suite_config: dict[str, Any], suite_
                         "choose a new or empty directory")
     if not (out / MANIFEST).is_file():
         ResultsDir(out).create(suite_name, suite_config, suite_text)
-    atomic_write_text(bench_dir / "suite.yaml", suite_text)
+    write_output(bench_dir / "suite.yaml", suite_text, "results")
 
 
 def write_bench(out: Path, record: BenchRecord) -> Path:
     path = out / BENCH / f"{record.benchmark}.json"
-    atomic_write_text(path, record.model_dump_json(indent=1))
+    write_output(path, record.model_dump_json(indent=1), "results")
     return path
 
 
@@ -106,6 +106,24 @@ def load_bench(path: str | Path) -> list[BenchRecord]:
         return [read_bench(path)]
     check_results_dir(path, "mpbench bench")
     return [read_bench(p) for p in sorted((path / BENCH).glob("*.json"))]
+
+
+R = TypeVar("R", bound=BenchRow)
+
+
+def load_bench_dir(results_dir: Path) -> list[BenchRecord]:
+    """The bench records of a results directory; [] when it has none (UserError if corrupt)."""
+    if not (results_dir / BENCH).is_dir():
+        return []
+    return load_bench(results_dir)
+
+
+def bench_rows(bench: list[BenchRecord], model: type[R], ok_only: bool = True) -> list[R]:
+    """The rows of the benchmark whose row model is `model` (GemmRow: the gemm benchmark's),
+    ok ones only unless `ok_only` is False."""
+    name = next(k for k, v in ROW_MODELS.items() if v is model)
+    return [row for b in bench if b.benchmark == name for row in b.rows
+            if isinstance(row, model) and (not ok_only or row.status == "ok")]
 
 
 def bench_frame(records: list[BenchRecord], benchmark: BenchName | None = None) -> pd.DataFrame:

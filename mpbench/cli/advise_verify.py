@@ -12,8 +12,7 @@ import torch
 from rich.console import Console
 
 from mpbench.analysis import advice as logic
-from mpbench.analysis.runstats import step_time_ratio
-from mpbench.analysis.stats import Interval
+from mpbench.analysis.stats import Interval, step_time_ratio
 from mpbench.analysis.waterfall import waterfalls
 from mpbench.cli.explain import waterfall_lines
 from mpbench.cli.results_out import check_out_dir, default_out, write_report_if_available

@@ -23,8 +23,7 @@ from mpbench.cli.progress import RunProgress
 from mpbench.cli.results_out import check_out_dir, default_out
 from mpbench.data import make_source
 from mpbench.errors import UserError
-from mpbench.gate.fingerprint import as_dict, to_markdown
-from mpbench.gate.summary import write_markdown
+from mpbench.gate.summary import fingerprint_dict, fingerprint_markdown, write_markdown
 from mpbench.plan.fingerprint import FingerprintPlan, fingerprint_runs, fingerprint_suite
 from mpbench.results.env import environment_card
 from mpbench.results.output import write_output
@@ -164,10 +163,10 @@ def gate(current: Path, baseline: Path, summary_md: Path | None, json_path: Path
     console = Console()
     if not console.is_terminal:
         console = Console(width=160)
-    console.print(to_markdown(comparison), highlight=False, soft_wrap=True, markup=False)
-    written = write_markdown(to_markdown(comparison), summary_md)
+    console.print(fingerprint_markdown(comparison), highlight=False, soft_wrap=True, markup=False)
+    written = write_markdown(fingerprint_markdown(comparison), summary_md)
     if json_path is not None:
-        written.append(write_output(json_path, json.dumps(as_dict(comparison), indent=1),
+        written.append(write_output(json_path, json.dumps(fingerprint_dict(comparison), indent=1),
                                     "--json"))
     for path in written:
         console.print(f"wrote {path}", highlight=False, soft_wrap=True)

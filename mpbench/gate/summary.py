@@ -1,11 +1,20 @@
-"""The gate's verdict as Markdown (CI step summaries, PR comments) and as JSON."""
+"""The gates' verdicts as Markdown (CI step summaries, PR comments) and as JSON: the regression
+gate's (GateReport) and the numerics fingerprint gate's (FingerprintComparison)."""
 
 from __future__ import annotations
 
 import json
 import os
 from pathlib import Path
+from typing import Any
 
+from mpbench.analysis.fingerprint_compare import (
+    LEVELS,
+    Departure,
+    FingerprintComparison,
+    place_text,
+    value_text,
+)
 from mpbench.gate.evaluate import GateReport
 from mpbench.results.output import write_output
 
@@ -73,3 +82,64 @@ def write_markdown(markdown: str, summary_md: Path | None) -> list[Path]:
             before = ""
         written.append(write_output(path, before + markdown, "GITHUB_STEP_SUMMARY"))
     return written
+
+
+FINGERPRINT_ICONS = {"identical": "✅ identical", "within-repeat-tolerance": "✅ within repeat tolerance",
+         "inside-seed-band": "⚠️ changed, inside the FP32 seed band",
+         "beyond-seed-band": "❌ changed beyond the FP32 seed band"}
+
+
+def fingerprint_markdown(c: FingerprintComparison) -> str:
+    """The fingerprint gate's verdict (`mpbench gate fingerprint`) as Markdown."""
+    tol = ", ".join(f"{k} {v:.3g}" for k, v in c.tolerance.by_kind.items())
+    lines = [
+        "## mpbench gate: numerics fingerprint", "", f"**{c.headline()}**", "",
+        f"Current `{c.current}` vs baseline `{c.baseline}`. Repeat tolerance from "
+        f"{c.tolerance.pairs} same-code repeat pair(s): {tol} (relative; shares absolute). "
+        f"Seed band: FP32 at seeds {', '.join(map(str, c.band_seeds))}.", "",
+        "| model | recipe | verdict | first change (left the repeat tolerance) | "
+        "first beyond the band | detail |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in sorted(c.recipes, key=lambda r: -LEVELS.index(r.level)):
+        lines.append(f"| {r.model} | {r.recipe} | {FINGERPRINT_ICONS[r.level]} | "
+                     f"{_cell(place_text(r.first_change))} | {_cell(place_text(r.first_beyond))} "
+                     f"| {_cell(r.detail())} |")
+    lines += ["", "Software that differs between the two records:", ""]
+    if c.software:
+        lines += ["| software | baseline | current |", "|---|---|---|"]
+        lines += [f"| {k} | {_cell(str(b))} | {_cell(str(v))} |" for k, b, v in c.software]
+    else:
+        lines.append("none (same versions and settings)")
+    if c.only_baseline:
+        lines += ["", f"Baseline fingerprints missing from current: {', '.join(c.only_baseline)}"]
+    if c.only_current:
+        lines += ["", f"New fingerprints without a baseline: {', '.join(c.only_current)}"]
+    return "\n".join(lines) + "\n"
+
+
+def _departure_dict(d: Departure | None) -> dict[str, Any] | None:
+    if d is None:
+        return None
+    return {"step": d.step, "layer": d.layer, "tensor": d.tensor, "stat": d.stat,
+            "baseline": value_text(d.baseline), "current": value_text(d.current),
+            "difference": value_text(d.difference), "tolerance": d.tolerance, "band": d.band}
+
+
+def fingerprint_dict(c: FingerprintComparison) -> dict[str, Any]:
+    """The fingerprint gate's verdict as JSON-able data."""
+    return {
+        "baseline": c.baseline, "current": c.current, "level": c.level,
+        "exit_code": c.exit_code, "headline": c.headline(),
+        "repeat_tolerance": c.tolerance.by_kind, "repeat_pairs": c.tolerance.pairs,
+        "band_seeds": c.band_seeds,
+        "software": [{"name": k, "baseline": b, "current": v} for k, b, v in c.software],
+        "recipes": [{"model": r.model, "recipe": r.recipe, "level": r.level,
+                     "first_change": _departure_dict(r.first_change),
+                     "first_beyond": _departure_dict(r.first_beyond), "changed": r.changed,
+                     "compared": r.compared, "band_use": value_text(r.band_use),
+                     "reason": r.reason,
+                     "option_changes": [list(o) for o in r.option_changes]}
+                    for r in c.recipes],
+        "only_baseline": c.only_baseline, "only_current": c.only_current,
+    }

@@ -6,7 +6,7 @@ when one is used).
 
 from mpbench.interop import (  # noqa: F401
     mlflow_tracking,
-    pytest_benchmark_export,
+    pytest_benchmark,
     tensorboard_events,
 )
 from mpbench.interop.base import EXPORTERS, Exporter, ExportRequest, register

@@ -1,4 +1,5 @@
-"""Convert mpbench records to pytest-benchmark's JSON (and back, for `mpbench gate`).
+"""Convert mpbench records to pytest-benchmark's JSON (and back, for `mpbench gate`), and the
+`mpbench export --format pytest-benchmark` exporter that writes it.
 
 One benchmark per run that has step times; each round is one measured training step, in
 seconds, as pytest-benchmark stores them. The run's configuration and its memory, loss and
@@ -9,6 +10,7 @@ pytest-benchmark ignores.
 
 from __future__ import annotations
 
+import json
 import platform
 import statistics
 from bisect import bisect_left, bisect_right
@@ -20,8 +22,10 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from mpbench.errors import UserError
+from mpbench.interop.base import Exporter, ExportRequest, register
 from mpbench.results.env_card import EnvCard
 from mpbench.results.key import ConfigKey
+from mpbench.results.output import write_output
 from mpbench.results.schema import RunRecord
 from mpbench.results.upgrade import derive_key
 
@@ -239,3 +243,25 @@ def exported_runs(data: dict[str, Any], source: Path) -> list[RunSummary]:
                         "needs `mpbench export RESULTS --format pytest-benchmark` output (or "
                         "--benchmark-json from tests using mpbench.pytest_plugin, with data)")
     return runs
+
+
+@register
+class PytestBenchmarkExporter(Exporter):
+    name = "pytest-benchmark"
+    summary = ("JSON to -o FILE.json, one benchmark per run and one round per "
+               "measured step (also a `mpbench gate --baseline`)")
+
+    def export(self, request: ExportRequest) -> str:
+        request.refuse(self.name, tracking_uri=request.tracking_uri,
+                       experiment=request.experiment)
+        output = request.output
+        if output is None:
+            raise UserError("--out: --format pytest-benchmark needs -o FILE.json")
+        if output.is_dir():
+            raise UserError(f"--out: {output} is a directory; give a file name such as "
+                            f"{output / 'baseline.json'}")
+        data = to_pytest_benchmark(request.records)
+        write_output(output, json.dumps(data, indent=1), "--out")
+        timed = len(data["benchmarks"])
+        return (f"wrote {output}: {timed} benchmarks ({self.name}), "
+                f"{len(request.records) - timed} runs without step times")

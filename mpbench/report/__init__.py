@@ -15,8 +15,7 @@ def write_report(results_dirs: list[Path], out: Path, fmt: str = "html") -> Path
 
     Raises UserError for a missing or corrupt results directory or an unknown format.
     """
-    from mpbench.report.markdown import render_markdown
-    from mpbench.report.render import render_html
+    from mpbench.report.render import render_html, render_markdown
     from mpbench.report.resultset import ResultSet
 
     if fmt not in FORMATS:

@@ -13,7 +13,7 @@ import mpbench
 from mpbench.analysis.history import Series, build_series, load_points
 from mpbench.errors import UserError
 from mpbench.report.plots import figure, inline_svg, margins, styled
-from mpbench.results.store import atomic_write_text
+from mpbench.results.output import write_output
 
 KIND_COLOR = {"regression": "#bf616a", "improvement": "#a3be8c", "change": "#8f9bb3"}
 
@@ -73,6 +73,6 @@ def write_history_report(paths: list[Path], out: Path, min_change: float = 0.05)
     if out.is_dir():
         raise UserError(f"-o/--out: {out} is a directory; give a file name such as "
                         f"{out / 'history.html'}")
-    atomic_write_text(out, page, "--out")
+    write_output(out, page, "--out")
     out.chmod(0o644)
     return out

@@ -7,10 +7,9 @@ from functools import cached_property
 from pathlib import Path
 from statistics import median
 
-from mpbench.analysis.bench_view import load_bench_dir
 from mpbench.analysis.claims import ClaimVerdict, evaluate_claims
 from mpbench.analysis.compare import Groups
-from mpbench.bench.store import BenchRecord
+from mpbench.bench.store import BenchRecord, load_bench_dir
 from mpbench.results.schema import RunRecord
 from mpbench.results.store import load_records
 

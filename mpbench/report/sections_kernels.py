@@ -6,10 +6,10 @@ from collections.abc import Sequence
 
 from pydantic import BaseModel
 
-from mpbench.analysis.bench_view import bench_rows
-from mpbench.analysis.claims.estimate import throughput_ratio
+from mpbench.analysis.stats import throughput_ratio
 from mpbench.bench.ceiling import best_gemm, best_gemm_per_dtype
 from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow, PredictionRow
+from mpbench.bench.store import bench_rows
 from mpbench.dtypes import DtypeKey, recipe_gemm_key
 from mpbench.mfu import against
 from mpbench.report import plots

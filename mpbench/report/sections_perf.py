@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from mpbench.analysis.claims.estimate import median_interval, throughput_ratio
-from mpbench.analysis.stats import spread_warning
+from mpbench.analysis.stats import median_interval, spread_warning, throughput_ratio
 from mpbench.report import plots
 from mpbench.report.blocks import (
     Block,

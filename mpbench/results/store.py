@@ -1,27 +1,27 @@
-"""The results directory: a manifest, one record per run, written atomically."""
+"""The results directory: a manifest, one record per run, written atomically; read back as
+records or as a pandas DataFrame (one row per run)."""
 
 from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import ValidationError
 
 from mpbench.config.errors import first_error
 from mpbench.errors import UserError
 from mpbench.results.output import write_output
+from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RESULTS_FORMAT, SCHEMA_VERSION, RunRecord
 from mpbench.results.upgrade import upgrade
 
+if TYPE_CHECKING:
+    import pandas as pd
+
 MANIFEST = "mpbench-results.json"
 RUNS = "runs"
-
-
-def atomic_write_text(path: Path, text: str, what: str = "results") -> None:
-    """Write to a temp file in the same directory, then rename over the target."""
-    write_output(path, text, what)
 
 
 class ResultsDir:
@@ -36,14 +36,14 @@ class ResultsDir:
         write_output(self.runs_dir, None, "--out")
         manifest = self.path / MANIFEST
         if not manifest.exists():
-            atomic_write_text(manifest, json.dumps({
+            write_output(manifest, json.dumps({
                 "format": RESULTS_FORMAT,
                 "schema_version": SCHEMA_VERSION,
                 "suite": suite_name,
                 "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            }, indent=2))
-        atomic_write_text(self.path / "suite.yaml", suite_text)
-        atomic_write_text(self.path / "suite.resolved.json", json.dumps(suite_config, indent=2))
+            }, indent=2), "results")
+        write_output(self.path / "suite.yaml", suite_text, "results")
+        write_output(self.path / "suite.resolved.json", json.dumps(suite_config, indent=2), "results")
 
     def record_path(self, run_id: str) -> Path:
         return self.runs_dir / f"{run_id}.json"
@@ -55,7 +55,7 @@ class ResultsDir:
 
     def write(self, record: RunRecord) -> Path:
         path = self.record_path(record.run_id)
-        atomic_write_text(path, record.model_dump_json(indent=1))
+        write_output(path, record.model_dump_json(indent=1), "results")
         return path
 
 
@@ -121,3 +121,62 @@ def load_records(path: str | Path) -> list[RunRecord]:
     check_results_dir(path, "mpbench run")
     records = [read_record(p) for p in sorted((path / RUNS).glob("*.json"))]
     return sorted(records, key=lambda r: r.started_at)
+
+
+COLUMNS = [
+    "run_id", "config", "group", "suite", "profile", "model", "precision", "family", "seed",
+    "repeat", "batch_size", "seq_len",
+    "device", "device_name", "status", "reason", "tokens_per_s", "step_time_ms", "step_time_p10_ms",
+    "step_time_p90_ms", "n_steps", "peak_memory_bytes", "final_train_loss", "eval_loss",
+    "flops_per_token", "mfu", "numerics_only", "n_params",
+]
+
+
+def record_row(r: RunRecord) -> dict[str, object]:
+    stats = r.step_stats
+    recipe = recipe_card(r)
+    return {
+        "run_id": r.run_id,
+        "config": r.config_key.label,
+        "group": r.config_key.comparison.label,
+        "suite": r.suite,
+        "profile": r.profile,
+        "model": r.model,
+        "precision": r.precision,
+        "family": recipe.family,
+        "seed": r.seed,
+        "repeat": r.repeat,
+        "batch_size": r.batch_size,
+        "seq_len": r.seq_len,
+        "device": r.device,
+        "device_name": r.device_name,
+        "status": r.status,
+        "reason": r.reason,
+        "tokens_per_s": r.tokens_per_s,
+        "step_time_ms": stats.median_ms if stats else None,
+        "step_time_p10_ms": stats.p10_ms if stats else None,
+        "step_time_p90_ms": stats.p90_ms if stats else None,
+        "n_steps": stats.n if stats else 0,
+        "peak_memory_bytes": r.memory.peak_bytes if r.memory else None,
+        "final_train_loss": r.final_train_loss,
+        "eval_loss": r.eval_loss,
+        "flops_per_token": r.flops_per_token,
+        "mfu": r.mfu,
+        "numerics_only": recipe.numerics_only,
+        "n_params": r.n_params,
+    }
+
+
+def records_frame(records: list[RunRecord]) -> pd.DataFrame:
+    """Records as a pandas DataFrame, one row per run."""
+    import pandas as pd  # on first use: pandas costs start-up time
+
+    return pd.DataFrame([record_row(r) for r in records], columns=COLUMNS)
+
+
+def load_results(path: str | Path) -> pd.DataFrame:
+    """Load a results directory into a DataFrame (one row per run).
+
+    Raises mpbench.errors.UserError for a missing, corrupt or foreign file.
+    """
+    return records_frame(load_records(path))

@@ -9,8 +9,7 @@ from __future__ import annotations
 
 # Importing the evaluator modules registers them.
 from mpbench.analysis.claims import kernels, memory, numerics, platform, speed
-from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec
+from mpbench.analysis.claims.registry import CLAIMS, ClaimSpec, Evidence
 from mpbench.analysis.claims.verdict import VERDICTS, Bound, ClaimRow, ClaimVerdict, Verdict
 from mpbench.analysis.compare import Groups
 from mpbench.bench.store import BenchRecord

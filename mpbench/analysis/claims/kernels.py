@@ -9,13 +9,18 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from mpbench.analysis.bench_view import bench_rows
-from mpbench.analysis.claims.common import judged_row
-from mpbench.analysis.claims.estimate import median_interval
-from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow
+from mpbench.analysis.claims.registry import APPROX, Evidence, claim
+from mpbench.analysis.claims.verdict import (
+    Bound,
+    ClaimOutcome,
+    ClaimRow,
+    judged_row,
+    not_applicable,
+    not_measured,
+)
+from mpbench.analysis.stats import median_interval
 from mpbench.bench.rows import AlignmentRow, BandwidthRow, GemmRow
+from mpbench.bench.store import bench_rows
 
 GEMM_TC = Bound(
     "at_least", 2.0, None, "×", ("002",), "2-8x faster",

@@ -4,11 +4,19 @@ from __future__ import annotations
 
 from statistics import median
 
-from mpbench.analysis.claims.common import judged_row, outcome_from_rows
-from mpbench.analysis.claims.estimate import metric_ratio, throughput_ratio
-from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.registry import APPROX, claim, not_measured
-from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, fmt, judge
+from mpbench.analysis.claims.registry import APPROX, Evidence, claim
+from mpbench.analysis.claims.verdict import (
+    Bound,
+    ClaimOutcome,
+    ClaimRow,
+    combine,
+    fmt,
+    judge,
+    judged_row,
+    not_measured,
+    outcome_from_rows,
+)
+from mpbench.analysis.stats import metric_ratio, throughput_ratio
 from mpbench.results.payloads import MaxBatchResult, MemoryResult
 from mpbench.results.schema import RunRecord
 

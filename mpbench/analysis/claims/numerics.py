@@ -5,8 +5,7 @@ from __future__ import annotations
 from itertools import pairwise
 from statistics import median
 
-from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.registry import claim, not_measured
+from mpbench.analysis.claims.registry import Evidence, claim
 from mpbench.analysis.claims.verdict import (
     Bound,
     ClaimOutcome,
@@ -15,6 +14,7 @@ from mpbench.analysis.claims.verdict import (
     combine,
     fmt,
     fmt_interval,
+    not_measured,
 )
 from mpbench.analysis.convergence import RecipeConvergence, analyze
 from mpbench.analysis.equivalence import Equivalence

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from mpbench.analysis.claims.common import judged_row, outcome_from_rows
-from mpbench.analysis.claims.estimate import metric_ratio
-from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, Verdict, fmt
+from mpbench.analysis.claims.registry import APPROX, Evidence, claim
+from mpbench.analysis.claims.verdict import (
+    Bound,
+    ClaimOutcome,
+    ClaimRow,
+    Verdict,
+    fmt,
+    judged_row,
+    not_applicable,
+    not_measured,
+    outcome_from_rows,
+)
+from mpbench.analysis.stats import metric_ratio
 from mpbench.bench.ceiling import best_gemm
 from mpbench.results.env_card import Capabilities
 from mpbench.results.payloads import CommUse, ParallelResult

@@ -2,16 +2,23 @@
 
 from __future__ import annotations
 
-from mpbench.analysis.bench_view import bench_rows
-from mpbench.analysis.claims.common import judged_row, outcome_from_rows
-from mpbench.analysis.claims.estimate import median_interval, throughput_ratio
-from mpbench.analysis.claims.evidence import Evidence
-from mpbench.analysis.claims.registry import APPROX, claim, not_applicable, not_measured
-from mpbench.analysis.claims.verdict import Bound, ClaimOutcome, ClaimRow, combine, judge
+from mpbench.analysis.claims.registry import APPROX, Evidence, claim
+from mpbench.analysis.claims.verdict import (
+    Bound,
+    ClaimOutcome,
+    ClaimRow,
+    combine,
+    judge,
+    judged_row,
+    not_applicable,
+    not_measured,
+    outcome_from_rows,
+)
 from mpbench.analysis.convergence import analyze
-from mpbench.analysis.stats import Interval
+from mpbench.analysis.stats import Interval, median_interval, throughput_ratio
 from mpbench.analysis.time_to_target import TimeToTarget
 from mpbench.bench.rows import GemmRow
+from mpbench.bench.store import bench_rows
 from mpbench.results.payloads import NvmlResult
 from mpbench.results.recipe_card import recipe_card
 
