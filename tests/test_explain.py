@@ -8,15 +8,15 @@ import pytest
 from click.testing import CliRunner
 from fixture_records import gpu_env, payload, record, write_results
 
-from mpbench.analysis.waterfall import (
+from mpbench.analysis.step_parts import (
     CASTS,
     GEMM,
     NORM_ELEMENTWISE,
     OPTIMIZER,
     OTHER_OPS,
     UNATTRIBUTED,
-    waterfalls,
 )
+from mpbench.analysis.waterfall import waterfalls
 from mpbench.cli.explain import waterfall_lines
 from mpbench.cli.main import cli
 from mpbench.results.payloads import TensorCoreResult
@@ -98,7 +98,7 @@ def test_gpu_buckets_map_to_parts_and_fp8_compares_with_bf16() -> None:
 
 
 def test_gemms_split_into_forward_and_backward_by_the_stored_phases() -> None:
-    from mpbench.analysis.waterfall import GEMM_BWD, GEMM_FWD
+    from mpbench.analysis.step_parts import GEMM_BWD, GEMM_FWD
 
     base = cpu_profile(12.0, 4.0, 0.5, 1.0, fwd_matmul_ms=4.0)
     new = cpu_profile(4.0, 6.0, 2.5, 1.0, fwd_matmul_ms=1.5)
@@ -148,7 +148,7 @@ def test_phases_of_a_real_cpu_profile_and_of_gpu_kernel_stand_ins() -> None:
 
 
 def test_the_rest_splits_into_no_kernel_time_and_window_against_profile() -> None:
-    from mpbench.analysis.waterfall import WINDOW
+    from mpbench.analysis.step_parts import WINDOW
 
     base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=21.0)  # ops 19.0 of 21.0 profiled ms
     new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=14.0)  # ops 13.0 of 14.0
@@ -170,7 +170,7 @@ def test_the_rest_is_set_against_plain_steps_timed_with_the_profile() -> None:
     13.0, plain 11.5, profiled 13.5: more operators, more overhead). Net of the extra 1 ms of
     overhead the parts explain all of the plain steps' -7 ms; the measured window's -5 ms
     differs by +2 ms (runs, load), its own bar."""
-    from mpbench.analysis.waterfall import OVERHEAD, WINDOW
+    from mpbench.analysis.step_parts import OVERHEAD, WINDOW
 
     base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=19.5, plain_ms=18.5)  # ops 19.0
     new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=13.5, plain_ms=11.5)  # ops 13.0

@@ -1,23 +1,15 @@
 """Where a recipe's step time went: its measured difference from the baseline, split into parts.
 
-The parts come from the tensor_cores profiler's stored buckets (profilers/kernels.py: GPU
-kernel buckets, or CPU operator self times), per profiled step, for the baseline runs and the
-recipe's runs of one configuration; GEMMs split into forward and backward by the per-phase
-times (profilers/phases.py; older records show one GEMM bar). The measured difference is the
-records' own step times (median of the per-run medians, runstats.py). The profile times a
-plain step (collection off) before each profiled one, and the rest is split against them:
-`window_vs_profile` is the measured difference less the plain steps' (runs that differ, load
-that changed in between); on a CPU the profiler's own cost while recording (profiled less
-plain steps) lands inside the operators' self times (a recorded child's cost is its parent's
-self time), so the recipe's extra cost is taken off the named parts as `profiler_overhead`;
-`unattributed` is what is left: the difference in the profiled steps' time outside every
-operator (host work, launch gaps, idle). The bars add up to the measured difference by
-construction; the rest is always shown, never folded into a named part. In checks on the
-2-core CPU (2026-12-06, busy machine) the named parts came to 95-119% of the plain steps'
-difference without the overhead bar and 93-101% with it. The old rest, against the profiled
-steps' wall time, held the profiler's processing of its events as the window closed (about
-2 us per recorded operator, some 6 ms per gpt-tiny step): most of the old `unattributed`.
-Records without plain steps fall back to the profiled steps' wall time."""
+Parts are per-step differences of the tensor_cores profiler's stored buckets (GPU kernel buckets
+or CPU operator self times; GEMMs split forward/backward by the stored phases). The difference
+is the records' own step times (median of run medians, analysis/stats.py). The profile also
+times a plain step (collection off) before each profiled one, so the rest splits into:
+`window_vs_profile` (measured difference less the plain steps': other runs, changed load),
+`profiler_overhead` (CPU only: the recipe's extra recording cost, profiled less plain steps,
+which lands inside operators' self times) and `unattributed` (the profiled steps' time outside
+every operator: host work, launch gaps, idle). The bars add up to the measured difference by
+construction; the rest is always shown. Records without plain steps fall back to the profiled
+steps' wall time. README, "Where the time went", has the measured checks."""
 
 from __future__ import annotations
 
@@ -25,50 +17,23 @@ import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from mpbench.analysis.compare import Groups
 from mpbench.analysis.stats import Interval, step_time_ratio
-from mpbench.profilers.kernel_rules import (
-    ATTENTION,
-    COMMUNICATION,
-    ELEMENTWISE,
-    FP8_CAST,
-    MATMUL,
-    NORMALIZATION,
-    OPTIMIZER,
+from mpbench.analysis.step_parts import (
+    GEMM,
+    GEMM_BWD,
+    GEMM_FWD,
+    OVERHEAD,
+    PARTS,
+    UNATTRIBUTED,
+    WINDOW,
+    has_phases,
+    step_parts,
 )
 from mpbench.results.key import ComparisonKey, ConfigKey
 from mpbench.results.payloads import TensorCoreResult
 from mpbench.results.recipe_card import recipe_card
 from mpbench.results.schema import RunRecord
-
-GEMM = "gemm"
-GEMM_FWD = "gemm_fwd"
-GEMM_BWD = "gemm_bwd"
-CASTS = "casts"
-NORM_ELEMENTWISE = "norm_elementwise"
-OTHER_OPS = "other_ops"
-UNATTRIBUTED = "unattributed"
-WINDOW = "window_vs_profile"
-OVERHEAD = "profiler_overhead"
-PARTS = (GEMM_FWD, GEMM_BWD, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION,
-         OTHER_OPS)
-LABELS = {
-    GEMM: "GEMMs (fwd + bwd, not split)",
-    GEMM_FWD: "GEMMs forward",
-    GEMM_BWD: "GEMMs backward",
-    ATTENTION: "attention",
-    CASTS: "casts / quantization",
-    NORM_ELEMENTWISE: "norm + elementwise",
-    OPTIMIZER: "optimizer + loss scaling",
-    COMMUNICATION: "communication",
-    OTHER_OPS: "other kernels / ops",
-    OVERHEAD: "profiler cost in ops (plain-prof)",
-    UNATTRIBUTED: "unattributed (no kernel/op)",
-    WINDOW: "window vs the profile's steps",
-}
-
-CPU_CAST_OPS = frozenset({"aten::copy_", "aten::_to_copy", "aten::to"})
-"""Operators autocast's casts spend their self time in on a CPU (only those listed among the
-profiler's top operators can be taken out of the 'other' bucket; the rest stay there)."""
 
 TENSOR_CORES_FIX = ("add `profilers: [tensor_cores]` to the suite (or `mpbench run SUITE "
                     "--trace`) and run it again")
@@ -83,55 +48,13 @@ def baseline_of(family: str) -> str:
     return "bf16" if family in FP8_FAMILIES else "fp32"
 
 
-def _baseline_name(family: str, comparison: ComparisonKey,
-                   by_key: dict[ConfigKey, list[RunRecord]]) -> str:
+def _baseline_name(family: str, comparison: ComparisonKey, groups: Groups[RunRecord]) -> str:
     """bf16 for FP8/FP4 recipes; else the configuration's recipe whose role is 'baseline'."""
     if family in FP8_FAMILIES:
         return "bf16"
-    return next((k.precision for k, runs in by_key.items()
-                 if k.comparison == comparison and recipe_card(runs[0]).role == "baseline"),
-                baseline_of(family))
+    base = groups.baseline(comparison)
+    return base.precision if base is not None else baseline_of(family)
 
-
-def _part_of_bucket(bucket: str) -> str:
-    return {ATTENTION: ATTENTION, FP8_CAST: CASTS, NORMALIZATION: NORM_ELEMENTWISE,
-            ELEMENTWISE: NORM_ELEMENTWISE, OPTIMIZER: OPTIMIZER,
-            COMMUNICATION: COMMUNICATION}.get(bucket, OTHER_OPS)
-
-
-def _is_gemm(bucket: str) -> bool:
-    return bucket == MATMUL or bucket.startswith(("gemm_", "conv_"))
-
-
-def step_parts(prof: TensorCoreResult) -> dict[str, float]:
-    """One profiled run's time per step (ms) by part, from its stored buckets.
-
-    On a CPU the buckets are matmul / attention / normalization / optimizer / other; 'other'
-    is elementwise work, less the cast operators found among the top operators (casts).
-    GEMM time is forward and backward by the stored phases; without them it is all under
-    GEMM_FWD and `has_phases` says so."""
-    steps = prof.steps or 1
-    out = dict.fromkeys(PARTS, 0.0)
-    cpu = prof.device_kind == "cpu"
-    for bucket, us in prof.bucket_time_us.items():
-        part = (GEMM_FWD if _is_gemm(bucket) else
-                NORM_ELEMENTWISE if cpu and bucket == "other" else _part_of_bucket(bucket))
-        out[part] += us / steps / 1000.0
-    if has_phases(prof):
-        fwd = sum(us for bucket, us in prof.phase_time_us.get("forward", {}).items()
-                  if _is_gemm(bucket)) / steps / 1000.0
-        out[GEMM_BWD] = max(out[GEMM_FWD] - fwd, 0.0)  # backward: the rest of the GEMM time
-        out[GEMM_FWD] -= out[GEMM_BWD]
-    if cpu:
-        casts = sum(k.time_us for k in prof.top_kernels
-                    if k.name in CPU_CAST_OPS and k.bucket == "other") / steps / 1000.0
-        out[CASTS] += casts
-        out[NORM_ELEMENTWISE] -= casts
-    return out
-
-
-def has_phases(prof: TensorCoreResult) -> bool:
-    return bool(prof.phase_time_us)
 
 
 @dataclass(frozen=True)
@@ -284,14 +207,6 @@ def _per_step(times_us: list[float | None], profiled: list[TensorCoreResult]) ->
                              for t, p in zip(times_us, profiled, strict=True) if t is not None)
 
 
-def groups(records: Sequence[RunRecord]) -> dict[ConfigKey, list[RunRecord]]:
-    out: dict[ConfigKey, list[RunRecord]] = {}
-    for r in records:
-        if r.status == "ok":
-            out.setdefault(r.config_key, []).append(r)
-    return out
-
-
 def waterfall(base_runs: Sequence[RunRecord], new_runs: Sequence[RunRecord]) -> Waterfall | None:
     """The waterfall of two sets of runs of one configuration, None without profiled runs."""
     if not base_runs or not new_runs:
@@ -321,16 +236,17 @@ def waterfalls(records: Sequence[RunRecord], baseline: str | None = None
     """Every recipe against its baseline (`baseline`; else bf16 for FP8/FP4 recipes and the
     recipe whose role is 'baseline' for the rest), per configuration; the recipes that have none
     say why."""
-    by_key = groups(records)
+    groups = Groups([r for r in records if r.status == "ok"])
     found: list[Waterfall] = []
     missing: list[Missing] = []
-    for key, runs in by_key.items():
-        base_name = baseline or _baseline_name(recipe_card(runs[0]).family or runs[0].precision,
-                                               key.comparison, by_key)
+    for g in groups:
+        key, runs = g.key, g.ok
+        base_name = baseline or _baseline_name(g.family or runs[0].precision, key.comparison,
+                                               groups)
         if key.precision == base_name:
             continue
         base_key: ComparisonKey = key.comparison
-        base_runs = by_key.get(base_key.with_precision(base_name), [])
+        base_runs = groups.ok(base_key.with_precision(base_name))
         if not base_runs:
             missing.append(Missing(key, f"no {base_name} runs of {base_key.label} to compare with"))
             continue

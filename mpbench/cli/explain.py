@@ -7,13 +7,8 @@ from pathlib import Path
 import click
 from rich.console import Console
 
-from mpbench.analysis.waterfall import (
-    LABELS,
-    TENSOR_CORES_FIX,
-    Waterfall,
-    has_profiles,
-    waterfalls,
-)
+from mpbench.analysis.step_parts import LABELS
+from mpbench.analysis.waterfall import TENSOR_CORES_FIX, Waterfall, has_profiles, waterfalls
 from mpbench.errors import UserError
 from mpbench.results.store import load_records
 

@@ -6,14 +6,8 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from mpbench.analysis.waterfall import (
-    LABELS,
-    OVERHEAD,
-    UNATTRIBUTED,
-    WINDOW,
-    Waterfall,
-    waterfalls,
-)
+from mpbench.analysis.step_parts import LABELS, OVERHEAD, UNATTRIBUTED, WINDOW
+from mpbench.analysis.waterfall import Waterfall, waterfalls
 from mpbench.report import plots
 from mpbench.report.blocks import Block, Cell, Note, Plot, Table, missing, num, pct, text
 from mpbench.report.resultset import ResultSet
