@@ -33,6 +33,7 @@ from typing import Any
 
 from mpbench.profilers import kernel_rules as k
 from mpbench.profilers.profile_summary import Timed, summarize
+from mpbench.results.payloads import KernelSummary
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from kernel_corpus import Trace, corpus, read_trace
@@ -105,12 +106,12 @@ def extract(path: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def measured(trace: Trace) -> dict[str, Any]:
+def measured(trace: Trace) -> KernelSummary:
     items = [Timed(r.name, r.time_us, k.classify_kernel(r.name)) for r in trace.rows]
     return summarize(items, k.GPU_BUCKETS, sm=trace.sm)
 
 
-def expected(trace: Trace) -> dict[str, Any]:
+def expected(trace: Trace) -> KernelSummary:
     items = [Timed(r.name, r.time_us, r.bucket) for r in trace.rows]
     return summarize(items, k.GPU_BUCKETS, sm=trace.sm)
 
@@ -120,14 +121,14 @@ def report() -> None:
           f"{'max bucket err':>22s} {'unclassified':>12s} {'copy us':>10s}")
     for trace in corpus():
         got, want = measured(trace), expected(trace)
-        worst = max(k.GPU_BUCKETS, key=lambda b: abs(got["buckets"][b] - want["buckets"][b]))
-        err = got["buckets"][worst] - want["buckets"][worst]
+        worst = max(k.GPU_BUCKETS, key=lambda b: abs(got.buckets[b] - want.buckets[b]))
+        err = got.buckets[worst] - want.buckets[worst]
         where = worst if err else "-"
         print(f"{trace.path.stem[:20]:20s} {len(trace.rows):5d} "
-              f"{want['tensor_core_share']:11.1%} {got['tensor_core_share']:7.1%} "
-              f"{(got['tensor_core_share'] - want['tensor_core_share']) * 100:+6.2f}p "
-              f"{err * 100:+6.2f}p {where:>14s} {got['unclassified_share']:12.1%} "
-              f"{got['copy_time_us']:10.0f}")
+              f"{want.tensor_core_share:11.1%} {got.tensor_core_share:7.1%} "
+              f"{(got.tensor_core_share - want.tensor_core_share) * 100:+6.2f}p "
+              f"{err * 100:+6.2f}p {where:>14s} {got.unclassified_share:12.1%} "
+              f"{got.copy_time_us:10.0f}")
 
 
 def timing(repeats: int) -> None:

@@ -51,8 +51,8 @@ def test_user_annotations_are_not_counted_as_kernels() -> None:
         "nvjet_tst_128x256_64x4_2x1_v_bz_coopA_NTT", "vectorized_elementwise_kernel",
         "ncclDevKernel_AllGather_RING_LL", "multi_tensor_apply_kernel"]
     out = summarize(kernels, GPU_BUCKETS)
-    assert out["total_time_us"] == pytest.approx(300.0)  # not 750 with the annotations
-    assert out["tensor_core_share"] == pytest.approx(100 / 300)
+    assert out.total_time_us == pytest.approx(300.0)  # not 750 with the annotations
+    assert out.tensor_core_share == pytest.approx(100 / 300)
 
 
 def test_gpu_busy_is_the_union_of_kernel_spans() -> None:

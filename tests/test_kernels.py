@@ -4,8 +4,6 @@ the corpus of public traces of real GPU runs (tests/data/kernel_traces, sources 
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 from kernel_corpus import CORPUS_DIR, Trace, corpus
 
@@ -13,7 +11,7 @@ from mpbench.profilers import kernel_rules as k
 from mpbench.profilers.kernel_names import kernel_identity
 from mpbench.profilers.profile_summary import Timed, summarize, uses_tensor_cores
 from mpbench.report.sections_kernels import coverage_notes
-from mpbench.results.payloads import TensorCoreResult
+from mpbench.results.payloads import KernelSummary, TensorCoreResult
 
 pytestmark = pytest.mark.unit
 
@@ -129,16 +127,16 @@ def test_summarize_shares_top_and_tensor_core_share() -> None:
         Timed("vectorized_elementwise_kernel", 5.0, k.ELEMENTWISE),
     ]
     out = summarize(items, k.GPU_BUCKETS, top=3)
-    assert out["total_time_us"] == pytest.approx(100.0)
-    assert out["buckets"][k.GEMM_BF16] == pytest.approx(0.60)
-    assert out["buckets"][k.GEMM_SIMT] == pytest.approx(0.15)
-    assert out["buckets"][k.OTHER] == 0.0
-    assert sum(out["buckets"].values()) == pytest.approx(1.0)
-    assert out["tensor_core_share"] == pytest.approx(0.80)  # bf16 GEMM + attention, not sgemm
-    assert [t["name"] for t in out["top_kernels"]] == [
+    assert out.total_time_us == pytest.approx(100.0)
+    assert out.buckets[k.GEMM_BF16] == pytest.approx(0.60)
+    assert out.buckets[k.GEMM_SIMT] == pytest.approx(0.15)
+    assert out.buckets[k.OTHER] == 0.0
+    assert sum(out.buckets.values()) == pytest.approx(1.0)
+    assert out.tensor_core_share == pytest.approx(0.80)  # bf16 GEMM + attention, not sgemm
+    assert [t.name for t in out.top_kernels] == [
         "nvjet_tst_a", "flash_fwd_kernel", "ampere_sgemm_128x64_tn"]
-    assert out["top_kernels"][0]["time_us"] == pytest.approx(60.0)  # same name merged
-    assert out["top_kernels"][0]["share"] == pytest.approx(0.60)
+    assert out.top_kernels[0].time_us == pytest.approx(60.0)  # same name merged
+    assert out.top_kernels[0].share == pytest.approx(0.60)
 
 
 def test_fp32_attention_runs_on_tensor_cores_from_sm80() -> None:
@@ -150,8 +148,8 @@ def test_fp32_attention_runs_on_tensor_cores_from_sm80() -> None:
     assert k.classify_kernel(f32.name) == k.ATTENTION
     assert uses_tensor_cores(f32) and uses_tensor_cores(bwd) and uses_tensor_cores(bf16)
     assert not uses_tensor_cores(old)  # Turing: SIMT fallback
-    assert summarize([f32, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(1.0)
-    assert summarize([old, bf16], k.GPU_BUCKETS)["tensor_core_share"] == pytest.approx(0.25)
+    assert summarize([f32, bf16], k.GPU_BUCKETS).tensor_core_share == pytest.approx(1.0)
+    assert summarize([old, bf16], k.GPU_BUCKETS).tensor_core_share == pytest.approx(0.25)
     untagged = Timed("fmha_f32_kernel", 30.0, k.ATTENTION)  # no arch tag: the device decides
     assert uses_tensor_cores(untagged, sm=90) and not uses_tensor_cores(untagged, sm=70)
     assert not uses_tensor_cores(untagged)
@@ -159,14 +157,14 @@ def test_fp32_attention_runs_on_tensor_cores_from_sm80() -> None:
 
 def test_summarize_of_nothing_is_all_zero() -> None:
     out = summarize([], k.CPU_BUCKETS)
-    assert out["total_time_us"] == 0.0 and out["top_kernels"] == []
-    assert set(out["buckets"]) == set(k.CPU_BUCKETS) and not any(out["buckets"].values())
+    assert out.total_time_us == 0.0 and out.top_kernels == []
+    assert set(out.buckets) == set(k.CPU_BUCKETS) and not any(out.buckets.values())
 
 
 TRACES = corpus()
 
 
-def _summary(trace: Trace, classify: bool) -> dict[str, Any]:
+def _summary(trace: Trace, classify: bool) -> KernelSummary:
     items = [Timed(r.name, r.time_us, k.classify_kernel(r.name) if classify else r.bucket)
              for r in trace.rows]
     return summarize(items, k.GPU_BUCKETS, sm=trace.sm)
@@ -199,11 +197,11 @@ def test_tensor_core_share_and_buckets_match_the_names_reading(trace: Trace) -> 
     """Per trace: the tensor-core share within 2 points and every bucket within 5 points of
     the shares the hand-written expected buckets give."""
     got, want = _summary(trace, True), _summary(trace, False)
-    assert got["tensor_core_share"] == pytest.approx(want["tensor_core_share"], abs=0.02)
+    assert got.tensor_core_share == pytest.approx(want.tensor_core_share, abs=0.02)
     for bucket in k.GPU_BUCKETS:
-        assert got["buckets"][bucket] == pytest.approx(want["buckets"][bucket], abs=0.05), bucket
-    assert got["copy_time_us"] == pytest.approx(want["copy_time_us"])
-    assert got["total_time_us"] == pytest.approx(want["total_time_us"])
+        assert got.buckets[bucket] == pytest.approx(want.buckets[bucket], abs=0.05), bucket
+    assert got.copy_time_us == pytest.approx(want.copy_time_us)
+    assert got.total_time_us == pytest.approx(want.total_time_us)
 
 
 EXPECTED_SHARES = {  # tensor-core share of kernel time from the hand-written buckets, rounded
@@ -217,7 +215,7 @@ EXPECTED_SHARES = {  # tensor-core share of kernel time from the hand-written bu
 @pytest.mark.parametrize(("stem", "share"), EXPECTED_SHARES.items())
 def test_shares_the_issue_found_wrong(stem: str, share: float) -> None:
     trace = next(t for t in TRACES if t.path.stem == stem)
-    assert _summary(trace, True)["tensor_core_share"] == pytest.approx(share, abs=0.0015)
+    assert _summary(trace, True).tensor_core_share == pytest.approx(share, abs=0.0015)
 
 
 def test_corpus_dir_has_only_corpus_files() -> None:
@@ -371,27 +369,28 @@ def test_copies_are_reported_apart_and_unknown_names_are_listed() -> None:
          50.0),
     ]]
     out = summarize(items, k.GPU_BUCKETS, unclassified_top=1)
-    assert out["total_time_us"] == pytest.approx(100.0)  # kernels only
-    assert out["copy_time_us"] == pytest.approx(520.0)
-    assert out["tensor_core_share"] == pytest.approx(0.30)  # not 30 / 620
-    assert sum(out["buckets"].values()) == pytest.approx(1.0)
-    assert out["unclassified_share"] == pytest.approx(0.20)
-    assert [(t["name"], t["time_us"]) for t in out["unclassified_top"]] == [
+    assert out.total_time_us == pytest.approx(100.0)  # kernels only
+    assert out.copy_time_us == pytest.approx(520.0)
+    assert out.tensor_core_share == pytest.approx(0.30)  # not 30 / 620
+    assert sum(out.buckets.values()) == pytest.approx(1.0)
+    assert out.unclassified_share == pytest.approx(0.20)
+    assert [(t.name, t.time_us) for t in out.unclassified_top] == [
         ("mystery_kernel<float>(float*)", 18.0)]
-    assert out["unclassified_top"][0]["share"] == pytest.approx(0.18)
+    assert out.unclassified_top[0].share == pytest.approx(0.18)
 
 
 def test_a_cpu_summary_has_no_unclassified_or_copy_fields() -> None:
     out = summarize([Timed("aten::mm", 5.0, k.MATMUL)], k.CPU_BUCKETS)
-    assert "unclassified_share" not in out and "copy_time_us" not in out
+    assert not {"unclassified_share", "copy_time_us"} & out.model_fields_set  # GPU-only fields
 
 
 def test_the_report_names_the_unclassified_time_and_the_copies() -> None:
     items = [Timed(n, t, k.classify_kernel(n)) for n, t in [
         ("nvjet_tst_128x128_64x4_1x2_h_bz_coopA", 90.0), ("mystery_kernel<float>(float*)", 10.0),
         ("Memcpy HtoD (Pageable -> Device)", 40.0)]]
-    found = {**summarize(items, k.GPU_BUCKETS), "device_kind": "cuda", "steps": 3}
-    prof = TensorCoreResult.model_validate(found)
+    summary = summarize(items, k.GPU_BUCKETS)
+    prof = TensorCoreResult(**{f: getattr(summary, f) for f in summary.model_fields_set},
+                            device_kind="cuda", steps=3)
     notes = [n.text for n in coverage_notes("gpt-bf16", prof)]
     assert notes == [
         "gpt-bf16: unclassified: 10.0% of kernel time, top names: mystery_kernel<float>(float*) "

@@ -29,6 +29,7 @@ from mpbench.profilers.kernel_rules import (
     classify_cpu_op,
     classify_kernel,
 )
+from mpbench.results.payloads import KernelSummary, KernelTime
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def uses_tensor_cores(item: Timed, sm: int | None = None) -> bool:
 
 
 def summarize(items: Iterable[Timed], buckets: tuple[str, ...], top: int = 10,
-              sm: int | None = None, unclassified_top: int = 5) -> dict[str, Any]:
+              sm: int | None = None, unclassified_top: int = 5) -> KernelSummary:
     """Shares of kernel time per bucket, the top entries by time (names merged), the
     tensor-core share (time in tensor-core kernels over all kernel time), the unclassified
     share and its top names. memcpy/memset items are summed apart (copy_time_us): they are
@@ -84,24 +85,19 @@ def summarize(items: Iterable[Timed], buckets: tuple[str, ...], top: int = 10,
     def share(t: float) -> float:
         return t / total if total > 0 else 0.0
 
-    def listed(entries: list[tuple[str, list[float | str]]]) -> list[dict[str, Any]]:
-        return [{"name": name[:300], "bucket": str(bucket), "time_us": float(t),
-                 "share": share(float(t))} for name, (t, bucket) in entries]
+    def listed(entries: list[tuple[str, list[float | str]]]) -> list[KernelTime]:
+        return [KernelTime(name=name[:300], bucket=str(bucket), time_us=float(t),
+                           share=share(float(t))) for name, (t, bucket) in entries]
 
     ranked = sorted(per_name.items(), key=lambda kv: -float(kv[1][0]))
-    out: dict[str, Any] = {
-        "buckets": {b: share(t) for b, t in totals.items()},
-        "bucket_time_us": totals,
-        "tensor_core_share": share(tensor_core),
-        "top_kernels": listed(ranked[:top]),
-        "total_time_us": total,
-    }
-    if UNCLASSIFIED in buckets:  # GPU kernels; CPU operators fall in "other" by design
-        out["copy_time_us"] = copy_us
-        out["unclassified_share"] = share(totals[UNCLASSIFIED])
-        out["unclassified_top"] = listed(
-            [kv for kv in ranked if kv[1][1] == UNCLASSIFIED][:unclassified_top])
-    return out
+    gpu_only: dict[str, Any] = {}  # GPU kernels; CPU operators fall in "other" by design
+    if UNCLASSIFIED in buckets:
+        gpu_only = {"copy_time_us": copy_us, "unclassified_share": share(totals[UNCLASSIFIED]),
+                    "unclassified_top": listed([kv for kv in ranked
+                                                if kv[1][1] == UNCLASSIFIED][:unclassified_top])}
+    return KernelSummary(buckets={b: share(t) for b, t in totals.items()}, bucket_time_us=totals,
+                         tensor_core_share=share(tensor_core), top_kernels=listed(ranked[:top]),
+                         total_time_us=total, **gpu_only)
 
 
 FORWARD = "forward"

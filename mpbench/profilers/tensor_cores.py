@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import torch
 from pydantic import Field
@@ -69,7 +68,7 @@ class TensorCoreProfiler(Profiler):
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         super().__init__(options)
-        self.found: dict[str, Any] = {}
+        self.found = TensorCoreResult()
 
     @property
     def opts(self) -> TensorCoreOptions:
@@ -89,25 +88,25 @@ class TensorCoreProfiler(Profiler):
         events = list(prof.events() or [])
         if cuda:
             major, minor = torch.cuda.get_device_capability(ctx.device)
-            found = summarize(gpu_kernels(events), GPU_BUCKETS, self.opts.top,
-                              sm=major * 10 + minor)
-            found.update(device_kind="cuda", note=GPU_NOTE.format(steps=steps),
-                         gpu_busy_fraction=busy_time_us(events) / wall_us)
+            summary = summarize(gpu_kernels(events), GPU_BUCKETS, self.opts.top,
+                                sm=major * 10 + minor)
+            device = {"device_kind": "cuda", "note": GPU_NOTE.format(steps=steps),
+                      "gpu_busy_fraction": busy_time_us(events) / wall_us}
         else:
-            found = summarize(cpu_ops(events), CPU_BUCKETS, self.opts.top)
-            found.update(device_kind="cpu", tensor_core_share=None,
-                         note=CPU_NOTE.format(steps=steps))
-        found["steps"] = steps
-        found["phase_time_us"] = phase_times(events, cuda)  # the waterfall's GEMM fwd/bwd split
-        found["wall_time_us"] = wall_us  # the waterfall's window-vs-profile part
-        if plain_s is not None:  # ... and its matching unprofiled steps
-            found["plain_time_us"] = plain_s * 1e6
-        if self.opts.trace:
-            found["trace_path"] = str(export_trace(prof, self.opts.trace, ctx))
-        self.found = found
+            summary = summarize(cpu_ops(events), CPU_BUCKETS, self.opts.top)
+            device = {"device_kind": "cpu", "tensor_core_share": None,
+                      "note": CPU_NOTE.format(steps=steps)}
+        measured = {f: getattr(summary, f) for f in summary.model_fields_set} | device
+        self.found = TensorCoreResult(
+            **measured, steps=steps,
+            phase_time_us=phase_times(events, cuda),  # the waterfall's GEMM fwd/bwd split
+            wall_time_us=wall_us,  # the waterfall's window-vs-profile part ...
+            **({"plain_time_us": plain_s * 1e6} if plain_s is not None else {}),  # ... its plain steps
+            **({"trace_path": str(export_trace(prof, self.opts.trace, ctx))}
+               if self.opts.trace else {}))
 
     def result(self, ctx: RunContext) -> TensorCoreResult:
-        return TensorCoreResult.model_validate(self.found)
+        return self.found
 
 
 def profile_steps(prof: profile, timed_step: Callable[[], float], steps: int,
