@@ -3,7 +3,7 @@ the predicted step ratios and, after --verify, the measured ones and the predict
 
 One JSON file per model and recipe under <results>/advice/, written atomically; the report and
 the CLI read it through this typed model. Ratios are step time recipe / baseline (below 1:
-the recipe is faster), the convention of analysis/runstats.step_time_ratio.
+the recipe is faster), the convention of analysis/stats.step_time_ratio.
 """
 
 from __future__ import annotations
