@@ -30,7 +30,9 @@ from mpbench.results.schema import RunRecord
 from mpbench.results.upgrade import derive_key, renamed_key_fields
 
 EXPORT_FORMAT = "mpbench-pytest-benchmark"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+"""2: the run summaries' config_key says recipe_id (version 1 said precision, still read), so
+an mpbench from before refuses the file as newer instead of as corrupt."""
 PYTEST_BENCHMARK_VERSION = "5.1.0"
 """The file-format generation we write; any pytest-benchmark >= 3.1 reads it."""
 
