@@ -73,7 +73,7 @@ def check_model(model: str, out: Path, repeats: int, threads: int, steps: int) -
     v = adv.verification
     assert v is not None
     records = load_records(out / model)
-    base_runs = [r for r in records if r.config_key.precision == "fp32" and r.status == "ok"]
+    base_runs = [r for r in records if r.config_key.recipe_id == "fp32" and r.status == "ok"]
     found, _ = waterfalls(records)
     return {
         "model": model, "layers": len(adv.layers), "advised": len(adv.advised),
@@ -87,7 +87,7 @@ def check_model(model: str, out: Path, repeats: int, threads: int, steps: int) -
         "kept_out_saving_ms": adv.kept_out_saving_ms, "decision": adv.decision,
         "one_run_s": statistics.median(r.duration_s for r in base_runs),
         "command_wall_s": wall, "filter": adv.filter_yaml,
-        "waterfalls": [{"recipe": w.key.precision, "delta_ms": w.delta_ms,
+        "waterfalls": [{"recipe": w.key.recipe_id, "delta_ms": w.delta_ms,
                         "attributed_fraction": w.attributed_fraction,
                         "matched_fraction": w.matched_fraction,
                         "unattributed_ms": w.unattributed_ms, "window_ms": w.window_ms,

@@ -352,7 +352,7 @@ def test_verification_compares_the_prediction_with_the_trained_runs_and_judges_i
 
     def runs(precision: str, key: str, ms: float) -> list:
         return [r.model_copy(update={"config_key": r.config_key.model_copy(
-            update={"precision": key})})
+            update={"recipe_id": key})})
             for r in (record(precision, 0, step_ms=ms, noise=0.5, repeat=i) for i in range(3))]
 
     recs = (runs("fp32", "fp32", 100.0) + runs("bf16", "bf16", 82.0)

@@ -20,6 +20,7 @@ from mpbench.analysis.history import Point, build_series
 from mpbench.cli.summary import summary_table
 from mpbench.gate.evaluate import load_runs
 from mpbench.gate.matching import match_runs
+from mpbench.interop.pytest_benchmark import to_pytest_benchmark
 from mpbench.interop.tracking import comparisons
 from mpbench.report.blocks import Table
 from mpbench.report.resultset import ResultSet
@@ -68,7 +69,7 @@ def test_every_view_finds_the_same_groups_and_speedups(tmp_path: Path) -> None:
     assert {g.key.comparison.label for g in groups} == EXPECTED
     assert len(groups) == 8 and all(len(g.records) == 4 for g in groups)  # 2 seeds x 2 repeats
     truth = {g.key.comparison.label: speedup(g, groups.baseline(g))
-             for g in groups if g.precision == "bf16"}
+             for g in groups if g.recipe_id == "bf16"}
     assert all(r is not None and r.n_base == r.n_new == 4 for r in truth.values())
     for (lr, par), (fp32_ms, bf16_ms) in GROUPS.items():  # the estimator sees each group alone
         assert truth[_label(lr, par)].value == pytest.approx(fp32_ms / bf16_ms, rel=0.03)  # type: ignore[union-attr]
@@ -136,13 +137,13 @@ def test_the_key_derived_from_a_run_id_equals_the_written_one() -> None:
         assert derive_key(raw) == written
     assert derive_key({"run_id": "m__fp16-1a2b3c__b4-t8__seed0", "model": "m",
                        "precision": "fp16", "batch_size": 4, "seq_len": 8,
-                       "profile": "cpu"}).precision == "fp16-1a2b3c"
+                       "profile": "cpu"}).recipe_id == "fp16-1a2b3c"
 
 
 @pytest.mark.unit
 def test_the_run_id_is_written_from_the_key_and_the_upgrader_reads_it_back() -> None:
     ddp = ParallelKey(strategy="ddp", grad_comm_dtype="bf16", world_size=2)
-    key = ConfigKey(model="gpt-tiny", precision="fp16-1a2b3c", batch_size=4, seq_len=8,
+    key = ConfigKey(model="gpt-tiny", recipe_id="fp16-1a2b3c", batch_size=4, seq_len=8,
                     settings={"lr": 0.01, "activation_checkpointing": True, "compile": True},
                     parallel=ddp, profile="cpu")
     run_id = "gpt-tiny-lr0.01__fp16-1a2b3c__b4-t8-ckpt-compiled__ddp-bf16comm-w2__seed1-r2"
@@ -164,7 +165,8 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
     raw = json.loads(next((src / "runs").glob("*.json")).read_text())
     assert raw["schema_version"] == 1 and "config_key" not in raw  # committed before the key
     up = upgrade(raw)
-    assert up["schema_version"] == SCHEMA_VERSION == 3
+    assert up["schema_version"] == SCHEMA_VERSION == 4
+    assert "precision" not in up["config_key"] and up["config_key"]["recipe_id"] == raw["precision"]
     # version 3: the recipe's role, as the recipes of that time had it
     assert {up["recipe"]["name"]: up["recipe"]["role"]} == {
         raw["recipe"]["name"]: {"fp32": "baseline", "fp16": "mixed", "bf16": "mixed",
@@ -184,6 +186,31 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
         if args[0] == "show":
             assert "gpt-mini" in result.output and "1.06x [" in result.output
     assert "gpt-mini b8×t64" in (tmp_path / "r.html").read_text()
+
+
+@pytest.mark.unit
+def test_a_key_stored_before_schema_4_reads_its_precision_as_recipe_id(tmp_path: Path) -> None:
+    """Schema 4 renamed config_key.precision (recipe name plus options tag) to recipe_id:
+    committed schema-2 records and exports written before still load, with the same run ids."""
+    src = Path(__file__).resolve().parent.parent / "reports" / "gpt-cpu-example"
+    raw = json.loads(next((src / "runs").glob("*.json")).read_text())
+    assert raw["schema_version"] == 2 and "precision" in raw["config_key"]  # as committed
+    up = upgrade(raw)
+    assert up["config_key"] == {("recipe_id" if k == "precision" else k): v
+                                for k, v in raw["config_key"].items()}
+    records = load_records(src)
+    assert all(r.config_key.run_id(r.seed, r.repeat) == r.run_id for r in records)
+    export = to_pytest_benchmark(records)
+    export["mpbench"]["version"] = 1
+    for bench in export["benchmarks"]:  # as an export written before schema 4 spelt the key
+        key = bench["extra_info"]["mpbench"]["config_key"]
+        key["precision"] = key.pop("recipe_id")
+    old = tmp_path / "old-export.json"
+    old.write_text(json.dumps(export))
+    runs = load_runs(old, "--baseline")
+    by_id = {r.run_id: r.config_key for r in records}
+    assert len(runs) == len(records)
+    assert all(s.config_key == by_id[s.run_id] for s in runs)
 
 
 @pytest.mark.unit

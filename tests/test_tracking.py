@@ -160,7 +160,7 @@ def test_mlflow_export_reads_back(logged: Logged, tmp_path: Path) -> None:
         ratio = speedup(g, groups.baseline(g))
         assert ratio is not None
         rm = snap[g.records[0].run_id]["metrics"]
-        if g.precision == "fp32":
+        if g.recipe_id == "fp32":
             assert rm["speedup_vs_fp32"][0][1] == 1.0 and "speedup_vs_fp32_low" not in rm
         else:
             assert rm["speedup_vs_fp32"][0][1] == ratio.value

@@ -49,9 +49,9 @@ class Group(Generic[R]):
         return self.key.model
 
     @property
-    def precision(self) -> str:
-        """The recipe name, plus the run id's options tag when the suite set options."""
-        return self.key.precision
+    def recipe_id(self) -> str:
+        """The recipe name plus its options tag (ConfigKey.recipe_id)."""
+        return self.key.recipe_id
 
     @property
     def batch_size(self) -> int:
@@ -164,7 +164,7 @@ class Groups(Generic[R]):
         return group.ok if group is not None else []
 
     def comparisons(self) -> dict[ComparisonKey, list[Group[R]]]:
-        """Groups by comparison group (the key without its precision), first-seen order."""
+        """Groups by comparison group (the key without its recipe id), first-seen order."""
         out: dict[ComparisonKey, list[Group[R]]] = {}
         for g in self:
             out.setdefault(g.key.comparison, []).append(g)

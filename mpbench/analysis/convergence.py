@@ -243,7 +243,7 @@ def _recipe(group: Group[RunRecord], base: Group[RunRecord], band: Band | None, 
     if ttt is not None and base_times is not None and group is not base:
         ttt.compare_with(base_times)
     return RecipeConvergence(
-        group.precision, group.family, group.numerics_only, len(group.records), statuses, final,
+        group.recipe_id, group.family, group.numerics_only, len(group.records), statuses, final,
         final - floor if final is not None and floor is not None else None,
         compare_curve(group.records, band, band.curve) if band is not None else None,
         recipe_equivalence(group, base, opts) if group is not base else None, ttt,
@@ -257,7 +257,7 @@ def analyze(records: list[RunRecord], options: ConvergenceOptions | None = None)
     groups = Groups(records)
     out = []
     for base in groups:
-        if base.precision != opts.baseline:
+        if base.recipe_id != opts.baseline:
             continue
         band = reference_band(base.records, "eval", opts.band_k)
         if band is None:
@@ -268,7 +268,7 @@ def analyze(records: list[RunRecord], options: ConvergenceOptions | None = None)
         base_times = time_to_target(base.ok, final_losses(base), target_slack(base, opts))
         for g in groups.comparison(base.key.comparison):
             if not any(r.status in ("ok", "diverged") for r in g.records):
-                summary.not_run[g.precision] = f"{g.status}: {g.reason or 'no reason recorded'}"
+                summary.not_run[g.recipe_id] = f"{g.status}: {g.reason or 'no reason recorded'}"
                 continue
             summary.recipes.append(_recipe(g, base, band, opts, base_times))
         out.append(summary)

@@ -66,7 +66,7 @@ class Fingerprint:
     @property
     def recipe(self) -> str:
         """The recipe name with the options tag of its run id (fp8-emulated-1a2b3c)."""
-        return self.record.config_key.precision
+        return self.record.config_key.recipe_id
 
     @property
     def model(self) -> str:
@@ -143,7 +143,7 @@ def recipe_of(r: RunRecord) -> tuple[str, str]:
     """What a fingerprint is grouped and matched by: model and recipe (with its options tag).
     Not the whole ConfigKey: two sides that differ in seed, data or a training setting are
     refused by name (fingerprint_compare.check_comparable), not silently left unmatched."""
-    return (r.model, r.config_key.precision)
+    return (r.model, r.config_key.recipe_id)
 
 
 def fingerprint_set(records: list[RunRecord], where: str) -> FingerprintSet:
@@ -157,7 +157,7 @@ def fingerprint_set(records: list[RunRecord], where: str) -> FingerprintSet:
     for g in Groups(records, by=recipe_of):
         key = recipe_of(g.records[0])
         # the seed band: the baseline recipe (strict FP32, Recipe.role) without options
-        in_band = g.role == "baseline" and g.precision == g.records[0].precision
+        in_band = g.role == "baseline" and g.recipe_id == g.records[0].precision
         for r in g.records:
             result = r.result(FingerprintResult)
             if result is None:

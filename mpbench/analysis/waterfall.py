@@ -53,7 +53,7 @@ def _baseline_name(family: str, comparison: ComparisonKey, groups: Groups[RunRec
     if family in FP8_FAMILIES:
         return "bf16"
     base = groups.baseline(comparison)
-    return base.precision if base is not None else baseline_of(family)
+    return base.recipe_id if base is not None else baseline_of(family)
 
 
 
@@ -211,8 +211,8 @@ def waterfall(base_runs: Sequence[RunRecord], new_runs: Sequence[RunRecord]) -> 
     """The waterfall of two sets of runs of one configuration, None without profiled runs."""
     if not base_runs or not new_runs:
         return None
-    base = _side(base_runs[0].config_key.precision, base_runs)
-    new = _side(new_runs[0].config_key.precision, new_runs)
+    base = _side(base_runs[0].config_key.recipe_id, base_runs)
+    new = _side(new_runs[0].config_key.recipe_id, new_runs)
     if base is None or new is None:
         return None
     ratio = step_time_ratio([r.step_times_ms for r in base_runs if r.step_times_ms],
@@ -243,16 +243,16 @@ def waterfalls(records: Sequence[RunRecord], baseline: str | None = None
         key, runs = g.key, g.ok
         base_name = baseline or _baseline_name(g.family or runs[0].precision, key.comparison,
                                                groups)
-        if key.precision == base_name:
+        if key.recipe_id == base_name:
             continue
         base_key: ComparisonKey = key.comparison
-        base_runs = groups.ok(base_key.with_precision(base_name))
+        base_runs = groups.ok(base_key.with_recipe_id(base_name))
         if not base_runs:
             missing.append(Missing(key, f"no {base_name} runs of {base_key.label} to compare with"))
             continue
         w = waterfall(base_runs, runs)
         if w is None:
-            missing.append(Missing(key, f"no tensor_cores profile in the {key.precision} or "
+            missing.append(Missing(key, f"no tensor_cores profile in the {key.recipe_id} or "
                                         f"{base_name} runs; {TENSOR_CORES_FIX}"))
         else:
             found.append(w)

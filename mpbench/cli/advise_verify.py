@@ -35,7 +35,7 @@ def _measured(r: Interval | None) -> MeasuredRatio | None:
 
 def _times(records: list[RunRecord], precision: str) -> list[list[float]]:
     return [r.step_times_ms for r in records
-            if r.status == "ok" and r.config_key.precision == precision and r.step_times_ms]
+            if r.status == "ok" and r.config_key.recipe_id == precision and r.step_times_ms]
 
 
 def prepare_out(out: Path | None, suite: Suite, model: str, recipe: str) -> Path:

@@ -77,8 +77,8 @@ def explain(results: Path, baseline: str | None) -> None:
                         f"waterfall reads them); {TENSOR_CORES_FIX}")
     found, missing = waterfalls(records, baseline)
     if baseline is not None and not found and not any(
-            r.config_key.precision == baseline for r in records):
-        names = sorted({r.config_key.precision for r in records})
+            r.config_key.recipe_id == baseline for r in records):
+        names = sorted({r.config_key.recipe_id for r in records})
         raise UserError(f"--baseline {baseline}: no such recipe in {results}; "
                         f"recipes there: {', '.join(names)}")
     console = Console(width=150) if not Console().is_terminal else Console()

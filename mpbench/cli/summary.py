@@ -51,7 +51,7 @@ def summary_table(records: list[RunRecord]) -> Table:
         status = g.status if g.status == "ok" else f"{g.status}: {g.reason or ''}"
         train_loss, eval_loss = g.median_of("final_train_loss"), g.median_of("eval_loss")
         table.add_row(
-            g.model, f"{g.precision} ({g.variant})" if g.variant else g.precision,
+            g.model, f"{g.recipe_id} ({g.variant})" if g.variant else g.recipe_id,
             g.setting.removeprefix("b").replace("×t", " x ", 1), f"{tps:,.0f}" if tps else "-", sp, human_bytes(g.peak_memory_bytes),
             f"{train_loss:.4f}" if train_loss is not None else "-",
             f"{eval_loss:.4f}" if eval_loss is not None else "-", status,

@@ -27,10 +27,12 @@ from mpbench.results.env_card import EnvCard
 from mpbench.results.key import ConfigKey
 from mpbench.results.output import write_output
 from mpbench.results.schema import RunRecord
-from mpbench.results.upgrade import derive_key
+from mpbench.results.upgrade import derive_key, renamed_key_fields
 
 EXPORT_FORMAT = "mpbench-pytest-benchmark"
-EXPORT_VERSION = 1
+EXPORT_VERSION = 2
+"""2: the run summaries' config_key says recipe_id (version 1 said precision, still read), so
+an mpbench from before refuses the file as newer instead of as corrupt."""
 PYTEST_BENCHMARK_VERSION = "5.1.0"
 """The file-format generation we write; any pytest-benchmark >= 3.1 reads it."""
 
@@ -86,7 +88,8 @@ class RunSummary(BaseModel):
     run_id: str
     config_key: ConfigKey
     """The run's configuration (exports made before the key existed get it derived once, as
-    the record upgrader does for schema-1 records)."""
+    the record upgrader does for schema-1 records; a key written before schema 4 has its
+    `precision` read as `recipe_id`, as the upgrader renames it)."""
     suite: str = ""
     profile: str
     model: str
@@ -135,6 +138,9 @@ class RunSummary(BaseModel):
     def _key_of_old_exports(cls, data: Any) -> Any:
         if isinstance(data, dict) and data.get("config_key") is None and "run_id" in data:
             return {**data, "config_key": derive_key(data)}
+        if isinstance(data, dict) and isinstance(data.get("config_key"), dict):
+            # written before schema 4 called the key's precision recipe_id
+            return {**data, "config_key": renamed_key_fields(data["config_key"])}
         return data
 
 

@@ -122,7 +122,7 @@ def headline(s: ResultSet) -> str:
         base = s.groups.baseline_runs(g)
         est = throughput_ratio(base, ok) if ok and base else None
         if est is not None and (best is None or est.value > best[0]):
-            best = (est.value, g.precision, g.model)
+            best = (est.value, g.recipe_id, g.model)
     if best is None:
         return "No precision could be compared with an fp32 baseline."
     value, precision, model = best

@@ -150,7 +150,7 @@ def _measured_gain(s: ResultSet, dtype: str, baseline: str) -> float | None:
     for g in s.groups:
         ok = [r for r in g.ok if not recipe_card(r).numerics_only]
         if ok and compute_key(ok[0]) == dtype:
-            base = [r for r in s.groups.ok(g.key.comparison.with_precision(baseline))
+            base = [r for r in s.groups.ok(g.key.comparison.with_recipe_id(baseline))
                     if not recipe_card(r).numerics_only]
             est = throughput_ratio(base, ok) if base else None
             if est is not None:

@@ -57,7 +57,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
             reason = next((r.reason for r in runs if r.reason), "")
             note = f"{status}: {reason}".strip(": ")
         rows.append([
-            text(key.model), Cell(key.precision, key.precision, "prec"), text(key.comparison.setting_label),
+            text(key.model), Cell(key.recipe_id, key.recipe_id, "prec"), text(key.comparison.setting_label),
             num(float(len(ok)), 0), num(tps, 0),
             Cell(f"{step:.1f} ({p10:.1f}-{p90:.1f})" if step and p10 and p90 else "-", step),
             Cell("1.00× (baseline)", 1.0) if baseline and ok else
@@ -68,7 +68,7 @@ def throughput_blocks(s: ResultSet) -> list[Block]:
             values.append(tps)
             lows.append(lo)
             highs.append(hi)
-            colors.append(plots.color(key.precision))
+            colors.append(plots.color(key.recipe_id))
         for r in ok[:1]:
             w = spread_warning(r.step_times_ms)
             if w:
@@ -104,7 +104,7 @@ def memory_blocks(s: ResultSet) -> list[Block]:
         any_breakdown |= m is not None
         comp = [getattr(m, p) if m else None for p in MemoryResult.PARTS]
         total = sum(c for c in comp if c is not None) if m else None
-        rows.append([text(key.model), Cell(key.precision, key.precision, "prec"), text(key.comparison.setting_label),
+        rows.append([text(key.model), Cell(key.recipe_id, key.recipe_id, "prec"), text(key.comparison.setting_label),
                      nbytes(peak), text(r.memory.kind if r.memory else None), *[nbytes(c) for c in comp],
                      Cell(f"{total / peak:.0%}" if total and peak else "-",
                           total / peak if total and peak else None,
@@ -115,7 +115,7 @@ def memory_blocks(s: ResultSet) -> list[Block]:
             parts[name].append(float(c or 0.0))
         mb = r.result(MaxBatchResult)
         if mb and mb.max_batch_size is not None:
-            max_rows.append([text(key.model), Cell(key.precision, key.precision, "prec"), text(str(key.seq_len)),
+            max_rows.append([text(key.model), Cell(key.recipe_id, key.recipe_id, "prec"), text(str(key.seq_len)),
                              num(float(mb.max_batch_size), 0), text(mb.limit or "")])
     if not rows:
         return [missing("memory", "add completed runs")]

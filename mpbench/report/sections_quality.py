@@ -45,7 +45,7 @@ def loss_blocks(s: ResultSet) -> list[Block]:
     baseline = opts.baseline
     configs: dict[ComparisonKey, dict[str, list[RunRecord]]] = {}
     for cfg, groups in s.groups.comparisons().items():  # runs with a curve, by precision
-        if by_p := {g.precision: ok for g in groups if (ok := [r for r in g.ok if r.loss_curve])}:
+        if by_p := {g.recipe_id: ok for g in groups if (ok := [r for r in g.ok if r.loss_curve])}:
             configs[cfg] = by_p
     if not configs:
         return [missing("loss curves", "add completed runs")]
@@ -142,7 +142,7 @@ def energy_blocks(s: ResultSet) -> list[Block]:
         if not profs:
             continue
         key = g.key
-        rows.append([text(key.comparison.label), Cell(key.precision, key.precision, "prec"),
+        rows.append([text(key.comparison.label), Cell(key.recipe_id, key.recipe_id, "prec"),
                      num(median_of([x.joules_per_token for x in profs]), 4),
                      num(median_of([x.energy_j for x in profs]), 1),
                      num(median_of([x.power_w_mean for x in profs]), 0),

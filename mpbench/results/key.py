@@ -7,11 +7,11 @@ history, exports):
 - a **run** is a configuration plus its seed and repeat (`RunRecord.seed`, `RunRecord.repeat`:
   the replication unit, never part of the key); its id is written from both
   (`ConfigKey.run_id`) and never parsed back;
-- a **configuration** (`ConfigKey`): model label, precision (recipe name plus the options
+- a **configuration** (`ConfigKey`): model label, recipe id (recipe name plus the options
   tag), batch, sequence length, every matrix setting, the parallel strategy
   and communication dtype, and the device profile; runs with equal keys are pooled;
 - a **comparison group** (`ComparisonKey`, `ConfigKey.comparison`): the configuration without
-  its precision; precisions within one group are compared (speedup over fp32).
+  its recipe id; the recipes within one group are compared (speedup over fp32).
 
 analysis/compare.Groups groups runs by these keys for every view.
 """
@@ -49,7 +49,7 @@ class ParallelKey(Strict):
 
 
 class ComparisonKey(Strict):
-    """A configuration without its precision: the runs whose precisions are compared."""
+    """A configuration without its recipe id: the runs whose recipes are compared."""
 
     model: str
     """The suite's model label (without matrix tags)."""
@@ -92,41 +92,42 @@ class ComparisonKey(Strict):
         """The label without the model: 'b8×t64 lr=0.01 ckpt'."""
         return self.label.removeprefix(self.model + " ")
 
-    def with_precision(self, precision: str) -> ConfigKey:
-        return ConfigKey(precision=precision, **dict(self))
+    def with_recipe_id(self, recipe_id: str) -> ConfigKey:
+        return ConfigKey(recipe_id=recipe_id, **dict(self))
 
 
 class ConfigKey(ComparisonKey):
     """One configuration: the runs (seeds, repeats) that are replicates of each other."""
 
-    precision: str
-    """The recipe name plus the run id's options tag when the suite set options (fp16-1a2b3c)."""
+    recipe_id: str
+    """The recipe name plus its options tag, what tells two configurations of one recipe apart
+    (fp16, fp16-1a2b3c when the suite set options; the record's `precision` is the name alone)."""
 
     def __hash__(self) -> int:
         return hash(self.id)
 
     @property
     def comparison(self) -> ComparisonKey:
-        return ComparisonKey(**{k: v for k, v in dict(self).items() if k != "precision"})
+        return ComparisonKey(**{k: v for k, v in dict(self).items() if k != "recipe_id"})
 
     def _parts(self, profile: bool) -> list[str]:
         parts = super()._parts(profile)
-        return [parts[0], self.precision, *parts[1:]]
+        return [parts[0], self.recipe_id, *parts[1:]]
 
     @property
     def label(self) -> str:
-        return f"{super().label} {self.precision}"
+        return f"{super().label} {self.recipe_id}"
 
     def run_id(self, seed: int, repeat: int = 0) -> str:
         """The id of one run of this configuration, written from the key and never parsed
         back (results/upgrade.py derives the key of a schema-1 record once):
-        `<model>[-<setting><value>]__<precision>__b<B>-t<T>[-ckpt][-compiled]
+        `<model>[-<setting><value>]__<recipe id>__b<B>-t<T>[-ckpt][-compiled]
         [__<parallel tag>]__seed<S>[-r<R>]`."""
         tags = "".join(f"-{k}{v}" for k, v in self.settings.items() if k not in FLAGS)
         flags = "".join(f"-{word}" for k, word in FLAGS.items() if self.settings.get(k))
         par = f"__{self.parallel.tag}" if self.parallel is not None else ""
         rep = f"-r{repeat}" if repeat else ""
-        return (f"{self.model}{tags}__{self.precision}__b{self.batch_size}-t{self.seq_len}"
+        return (f"{self.model}{tags}__{self.recipe_id}__b{self.batch_size}-t{self.seq_len}"
                 f"{flags}{par}__seed{seed}{rep}")
 
 
@@ -151,7 +152,7 @@ def key_settings(train: dict[str, Any], matrix: list[str]) -> dict[str, Any]:
 
 def make_key(model: str, precision: str, options: dict[str, Any], train: dict[str, Any],
              matrix: list[str], parallel: ParallelKey | None, profile: str) -> ConfigKey:
-    return ConfigKey(model=model, precision=precision + options_tag(options),
+    return ConfigKey(model=model, recipe_id=precision + options_tag(options),
                      batch_size=int(train["batch_size"]), seq_len=int(train["seq_len"]),
                      settings=key_settings(train, matrix), parallel=parallel, profile=profile)
 

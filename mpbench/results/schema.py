@@ -7,6 +7,8 @@ Format history (bump SCHEMA_VERSION and add a step to results/upgrade.py when it
   3  `recipe.role` / `recipe.role_note` (results/recipe_card.py): the recipe says whether it
      is the baseline, mixed precision done right, or shown for context only (filled in from
      the recipe's name for older records, as the recipes of that time said).
+  4  `config_key.recipe_id`: the key's recipe name plus options tag, stored as
+     `config_key.precision` before (renamed by the upgrader; the run id is the same).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from mpbench.results.key import ConfigKey
 from mpbench.results.payloads import MemoryResult, ProfileResult, Skipped
 from mpbench.results.payloads.base import StepStats as StepStats
 
-SCHEMA_VERSION = 3
+SCHEMA_VERSION = 4
 RESULTS_FORMAT = "mpbench-results"
 
 Status = Literal["ok", "skipped", "oom", "diverged", "failed"]

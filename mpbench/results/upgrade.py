@@ -47,7 +47,7 @@ def derive_key(raw: dict[str, Any]) -> ConfigKey:
     if not matrix and tag:
         matrix = [k for k in train if k not in IN_RUN_ID and f"-{k}{train[k]}" in tag]
     parallel = _parallel_from_tag(parts[3]) if len(parts) >= 5 else None
-    return ConfigKey(model=model, precision=label, batch_size=int(train["batch_size"]),
+    return ConfigKey(model=model, recipe_id=label, batch_size=int(train["batch_size"]),
                      seq_len=int(train["seq_len"]), settings=key_settings(train, matrix),
                      parallel=parallel, profile=str(raw.get("profile", "")))
 
@@ -76,7 +76,25 @@ def _v2_to_v3(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "recipe": recipe, "schema_version": 3}
 
 
-STEPS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {1: _v1_to_v2, 2: _v2_to_v3}
+def renamed_key_fields(key: dict[str, Any]) -> dict[str, Any]:
+    """A stored config_key as schema 4 spells it: `precision` (the recipe name plus its
+    options tag) is called `recipe_id`. Records and old pytest-benchmark exports both."""
+    if "precision" not in key:
+        return key
+    return {("recipe_id" if k == "precision" else k): v for k, v in key.items()}
+
+
+def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 4 calls the key's recipe name plus options tag `recipe_id` (was `precision`,
+    which on the record is the recipe name alone); the run id is unchanged."""
+    key = raw.get("config_key")
+    if isinstance(key, dict):
+        raw = {**raw, "config_key": renamed_key_fields(key)}
+    return {**raw, "schema_version": 4}
+
+
+STEPS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
+    1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
 """From version N to N+1."""
 
 

@@ -49,7 +49,7 @@ def memory_halving(ev: Evidence, bound: Bound) -> ClaimOutcome:
                    if base and g.role == "mixed" else None)
             if est is None:
                 continue
-            row = judged_row(f"{key.label}: {g.precision}/fp32 peak", est, bound)
+            row = judged_row(f"{key.label}: {g.recipe_id}/fp32 peak", est, bound)
             if ev.device == "cpu" and est.low is None:
                 row.verdict = "inconclusive"
                 row.note = "one run each: CPU RSS peaks are too noisy for a point; add seeds"
@@ -92,7 +92,7 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
                 continue
             mixed = g.role in ("baseline", "mixed")
             verdict, why = judge(per_param, per_param, per_param, bound)
-            rows.append(ClaimRow(f"{label}: {g.precision} model state", value=per_param,
+            rows.append(ClaimRow(f"{label}: {g.recipe_id} model state", value=per_param,
                                  n=len(g.ok), unit=" B/param",
                                  verdict=verdict if mixed else None, counted=mixed,
                                  note=why if mixed else "not a mixed recipe (context)"))
@@ -100,7 +100,7 @@ def adam_16_bytes(ev: Evidence, bound: Bound) -> ClaimOutcome:
         for g in groups:
             act = _per_param(g.ok, "activations") if g.role == "mixed" else None
             if base_act and act is not None:
-                rows.append(ClaimRow(f"{label}: {g.precision}/fp32 activations",
+                rows.append(ClaimRow(f"{label}: {g.recipe_id}/fp32 activations",
                                      value=act / base_act, n=1,
                                      counted=False, note="where the savings come from (context)"))
     if not any(r.counted for r in rows):
@@ -131,12 +131,12 @@ def larger_batch(ev: Evidence, bound: Bound) -> ClaimOutcome:
             found = [mb for r in g.ok if (mb := r.result(MaxBatchResult)) is not None
                      and mb.max_batch_size is not None]
             if found:
-                sizes[g.precision] = (min(mb.max_batch_size or 0 for mb in found), found[0].limit or "")
+                sizes[g.recipe_id] = (min(mb.max_batch_size or 0 for mb in found), found[0].limit or "")
         base_g = ev.groups.baseline(key)
-        if base_g is None or base_g.precision not in sizes:
+        if base_g is None or base_g.recipe_id not in sizes:
             continue
-        base, base_limit = sizes[base_g.precision]
-        for p in (g.precision for g in groups if g.role == "mixed"):
+        base, base_limit = sizes[base_g.recipe_id]
+        for p in (g.recipe_id for g in groups if g.role == "mixed"):
             if p not in sizes:
                 continue
             b, limit = sizes[p]
@@ -167,8 +167,8 @@ def _ckpt_pairs(ev: Evidence) -> list[tuple[str, list[RunRecord], list[RunRecord
         ckpt = key.model_copy(
             update={"settings": {**key.settings, "activation_checkpointing": True}})
         for g in groups:
-            if other := ev.groups.ok(ckpt.with_precision(g.precision)):
-                pairs.append((f"{key.label}: {g.precision}", g.ok, other))
+            if other := ev.groups.ok(ckpt.with_recipe_id(g.recipe_id)):
+                pairs.append((f"{key.label}: {g.recipe_id}", g.ok, other))
     return pairs
 
 

@@ -150,7 +150,7 @@ def bf16_no_scaling(ev: Evidence, bound: Bound) -> ClaimOutcome:
     judged: list[ClaimRow] = []
     for key in ev.compared:
         label = key.label
-        runs = {p: ev.groups.ok(key.with_precision(p)) for p in ("bf16", "fp16", "fp16-noscale")}
+        runs = {p: ev.groups.ok(key.with_recipe_id(p)) for p in ("bf16", "fp16", "fp16-noscale")}
         uf = {p: u for p, rs in runs.items() if (u := _median_underflow(rs)) is not None}
         for p, u in uf.items():
             rows.append(ClaimRow(f"{label}: {p} flushed to zero", value=u.lost_fraction, n=len(runs[p]),

@@ -56,7 +56,7 @@ def mixed_rows(ev: Evidence) -> list[ClaimRow]:
             runs = [r for r in g.ok if not recipe_card(r).numerics_only]
             est = throughput_ratio(base, runs) if runs else None
             if est is not None:
-                config_rows.append(judged_row(f"{key.label}: {g.precision}/fp32",
+                config_rows.append(judged_row(f"{key.label}: {g.recipe_id}/fp32",
                                               est, SPEEDUP_AMP))
         if config_rows:
             best = max(config_rows, key=lambda r: r.value or 0.0)
@@ -136,13 +136,13 @@ def fp8_2x(ev: Evidence, bound: Bound) -> ClaimOutcome:
         return not_applicable(missing, seen)
     rows: list[ClaimRow] = []
     for key, groups in ev.compared.items():
-        base = ev.groups.ok(key.with_precision("bf16"))
+        base = ev.groups.ok(key.with_recipe_id("bf16"))
         config_rows = []
         for g in groups:
             hw = [r for r in g.ok if recipe_card(r).family == "fp8" and not recipe_card(r).numerics_only]
             est = throughput_ratio(base, hw) if base and hw else None
             if est is not None:
-                config_rows.append(judged_row(f"{key.label}: {g.precision}/bf16",
+                config_rows.append(judged_row(f"{key.label}: {g.recipe_id}/bf16",
                                               est, bound))
         if config_rows:  # the fastest FP8 recipe of the configuration counts
             best = max(config_rows, key=lambda r: r.value or 0.0)
