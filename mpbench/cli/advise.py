@@ -35,6 +35,7 @@ from mpbench.results.env import environment_card
 from mpbench.results.output import check_writable_dir
 from mpbench.train import resolve_device
 from mpbench.train.load import load_suite
+from mpbench.train.record import device_name
 from mpbench.train.step_probe import StepProbe, median_ms
 
 
@@ -194,30 +195,32 @@ def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | Non
     base_times, rest_times, all_times = probe.run(first)
     noise = logic.step_noise(rest_times, all_times)
     rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
+
+    def decided() -> logic.Advice:  # on the steps taken so far
+        return logic.advise(timings, median_ms(base_times), rest_step_ms,
+                            all_step_ms=all_step_ms, step_noise_ms=noise)
+
     n_shapes = len({layer.shape for layer in layers})
     console.print(f"timing {n_shapes} distinct layer shapes ({len(layers)} layers) in rounds "
                   "until the decision has the precision it needs ...", highlight=False)
     timings, rounds = time_layers(
         layers, tokens, DeviceTimer(base_recipe, candidate, dev),
         enough=lambda t: logic.precise_enough(t, noise, rest_step_ms, all_step_ms))
-    found = logic.advise(timings, median_ms(base_times), rest_step_ms,
-                         all_step_ms=all_step_ms, step_noise_ms=noise)
+    found = decided()
     if logic.needs_more_steps(found.decision, first, steps):
         console.print(f"a kept-out set is near its uncertainty: timing {steps - first} more "
                       "steps each ...", highlight=False)
         base_times, rest_times, all_times = probe.run(steps - first)
         noise = logic.step_noise(rest_times, all_times)
         rest_step_ms, all_step_ms = median_ms(rest_times), median_ms(all_times)
-        found = logic.advise(timings, median_ms(base_times), rest_step_ms,
-                             all_step_ms=all_step_ms, step_noise_ms=noise)
+        found = decided()
     advisor_s = time.perf_counter() - t0
     d = found.decision
     opt, filt, yaml = logic.filter_for(recipe, candidate.family, names, found.advised, options)
     env = environment_card()
     rec = AdviceRecord(
         model=spec.model_label, model_kind=spec.model.kind, recipe=recipe, baseline=base_name,
-        device=str(dev), device_name=(torch.cuda.get_device_name(dev) if dev.type == "cuda"
-                                      else env.cpu.model),
+        device=str(dev), device_name=device_name(dev, env),
         cpu_isa_flags=list(env.cpu.isa_flags),
         batch_size=spec.train.batch_size, seq_len=spec.train.seq_len, tokens_per_step=tokens,
         layers=layer_rows(found), baseline_step_ms=found.baseline_step_ms,

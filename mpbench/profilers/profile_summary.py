@@ -15,9 +15,9 @@ name and duration in us).
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from torch.autograd import DeviceType
 
@@ -141,17 +141,40 @@ def _add(out: dict[str, dict[str, float]], phase: str, bucket: str, us: float) -
     per[bucket] = per.get(bucket, 0.0) + us
 
 
-def cpu_phase_times(events: Iterable[_Event]) -> dict[str, dict[str, float]]:
-    """Operator self time (us) per phase and bucket, the operators profilers/tensor_cores.py
-    sums (CPU, not async, no ProfilerStep markers)."""
-    out: dict[str, dict[str, float]] = {}
+class _Op(Protocol):
+    """What cpu_self_times reads of an event (FunctionEvent's read-only fields)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def device_type(self) -> DeviceType: ...
+    @property
+    def is_async(self) -> bool: ...
+    @property
+    def self_cpu_time_total(self) -> float: ...
+
+
+E = TypeVar("E", bound=_Op)
+
+
+def cpu_self_times(events: Iterable[E]) -> Iterator[tuple[E, float]]:
+    """(operator, self time in us) of the CPU operators a CPU profile sums: self times, so
+    nested operators count once; not async; no ProfilerStep#n markers (their self time is
+    the Python between operators); only operators that took time."""
     for e in events:
         if e.device_type != DeviceType.CPU or e.is_async or e.name.startswith("ProfilerStep"):
             continue
         us = float(e.self_cpu_time_total)
         if us > 0:
-            phase = phase_of(e)
-            _add(out, phase, classify_cpu_op(e.name, phase == OPTIMIZER_PHASE), us)
+            yield e, us
+
+
+def cpu_phase_times(events: Iterable[_Event]) -> dict[str, dict[str, float]]:
+    """Operator self time (us) per phase and bucket (the operators of cpu_self_times)."""
+    out: dict[str, dict[str, float]] = {}
+    for e, us in cpu_self_times(events):
+        phase = phase_of(e)
+        _add(out, phase, classify_cpu_op(e.name, phase == OPTIMIZER_PHASE), us)
     return out
 
 

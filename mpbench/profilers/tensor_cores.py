@@ -35,7 +35,7 @@ from mpbench.profilers.kernel_rules import (
     classify_cpu_op,
     classify_kernel,
 )
-from mpbench.profilers.profile_summary import Timed, phase_times, summarize
+from mpbench.profilers.profile_summary import Timed, cpu_self_times, phase_times, summarize
 from mpbench.profilers.stderr_filter import without_profiler_chatter
 from mpbench.results.output import write_output
 from mpbench.results.payloads import TensorCoreResult
@@ -190,16 +190,9 @@ def _inside_optimizer(e: FunctionEvent) -> bool:
 
 
 def cpu_ops(events: list[FunctionEvent]) -> list[Timed]:
-    """Operator self times, so nested ops are not counted twice. Profiler step markers
-    (ProfilerStep#n) are left out: their self time is the Python between operators."""
-    out = []
-    for e in events:
-        if e.device_type != DeviceType.CPU or e.is_async or e.name.startswith("ProfilerStep"):
-            continue
-        t = float(e.self_cpu_time_total)
-        if t > 0:
-            out.append(Timed(e.name, t, classify_cpu_op(e.name, _inside_optimizer(e))))
-    return out
+    """The operators' self times (profile_summary.cpu_self_times), bucketed."""
+    return [Timed(e.name, us, classify_cpu_op(e.name, _inside_optimizer(e)))
+            for e, us in cpu_self_times(events)]
 
 
 def export_trace(prof: profile, where: bool | str, ctx: RunContext) -> Path:
