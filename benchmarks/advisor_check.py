@@ -89,8 +89,8 @@ def check_model(model: str, out: Path, repeats: int, threads: int, steps: int) -
         "command_wall_s": wall, "filter": adv.filter_yaml,
         "waterfalls": [{"recipe": w.key.recipe_id, "delta_ms": w.delta_ms,
                         "attributed_fraction": w.attributed_fraction,
-                        "matched_fraction": w.matched_fraction,
-                        "unattributed_ms": w.unattributed_ms, "window_ms": w.window_ms,
+                        "unattributed_ms": w.unattributed_ms,
+                        "noise_ms": w.unattributed_noise_ms,
                         "bars": dict(w.bars)} for w in found],
     }
 
@@ -100,8 +100,8 @@ def main_suite(out: Path) -> list[dict[str, Any]]:
     wall = mpbench("run", "suites/gpt.yaml", "--trace", "-o", str(where), "--no-report", "-q")
     found, missing = waterfalls(load_records(where))
     rows = [{"run": w.key.label, "delta_ms": w.delta_ms, "unattributed_ms": w.unattributed_ms,
-             "window_ms": w.window_ms, "attributed_fraction": w.attributed_fraction,
-             "matched_fraction": w.matched_fraction,
+             "noise_ms": w.unattributed_noise_ms, "host_ms": w.host_ms,
+             "attributed_fraction": w.attributed_fraction,
              "overhead_ms": [w.baseline.overhead_ms, w.recipe.overhead_ms],
              "numerics_only": w.numerics_only} for w in found]
     print(f"main suite with --trace: {wall:.0f} s wall; {len(found)} waterfalls, "
@@ -162,22 +162,29 @@ def main() -> None:
               f"layer rounds), {cheaper} one run ({r['one_run_s']:.1f} s); {r['decision']}"
               + ("; the advised set measured SLOWER than every layer beyond both intervals"
                  if r["advised_slower_than_all"] else ""))
+    def coverage(w: dict[str, Any]) -> str:
+        frac, noise = w["attributed_fraction"], w["noise_ms"]
+        return (f"difference {w['delta_ms']:+.2f} ms, unattributed {w['unattributed_ms']:+.2f} ms"
+                + (f" (noise ±{noise:.2f} ms: "
+                   f"{'within' if abs(w['unattributed_ms']) <= noise else 'BEYOND'})"
+                   if noise is not None else "")
+                + (f", named parts {100 * frac:.0f}% of the difference"
+                   + (" (within 5%)" if abs(frac - 1) <= 0.05 else "")
+                   if frac is not None else ""))
+
     for r in results:
         for w in r["waterfalls"]:
-            frac = w["attributed_fraction"]
-            print(f"waterfall {r['model']} {w['recipe']}: difference {w['delta_ms']:+.2f} ms, "
-                  f"unattributed {w['unattributed_ms']:+.2f} ms"
-                  + (f", named parts {100 * frac:.0f}% of it" if frac is not None else ""))
+            print(f"waterfall {r['model']} {w['recipe']}: {coverage(w)}")
     for row in main_rows:
-        frac, prof, win = row["attributed_fraction"], row["matched_fraction"], row["window_ms"]
-        print(f"main suite {row['run']}: difference {row['delta_ms']:+.2f} ms, unattributed "
-              f"{row['unattributed_ms']:+.2f} ms"
-              + (f", window vs the profile's steps {win:+.2f} ms" if win is not None else "")
-              + (f", named parts {100 * frac:.0f}% of the difference" if frac is not None else "")
-              + (f", {100 * prof:.0f}% of the difference at the profile"
-                 if prof is not None else "")
+        print(f"main suite {row['run']}: {coverage(row)}"
               + (" (numerics only)" if row["numerics_only"] else ""))
-
+    if main_rows:
+        close = sum(abs(row["attributed_fraction"] - 1) <= 0.05 for row in main_rows
+                    if row["attributed_fraction"] is not None)
+        noise = sum(abs(row["unattributed_ms"]) <= row["noise_ms"] for row in main_rows
+                    if row["noise_ms"] is not None)
+        print(f"main suite: named parts within 5% of the measured difference for {close} of "
+              f"{len(main_rows)} recipes; unattributed within its noise for {noise}")
 
 if __name__ == "__main__":
     main()

@@ -155,6 +155,24 @@ def test_the_run_id_is_written_from_the_key_and_the_upgrader_reads_it_back() -> 
     assert derive_key(old) == key
 
 
+@pytest.mark.unit
+def test_schema_4_plain_steps_become_one_entry_their_mean() -> None:
+    """Schema 4 summed `steps` plain steps timed between the profiled ones (plain_time_us);
+    schema 5 lists plain steps one by one (plain_step_us): the old sum is kept as its mean."""
+    from mpbench.results.upgrade import STEPS
+
+    raw = {"schema_version": 4, "profiler_results": {
+        "tensor_cores": {"steps": 3, "plain_time_us": 30000.0, "wall_time_us": 33000.0},
+        "memory": {"skipped": "x"}}}
+    up = STEPS[4](raw)
+    assert up["schema_version"] == 5
+    assert up["profiler_results"]["tensor_cores"] == {"steps": 3, "plain_step_us": [10000.0],
+                                                      "wall_time_us": 33000.0}
+    assert up["profiler_results"]["memory"] == {"skipped": "x"}
+    assert raw["profiler_results"]["tensor_cores"]["plain_time_us"] == 30000.0  # not mutated
+    assert STEPS[4]({"schema_version": 4})["schema_version"] == 5  # nothing to move
+
+
 @pytest.mark.integration
 def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) -> None:
     from click.testing import CliRunner
@@ -165,7 +183,7 @@ def test_committed_schema_1_results_load_show_report_and_gate(tmp_path: Path) ->
     raw = json.loads(next((src / "runs").glob("*.json")).read_text())
     assert raw["schema_version"] == 1 and "config_key" not in raw  # committed before the key
     up = upgrade(raw)
-    assert up["schema_version"] == SCHEMA_VERSION == 4
+    assert up["schema_version"] == SCHEMA_VERSION == 5
     assert "precision" not in up["config_key"] and up["config_key"]["recipe_id"] == raw["precision"]
     # version 3: the recipe's role, as the recipes of that time had it
     assert {up["recipe"]["name"]: up["recipe"]["role"]} == {

@@ -11,6 +11,7 @@ from fixture_records import gpu_env, payload, record, write_results
 from mpbench.analysis.step_parts import (
     CASTS,
     GEMM,
+    HOST,
     NORM_ELEMENTWISE,
     OPTIMIZER,
     OTHER_OPS,
@@ -26,8 +27,10 @@ pytestmark = pytest.mark.unit
 
 def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float,
                 steps: int = 2, fwd_matmul_ms: float | None = None,
-                wall_ms: float | None = None, plain_ms: float | None = None) -> dict[str, object]:
-    """A CPU tensor_cores result over `steps` profiled steps (times given per step)."""
+                wall_ms: float | None = None, plain_ms: list[float] | None = None
+                ) -> dict[str, object]:
+    """A CPU tensor_cores result over `steps` profiled steps (times given per step; `plain_ms`:
+    the plain steps timed before the profile, one by one)."""
     us = {"matmul": matmul_ms * 1000 * steps, "attention": 1000.0 * steps,
           "normalization": 500.0 * steps, "optimizer": opt_ms * 1000 * steps,
           "other": other_ms * 1000 * steps}
@@ -43,7 +46,7 @@ def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float
                    bucket_time_us=us, top_kernels=top, total_time_us=total,
                    device_kind="cpu", tensor_core_share=None, steps=steps, phase_time_us=phases,
                    **({"wall_time_us": wall_ms * 1000 * steps} if wall_ms is not None else {}),
-                   **({"plain_time_us": plain_ms * 1000 * steps} if plain_ms is not None else {}))
+                   plain_step_us=[ms * 1000 for ms in plain_ms or []])
 
 
 def pair(base_ms: float = 20.0, new_ms: float = 15.0) -> list:
@@ -147,9 +150,9 @@ def test_phases_of_a_real_cpu_profile_and_of_gpu_kernel_stand_ins() -> None:
         "backward": {"gemm_bf16": 30.0}, "forward": {"gemm_bf16": 10.0}}
 
 
-def test_the_rest_splits_into_no_kernel_time_and_window_against_profile() -> None:
-    from mpbench.analysis.step_parts import WINDOW
-
+def test_older_records_set_the_rest_against_the_profiled_steps() -> None:
+    """Without plain steps the profiled steps' wall time is the match: host time is what it
+    spends outside every operator, the rest (measured window against it) is unattributed."""
     base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=21.0)  # ops 19.0 of 21.0 profiled ms
     new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=14.0)  # ops 13.0 of 14.0
     recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
@@ -158,22 +161,25 @@ def test_the_rest_splits_into_no_kernel_time_and_window_against_profile() -> Non
                       profiler_results={"tensor_cores": new}) for s in (0, 1)])
     (w,) = waterfalls(recs)[0]
     bars = dict(w.bars)
-    assert bars[UNATTRIBUTED] == pytest.approx(-1.0)  # 2.0 -> 1.0 ms outside every operator
-    assert bars[WINDOW] == pytest.approx(2.0, abs=0.05)  # (15 - 14) - (20 - 21)
+    assert bars[HOST] == pytest.approx(-1.0)  # 2.0 -> 1.0 ms outside every operator
+    assert bars[UNATTRIBUTED] == pytest.approx(2.0, abs=0.05)  # (15 - 14) - (20 - 21)
     assert sum(bars.values()) == pytest.approx(w.delta_ms)
-    assert w.matched_fraction == pytest.approx(-6.0 / -7.0)  # older records: profiled steps
+    assert w.attributed_fraction == pytest.approx(-7.0 / w.delta_ms)
+    assert w.unattributed_noise_ms is None  # no plain steps: no sampling noise to give
 
 
-def test_the_rest_is_set_against_plain_steps_timed_with_the_profile() -> None:
+def test_the_rest_is_set_against_plain_steps_timed_before_the_profile() -> None:
     """fp32: 18 ms of operators, 0.5 ms between them, and the profiler's 1 ms recorded inside
     the operators (self 19.0, plain 18.5, profiled 19.5); bf16: 11 ms, 0.5 ms, 2 ms (self
     13.0, plain 11.5, profiled 13.5: more operators, more overhead). Net of the extra 1 ms of
     overhead the parts explain all of the plain steps' -7 ms; the measured window's -5 ms
-    differs by +2 ms (runs, load), its own bar."""
-    from mpbench.analysis.step_parts import OVERHEAD, WINDOW
+    differs by +2 ms, far beyond the steps' sampling noise: unattributed, and said so."""
+    from mpbench.analysis.step_parts import OVERHEAD
 
-    base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=19.5, plain_ms=18.5)  # ops 19.0
-    new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=13.5, plain_ms=11.5)  # ops 13.0
+    plain_fp32 = [18.3, 18.5, 18.7, 18.4, 18.6]  # median 18.5, MAD 0.1
+    plain_bf16 = [11.3, 11.5, 11.7, 11.4, 11.6]
+    base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=19.5, plain_ms=plain_fp32)  # ops 19.0
+    new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=13.5, plain_ms=plain_bf16)  # ops 13.0
     recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
              for s in (0, 1)]
             + [record("bf16", s, step_ms=15.0, noise=0.01,
@@ -181,16 +187,39 @@ def test_the_rest_is_set_against_plain_steps_timed_with_the_profile() -> None:
     (w,) = waterfalls(recs)[0]
     bars = dict(w.bars)
     assert bars[OVERHEAD] == pytest.approx(-1.0)
-    assert bars[UNATTRIBUTED] == pytest.approx(0.0, abs=1e-9)
-    assert bars[WINDOW] == pytest.approx(2.0, abs=0.05)  # measured -5.0, plain steps -7.0
+    assert bars[HOST] == pytest.approx(0.0, abs=1e-9)  # 0.5 ms between operators in both
+    assert bars[UNATTRIBUTED] == pytest.approx(2.0, abs=0.05)  # measured -5.0, plain -7.0
     assert sum(bars.values()) == pytest.approx(w.delta_ms)
-    assert w.matched_fraction == pytest.approx(1.0)
     assert w.attributed_fraction == pytest.approx(-7.0 / w.delta_ms)
     assert w.baseline.overhead_ms == pytest.approx(1.0)
     assert w.recipe.overhead_ms == pytest.approx(2.0)
+    # noise: each plain median's variance (1.2533 * 1.4826 * 0.1)^2 / 5, the window's from its
+    # 20 steps (fixture noise 1%), two runs a side averaged: 2 standard errors well under 2 ms
+    noise = w.unattributed_noise_ms
+    assert noise is not None and 0.1 < noise < 0.5
     lines = "\n".join(waterfall_lines(w))
-    assert "100% of the difference of the plain steps timed with the profile" in lines
+    assert f"unattributed beyond the two windows' sampling noise, ±{noise:.2f} ms" in lines
     assert "1.00 ms per step in fp32, 2.00 ms in bf16; its difference is the overhead bar" in lines
+
+
+def test_unattributed_noise_is_two_standard_errors_of_the_two_medians() -> None:
+    """Known spreads: window steps alternate 19.5/20.5 ms (MAD 0.5), plain steps 18/19/20 ms
+    (MAD 1.0); one run a side. Variance of a median: (1.2533 * 1.4826 * MAD)^2 / n."""
+    from mpbench.analysis.waterfall import waterfall
+
+    def run(recipe: str, shift: float) -> object:
+        rec = record(recipe, 0, step_ms=20.0 + shift, profiler_results={"tensor_cores": (
+            cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=21.0,
+                        plain_ms=[18.0 + shift, 19.0 + shift, 20.0 + shift]))})
+        return rec.model_copy(update={"step_times_ms": [19.5 + shift + (i % 2) for i in
+                                                        range(20)]})
+
+    w = waterfall([run("fp32", 0.0)], [run("bf16", -5.0)])  # type: ignore[list-item]
+    assert w is not None
+    k = (1.2533 * 1.4826) ** 2
+    per_side = k * 0.5 ** 2 / 20 + k * 1.0 ** 2 / 3
+    assert w.unattributed_noise_ms == pytest.approx(2 * (2 * per_side) ** 0.5, rel=1e-6)
+    assert w.recipe.plain_step_ms == pytest.approx(14.0)  # the median plain step
 
 
 def test_missing_baseline_or_profile_is_said() -> None:

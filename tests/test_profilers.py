@@ -290,7 +290,9 @@ def test_cpu_run_with_profilers(tmp_path: Path) -> None:
     times = [t["time_us"] for t in tc["top_kernels"]]
     assert times == sorted(times, reverse=True)
     assert Path(tc["trace_path"]).is_file() and Path(tc["trace_path"]).stat().st_size > 1000
-    assert tc["plain_time_us"] > 0 and tc["wall_time_us"] > 0  # the waterfall's matching steps
+    # the waterfall's matching steps: 10 plain ones before the profile, then the profiled ones
+    assert len(tc["plain_step_us"]) == 10 and all(t > 0 for t in tc["plain_step_us"])
+    assert tc["wall_time_us"] > 0
 
     mem = stored_results(with_profs)["memory"]
     n = with_profs.n_params
@@ -388,26 +390,36 @@ def test_cuda_out_of_memory_is_survived() -> None:
 
 
 @pytest.mark.unit
-def test_plain_steps_between_the_profiled_ones_are_timed_but_not_recorded() -> None:
-    """The waterfall sets the operators against plain steps of the same moment: they run with
-    the profiler's collection off, so only the profiled steps' operators are recorded."""
-    from torch.profiler import ProfilerActivity, profile, schedule
+def test_plain_steps_are_timed_before_the_profile_and_not_recorded(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """The waterfall sets the operators against plain steps timed just before the profiler
+    starts (none of their operators recorded), then a warm step, then the profiled ones."""
+    from types import SimpleNamespace
 
-    from mpbench.profilers.stderr_filter import without_profiler_chatter
-    from mpbench.profilers.tensor_cores import profile_steps
+    from mpbench.profilers import tensor_cores
+    from mpbench.profilers.tensor_cores import TensorCoreOptions, TensorCoreProfiler
 
     a = torch.randn(16, 16)
+    model = torch.nn.Linear(4, 4)
     calls = []
 
-    def step() -> float:
+    def train_step(x: torch.Tensor, y: torch.Tensor) -> float:
         calls.append(1)
         torch.mm(a, a)
-        return 0.25
+        return 0.0
 
-    with without_profiler_chatter(), profile(activities=[ProfilerActivity.CPU],
-                                             schedule=schedule(wait=0, warmup=1, active=3,
-                                                                   repeat=1)) as prof:
-        profiled, plain = profile_steps(prof, step, 3, [ProfilerActivity.CPU])
-    assert len(calls) == 1 + 3 + 3  # warm, then plain and profiled in turn
-    assert profiled == pytest.approx(0.75) and plain == pytest.approx(0.75)
-    assert sum(e.name == "aten::mm" for e in prof.events()) == 3  # the profiled steps' only
+    ctx = SimpleNamespace(device=torch.device("cpu"), model=model, train_step=train_step,
+                          next_batch=lambda: (a, a))
+    recorded = []
+    real_cpu_ops = tensor_cores.cpu_ops
+    monkeypatch.setattr(tensor_cores, "cpu_ops", lambda events: (
+        recorded.extend(e.name for e in events), real_cpu_ops(events))[1])
+    prof = TensorCoreProfiler(TensorCoreOptions(steps=3, plain_steps=4))
+    prof.after_measure(ctx)  # type: ignore[arg-type]
+    found = prof.result(ctx)  # type: ignore[arg-type]
+    assert len(calls) == 4 + 1 + 3  # plain, warm, profiled
+    assert recorded.count("aten::mm") == 3  # the profiled steps' only
+    assert len(found.plain_step_us) == 4 and all(t > 0 for t in found.plain_step_us)
+    assert found.steps == 3 and found.wall_time_us is not None and found.wall_time_us > 0
+
+

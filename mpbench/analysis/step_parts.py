@@ -21,8 +21,8 @@ GEMM_BWD = "gemm_bwd"
 CASTS = "casts"
 NORM_ELEMENTWISE = "norm_elementwise"
 OTHER_OPS = "other_ops"
+HOST = "host_gaps"
 UNATTRIBUTED = "unattributed"
-WINDOW = "window_vs_profile"
 OVERHEAD = "profiler_overhead"
 PARTS = (GEMM_FWD, GEMM_BWD, ATTENTION, CASTS, NORM_ELEMENTWISE, OPTIMIZER, COMMUNICATION,
          OTHER_OPS)
@@ -37,8 +37,8 @@ LABELS = {
     COMMUNICATION: "communication",
     OTHER_OPS: "other kernels / ops",
     OVERHEAD: "profiler cost in ops (plain-prof)",
-    UNATTRIBUTED: "unattributed (no kernel/op)",
-    WINDOW: "window vs the profile's steps",
+    HOST: "host work, gaps (no kernel/op)",
+    UNATTRIBUTED: "unattributed (window vs plain)",
 }
 
 CPU_CAST_OPS = frozenset({"aten::copy_", "aten::_to_copy", "aten::to"})

@@ -3,16 +3,18 @@
 Parts are per-step differences of the tensor_cores profiler's stored buckets (GPU kernel buckets
 or CPU operator self times; GEMMs split forward/backward by the stored phases). The difference
 is the records' own step times (median of run medians, analysis/stats.py). The profile also
-times a plain step (collection off) before each profiled one, so the rest splits into:
-`window_vs_profile` (measured difference less the plain steps': other runs, changed load),
-`profiler_overhead` (CPU only: the recipe's extra recording cost, profiled less plain steps,
-which lands inside operators' self times) and `unattributed` (the profiled steps' time outside
-every operator: host work, launch gaps, idle). The bars add up to the measured difference by
-construction; the rest is always shown. Records without plain steps fall back to the profiled
-steps' wall time. README, "Where the time went", has the measured checks."""
+times plain steps (no profiler) just before it, so the rest splits into: `host_gaps` (the
+profiled steps' time outside every kernel/operator: host work, launch gaps, idle - a named
+part), `profiler_overhead` (CPU only: the recipe's extra recording cost, profiled less plain
+steps, which lands inside operators' self times) and `unattributed` (the measured difference
+less the plain steps': what the profile's moment cannot account for - other runs, changed load,
+sampling noise, whose expected size is `unattributed_noise_ms`). The bars add up to the
+measured difference by construction; the rest is always shown. Records without plain steps
+fall back to the profiled steps' wall time. README, "Where the time went", has the checks."""
 
 from __future__ import annotations
 
+import math
 import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -23,10 +25,10 @@ from mpbench.analysis.step_parts import (
     GEMM,
     GEMM_BWD,
     GEMM_FWD,
+    HOST,
     OVERHEAD,
     PARTS,
     UNATTRIBUTED,
-    WINDOW,
     has_phases,
     step_parts,
 )
@@ -73,8 +75,10 @@ class Side:
     profiled_step_ms: float | None = None
     """Median over runs of the profiled steps' wall time per step (None: not stored)."""
     plain_step_ms: float | None = None
-    """Median over runs of the plain steps interleaved with the profiled ones, per step
-    (None: not stored)."""
+    """Median over runs of the median plain step timed before the profile (None: not stored)."""
+    window_var_ms2: float | None = None
+    """Sampling variance of (measured-window median - plain-steps median), over the runs
+    (None: too few steps to tell)."""
     options: str = ""
     """The recipe's options as the suite set them (what an options tag like bf16-4eba52 is)."""
 
@@ -126,13 +130,6 @@ class Waterfall:
         return None if b is None or r is None else r - b
 
     @property
-    def window_ms(self) -> float | None:
-        """Measured-window step-time difference against that of the steps matching the parts
-        (None when a side stored neither plain nor profiled step times)."""
-        matched = self.matched_delta_ms
-        return None if matched is None else self.delta_ms - matched
-
-    @property
     def overhead_ms(self) -> float | None:
         """On a CPU, the named parts' correction for the profiler's own cost: minus the
         recipe's extra overhead per step (profiled less plain steps), which lands inside the
@@ -144,59 +141,89 @@ class Waterfall:
         return -(r - b)
 
     @property
+    def host_ms(self) -> float | None:
+        """The matching steps' time outside every kernel/operator, recipe minus baseline: host
+        work, launch gaps, idle (None when a side stored no step time with its profile)."""
+        matched = self.matched_delta_ms
+        if matched is None:
+            return None
+        return matched - sum(self.parts_ms.values()) - (self.overhead_ms or 0.0)
+
+    @property
     def attributed_ms(self) -> float:
-        """The named parts, net of the profiler's overhead where it is known."""
-        return sum(self.parts_ms.values()) + (self.overhead_ms or 0.0)
+        """The named parts: operators/kernels net of the profiler's overhead, and host time."""
+        return sum(self.parts_ms.values()) + (self.overhead_ms or 0.0) + (self.host_ms or 0.0)
 
     @property
     def unattributed_ms(self) -> float:
-        return self.delta_ms - self.attributed_ms - (self.window_ms or 0.0)
+        """The measured difference less the named parts: with plain steps stored, the measured
+        window's difference against theirs."""
+        return self.delta_ms - self.attributed_ms
+
+    @property
+    def unattributed_noise_ms(self) -> float | None:
+        """Two standard errors of the unattributed bar from the steps' own spread (the two
+        medians of each side's runs); drift between the two moments comes on top. None
+        without plain steps of at least 3 per run."""
+        b, r = self.baseline.window_var_ms2, self.recipe.window_var_ms2
+        return None if b is None or r is None else 2.0 * math.sqrt(b + r)
 
     @property
     def bars(self) -> list[tuple[str, float]]:
-        """Every part, the overhead correction, and the rest, in order: they sum to delta_ms."""
-        window, overhead = self.window_ms, self.overhead_ms
+        """Every part, the overhead correction, host time and the rest, in order: they sum to
+        delta_ms."""
+        overhead, host = self.overhead_ms, self.host_ms
         return [*self.parts_ms.items(),
                 *([(OVERHEAD, overhead)] if overhead is not None else []),
-                (UNATTRIBUTED, self.unattributed_ms),
-                *([(WINDOW, window)] if window is not None else [])]
+                *([(HOST, host)] if host is not None else []),
+                (UNATTRIBUTED, self.unattributed_ms)]
 
     @property
     def attributed_fraction(self) -> float | None:
-        """The named parts (net of the profiler's overhead) over the measured difference
-        (1.0: nothing unattributed)."""
+        """The named parts over the measured difference (1.0: nothing unattributed)."""
         if self.delta_ms == 0:
             return None
         return self.attributed_ms / self.delta_ms
 
-    @property
-    def matched_fraction(self) -> float | None:
-        """The named parts (net of overhead) over the difference of the steps matching them:
-        the plain steps timed between the profiled ones (older: the profiled steps' wall time).
-        How much of a difference the operators explain where load and runs cannot differ."""
-        matched = self.matched_delta_ms
-        if matched is None or matched == 0:
-            return None
-        # with the overhead bar this is 1 - (the profiled steps' time outside every operator,
-        # recipe minus baseline) / (the plain steps' difference): what the operators miss
-        return self.attributed_ms / matched
-
 
 def _side(precision: str, runs: Sequence[RunRecord]) -> Side | None:
     timed = [r for r in runs if r.step_times_ms]
-    profiled = [p for r in timed if (p := r.result(TensorCoreResult)) is not None
-                and p.buckets and p.bucket_time_us]
-    if not timed or not profiled:
+    pairs = [(r, p) for r in timed if (p := r.result(TensorCoreResult)) is not None
+             and p.buckets and p.bucket_time_us]
+    if not pairs:
         return None
+    profiled = [p for _, p in pairs]
     per_run = [step_parts(p) for p in profiled]
     parts = {part: statistics.median(x[part] for x in per_run) for part in PARTS}
     step = statistics.median(statistics.median(r.step_times_ms) for r in timed)
     options = recipe_card(timed[0]).options
+    plain = [(r.step_times_ms, [us / 1000.0 for us in p.plain_step_us]) for r, p in pairs]
     return Side(precision, step, parts, len(timed), len(profiled),
                 all(has_phases(p) for p in profiled),
                 profiled_step_ms=_per_step([p.wall_time_us for p in profiled], profiled),
-                plain_step_ms=_per_step([p.plain_time_us for p in profiled], profiled),
+                plain_step_ms=(statistics.median(statistics.median(ms) for _, ms in plain)
+                               if all(ms for _, ms in plain) else None),
+                window_var_ms2=_window_variance(plain),
                 options=", ".join(f"{k}: {v}" for k, v in options.items()))
+
+
+def _median_variance(times: Sequence[float]) -> float | None:
+    """Sampling variance of the median of `times` (ms^2): (1.2533 s)^2 / n with s the robust
+    standard deviation (1.4826 MAD), so a stray slow step does not swell it."""
+    if len(times) < 3:
+        return None
+    mid = statistics.median(times)
+    spread = 1.4826 * statistics.median(abs(t - mid) for t in times)
+    return (1.2533 * spread) ** 2 / len(times)
+
+
+def _window_variance(runs: list[tuple[list[float], list[float]]]) -> float | None:
+    """Variance of (measured median - plain median) per run, over the runs' median (taken as
+    their mean: / number of runs); None unless every run has both."""
+    each = [(_median_variance(window), _median_variance(plain)) for window, plain in runs]
+    if not each or any(w is None or p is None for w, p in each):
+        return None
+    return sum(w + p for w, p in each if w is not None and p is not None) / len(each) ** 2
 
 
 def _per_step(times_us: list[float | None], profiled: list[TensorCoreResult]) -> float | None:

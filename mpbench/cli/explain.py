@@ -38,12 +38,10 @@ def waterfall_lines(w: Waterfall) -> list[str]:
     notes = []
     if w.attributed_fraction is not None:
         notes.append(f"named parts: {100 * w.attributed_fraction:.0f}% of it")
-    if w.matched_fraction is not None:
-        notes.append(f"{100 * w.matched_fraction:.0f}% of the difference "
-                     + ("of the plain steps timed with the profile"
-                        if w.baseline.plain_step_ms is not None
-                        and w.recipe.plain_step_ms is not None
-                        else "of the profiled steps"))
+    noise = w.unattributed_noise_ms
+    if noise is not None:
+        inside = "within" if abs(w.unattributed_ms) <= noise else "beyond"
+        notes.append(f"unattributed {inside} the two windows' sampling noise, ±{noise:.2f} ms")
     lines.append(f"  {'sum = measured difference':<34} {w.delta_ms:+8.3f} ms"
                  + (f"  ({'; '.join(notes)})" if notes else ""))
     over_b, over_r = w.baseline.overhead_ms, w.recipe.overhead_ms
@@ -64,7 +62,8 @@ def explain(results: Path, baseline: str | None) -> None:
     """Where each recipe's step time went against its baseline (a waterfall).
 
     The measured step-time difference from the baseline is split into GEMMs, attention,
-    casts, norm+elementwise, optimizer, communication and the unattributed rest.
+    casts, norm+elementwise, optimizer, communication, host time outside every operator and
+    the unattributed rest (the measured window against the plain steps timed with the profile).
 
     \b
     Reads the tensor_cores profiler's buckets stored in the runs (nothing is re-measured).

@@ -1,10 +1,12 @@
 """Tensor Core share: a short torch.profiler window after the measured window.
 
 The profiled steps are extra steps (never timed; the weights are restored after them).
-Each profiled step follows a plain one with the profiler's collection switched off
-(profile.toggle_collection_dynamic): both are timed, so the waterfall (analysis/waterfall.py)
-can set what the operators cover against steps of the same moment without the profiler's
-per-operator overhead, instead of against the measured window minutes earlier.
+Just before the profiler starts, `plain_steps` unprofiled steps are timed with no profiler in
+the process: the waterfall (analysis/waterfall.py) sets what the operators cover against
+them, and the profiled steps against them give the profiler's own overhead. (Steps timed
+inside the profile with its collection switched off ran slower than the measured window, and
+by different amounts per recipe: fp32 +1.0 ms, bf16 +0.5 ms on gpt-tiny, 5 runs each;
+README, "Where the time went".)
 On a GPU every kernel is sorted into a bucket (profile/kernels.py) and each bucket's
 share of summed kernel time is recorded; on a CPU the operators' self times are sorted
 the same way, and the result says plainly that a CPU has no tensor cores.
@@ -43,6 +45,9 @@ from mpbench.results.payloads import TensorCoreResult
 
 class TensorCoreOptions(ProfilerOptions):
     steps: int = Field(3, gt=0, le=50, description="profiled steps (after one untimed warm step)")
+    plain_steps: int = Field(
+        10, ge=0, le=200, description="unprofiled steps timed just before the profiler starts "
+        "(the waterfall's match for the measured window; 0: none)")
     top: int = Field(12, gt=0, le=200, description="how many kernels to list by time")
     trace: bool | str = Field(
         False, description="export a Chrome trace (opens in Perfetto): true, or a directory")
@@ -79,12 +84,13 @@ class TensorCoreProfiler(Profiler):
         cuda = ctx.device.type == "cuda"
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         steps = self.opts.steps
-        with without_profiler_chatter(), weights_restored(ctx.model), profile(
-            activities=activities, schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
-        ) as prof:
-            profiled_s, plain_s = profile_steps(prof, lambda: _timed_step(ctx, cuda), steps,
-                                                activities)
-            wall_us = profiled_s * 1e6
+        with weights_restored(ctx.model):
+            plain_us = [_timed_step(ctx, cuda) * 1e6 for _ in range(self.opts.plain_steps)]
+            with without_profiler_chatter(), profile(
+                activities=activities,
+                schedule=schedule(wait=0, warmup=1, active=steps, repeat=1),
+            ) as prof:
+                wall_us = profile_steps(prof, lambda: _timed_step(ctx, cuda), steps) * 1e6
         events = list(prof.events() or [])
         if cuda:
             major, minor = torch.cuda.get_device_capability(ctx.device)
@@ -100,8 +106,7 @@ class TensorCoreProfiler(Profiler):
         self.found = TensorCoreResult(
             **measured, steps=steps,
             phase_time_us=phase_times(events, cuda),  # the waterfall's GEMM fwd/bwd split
-            wall_time_us=wall_us,  # the waterfall's window-vs-profile part ...
-            **({"plain_time_us": plain_s * 1e6} if plain_s is not None else {}),  # ... its plain steps
+            wall_time_us=wall_us, plain_step_us=plain_us,  # the waterfall's matching steps
             **({"trace_path": str(export_trace(prof, self.opts.trace, ctx))}
                if self.opts.trace else {}))
 
@@ -109,35 +114,16 @@ class TensorCoreProfiler(Profiler):
         return self.found
 
 
-def profile_steps(prof: profile, timed_step: Callable[[], float], steps: int,
-                  activities: list[ProfilerActivity]) -> tuple[float, float | None]:
-    """A warm step (the schedule's warm-up, discarded), then `steps` times a plain step with
-    collection off and a profiled one: (profiled seconds, plain seconds; None where this
-    torch cannot switch collection)."""
+def profile_steps(prof: profile, timed_step: Callable[[], float], steps: int) -> float:
+    """A warm step (the schedule's warm-up, discarded), then `steps` profiled steps: their
+    summed wall time (s)."""
     timed_step()
     prof.step()
-    profiled_s = plain_s = 0.0
-    toggles = True
+    profiled_s = 0.0
     for _ in range(steps):
-        toggles = toggles and _collect(prof, False, activities)
-        if toggles:
-            plain_s += timed_step()
-            toggles = _collect(prof, True, activities)
         profiled_s += timed_step()
         prof.step()
-    return profiled_s, plain_s if toggles else None
-
-
-def _collect(prof: profile, on: bool, activities: list[ProfilerActivity]) -> bool:
-    """Switch the profiler's collection on or off; False where this torch cannot (the plain
-    steps are then left out and the waterfall falls back to the profiled steps' wall time)."""
-    try:
-        prof.toggle_collection_dynamic(on, activities)
-    except (RuntimeError, AttributeError, NotImplementedError):
-        if not on:
-            return False
-        raise
-    return True
+    return profiled_s
 
 
 def _timed_step(ctx: RunContext, cuda: bool) -> float:

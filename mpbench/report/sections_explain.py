@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from markupsafe import Markup
 
-from mpbench.analysis.step_parts import LABELS, OVERHEAD, UNATTRIBUTED, WINDOW
+from mpbench.analysis.step_parts import LABELS, OVERHEAD, UNATTRIBUTED
 from mpbench.analysis.waterfall import Waterfall, waterfalls
 from mpbench.report import plots
 from mpbench.report.blocks import Block, Cell, Note, Plot, Table, missing, num, pct, text
@@ -24,7 +24,7 @@ def waterfall_plot(w: Waterfall) -> Markup:
     ys = list(range(len(labels)))[::-1]
     start = 0.0
     for y, (part, ms) in zip(ys, bars, strict=False):
-        rest = part in (UNATTRIBUTED, WINDOW, OVERHEAD)
+        rest = part in (UNATTRIBUTED, OVERHEAD)
         shade = "#b8bfcc" if rest else ("#a3be8c" if ms < 0 else "#bf616a")
         ax.barh([y], [ms], left=[start], color=shade, height=0.6, hatch="//" if rest else None)
         start += ms
@@ -47,12 +47,13 @@ def _waterfall_table(found: list[Waterfall]) -> Table:
     for w in found:
         rows.append([text(w.key.label), num(w.baseline.step_ms, 2), num(w.recipe.step_ms, 2),
                      num(w.delta_ms, 3), *[num(dict(w.bars).get(p), 3) for p in parts],
-                     pct(w.attributed_fraction), pct(w.matched_fraction)])
+                     num(w.unattributed_noise_ms, 3), pct(w.attributed_fraction)])
     return Table(["run", "baseline ms", "recipe ms", "difference ms",
-                  *[LABELS[p] for p in parts], "named parts / difference",
-                  "named parts / difference at the profile"], rows,
+                  *[LABELS[p] for p in parts], "unattributed noise ± ms",
+                  "named parts / difference"], rows,
                  "Measured step-time difference (median of run medians) and its parts, ms per "
-                 "step; the parts and the unattributed rest sum to the difference",
+                 "step; the parts and the unattributed rest sum to the difference; the noise is "
+                 "two standard errors of the unattributed bar from the steps' own spread",
                  numeric=set(range(1, len(parts) + 6)))
 
 
@@ -64,19 +65,16 @@ def waterfall_blocks(s: ResultSet) -> list[Block]:
         blocks += [Plot(waterfall_plot(w)) for w in found]
         blocks.append(Note(
             "Parts are per-step differences of the tensor_cores profiler's buckets (profiled "
-            "steps after the measured window, each after a plain step timed with the "
-            "profiler's collection off); 'unattributed' is what no kernel or operator covers "
-            "in those plain steps (launch gaps, host work, idle; negative where the profiler's "
-            "per-operator overhead inflated the operators' own times); 'measured window vs "
-            "the profile's steps' is the measured difference against the plain steps' (runs "
-            "that differ, load that changed between the two on a shared machine). On a CPU the "
-            "profiler's own cost lands inside the operators' times; the recipe's extra cost "
-            "(profiled less plain steps) is taken off the named parts as its own bar. "
-            "'Difference at the profile' is that of the plain steps (older records: of the "
-            "profiled steps' wall time). GEMMs "
-            "are split into forward and backward by the phase of the operator that ran them; "
-            "the advisor's table splits them further per layer (forward, input and weight "
-            "gradient)."
+            "steps after the measured window). Just before them the profile times plain steps "
+            "with no profiler: 'host work, gaps' is what no kernel or operator covers in the "
+            "profiled steps (launch gaps, host work, idle); 'unattributed' is the measured "
+            "difference against the plain steps' (runs that differ, load that changed on a "
+            "shared machine, and the two windows' sampling noise, whose size the table gives). "
+            "On a CPU the profiler's own cost lands inside the operators' times; the recipe's "
+            "extra cost (profiled less plain steps) is taken off the named parts as its own "
+            "bar. GEMMs are split into forward and backward by the phase of the operator that "
+            "ran them; the advisor's table splits them further per layer (forward, input and "
+            "weight gradient)."
             + (" On a CPU, casts are the cast operators among the profiler's top operators."
                if s.device_kind == "cpu" else "")))
         numerics = [w for w in found if w.numerics_only]

@@ -32,7 +32,7 @@ from mpbench.results.key import ConfigKey
 from mpbench.results.payloads import MemoryResult, ProfileResult, Skipped
 from mpbench.results.payloads.base import StepStats as StepStats
 
-SCHEMA_VERSION = 4
+SCHEMA_VERSION = 5
 RESULTS_FORMAT = "mpbench-results"
 
 Status = Literal["ok", "skipped", "oom", "diverged", "failed"]

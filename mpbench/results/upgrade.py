@@ -93,8 +93,22 @@ def _v3_to_v4(raw: dict[str, Any]) -> dict[str, Any]:
     return {**raw, "schema_version": 4}
 
 
+def _v4_to_v5(raw: dict[str, Any]) -> dict[str, Any]:
+    """Version 5 stores the tensor_cores profile's plain steps one by one (`plain_step_us`,
+    timed before the profiler starts); version 4's `plain_time_us` summed `steps` plain steps
+    timed between the profiled ones: kept as their mean, one entry."""
+    results = raw.get("profiler_results")
+    tc = results.get("tensor_cores") if isinstance(results, dict) else None
+    if isinstance(results, dict) and isinstance(tc, dict) and "plain_time_us" in tc:
+        kept = {k: v for k, v in tc.items() if k != "plain_time_us"}
+        total = tc["plain_time_us"]
+        kept["plain_step_us"] = [total / (tc.get("steps") or 1)] if total is not None else []
+        raw = {**raw, "profiler_results": {**results, "tensor_cores": kept}}
+    return {**raw, "schema_version": 5}
+
+
 STEPS: dict[int, Callable[[dict[str, Any]], dict[str, Any]]] = {
-    1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4}
+    1: _v1_to_v2, 2: _v2_to_v3, 3: _v3_to_v4, 4: _v4_to_v5}
 """From version N to N+1."""
 
 

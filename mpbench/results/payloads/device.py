@@ -54,9 +54,11 @@ class TensorCoreResult(KernelSummary, ProfileResult):
     (profilers/profile_summary.py; empty in records made before it)."""
     wall_time_us: float | None = None
     """Wall time of the profiled steps (None in records made before it)."""
-    plain_time_us: float | None = None
-    """Wall time of as many unprofiled steps, each just before a profiled one (the profiler's
-    collection off): the profiled steps' time without its overhead (None in older records)."""
+    plain_step_us: list[float] = Field(default_factory=list)
+    """Each unprofiled step's wall time, timed just before the profiler started (no profiler
+    in the process): the waterfall's match for the measured window, and the profiled steps'
+    time without the profiler's overhead. Empty in older records; schema-4 records hold one
+    entry, the mean of steps timed between the profiled ones with collection off."""
 
 
 class GpmMetrics(Strict):
