@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import fnmatch
 import json
 import math
@@ -411,3 +412,53 @@ def test_advice_that_never_beats_the_baseline_says_stay_on_it() -> None:
     assert faster.pays
     assert faster.filter_line() == ("paste into the suite's precisions: - {name: bf16, options: "
                                     "{keep_fp32: [blocks.*.attn.qkv]}}")
+
+
+@pytest.mark.unit
+def test_step_probe_times_blocks_in_turn_after_an_untimed_step_on_shared_batches(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each round runs every recipe's block in turn (the order rotating), the block's first
+    step untimed (the caches still hold the other model's tensors), step i of every recipe on
+    the same batch; a short last block takes what is left."""
+    from mpbench.cli.advise import pick_spec
+    from mpbench.data import make_source
+    from mpbench.train import step_probe
+    from mpbench.train.load import load_suite
+
+    calls: list[tuple[int, int]] = []
+
+    class FakeStepper:
+        def __init__(self, index: int) -> None:
+            self.index = index
+
+        def __call__(self, x: torch.Tensor, y: torch.Tensor) -> object:
+            calls.append((self.index, int(x.sum())))
+            return type("Out", (), {"loss": torch.tensor(1.0)})()
+
+    made: list[int] = []
+    checkpointed: list[bool] = []
+
+    def fake_stepper(*args: object) -> FakeStepper:
+        made.append(int(args[-1]))  # the schedule's length: every step the probe takes
+        checkpointed.append(bool(args[0].activation_checkpointing))  # type: ignore[attr-defined]
+        return FakeStepper(len(made) - 1)
+
+    monkeypatch.setattr(step_probe, "make_stepper", fake_stepper)
+    suite = load_suite(SMOKE, "cpu")
+    spec = pick_spec(suite, None, "fp32")
+    spec = dataclasses.replace(spec, train_config=spec.train.model_copy(
+        update={"activation_checkpointing": True}))
+    source = make_source(suite.data, Path(SMOKE).parent)
+    recipes = [get_recipe("fp32"), get_recipe("bf16")]
+    probe = step_probe.StepProbe(spec, recipes, source, torch.device("cpu"), warmup=1,
+                                 max_steps=5, block=3)
+    assert [k for k, _ in calls] == [1, 0] and calls[0][1] == calls[1][1]  # warm: one each
+    del calls[:]
+    times = probe.run(5)
+    assert [len(t) for t in times] == [5, 5]
+    assert made == [1 + 2 + 5] * 2  # warm-up, an untimed first step per block, timed steps
+    assert checkpointed == [True, True]  # the suite's setting, as a run's model has it
+    # two rounds: blocks of 1 + 3 then 1 + 2 steps; each round starts with the other recipe
+    assert [k for k, _ in calls] == [0] * 4 + [1] * 4 + [1] * 3 + [0] * 3
+    batches = {k: [b for j, b in calls if j == k] for k in (0, 1)}
+    assert batches[0] == batches[1]  # the same batches in the same order for every recipe
