@@ -140,9 +140,10 @@ def print_advice(console: Console, rec: AdviceRecord) -> None:
 @click.option("--repeats", type=click.IntRange(2, 20), default=3, show_default=True,
               help="Runs per configuration for --verify.")
 @click.option("--steps", type=click.IntRange(2, 100), default=10, show_default=True,
-              help="Most whole steps the advisor times per recipe (after 2 warm-up steps; half "
-                   "of them, at least 5, first, the rest only where a kept-out set is near its "
-                   "uncertainty); their spread is the noise keeping layers out must beat.")
+              help="Most whole steps the advisor times per recipe (in blocks of 3, each after "
+                   "an untimed one; half of them, at least 5, first, the rest only where a "
+                   "kept-out set is near its uncertainty); their spread is the noise keeping "
+                   "layers out must beat.")
 def advise(suite_file: Path, recipe: str, model: str | None, baseline: str | None, device: str,
            out: Path | None, verify: bool, repeats: int, steps: int) -> None:
     """Time each linear layer under a recipe, advise which to convert, optionally verify by training.

@@ -28,13 +28,13 @@ from mpbench.train.optim import make_stepper
 
 
 class StepProbe:
-    """The models and steppers of `recipes`, warmed by `warmup` untimed steps, timed in blocks
-    of `block` steps (after one untimed) taken in turn; `run` adds steps (the advisor asks for
-    more only where its decision needs them). `times[k]` are recipe k's step times (ms), step
-    i of each on the same batch."""
+    """The models and steppers of `recipes`, warmed by `warmup` untimed steps (one-off costs;
+    each block's untimed step warms again), timed in blocks of `block` steps taken in turn;
+    `run` adds steps (the advisor asks for more only where its decision needs them).
+    `times[k]` are recipe k's step times (ms), step i of each on the same batch."""
 
     def __init__(self, spec: RunSpec, recipes: Sequence[Recipe], source: TokenSource,
-                 device: torch.device, warmup: int = 2, max_steps: int = 100,
+                 device: torch.device, warmup: int = 1, max_steps: int = 100,
                  block: int = 3) -> None:
         cfg = spec.train
         facts = spec.model_facts(source.vocab_size)
