@@ -393,7 +393,8 @@ def test_cuda_out_of_memory_is_survived() -> None:
 def test_plain_steps_are_timed_before_the_profile_and_not_recorded(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """The waterfall sets the operators against plain steps timed just before the profiler
-    starts (none of their operators recorded), then a warm step, then the profiled ones."""
+    starts (after an untimed one; none of their operators recorded), then a warm step, then
+    the profiled ones."""
     from types import SimpleNamespace
 
     from mpbench.profilers import tensor_cores
@@ -417,7 +418,7 @@ def test_plain_steps_are_timed_before_the_profile_and_not_recorded(
     prof = TensorCoreProfiler(TensorCoreOptions(steps=3, plain_steps=4))
     prof.after_measure(ctx)  # type: ignore[arg-type]
     found = prof.result(ctx)  # type: ignore[arg-type]
-    assert len(calls) == 4 + 1 + 3  # plain, warm, profiled
+    assert len(calls) == 1 + 4 + 1 + 3  # warm, plain, the profile's warm, profiled
     assert recorded.count("aten::mm") == 3  # the profiled steps' only
     assert len(found.plain_step_us) == 4 and all(t > 0 for t in found.plain_step_us)
     assert found.steps == 3 and found.wall_time_us is not None and found.wall_time_us > 0

@@ -1,12 +1,12 @@
 """Tensor Core share: a short torch.profiler window after the measured window.
 
 The profiled steps are extra steps (never timed; the weights are restored after them).
-Just before the profiler starts, `plain_steps` unprofiled steps are timed with no profiler in
-the process: the waterfall (analysis/waterfall.py) sets what the operators cover against
-them, and the profiled steps against them give the profiler's own overhead. (Steps timed
-inside the profile with its collection switched off ran slower than the measured window, and
-by different amounts per recipe: fp32 +1.0 ms, bf16 +0.5 ms on gpt-tiny, 5 runs each;
-README, "Where the time went".)
+Just before the profiler starts, `plain_steps` unprofiled steps are timed (after one untimed)
+with no profiler in the process: the waterfall (analysis/waterfall.py) sets what the operators
+cover against them, and the profiled steps against them give the profiler's own overhead.
+(Steps timed inside the profile with its collection switched off ran slower than the
+measured window, and by different amounts per recipe: fp32 +1.0 ms, bf16 +0.5 ms on
+gpt-tiny, 5 runs each; README, "Where the time went".)
 On a GPU every kernel is sorted into a bucket (profile/kernels.py) and each bucket's
 share of summed kernel time is recorded; on a CPU the operators' self times are sorted
 the same way, and the result says plainly that a CPU has no tensor cores.
@@ -85,6 +85,8 @@ class TensorCoreProfiler(Profiler):
         activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if cuda else [])
         steps = self.opts.steps
         with weights_restored(ctx.model):
+            if self.opts.plain_steps:  # the first step after the window and the other
+                _timed_step(ctx, cuda)  # profilers' work ran 5-12% slow: warm, untimed
             plain_us = [_timed_step(ctx, cuda) * 1e6 for _ in range(self.opts.plain_steps)]
             with without_profiler_chatter(), profile(
                 activities=activities,
