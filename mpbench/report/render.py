@@ -76,7 +76,8 @@ AFTER_COMPARISON = (
     PerSet("explain", "Where the time went, and which layers to convert",
            "Each recipe's measured step-time difference from its baseline (FP32; BF16 for FP8) "
            "split into GEMMs, attention, casts, norm and elementwise work, optimizer, "
-           "communication and the unattributed rest; the per-layer advisor's timings, filter "
+           "communication, host work outside every operator and the unattributed rest; the "
+           "per-layer advisor's timings, filter "
            "and its prediction against trained runs.", waterfall_blocks),
     PerSet("microbench", "Micro-benchmarks",
            "GEMM throughput per dtype, the alignment penalty, bandwidth-bound ops, and the "
