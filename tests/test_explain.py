@@ -303,3 +303,29 @@ def test_run_summary_names_the_explain_command_or_the_flag_that_adds_its_data() 
 
     assert "mpbench explain out" in explain_hint(pair(), Path("out"))
     assert "--trace" in explain_hint([record("fp32"), record("bf16")], Path("out"))
+
+
+EXPLAIN_EXAMPLE = Path(__file__).parents[1] / "reports" / "gpt-cpu-explain-example"
+
+
+@pytest.mark.integration
+def test_the_committed_explain_example_adds_up_and_prints_as_committed() -> None:
+    """A real run (reports/README.md): every recipe of the main suite's CPU profile with its
+    op buckets and 10 plain steps; the bars sum to the measured difference, and `mpbench
+    explain` prints what is committed next to it (regenerate explain.txt if this changes)."""
+    from mpbench.results.store import load_records
+
+    found, missing = waterfalls(load_records(EXPLAIN_EXAMPLE))
+    assert len(found) == 10 and not missing  # 5 recipes x 2 models against their baselines
+    for w in found:
+        assert sum(v for _, v in w.bars) == pytest.approx(w.delta_ms, abs=1e-9)
+        assert w.unattributed_noise_ms is not None and w.host_ms is not None
+        assert w.recipe.runs == w.baseline.runs == 2  # two seeds a side
+    fp8 = [w for w in found if w.recipe.precision == "fp8-emulated"]
+    assert len(fp8) == 2 and all(w.baseline.precision == "bf16" and w.numerics_only
+                                 for w in fp8)
+    result = CliRunner().invoke(cli, ["explain", str(EXPLAIN_EXAMPLE)])
+    assert result.exit_code == 0, result.output
+    committed = (EXPLAIN_EXAMPLE / "explain.txt").read_text(encoding="utf-8")
+    assert result.output.replace(str(EXPLAIN_EXAMPLE), "") == committed.replace(
+        "reports/gpt-cpu-explain-example", "")
