@@ -415,6 +415,22 @@ def test_advice_that_never_beats_the_baseline_says_stay_on_it() -> None:
 
 
 @pytest.mark.unit
+def test_a_step_compiles_where_the_suite_asks_unless_the_recipe_refuses() -> None:
+    """The one rule runs and the advisor's probe share (train/optim.step_forward)."""
+    from mpbench.config.schema import TrainConfig
+    from mpbench.train.optim import step_forward
+
+    model = nn.Linear(4, 4)
+    forward, refusal = step_forward(model, get_recipe("bf16"), TrainConfig(compile=False))
+    assert forward is model and refusal is None
+    forward, refusal = step_forward(model, get_recipe("fp8-te-delayed"),
+                                    TrainConfig(compile=True))
+    assert forward is model and refusal is not None and "DelayedScaling" in refusal
+    forward, refusal = step_forward(model, get_recipe("bf16"), TrainConfig(compile=True))
+    assert forward is not model and refusal is None
+
+
+@pytest.mark.unit
 def test_step_probe_times_blocks_in_turn_after_an_untimed_step_on_shared_batches(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Each round runs every recipe's block in turn (the order rotating), the block's first
@@ -437,17 +453,20 @@ def test_step_probe_times_blocks_in_turn_after_an_untimed_step_on_shared_batches
 
     made: list[int] = []
     checkpointed: list[bool] = []
+    forwards: list[object] = []
 
     def fake_stepper(*args: object) -> FakeStepper:
-        made.append(int(args[-1]))  # the schedule's length: every step the probe takes
+        made.append(int(args[4]))  # type: ignore[call-overload]  # the schedule's length
         checkpointed.append(bool(args[0].activation_checkpointing))  # type: ignore[attr-defined]
+        forwards.append(args[5])
         return FakeStepper(len(made) - 1)
 
     monkeypatch.setattr(step_probe, "make_stepper", fake_stepper)
+    monkeypatch.setattr(torch, "compile", lambda model: ("compiled", model))
     suite = load_suite(SMOKE, "cpu")
     spec = pick_spec(suite, None, "fp32")
     spec = dataclasses.replace(spec, train_config=spec.train.model_copy(
-        update={"activation_checkpointing": True}))
+        update={"activation_checkpointing": True, "compile": True}))
     source = make_source(suite.data, Path(SMOKE).parent)
     recipes = [get_recipe("fp32"), get_recipe("bf16")]
     probe = step_probe.StepProbe(spec, recipes, source, torch.device("cpu"), warmup=1,
@@ -457,7 +476,8 @@ def test_step_probe_times_blocks_in_turn_after_an_untimed_step_on_shared_batches
     times = probe.run(5)
     assert [len(t) for t in times] == [5, 5]
     assert made == [1 + 2 + 5] * 2  # warm-up, an untimed first step per block, timed steps
-    assert checkpointed == [True, True]  # the suite's setting, as a run's model has it
+    assert checkpointed == [True, True]  # the suite's settings, as a run's model has them
+    assert [f[0] for f in forwards] == ["compiled", "compiled"]  # type: ignore[index]
     # two rounds: blocks of 1 + 3 then 1 + 2 steps; each round starts with the other recipe
     assert [k for k, _ in calls] == [0] * 4 + [1] * 4 + [1] * 3 + [0] * 3
     batches = {k: [b for j, b in calls if j == k] for k in (0, 1)}

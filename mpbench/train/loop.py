@@ -29,7 +29,7 @@ from mpbench.results.env_card import EnvCard
 from mpbench.results.payloads import ProfileResult, Skipped
 from mpbench.results.schema import CompileInfo, DriftProbe, RunRecord
 from mpbench.train.measure import Measurement, ProgressFn, measure, synchronize
-from mpbench.train.optim import Stepper, make_stepper
+from mpbench.train.optim import Stepper, make_stepper, step_forward
 from mpbench.train.record import RunOutcome, build_record
 
 
@@ -171,9 +171,8 @@ def _train(spec: RunSpec, facts: ModelFacts, recipe: Recipe, source: TokenSource
     if parallel is not None:  # DDP / FSDP2, before the optimizer sees the parameters
         model = parallel.wrap(model, recipe)
     total = cfg.warmup_steps + cfg.steps
-    refusal = recipe.compile_refusal(cfg) if cfg.compile else None
-    compiled = cfg.compile and refusal is None
-    forward = torch.compile(model) if compiled else model
+    forward, refusal = step_forward(model, recipe, cfg)
+    compiled = forward is not model
     stepper = make_stepper(model, recipe, cfg, device, total, forward)
     optimizer, scaler = stepper.optimizer, stepper.scaler
     if parallel is not None:  # averages the loss over ranks, counts comm per step

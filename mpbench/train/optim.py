@@ -96,6 +96,17 @@ class Stepper:
         return StepResult(loss.detach(), grad_norm)
 
 
+def step_forward(model: nn.Module, recipe: Recipe, cfg: TrainConfig
+                 ) -> tuple[Callable[..., torch.Tensor], str | None]:
+    """What a run's step calls: torch.compile(model) where train.compile asks for it and the
+    recipe allows it, else the model; and the recipe's reason for running eager (or None).
+    The runs and the advisor's step probe both take it from here."""
+    refusal = recipe.compile_refusal(cfg) if cfg.compile else None
+    if cfg.compile and refusal is None:
+        return torch.compile(model), None
+    return model, refusal
+
+
 def make_stepper(model: nn.Module, recipe: Recipe, cfg: TrainConfig, device: torch.device,
                  total_steps: int, forward: Callable[..., torch.Tensor] | None = None) -> Stepper:
     """A run's training step: AdamW, the LR schedule over `total_steps`, the recipe's loss

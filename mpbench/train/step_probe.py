@@ -6,9 +6,10 @@ another model's step the caches hold that model's tensors, and a step timed ther
 than a training run's (gpt-tiny fp32 on a CPU: 9.7 ms alternating step by step, 9.1 ms in
 blocks; bf16/fp32 1.42 against 1.48-1.52 in blocks and 1.51 over 4 fresh-process runs).
 
-Not a run: no record, no eval, no profilers; the same Stepper, optimizer and batches as a run
-(train/loop.py), so a step here is the step a run times; the median of the timed steps is
-reported. A probe can be run on (StepProbe.run) where a decision needs more steps.
+Not a run: no record, no eval, no profilers; the same Stepper, optimizer, batches and
+torch.compile setting as a run (train/loop.py), so a step here is the step a run times (the
+warm-up steps take the compile); the median of the timed steps is reported. A probe can be
+run on (StepProbe.run) where a decision needs more steps.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ from mpbench.models.entry import build_entry
 from mpbench.plan.spec import RunSpec
 from mpbench.precision.base import Recipe
 from mpbench.train.measure import synchronize
-from mpbench.train.optim import make_stepper
+from mpbench.train.optim import make_stepper, step_forward
 
 
 class StepProbe:
@@ -45,8 +46,10 @@ class StepProbe:
             base.activation_checkpointing = cfg.activation_checkpointing  # type: ignore[assignment]
             with recipe.activated():
                 model = recipe.prepare(base, device)
+            forward, _ = step_forward(model, recipe, cfg)  # compiled where the run's is
             untimed = warmup + -(-max_steps // block)  # a first, untimed step per block
-            self.steppers.append(make_stepper(model, recipe, cfg, device, untimed + max_steps))
+            self.steppers.append(make_stepper(model, recipe, cfg, device, untimed + max_steps,
+                                              forward))
         self.gen = torch.Generator().manual_seed(spec.seed)
         self.block = block
         self.times: list[list[float]] = [[] for _ in recipes]
