@@ -42,11 +42,12 @@ MODELS: dict[str, Any] = {
 }
 
 
-def suite_for(model: str, threads: int, steps: int, plain: bool = False) -> dict[str, Any]:
-    """The check's suite; `plain`: fp32 only and no profilers (the one run the advisor's
+def suite_for(model: str, threads: int, steps: int, plain: str | None = None
+              ) -> dict[str, Any]:
+    """The check's suite; `plain`: that recipe only and no profilers (a run the advisor's
     cost is set against)."""
     return {"name": f"advisor-check-{model}", "models": [MODELS[model]],
-            "precisions": ["fp32"] if plain else ["fp32", "bf16"],
+            "precisions": [plain] if plain else ["fp32", "bf16"],
             "train": {"batch_size": 8, "seq_len": 64, "steps": steps, "warmup_steps": 3,
                       "lr": 1.0e-3, "lr_warmup_steps": 2, "eval_batches": 1,
                       "threads": threads},
@@ -54,14 +55,16 @@ def suite_for(model: str, threads: int, steps: int, plain: bool = False) -> dict
             "profilers": [] if plain else ["tensor_cores"]}
 
 
-def one_plain_run_s(model: str, out: Path, threads: int, steps: int) -> float:
-    """One fp32 training run of the model with no profilers, in a fresh `mpbench run`
-    process (it pays torch's one-off imports as the advisor's process does): its duration."""
-    suite = out / f"{model}-plain.yaml"
-    suite.write_text(yaml.safe_dump(suite_for(model, threads, steps, plain=True)),
+def one_plain_run_s(model: str, recipe: str, out: Path, threads: int, steps: int) -> float:
+    """One training run of the model under `recipe` with no profilers, in a fresh `mpbench
+    run` process (it pays torch's one-off imports as the advisor's process does): its
+    duration."""
+    suite = out / f"{model}-{recipe}-plain.yaml"
+    suite.write_text(yaml.safe_dump(suite_for(model, threads, steps, plain=recipe)),
                      encoding="utf-8")
-    mpbench("run", str(suite), "-o", str(out / f"{model}-plain"), "--no-report", "-q")
-    (record,) = load_records(out / f"{model}-plain")
+    where = out / f"{model}-{recipe}-plain"
+    mpbench("run", str(suite), "-o", str(where), "--no-report", "-q")
+    (record,) = load_records(where)
     return record.duration_s
 
 
@@ -96,7 +99,8 @@ def check_model(model: str, out: Path, repeats: int, threads: int, steps: int) -
         "advisor_s": adv.advisor_s, "layer_rounds": adv.layer_rounds,
         "step_noise_ms": adv.step_noise_ms, "uncertainty_ms": adv.uncertainty_ms,
         "kept_out_saving_ms": adv.kept_out_saving_ms, "decision": adv.decision,
-        "one_run_s": one_plain_run_s(model, out, threads, steps),
+        "one_run_s": one_plain_run_s(model, "fp32", out, threads, steps),
+        "one_recipe_run_s": one_plain_run_s(model, "bf16", out, threads, steps),
         "command_wall_s": wall, "filter": adv.filter_yaml,
         "waterfalls": [{"recipe": w.key.recipe_id, "delta_ms": w.delta_ms,
                         "attributed_fraction": w.attributed_fraction,
@@ -154,8 +158,8 @@ def main() -> None:
           f"{load_before[0]:.1f} before, {load_after[0]:.1f} after (shared machine)")
     print("| model | layers advised | kept-out saving / uncertainty ms | predicted all | "
           "measured all | error | predicted advised | measured advised | error | advisor s | "
-          "one run s |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+          "fp32 run s | bf16 run s |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         saving = r["kept_out_saving_ms"]
         unc = r["uncertainty_ms"]
@@ -166,12 +170,13 @@ def main() -> None:
               f"{ratio_text(r['measured_all'])} | {100 * (r['error_all'] or 0):+.1f}% | "
               f"{r['predicted_advised']:.3f} | {ratio_text(r['measured_advised'])} | "
               f"{100 * (r['error_advised'] or 0):+.1f}% | {r['advisor_s']:.1f} | "
-              f"{r['one_run_s']:.1f} |")
+              f"{r['one_run_s']:.1f} | {r['one_recipe_run_s']:.1f} |")
     for r in results:
         cheaper = "below" if r["advisor_s"] < r["one_run_s"] else "NOT below"
         print(f"{r['model']}: advisor's own timings {r['advisor_s']:.1f} s ({r['layer_rounds']} "
               f"layer rounds), {cheaper} one plain fp32 run ({r['one_run_s']:.1f} s: fresh "
-              f"process, no profilers); {r['decision']}"
+              f"process, no profilers; a bf16 one took {r['one_recipe_run_s']:.1f} s); "
+              f"{r['decision']}"
               + ("; the advised set measured SLOWER than every layer beyond both intervals"
                  if r["advised_slower_than_all"] else ""))
     def coverage(w: dict[str, Any]) -> str:
