@@ -424,3 +424,28 @@ def test_plain_steps_are_timed_before_the_profile_and_not_recorded(
     assert found.steps == 3 and found.wall_time_us is not None and found.wall_time_us > 0
 
 
+
+
+@pytest.mark.integration
+def test_the_op_bucket_profiler_times_its_plain_steps_first_after_the_window(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Listed last, tensor_cores still runs its after-window work first: its plain steps are
+    the waterfall's match for the measured window, with no GEMM ceiling benchmark or memory
+    probe between them; the others keep the suite's order."""
+    from mpbench.profilers.memory import MemoryBreakdownProfiler
+    from mpbench.profilers.mfu import MfuProfiler
+    from mpbench.profilers.tensor_cores import TensorCoreProfiler
+
+    order: list[str] = []
+    for cls in (MemoryBreakdownProfiler, MfuProfiler, TensorCoreProfiler):
+        real = cls.after_measure
+
+        def recorded(self: Any, ctx: Any, real: Any = real, name: str = cls.name) -> None:
+            order.append(name)
+            real(self, ctx)
+
+        monkeypatch.setattr(cls, "after_measure", recorded)
+    rec = run_once(tiny_suite(tmp_path, ["memory", "mfu", {"name": "tensor_cores",
+                                                           "options": {"plain_steps": 3}}]))
+    assert rec.status == "ok", rec.reason
+    assert order == ["tensor_cores", "memory", "mfu"]

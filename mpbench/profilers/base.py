@@ -69,6 +69,9 @@ class Profiler:
     Options: ClassVar[type[ProfilerOptions]] = ProfilerOptions
     Result: ClassVar[type[ProfileResult]] = ProfileResult
     """What `result` returns (results/payloads/): the analysis reads these fields."""
+    first_after_window: ClassVar[bool] = False
+    """Its after_measure runs before the other profilers': it times steps that must match the
+    measured window, so nothing else (a GEMM ceiling benchmark, a memory probe) comes between."""
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)

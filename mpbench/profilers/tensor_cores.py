@@ -70,6 +70,7 @@ class TensorCoreProfiler(Profiler):
     summary = "share of GPU kernel time in tensor-core GEMMs per dtype, attention, FP8 casts, ..."
     Options = TensorCoreOptions
     Result = TensorCoreResult
+    first_after_window = True  # its plain steps are the waterfall's match for the window
 
     def __init__(self, options: ProfilerOptions | None = None) -> None:
         super().__init__(options)

@@ -213,7 +213,7 @@ def _train(spec: RunSpec, facts: ModelFacts, recipe: Recipe, source: TokenSource
                           periodic_eval, on_hooks)
     measurement.compile = compile_info(cfg.compile, compiled, refusal, measurement)
     if measurement.diverged_step is None:
-        for prof in profilers:
+        for prof in sorted(profilers, key=lambda p: not p.first_after_window):
             prof.after_measure(ctx)
         model.eval()
         measurement.eval_loss = eval_loss(forward, source, spec, recipe, device)
