@@ -4,7 +4,8 @@ For gpt-tiny, gpt-mini and a tiny Hugging Face Llama, bf16 against fp32:
 `mpbench advise SUITE --recipe bf16 --verify --repeats R` (fresh process per run, interleaved),
 then the predicted whole-step ratio against the measured one (median of run medians, run-level
 interval) for every layer and for the advised set, the advisor's own cost against one plain
-fp32 training run (fresh process, no profilers), and the waterfall of the verification runs (named parts against the measured difference).
+training run in fp32 and in bf16 (each a fresh process, no profilers), and the waterfall of
+the verification runs (named parts against the measured difference).
 With --main-suite it also runs `mpbench run suites/gpt.yaml --trace` (the main suite's CPU
 profile with the op-bucket profiler added) and reports every recipe's waterfall coverage.
 
@@ -179,6 +180,7 @@ def main() -> None:
               f"{r['decision']}"
               + ("; the advised set measured SLOWER than every layer beyond both intervals"
                  if r["advised_slower_than_all"] else ""))
+
     def coverage(w: dict[str, Any]) -> str:
         frac, noise = w["attributed_fraction"], w["noise_ms"]
         return (f"difference {w['delta_ms']:+.2f} ms, unattributed {w['unattributed_ms']:+.2f} ms"
