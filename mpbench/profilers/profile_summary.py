@@ -169,6 +169,13 @@ def cpu_self_times(events: Iterable[E]) -> Iterator[tuple[E, float]]:
             yield e, us
 
 
+def cpu_ops(events: Iterable[_Event]) -> list[Timed]:
+    """The operators' self times (cpu_self_times), bucketed; an operator under optimizer.step
+    (phase_of) is optimizer work."""
+    return [Timed(e.name, us, classify_cpu_op(e.name, phase_of(e) == OPTIMIZER_PHASE))
+            for e, us in cpu_self_times(events)]
+
+
 def cpu_phase_times(events: Iterable[_Event]) -> dict[str, dict[str, float]]:
     """Operator self time (us) per phase and bucket (the operators of cpu_self_times)."""
     out: dict[str, dict[str, float]] = {}

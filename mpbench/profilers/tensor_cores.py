@@ -34,10 +34,9 @@ from mpbench.profilers.base import (
 from mpbench.profilers.kernel_rules import (
     CPU_BUCKETS,
     GPU_BUCKETS,
-    classify_cpu_op,
     classify_kernel,
 )
-from mpbench.profilers.profile_summary import Timed, cpu_self_times, phase_times, summarize
+from mpbench.profilers.profile_summary import Timed, cpu_ops, phase_times, summarize
 from mpbench.profilers.stderr_filter import without_profiler_chatter
 from mpbench.results.output import write_output
 from mpbench.results.payloads import TensorCoreResult
@@ -167,21 +166,6 @@ def busy_time_us(events: list[FunctionEvent]) -> float:
             busy += stop - max(start, end)
             end = stop
     return busy
-
-
-def _inside_optimizer(e: FunctionEvent) -> bool:
-    parent = e.cpu_parent
-    while parent is not None:
-        if parent.name.startswith("Optimizer."):
-            return True
-        parent = parent.cpu_parent
-    return False
-
-
-def cpu_ops(events: list[FunctionEvent]) -> list[Timed]:
-    """The operators' self times (profile_summary.cpu_self_times), bucketed."""
-    return [Timed(e.name, us, classify_cpu_op(e.name, _inside_optimizer(e)))
-            for e, us in cpu_self_times(events)]
 
 
 def export_trace(prof: profile, where: bool | str, ctx: RunContext) -> Path:
