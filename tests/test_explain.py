@@ -49,14 +49,20 @@ def cpu_profile(matmul_ms: float, other_ms: float, copy_ms: float, opt_ms: float
                    plain_step_us=[ms * 1000 for ms in plain_ms or []])
 
 
+def profiled_pair(base: dict[str, object], new: dict[str, object], base_ms: float = 20.0,
+                  new_ms: float = 15.0) -> list:
+    """fp32 runs with profile `base` and bf16 runs with `new`, two seeds each."""
+    return ([record("fp32", s, step_ms=base_ms, noise=0.01,
+                    profiler_results={"tensor_cores": base}) for s in (0, 1)]
+            + [record("bf16", s, step_ms=new_ms, noise=0.01,
+                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+
+
 def pair(base_ms: float = 20.0, new_ms: float = 15.0) -> list:
     """fp32 and bf16, two runs each: bf16 saves 8 ms of matmul, adds 2 ms of casts."""
-    base = cpu_profile(matmul_ms=12.0, other_ms=4.0, copy_ms=0.5, opt_ms=1.0)
-    new = cpu_profile(matmul_ms=4.0, other_ms=6.0, copy_ms=2.5, opt_ms=1.0)
-    return ([record("fp32", s, step_ms=base_ms, noise=0.01, profiler_results={
-                "tensor_cores": base}) for s in (0, 1)]
-            + [record("bf16", s, step_ms=new_ms, noise=0.01, profiler_results={
-                "tensor_cores": new}) for s in (0, 1)])
+    return profiled_pair(cpu_profile(matmul_ms=12.0, other_ms=4.0, copy_ms=0.5, opt_ms=1.0),
+                         cpu_profile(matmul_ms=4.0, other_ms=6.0, copy_ms=2.5, opt_ms=1.0),
+                         base_ms, new_ms)
 
 
 def test_cpu_waterfall_parts_are_the_bucket_differences_and_sum_to_measured() -> None:
@@ -105,10 +111,7 @@ def test_gemms_split_into_forward_and_backward_by_the_stored_phases() -> None:
 
     base = cpu_profile(12.0, 4.0, 0.5, 1.0, fwd_matmul_ms=4.0)
     new = cpu_profile(4.0, 6.0, 2.5, 1.0, fwd_matmul_ms=1.5)
-    recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
-             for s in (0, 1)]
-            + [record("bf16", s, step_ms=15.0, noise=0.01,
-                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+    recs = profiled_pair(base, new)
     (w,) = waterfalls(recs)[0]
     assert w.parts_ms[GEMM_FWD] == pytest.approx(-2.5)  # 4.0 -> 1.5 ms
     assert w.parts_ms[GEMM_BWD] == pytest.approx(-5.5)  # 8.0 -> 2.5 ms
@@ -155,10 +158,7 @@ def test_older_records_set_the_rest_against_the_profiled_steps() -> None:
     spends outside every operator, the rest (measured window against it) is unattributed."""
     base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=21.0)  # ops 19.0 of 21.0 profiled ms
     new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=14.0)  # ops 13.0 of 14.0
-    recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
-             for s in (0, 1)]
-            + [record("bf16", s, step_ms=15.0, noise=0.01,
-                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+    recs = profiled_pair(base, new)
     (w,) = waterfalls(recs)[0]
     bars = dict(w.bars)
     assert bars[HOST] == pytest.approx(-1.0)  # 2.0 -> 1.0 ms outside every operator
@@ -180,10 +180,7 @@ def test_the_rest_is_set_against_plain_steps_timed_before_the_profile() -> None:
     plain_bf16 = [11.3, 11.5, 11.7, 11.4, 11.6]
     base = cpu_profile(12.0, 4.0, 0.5, 1.0, wall_ms=19.5, plain_ms=plain_fp32)  # ops 19.0
     new = cpu_profile(4.0, 6.0, 2.5, 1.0, wall_ms=13.5, plain_ms=plain_bf16)  # ops 13.0
-    recs = ([record("fp32", s, step_ms=20.0, noise=0.01, profiler_results={"tensor_cores": base})
-             for s in (0, 1)]
-            + [record("bf16", s, step_ms=15.0, noise=0.01,
-                      profiler_results={"tensor_cores": new}) for s in (0, 1)])
+    recs = profiled_pair(base, new)
     (w,) = waterfalls(recs)[0]
     bars = dict(w.bars)
     assert bars[OVERHEAD] == pytest.approx(-1.0)

@@ -169,6 +169,12 @@ class Waterfall:
         return None if b is None or r is None else 2.0 * math.sqrt(b + r)
 
     @property
+    def unattributed_within_noise(self) -> bool | None:
+        """The unattributed bar is no larger than its sampling noise (None: noise unknown)."""
+        noise = self.unattributed_noise_ms
+        return None if noise is None else abs(self.unattributed_ms) <= noise
+
+    @property
     def bars(self) -> list[tuple[str, float]]:
         """Every part, the overhead correction, host time and the rest, in order: they sum to
         delta_ms."""

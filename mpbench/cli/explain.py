@@ -40,7 +40,7 @@ def waterfall_lines(w: Waterfall) -> list[str]:
         notes.append(f"named parts: {100 * w.attributed_fraction:.0f}% of it")
     noise = w.unattributed_noise_ms
     if noise is not None:
-        inside = "within" if abs(w.unattributed_ms) <= noise else "beyond"
+        inside = "within" if w.unattributed_within_noise else "beyond"
         notes.append(f"unattributed {inside} the two windows' sampling noise, ±{noise:.2f} ms")
     lines.append(f"  {'sum = measured difference':<34} {w.delta_ms:+8.3f} ms"
                  + (f"  ({'; '.join(notes)})" if notes else ""))

@@ -41,13 +41,13 @@ class StepProbe:
         facts = spec.model_facts(source.vocab_size)
         self.recipes, self.source, self.device, self.cfg = list(recipes), source, device, cfg
         self.steppers = []
+        untimed = warmup + -(-max_steps // block)  # a first, untimed step per block
         for recipe in recipes:
             base = build_entry(spec.model, facts, spec.seed)
             base.activation_checkpointing = cfg.activation_checkpointing  # type: ignore[assignment]
             with recipe.activated():
                 model = recipe.prepare(base, device)
             forward, _ = step_forward(model, recipe, cfg)  # compiled where the run's is
-            untimed = warmup + -(-max_steps // block)  # a first, untimed step per block
             self.steppers.append(make_stepper(model, recipe, cfg, device, untimed + max_steps,
                                               forward))
         self.gen = torch.Generator().manual_seed(spec.seed)
